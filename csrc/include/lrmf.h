@@ -1,0 +1,138 @@
+/*
+ * lrmf.h — the C ABI of lrmf's compute kernels.
+ *
+ * Every arithmetic loop of lrmf lives behind this header. The same
+ * prototypes are implemented for the CPU (csrc/cpu, C11) and, under the
+ * `cuda` build, for the GPU (csrc/cuda, same argument order and meaning).
+ *
+ * Conventions (all kernels):
+ *  - Matrices are row-major. GEMM takes explicit leading dimensions (the
+ *    distance in elements between consecutive rows); every other kernel
+ *    works on contiguous buffers, so an n×d matrix has leading dimension d.
+ *  - Sizes are int64_t and may be 0 (the call is then a no-op that returns
+ *    LRMF_OK); a negative size, a leading dimension smaller than the row
+ *    length, or a NULL pointer that the kernel needs gives LRMF_EINVAL and
+ *    writes nothing.
+ *  - Each kernel exists as _f32 (float) and _f64 (double) with identical
+ *    semantics; both are generated from one source. Sums over a batch or a
+ *    row (log-likelihoods, log-dets, parameter gradients, bias gradients)
+ *    accumulate in double whatever the element type.
+ *  - "out" buffers are overwritten unless the description says "+=".
+ *    Outputs never alias inputs unless stated.
+ *  - Kernels are pure functions of their arguments: they allocate nothing,
+ *    keep no state and start no threads. Callers split a batch into row
+ *    blocks for parallelism and combine per-block partial sums themselves,
+ *    in a fixed order, so results are reproducible.
+ */
+#ifndef LRMF_H
+#define LRMF_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes returned by every kernel. */
+#define LRMF_OK 0
+#define LRMF_EINVAL (-1) /* bad size, leading dimension or NULL pointer */
+
+/* ln(2π), used by the Gaussian log-density. */
+#define LRMF_LN_2PI 1.83787706640934548356
+
+#define LRMF_DECLARE(T, S)                                                     \
+  /* C = alpha*op(A)*op(B) + beta*C. op(A) is m×k, op(B) is k×n, C is m×n.     \
+   * op(X) = X when trans_x == 0, Xᵀ otherwise (A is then stored k×m).        \
+   * With beta == 0, C is not read (NaN in C does not propagate). */         \
+  int lrmf_gemm_##S(int trans_a, int trans_b, int64_t m, int64_t n,            \
+                    int64_t k, T alpha, const T *a, int64_t lda, const T *b,   \
+                    int64_t ldb, T beta, T *c, int64_t ldc);                   \
+                                                                               \
+  /* y[i,j] += bias[j];  y is n×d, bias is d. */                               \
+  int lrmf_bias_add_##S(int64_t n, int64_t d, const T *bias, T *y);            \
+                                                                               \
+  /* db[j] = Σ_i dy[i,j];  dy is n×d, db is d (overwritten). */                \
+  int lrmf_bias_grad_##S(int64_t n, int64_t d, const T *dy, T *db);            \
+                                                                               \
+  /* y = max(x, 0) elementwise over n elements; y may alias x. */              \
+  int lrmf_relu_fwd_##S(int64_t n, const T *x, T *y);                          \
+                                                                               \
+  /* dx = dy where x > 0, else 0; dx may alias dy. */                          \
+  int lrmf_relu_bwd_##S(int64_t n, const T *x, const T *dy, T *dx);            \
+                                                                               \
+  /* y = tanh(x) elementwise; y may alias x. */                                \
+  int lrmf_tanh_fwd_##S(int64_t n, const T *x, T *y);                          \
+                                                                               \
+  /* dx = dy * (1 - y²) where y = tanh(x); dx may alias dy. */                 \
+  int lrmf_tanh_bwd_##S(int64_t n, const T *y, const T *dy, T *dx);            \
+                                                                               \
+  /* Batched full-covariance Gaussian log-density, parameterised by           \
+   * mu (d) and L (d×d) with LᵀL = Σ⁻¹ (lrmf uses L = Σ^{-1/2}):              \
+   *   u_i    = L (x_i − mu)                         u is n×d (out)           \
+   *   logp_i = −(d/2) ln 2π + logdet_l − ½‖u_i‖²    logp is n (out)          \
+   * x is n×d; logdet_l = ln|det L| is computed by the caller. u is kept     \
+   * for lrmf_gauss_bwd. */                                                    \
+  int lrmf_gauss_logp_##S(int64_t n, int64_t d, const T *x, const T *mu,       \
+                          const T *l, T logdet_l, T *u, T *logp);              \
+                                                                               \
+  /* Backward of lrmf_gauss_logp for upstream weights w = dlogp (n):           \
+   *   g_i  = Lᵀ u_i                                                          \
+   *   dx_i = −w_i g_i                      dx n×d (out; may be NULL: skip)   \
+   *   dmu  = Σ_i w_i g_i                   dmu d (out)                       \
+   *   dl   = −Σ_i w_i u_i (x_i − mu)ᵀ      dl d×d (out)                      \
+   * dl is the data term only: the gradient of ln|det L| is L⁻ᵀ·Σ_i w_i,      \
+   * which the caller adds (it needs an inverse, a host-side operation). */    \
+  int lrmf_gauss_bwd_##S(int64_t n, int64_t d, const T *x, const T *mu,        \
+                         const T *l, const T *u, const T *dlogp, T *dx,        \
+                         T *dmu, T *dl);                                       \
+                                                                               \
+  /* Per-sample log-det accumulation: logdet[i] += Σ_j s[i,j];  s is n×d     \
+   * (e.g. the log-scales of a coupling layer), logdet is n. */                \
+  int lrmf_logdet_acc_##S(int64_t n, int64_t d, const T *s, T *logdet);        \
+                                                                               \
+  /* Affine flow forward: y_i = M x_i + b;  logdet[i] += ldm, where ldm =     \
+   * ln|det M| is computed by the caller. x, y are n×d, M is d×d, b is d;    \
+   * logdet (n) may be NULL. y must not alias x. */                            \
+  int lrmf_affine_fwd_##S(int64_t n, int64_t d, const T *x, const T *m,        \
+                          const T *b, T ldm, T *y, T *logdet);                 \
+                                                                               \
+  /* Affine flow inverse: x_i = Minv (y_i − b);  Minv = M⁻¹ (d×d) is          \
+   * computed by the caller. x must not alias y. */                            \
+  int lrmf_affine_inv_##S(int64_t n, int64_t d, const T *y, const T *minv,     \
+                          const T *b, T *x);                                   \
+                                                                               \
+  /* Adam update of n parameters (Kingma & Ba, 2015):                         \
+   *   m = beta1 m + (1−beta1) g;   v = beta2 v + (1−beta2) g²                \
+   *   p −= lr · (m / bc1) / (sqrt(v / bc2) + eps)                            \
+   * with bias corrections bc1 = 1 − beta1^t, bc2 = 1 − beta2^t from the     \
+   * caller (t counts from 1). p, m, v are updated in place. */                \
+  int lrmf_adam_##S(int64_t n, T *p, const T *g, T *m, T *v, T lr, T beta1,    \
+                    T beta2, T eps, T bc1, T bc2);                             \
+                                                                               \
+  /* y += alpha·x over n elements. */                                          \
+  int lrmf_axpy_##S(int64_t n, T alpha, const T *x, T *y);                     \
+                                                                               \
+  /* x[i] = value over n elements. */                                          \
+  int lrmf_fill_##S(int64_t n, T value, T *x);                                 \
+                                                                               \
+  /* *out = Σ_i x[i] y[i], accumulated in double (y == x gives ‖x‖²). */       \
+  int lrmf_dot_##S(int64_t n, const T *x, const T *y, double *out);            \
+                                                                               \
+  /* *out = Σ_i x[i], accumulated in double. */                                \
+  int lrmf_sum_##S(int64_t n, const T *x, double *out);                        \
+                                                                               \
+  /* Row gather: dst[i,:] = src[idx[i],:] for i < n; src has at least        \
+   * max(idx)+1 rows of d elements (not checked: the caller validates idx). */ \
+  int lrmf_gather_rows_##S(int64_t n, int64_t d, const T *src,                 \
+                           const int32_t *idx, T *dst);
+
+LRMF_DECLARE(float, f32)
+LRMF_DECLARE(double, f64)
+
+#undef LRMF_DECLARE
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LRMF_H */

@@ -1,0 +1,512 @@
+package lrmf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/lrmf-go/lrmf/native"
+)
+
+// Config configures Align. The zero value of every field selects the
+// default given in its comment.
+type Config struct {
+	// Backend runs the computation (default: native.DefaultBackend() in
+	// float64 with one thread per CPU). Align does not close it.
+	Backend native.Backend `json:"-"`
+	// Flow builds T (default AffineFlow()).
+	Flow FlowMaker `json:"-"`
+	// Density builds the density family M (default GaussianDensity()).
+	Density DensityMaker `json:"-"`
+
+	// Steps is the joint phase's step budget (default 2000).
+	Steps int `json:"steps"`
+	// FitSteps is the step budget of each gradient fit of θA*, θB*
+	// (default 2000). Densities with a closed-form MLE are fitted in
+	// closed form unless GradientFit is set.
+	FitSteps int `json:"fit_steps"`
+	// GradientFit fits θA*, θB* by gradient ascent even when a closed form
+	// exists (as Algorithm 1 does).
+	GradientFit bool `json:"gradient_fit"`
+	// Batch is the mini-batch size b drawn from A and from B (default 256,
+	// capped at the smaller dataset's size). Each epoch visits every row
+	// once, in an order reshuffled per epoch.
+	Batch int `json:"batch"`
+	// LR is Adam's learning rate for the joint phase (default 0.01).
+	LR float64 `json:"lr"`
+	// FitLR is Adam's learning rate for gradient fits (default LR).
+	FitLR float64 `json:"fit_lr"`
+	// Tol is ε: a phase stops when its gradient norm (‖g_T‖ + ‖g_S‖ in the
+	// joint phase) falls below it (default 1e-4).
+	Tol float64 `json:"tol"`
+	// Threshold is δ: the alignment succeeded when |LRMF| on the full data
+	// is below it, in nats (default 0.05).
+	Threshold float64 `json:"threshold"`
+	// Seed seeds parameter initialisation and batch order.
+	Seed uint64 `json:"seed"`
+
+	// Progress, if not nil, is called every ProgressEvery steps of each
+	// phase (default 25) and at each phase's end.
+	Progress      func(Progress) `json:"-"`
+	ProgressEvery int            `json:"-"`
+}
+
+// Progress is a snapshot of a running Align.
+type Progress struct {
+	Phase    string // "fit-A", "fit-B" or "joint"
+	Step     int    // steps done in this phase
+	Steps    int    // the phase's budget
+	Loss     float64
+	GradNorm float64
+	Elapsed  time.Duration // since Align started
+	Done     bool          // the phase has ended
+}
+
+// Status classifies the outcome of Align.
+type Status string
+
+// Outcomes of Align.
+const (
+	// Converged: |LRMF| < Threshold on the full data.
+	Converged Status = "converged"
+	// NotConverged: LRMF ≥ Threshold: T(A) and B remain distinguishable.
+	NotConverged Status = "not-converged"
+	// Undershot: LRMF ≤ −Threshold. LRMF is bounded below by 0 when θA*
+	// and θB* are optimal, so a value well below 0 means c_AB was
+	// under-fitted and the indicator cannot be trusted.
+	Undershot Status = "undershot"
+	// Diverged: a loss or gradient became NaN or infinite.
+	Diverged Status = "diverged"
+	// Canceled: the context ended the run.
+	Canceled Status = "canceled"
+)
+
+// Point is one joint-phase step of the training history: the mini-batch
+// LRMF before the update and the two gradient norms.
+type Point struct {
+	Step  int     `json:"step"`
+	Loss  float64 `json:"loss"`
+	GradT float64 `json:"grad_t"`
+	GradS float64 `json:"grad_s"`
+}
+
+// Result is the outcome of Align.
+type Result struct {
+	Status    Status  `json:"status"`
+	Converged bool    `json:"converged"`
+	LRMF      float64 `json:"lrmf"` // on the full data, nats
+	CAB       float64 `json:"c_ab"` // ℓ(A; θA*) + ℓ(B; θB*)
+	LogLikTA  float64 `json:"loglik_ta"`
+	LogLikB   float64 `json:"loglik_b"`
+	LogDet    float64 `json:"logdet"` // mean ln|det ∇T| over A
+
+	Steps     int     `json:"steps"`      // joint steps taken
+	StoppedBy string  `json:"stopped_by"` // "tolerance", "budget", "canceled" or "diverged"
+	FitStepsA int     `json:"fit_steps_a"`
+	FitStepsB int     `json:"fit_steps_b"`
+	History   []Point `json:"history"`
+
+	FitSeconds   float64 `json:"fit_seconds"`
+	JointSeconds float64 `json:"joint_seconds"`
+	TotalSeconds float64 `json:"seconds"`
+	MsPerStep    float64 `json:"ms_per_step"`
+
+	// Flow is the trained T; Density is θS*; DensityA and DensityB are
+	// θA* and θB*. All live on Config.Backend.
+	Flow     Flow    `json:"-"`
+	Density  Density `json:"-"`
+	DensityA Density `json:"-"`
+	DensityB Density `json:"-"`
+	// Transformed is T(A) in A's row order.
+	Transformed *mat.Dense `json:"-"`
+}
+
+// ErrDiverged is returned (wrapped) when training produces a non-finite
+// loss or gradient.
+var ErrDiverged = errors.New("training diverged")
+
+func (c Config) withDefaults(na, nb int) Config {
+	if c.Flow == nil {
+		c.Flow = AffineFlow()
+	}
+	if c.Density == nil {
+		c.Density = GaussianDensity()
+	}
+	if c.Steps == 0 {
+		c.Steps = 2000
+	}
+	if c.FitSteps == 0 {
+		c.FitSteps = 2000
+	}
+	if c.Batch == 0 {
+		c.Batch = min(256, na, nb)
+	}
+	if c.LR == 0 {
+		c.LR = 0.01
+	}
+	if c.FitLR == 0 {
+		c.FitLR = c.LR
+	}
+	if c.Tol == 0 {
+		c.Tol = 1e-4
+	}
+	if c.Threshold == 0 {
+		c.Threshold = 0.05
+	}
+	if c.ProgressEvery == 0 {
+		c.ProgressEvery = 25
+	}
+	return c
+}
+
+func (c Config) validate(na, nb int) error {
+	switch {
+	case c.Steps < 0:
+		return fmt.Errorf("lrmf: Config.Steps = %d is negative", c.Steps)
+	case c.FitSteps < 0:
+		return fmt.Errorf("lrmf: Config.FitSteps = %d is negative", c.FitSteps)
+	case c.Batch < 1:
+		return fmt.Errorf("lrmf: Config.Batch = %d must be positive", c.Batch)
+	case c.Batch > na:
+		return fmt.Errorf("lrmf: Config.Batch = %d exceeds the %d rows of A", c.Batch, na)
+	case c.Batch > nb:
+		return fmt.Errorf("lrmf: Config.Batch = %d exceeds the %d rows of B", c.Batch, nb)
+	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+		return fmt.Errorf("lrmf: Config.LR = %v must be positive and finite", c.LR)
+	case !(c.FitLR > 0) || math.IsInf(c.FitLR, 0):
+		return fmt.Errorf("lrmf: Config.FitLR = %v must be positive and finite", c.FitLR)
+	case !(c.Tol >= 0) || math.IsInf(c.Tol, 0):
+		return fmt.Errorf("lrmf: Config.Tol = %v must be non-negative and finite", c.Tol)
+	case !(c.Threshold > 0) || math.IsInf(c.Threshold, 0):
+		return fmt.Errorf("lrmf: Config.Threshold = %v must be positive and finite", c.Threshold)
+	case c.ProgressEvery < 0:
+		return fmt.Errorf("lrmf: Config.ProgressEvery = %d is negative", c.ProgressEvery)
+	}
+	return nil
+}
+
+// checkData validates one dataset: non-empty and finite.
+func checkData(name string, x *mat.Dense) error {
+	if x == nil || x.IsEmpty() {
+		return fmt.Errorf("lrmf: dataset %s is empty", name)
+	}
+	r, c := x.Dims()
+	for i := 0; i < r; i++ {
+		for j := 0; j < c; j++ {
+			if v := x.At(i, j); math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("lrmf: dataset %s: row %d, column %d is %v", name, i, j, v)
+			}
+		}
+	}
+	return nil
+}
+
+// Align runs Algorithm 1 of the paper on datasets A (nA×D) and B (nB×D):
+//
+//  1. fit θA* to A and θB* to B (closed form when the density has one,
+//     else Adam until the gradient norm falls below Tol or FitSteps);
+//     c_AB = ℓ(A; θA*) + ℓ(B; θB*);
+//  2. start θS from θA* and T from its initialisation, then take Adam steps
+//     on the mini-batch LRMF (one batch of A and one of B per step) until
+//     ‖g_T‖ + ‖g_S‖ < Tol or Steps;
+//  3. evaluate LRMF on the full data and classify the outcome.
+//
+// Align returns a Result whenever training started, also together with an
+// error: ErrDiverged (wrapped) for a non-finite loss, or ctx.Err() when the
+// context ends the run; Result.Status says which.
+func Align(ctx context.Context, a, b *mat.Dense, cfg Config) (*Result, error) {
+	start := time.Now()
+	if err := checkData("A", a); err != nil {
+		return nil, err
+	}
+	if err := checkData("B", b); err != nil {
+		return nil, err
+	}
+	na, dim := a.Dims()
+	nb, dimB := b.Dims()
+	if dim != dimB {
+		return nil, fmt.Errorf("lrmf: A has %d columns and B has %d: the datasets must have the same dimension", dim, dimB)
+	}
+	cfg = cfg.withDefaults(na, nb)
+	if err := cfg.validate(na, nb); err != nil {
+		return nil, err
+	}
+	be := cfg.Backend
+	if be == nil {
+		var err error
+		if be, err = native.Open(native.DefaultBackend(), native.Float64, 0); err != nil {
+			return nil, err
+		}
+		defer be.Close()
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6c726d66)) // "lrmf"
+	r := &run{cfg: cfg, be: be, rng: rng, start: start, dim: dim}
+	r.a = toTensor(be, a)
+	r.b = toTensor(be, b)
+	return r.align(ctx)
+}
+
+// run holds the state of one Align call.
+type run struct {
+	cfg   Config
+	be    native.Backend
+	rng   *rand.Rand
+	start time.Time
+	dim   int
+	a, b  *native.Tensor
+}
+
+func toTensor(be native.Backend, x *mat.Dense) *native.Tensor {
+	r, c := x.Dims()
+	t := be.New(r, c)
+	be.Upload(t, mat.DenseCopyOf(x).RawMatrix().Data)
+	return t
+}
+
+func (r *run) progress(p Progress) {
+	if r.cfg.Progress != nil {
+		p.Elapsed = time.Since(r.start)
+		r.cfg.Progress(p)
+	}
+}
+
+func (r *run) align(ctx context.Context) (*Result, error) {
+	cfg, be := r.cfg, r.be
+	res := &Result{}
+	newDensity := func(which string) (Density, error) {
+		d, err := cfg.Density(be, r.dim, r.rng)
+		if err != nil {
+			return nil, fmt.Errorf("lrmf: building the density for %s: %w", which, err)
+		}
+		return d, nil
+	}
+	var err error
+	if res.DensityA, err = newDensity("A"); err != nil {
+		return nil, err
+	}
+	if res.DensityB, err = newDensity("B"); err != nil {
+		return nil, err
+	}
+	if res.Density, err = newDensity("S"); err != nil {
+		return nil, err
+	}
+	if res.Flow, err = cfg.Flow(be, r.dim, r.rng); err != nil {
+		return nil, fmt.Errorf("lrmf: building the flow: %w", err)
+	}
+
+	// Phase 1: θA*, θB*, c_AB.
+	if res.FitStepsA, err = r.fit(ctx, "fit-A", res.DensityA, r.a); err != nil {
+		return r.stopped(res, err)
+	}
+	if res.FitStepsB, err = r.fit(ctx, "fit-B", res.DensityB, r.b); err != nil {
+		return r.stopped(res, err)
+	}
+	la, err := meanLogProb(be, res.DensityA, r.a)
+	if err != nil {
+		return nil, err
+	}
+	lb, err := meanLogProb(be, res.DensityB, r.b)
+	if err != nil {
+		return nil, err
+	}
+	res.CAB = la + lb
+	res.FitSeconds = time.Since(r.start).Seconds()
+
+	// Phase 2: joint training.
+	copyParams(be, res.Density.Params(), res.DensityA.Params())
+	jointStart := time.Now()
+	err = r.joint(ctx, res)
+	res.JointSeconds = time.Since(jointStart).Seconds()
+	if res.Steps > 0 {
+		res.MsPerStep = 1000 * res.JointSeconds / float64(res.Steps)
+	}
+	if err != nil {
+		return r.stopped(res, err)
+	}
+
+	// Phase 3: the indicator on the full data.
+	obj, y, err := evalLRMF(be, res.Flow, res.Density, res.CAB, r.a, r.b)
+	if err != nil {
+		return r.stopped(res, err)
+	}
+	res.LRMF, res.LogLikTA, res.LogLikB, res.LogDet = obj.lrmf, obj.llTA, obj.llB, obj.logdet
+	if !finite(res.LRMF) {
+		return r.stopped(res, fmt.Errorf("lrmf: %w: LRMF on the full data is %v", ErrDiverged, res.LRMF))
+	}
+	res.Transformed = mat.NewDense(y.Rows(), y.Cols(), nil)
+	be.Download(res.Transformed.RawMatrix().Data, y)
+	switch {
+	case res.LRMF >= cfg.Threshold:
+		res.Status = NotConverged
+	case res.LRMF <= -cfg.Threshold:
+		res.Status = Undershot
+	default:
+		res.Status = Converged
+		res.Converged = true
+	}
+	res.TotalSeconds = time.Since(r.start).Seconds()
+	return res, nil
+}
+
+// stopped finishes a Result for a run ended by err.
+func (r *run) stopped(res *Result, err error) (*Result, error) {
+	res.TotalSeconds = time.Since(r.start).Seconds()
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		res.Status, res.StoppedBy = Canceled, "canceled"
+	case errors.Is(err, ErrDiverged):
+		res.Status, res.StoppedBy = Diverged, "diverged"
+	default:
+		return nil, err
+	}
+	res.LRMF = math.NaN()
+	return res, err
+}
+
+func finite(xs ...float64) bool {
+	for _, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// sampler draws mini-batches of row indices: each epoch is a fresh
+// permutation, consumed batch by batch (a short tail is skipped).
+type sampler struct {
+	perm  []int32
+	pos   int
+	batch int
+	rng   *rand.Rand
+}
+
+func newSampler(n, batch int, rng *rand.Rand) *sampler {
+	s := &sampler{perm: make([]int32, n), batch: batch, rng: rng}
+	for i := range s.perm {
+		s.perm[i] = int32(i)
+	}
+	s.pos = n // shuffle on first use
+	return s
+}
+
+func (s *sampler) next() []int32 {
+	if s.pos+s.batch > len(s.perm) {
+		s.rng.Shuffle(len(s.perm), func(i, j int) { s.perm[i], s.perm[j] = s.perm[j], s.perm[i] })
+		s.pos = 0
+	}
+	out := s.perm[s.pos : s.pos+s.batch]
+	s.pos += s.batch
+	return out
+}
+
+// fit sets d to θX* for data x and returns the number of gradient steps.
+func (r *run) fit(ctx context.Context, phase string, d Density, x *native.Tensor) (int, error) {
+	if f, ok := d.(MLEFitter); ok && !r.cfg.GradientFit {
+		if err := f.FitMLE(x); err != nil {
+			return 0, fmt.Errorf("lrmf: fitting the density to %s: %w", phase[len(phase)-1:], err)
+		}
+		r.progress(Progress{Phase: phase, Done: true})
+		return 0, nil
+	}
+	be, bsz := r.be, r.cfg.Batch
+	s := newSampler(x.Rows(), bsz, r.rng)
+	xb, logp, dlogp := be.New(bsz, r.dim), be.New(bsz, 1), be.New(bsz, 1)
+	be.Fill(dlogp, -1/float64(bsz)) // loss = −mean ln p
+	opt := NewAdam(be, d.Params(), r.cfg.FitLR)
+	steps := r.cfg.FitSteps
+	for step := 1; step <= steps; step++ {
+		if err := ctx.Err(); err != nil {
+			return step - 1, err
+		}
+		be.GatherRows(xb, x, s.next())
+		if err := d.LogProb(logp, xb); err != nil {
+			return step - 1, err
+		}
+		loss := -be.Sum(logp) / float64(bsz)
+		if err := d.Backward(nil, dlogp); err != nil {
+			return step - 1, err
+		}
+		g := gradNorm(be, d.Params())
+		if !finite(loss, g) {
+			return step - 1, fmt.Errorf("lrmf: %w while fitting %s at step %d (loss %v, gradient norm %v)", ErrDiverged, phase, step, loss, g)
+		}
+		if step%r.cfg.ProgressEvery == 0 {
+			r.progress(Progress{Phase: phase, Step: step, Steps: steps, Loss: loss, GradNorm: g})
+		}
+		if g < r.cfg.Tol {
+			r.progress(Progress{Phase: phase, Step: step - 1, Steps: steps, Loss: loss, GradNorm: g, Done: true})
+			return step - 1, nil
+		}
+		opt.Step()
+	}
+	r.progress(Progress{Phase: phase, Step: steps, Steps: steps, Done: true})
+	return steps, nil
+}
+
+// joint runs phase 2. θS sees the density terms of one batch of T(A) and
+// one of B, evaluated together as a single 2b-row batch; φ sees ℓ(T(A)) and
+// the log-det. All buffers are allocated before the loop.
+func (r *run) joint(ctx context.Context, res *Result) error {
+	cfg, be, bsz := r.cfg, r.be, r.cfg.Batch
+	flow, dens := res.Flow, res.Density
+	sa := newSampler(r.a.Rows(), bsz, r.rng)
+	sb := newSampler(r.b.Rows(), bsz, r.rng)
+	xa := be.New(bsz, r.dim)
+	s := be.New(2*bsz, r.dim) // [T(A_b); B_b]
+	y, sB := be.View(s, 0, bsz), be.View(s, bsz, 2*bsz)
+	ds := be.New(2*bsz, r.dim)
+	dy := be.View(ds, 0, bsz)
+	logdet, dlogdet := be.New(bsz, 1), be.New(bsz, 1)
+	logp, dlogp := be.New(2*bsz, 1), be.New(2*bsz, 1)
+	inv := -1 / float64(bsz)
+	be.Fill(dlogp, inv) // loss = c_AB − mean ln p(T(A_b)) − mean ln p(B_b) − mean logdet
+	be.Fill(dlogdet, inv)
+	params := append(append([]*Param{}, flow.Params()...), dens.Params()...)
+	opt := NewAdam(be, params, cfg.LR)
+	res.History = make([]Point, 0, cfg.Steps)
+	res.StoppedBy = "budget"
+	for step := 1; step <= cfg.Steps; step++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		be.GatherRows(xa, r.a, sa.next())
+		be.GatherRows(sB, r.b, sb.next())
+		be.Fill(logdet, 0)
+		if err := flow.Forward(y, logdet, xa); err != nil {
+			return fmt.Errorf("lrmf: %w at step %d: %v", ErrDiverged, step, err)
+		}
+		if err := dens.LogProb(logp, s); err != nil {
+			return fmt.Errorf("lrmf: %w at step %d: %v", ErrDiverged, step, err)
+		}
+		loss := res.CAB + inv*(be.Sum(logp)+be.Sum(logdet))
+		if err := dens.Backward(ds, dlogp); err != nil {
+			return fmt.Errorf("lrmf: %w at step %d: %v", ErrDiverged, step, err)
+		}
+		if err := flow.Backward(nil, dy, dlogdet); err != nil {
+			return fmt.Errorf("lrmf: %w at step %d: %v", ErrDiverged, step, err)
+		}
+		gT, gS := gradNorm(be, flow.Params()), gradNorm(be, dens.Params())
+		res.Steps = step
+		res.History = append(res.History, Point{Step: step, Loss: loss, GradT: gT, GradS: gS})
+		if !finite(loss, gT, gS) {
+			return fmt.Errorf("lrmf: %w at step %d: loss %v, ‖g_T‖ = %v, ‖g_S‖ = %v", ErrDiverged, step, loss, gT, gS)
+		}
+		if step%cfg.ProgressEvery == 0 {
+			r.progress(Progress{Phase: "joint", Step: step, Steps: cfg.Steps, Loss: loss, GradNorm: gT + gS})
+		}
+		if gT+gS < cfg.Tol {
+			res.StoppedBy = "tolerance"
+			break
+		}
+		opt.Step()
+	}
+	last := res.History[len(res.History)-1]
+	r.progress(Progress{Phase: "joint", Step: res.Steps, Steps: cfg.Steps, Loss: last.Loss, GradNorm: last.GradT + last.GradS, Done: true})
+	return nil
+}

@@ -1,0 +1,243 @@
+// Package native is lrmf's compute layer: a Tensor type for 2-D row-major
+// arrays that live on some device, and a Backend interface whose methods are
+// the kernels of csrc/include/lrmf.h expressed over Tensors.
+//
+// Layers above this package (package lrmf) never index host slices: they
+// allocate Tensors from a Backend and call its methods, so a GPU backend can
+// implement Backend without the layers changing. Three implementations exist:
+//
+//   - NewRef: a plain-Go float64 reference, the test oracle. Always available.
+//   - NewCPU: the C kernels of csrc/cpu through package bindings (cgo), in
+//     float32 or float64, parallel over row blocks with a fixed split.
+//   - native/cuda (build tag cuda): the CUDA kernels of csrc/cuda.
+//
+// Shapes are checked on every call; a mismatch is a programming error and
+// panics with the operation's name, in the manner of gonum's BLAS. Numerical
+// conditions (NaN, non-positive-definite matrices) are the caller's to detect.
+// A Backend is not safe for concurrent use; use one per goroutine.
+package native
+
+import "fmt"
+
+// DType is the element type of a Tensor.
+type DType uint8
+
+// Element types.
+const (
+	Float32 DType = iota + 1
+	Float64
+)
+
+// String returns "float32" or "float64".
+func (d DType) String() string {
+	switch d {
+	case Float32:
+		return "float32"
+	case Float64:
+		return "float64"
+	}
+	return fmt.Sprintf("DType(%d)", uint8(d))
+}
+
+// ParseDType converts "float32" or "float64" to a DType.
+func ParseDType(s string) (DType, error) {
+	switch s {
+	case "float32":
+		return Float32, nil
+	case "float64":
+		return Float64, nil
+	}
+	return 0, fmt.Errorf("unknown dtype %q (want float32 or float64)", s)
+}
+
+// Tensor is a rows×cols row-major matrix stored on a Backend's device.
+// Vectors are 1×d or n×1 Tensors; operations that take vectors check Len.
+// The storage is owned by the Backend that made the Tensor and is opaque to
+// everyone else: host backends keep a []float32 or []float64, a GPU backend a
+// device pointer.
+type Tensor struct {
+	rows, cols int
+	dtype      DType
+	store      any
+}
+
+// NewTensor wraps backend storage as a rows×cols Tensor. It is for Backend
+// implementations; users get Tensors from Backend.New.
+func NewTensor(rows, cols int, dt DType, store any) *Tensor {
+	if rows < 0 || cols < 0 {
+		panic(fmt.Sprintf("native: NewTensor: negative shape %d×%d", rows, cols))
+	}
+	return &Tensor{rows: rows, cols: cols, dtype: dt, store: store}
+}
+
+// Rows returns the number of rows.
+func (t *Tensor) Rows() int { return t.rows }
+
+// Cols returns the number of columns.
+func (t *Tensor) Cols() int { return t.cols }
+
+// Len returns rows·cols.
+func (t *Tensor) Len() int { return t.rows * t.cols }
+
+// DType returns the element type.
+func (t *Tensor) DType() DType { return t.dtype }
+
+// Store returns the backend-owned storage (for Backend implementations).
+func (t *Tensor) Store() any { return t.store }
+
+// String describes the shape, e.g. "Tensor(2000×2 float32)".
+func (t *Tensor) String() string {
+	return fmt.Sprintf("Tensor(%d×%d %v)", t.rows, t.cols, t.dtype)
+}
+
+// AdamHyper holds one Adam step's hyper-parameters. BC1 = 1 − Beta1^t and
+// BC2 = 1 − Beta2^t are the bias corrections for step t (t ≥ 1).
+type AdamHyper struct {
+	LR, Beta1, Beta2, Eps, BC1, BC2 float64
+}
+
+// Backend is a device and its kernels. Every method documents its maths and
+// the shapes it requires; "n×d" names rows×cols, "vector of d" any Tensor of
+// Len d. Outputs come first and are overwritten unless the method says +=.
+// Sums accumulate in float64 on every backend.
+type Backend interface {
+	// Name identifies the backend, e.g. "cpu", "ref", "cuda".
+	Name() string
+	// DType is the element type of every Tensor this backend makes.
+	DType() DType
+	// Threads is the number of row blocks a batch is split into at most.
+	Threads() int
+	// Close releases the backend's threads and device resources. Tensors
+	// made by a closed backend must not be used.
+	Close()
+
+	// New returns a zeroed rows×cols Tensor.
+	New(rows, cols int) *Tensor
+	// View returns rows [lo, hi) of t, sharing t's storage.
+	View(t *Tensor, lo, hi int) *Tensor
+	// Upload copies src (row-major, len t.Len()) into t, converting to DType.
+	Upload(t *Tensor, src []float64)
+	// Download copies t into dst (len t.Len()) as float64.
+	Download(dst []float64, t *Tensor)
+	// Copy sets dst = src (same shape).
+	Copy(dst, src *Tensor)
+	// Fill sets every element of t to v.
+	Fill(t *Tensor, v float64)
+	// Axpy sets y += alpha·x (same Len).
+	Axpy(alpha float64, x, y *Tensor)
+	// Dot returns Σ x_i y_i (same Len).
+	Dot(x, y *Tensor) float64
+	// Sum returns Σ x_i.
+	Sum(x *Tensor) float64
+
+	// Gemm sets C = alpha·op(A)·op(B) + beta·C with op(X) = Xᵀ when transX.
+	// op(A) is m×k, op(B) is k×n, C is m×n. With beta = 0, C is not read.
+	Gemm(transA, transB bool, alpha float64, a, b *Tensor, beta float64, c *Tensor)
+	// BiasAdd sets y[i,j] += bias[j]; y is n×d, bias a vector of d.
+	BiasAdd(y, bias *Tensor)
+	// BiasGrad sets db[j] = Σ_i dy[i,j]; dy is n×d, db a vector of d.
+	BiasGrad(db, dy *Tensor)
+	// ReLU sets y = max(x, 0) elementwise (same Len; y may be x).
+	ReLU(y, x *Tensor)
+	// ReLUBackward sets dx = dy·[x > 0] (same Len; dx may be dy).
+	ReLUBackward(dx, x, dy *Tensor)
+	// Tanh sets y = tanh(x) (same Len; y may be x).
+	Tanh(y, x *Tensor)
+	// TanhBackward sets dx = dy·(1 − y²) where y = tanh(x) (dx may be dy).
+	TanhBackward(dx, y, dy *Tensor)
+
+	// GaussLogProb evaluates the Gaussian log-density with mean mu and
+	// L (LᵀL = Σ⁻¹) for each row x_i of the n×d x:
+	//   u_i = L(x_i − mu),  logp_i = −(d/2) ln 2π + logdetL − ½‖u_i‖².
+	// u is n×d (kept for GaussBackward), logp a vector of n, mu of d, L d×d,
+	// logdetL = ln|det L|.
+	GaussLogProb(logp, u, x, mu, l *Tensor, logdetL float64)
+	// GaussBackward is the vector-Jacobian product of GaussLogProb for
+	// weights w = dlogp (vector of n), with g_i = Lᵀu_i:
+	//   dx_i = −w_i g_i (dx n×d, or nil to skip), dmu = Σ w_i g_i (vector of d),
+	//   dl = −Σ w_i u_i (x_i − mu)ᵀ (d×d).
+	// dl omits the ln|det L| term, (Σ w_i)·L⁻ᵀ, which the caller adds.
+	GaussBackward(dx, dmu, dl, x, mu, l, u, dlogp *Tensor)
+	// LogDetAcc sets logdet[i] += Σ_j s[i,j]; s is n×d, logdet a vector of n.
+	LogDetAcc(logdet, s *Tensor)
+	// AffineForward sets y_i = M x_i + b and, when logdet is not nil,
+	// logdet[i] += ldm (= ln|det M|). x, y are n×d, M d×d, b a vector of d.
+	AffineForward(y, logdet, x, m, b *Tensor, ldm float64)
+	// AffineInverse sets x_i = Minv (y_i − b); Minv = M⁻¹ is d×d.
+	AffineInverse(x, y, minv, b *Tensor)
+	// Adam applies one Adam step to p with gradient g and moments m, v
+	// (all the same Len): m = β1 m + (1−β1) g, v = β2 v + (1−β2) g²,
+	// p −= lr·(m/BC1)/(√(v/BC2) + eps).
+	Adam(p, g, m, v *Tensor, h AdamHyper)
+	// GatherRows sets dst[i,:] = src[idx[i],:]; dst is len(idx)×d, src n×d,
+	// every idx in [0, n).
+	GatherRows(dst, src *Tensor, idx []int32)
+}
+
+// Shape checks shared by the backends. They panic: a mismatch is a bug in
+// the caller, never a property of the data.
+
+func mustShape(op, name string, t *Tensor, rows, cols int) {
+	if t == nil {
+		panic(fmt.Sprintf("native: %s: %s is nil", op, name))
+	}
+	if t.rows != rows || t.cols != cols {
+		panic(fmt.Sprintf("native: %s: %s is %d×%d, want %d×%d", op, name, t.rows, t.cols, rows, cols))
+	}
+}
+
+func mustLen(op, name string, t *Tensor, n int) {
+	if t == nil {
+		panic(fmt.Sprintf("native: %s: %s is nil", op, name))
+	}
+	if t.Len() != n {
+		panic(fmt.Sprintf("native: %s: %s has %d elements, want %d", op, name, t.Len(), n))
+	}
+}
+
+// gemmDims returns m, n, k of C = op(A)·op(B) after checking the shapes.
+func gemmDims(transA, transB bool, a, b, c *Tensor) (m, n, k int) {
+	m, k = a.rows, a.cols
+	if transA {
+		m, k = k, m
+	}
+	kb, n := b.rows, b.cols
+	if transB {
+		kb, n = n, kb
+	}
+	if k != kb {
+		panic(fmt.Sprintf("native: Gemm: inner dimensions differ: op(A) is %d×%d, op(B) is %d×%d", m, k, kb, n))
+	}
+	mustShape("Gemm", "C", c, m, n)
+	return m, n, k
+}
+
+// checkGauss validates GaussLogProb/GaussBackward shapes and returns n, d.
+func checkGauss(op string, x, mu, l, u *Tensor) (n, d int) {
+	n, d = x.rows, x.cols
+	mustLen(op, "mu", mu, d)
+	mustShape(op, "L", l, d, d)
+	mustShape(op, "u", u, n, d)
+	return n, d
+}
+
+func checkGather(dst, src *Tensor, idx []int32) {
+	mustShape("GatherRows", "dst", dst, len(idx), src.cols)
+	for i, j := range idx {
+		if j < 0 || int(j) >= src.rows {
+			panic(fmt.Sprintf("native: GatherRows: idx[%d] = %d outside [0, %d)", i, j, src.rows))
+		}
+	}
+}
+
+func viewBounds(t *Tensor, lo, hi int) {
+	if lo < 0 || hi < lo || hi > t.rows {
+		panic(fmt.Sprintf("native: View: rows [%d, %d) outside a %d-row tensor", lo, hi, t.rows))
+	}
+}
+
+func mustLenSlice(op string, got, want int) {
+	if got != want {
+		panic(fmt.Sprintf("native: %s: slice has %d elements, tensor %d", op, got, want))
+	}
+}

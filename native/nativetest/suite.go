@@ -1,0 +1,378 @@
+// Package nativetest is the conformance suite every native.Backend runs, in
+// the manner of gonum's testblas: each operation is run on the backend under
+// test and on the float64 reference backend, on fresh random inputs and
+// several shapes (including ones that split into row blocks), with every
+// output poisoned with NaN before the call so an element the kernel forgets
+// to write fails the comparison.
+package nativetest
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/lrmf-go/lrmf/native"
+)
+
+// Tol returns the relative tolerance the suite uses for dt: 1e-5 for
+// float32 and 1e-12 for float64.
+func Tol(dt native.DType) float64 {
+	if dt == native.Float32 {
+		return 1e-5
+	}
+	return 1e-12
+}
+
+// Seed returns a fresh seed and logs it, so a failure can be replayed.
+func Seed(t testing.TB) uint64 {
+	s := uint64(time.Now().UnixNano())
+	t.Logf("random seed %d", s)
+	return s
+}
+
+// harness holds the two backends and the comparison state of one subtest.
+type harness struct {
+	t      *testing.T
+	b, ref native.Backend
+	tol    float64
+	rng    *rand.Rand
+}
+
+// pair is one logical tensor on both backends.
+type pair struct {
+	b, r *native.Tensor
+	host []float64
+}
+
+func (h *harness) rand(rows, cols int, scale float64) pair {
+	x := make([]float64, rows*cols)
+	for i := range x {
+		x[i] = scale * (2*h.rng.Float64() - 1)
+	}
+	return h.upload(rows, cols, x)
+}
+
+func (h *harness) upload(rows, cols int, x []float64) pair {
+	p := pair{b: h.b.New(rows, cols), r: h.ref.New(rows, cols), host: x}
+	h.b.Upload(p.b, x)
+	h.ref.Upload(p.r, x)
+	return p
+}
+
+// out makes an output pair, the backend's copy poisoned with NaN.
+func (h *harness) out(rows, cols int) pair {
+	p := pair{b: h.b.New(rows, cols), r: h.ref.New(rows, cols)}
+	h.b.Fill(p.b, math.NaN())
+	return p
+}
+
+// check compares the backend's p with the reference's, element by element,
+// relative to max(|ref_i|, rms(ref)) so cancellation in one element does not
+// demand more than the format can give.
+func (h *harness) check(name string, p pair) {
+	h.t.Helper()
+	got := make([]float64, p.b.Len())
+	want := make([]float64, p.r.Len())
+	h.b.Download(got, p.b)
+	h.ref.Download(want, p.r)
+	compare(h.t, name, got, want, h.tol)
+}
+
+func compare(t *testing.T, name string, got, want []float64, tol float64) {
+	t.Helper()
+	rms := 0.0
+	for _, w := range want {
+		rms += w * w
+	}
+	if len(want) > 0 {
+		rms = math.Sqrt(rms / float64(len(want)))
+	}
+	bad := 0
+	for i := range want {
+		scale := math.Max(math.Abs(want[i]), rms)
+		if scale == 0 {
+			scale = 1
+		}
+		if d := math.Abs(got[i] - want[i]); !(d <= tol*scale) {
+			if bad < 5 {
+				t.Errorf("%s[%d] = %.17g, reference %.17g (|diff|/scale = %.3g > %.3g)", name, i, got[i], want[i], d/scale, tol)
+			}
+			bad++
+		}
+	}
+	if bad > 5 {
+		t.Errorf("%s: %d of %d elements differ", name, bad, len(want))
+	}
+}
+
+// Shapes of n×d batches used for the batched kernels: tiny, odd, and large
+// enough that a multi-threaded backend splits them into blocks.
+var batchShapes = [][2]int{{1, 1}, {3, 2}, {17, 5}, {1000, 2}, {2000, 7}}
+
+// Run runs the whole suite on b. b must not be the reference backend itself
+// (it would pass trivially).
+func Run(t *testing.T, b native.Backend) {
+	tol := Tol(b.DType())
+	ref := native.NewRef()
+	seed := Seed(t)
+	sub := func(name string, f func(h *harness)) {
+		t.Run(name, func(t *testing.T) {
+			f(&harness{t: t, b: b, ref: ref, tol: tol, rng: rand.New(rand.NewPCG(seed, uint64(len(name))))})
+		})
+	}
+	sub("Gemm", testGemm)
+	sub("BiasAddGrad", testBias)
+	sub("Activations", testActivations)
+	sub("Gauss", testGauss)
+	sub("LogDetAcc", testLogDetAcc)
+	sub("Affine", testAffine)
+	sub("Adam", testAdam)
+	sub("Blas1", testBlas1)
+	sub("Gather", testGather)
+	sub("View", testView)
+	sub("Deterministic", testDeterministic)
+}
+
+func testGemm(h *harness) {
+	shapes := [][3]int{{1, 1, 1}, {2, 3, 4}, {7, 5, 3}, {33, 17, 65}, {300, 64, 96}, {64, 2, 2000}}
+	for _, s := range shapes {
+		m, n, k := s[0], s[1], s[2]
+		for _, ta := range []bool{false, true} {
+			for _, tb := range []bool{false, true} {
+				for _, beta := range []float64{0, 0.5} {
+					ar, ac := m, k
+					if ta {
+						ar, ac = k, m
+					}
+					br, bc := k, n
+					if tb {
+						br, bc = n, k
+					}
+					a, b := h.rand(ar, ac, 1), h.rand(br, bc, 1)
+					var c pair
+					if beta == 0 {
+						c = h.out(m, n)
+					} else {
+						c = h.rand(m, n, 1)
+					}
+					alpha := 1.5
+					h.b.Gemm(ta, tb, alpha, a.b, b.b, beta, c.b)
+					h.ref.Gemm(ta, tb, alpha, a.r, b.r, beta, c.r)
+					h.check(fmt.Sprintf("Gemm(m=%d,n=%d,k=%d,tA=%v,tB=%v,beta=%g)", m, n, k, ta, tb, beta), c)
+				}
+			}
+		}
+	}
+}
+
+func testBias(h *harness) {
+	for _, s := range batchShapes {
+		n, d := s[0], s[1]
+		y, bias := h.rand(n, d, 1), h.rand(1, d, 1)
+		h.b.BiasAdd(y.b, bias.b)
+		h.ref.BiasAdd(y.r, bias.r)
+		h.check("BiasAdd", y)
+		dy, db := h.rand(n, d, 1), h.out(1, d)
+		h.b.BiasGrad(db.b, dy.b)
+		h.ref.BiasGrad(db.r, dy.r)
+		h.check("BiasGrad", db)
+	}
+}
+
+func testActivations(h *harness) {
+	for _, s := range batchShapes {
+		n, d := s[0], s[1]
+		x, dy := h.rand(n, d, 3), h.rand(n, d, 1)
+		y, dx := h.out(n, d), h.out(n, d)
+		h.b.ReLU(y.b, x.b)
+		h.ref.ReLU(y.r, x.r)
+		h.check("ReLU", y)
+		h.b.ReLUBackward(dx.b, x.b, dy.b)
+		h.ref.ReLUBackward(dx.r, x.r, dy.r)
+		h.check("ReLUBackward", dx)
+		y, dx = h.out(n, d), h.out(n, d)
+		h.b.Tanh(y.b, x.b)
+		h.ref.Tanh(y.r, x.r)
+		h.check("Tanh", y)
+		h.b.TanhBackward(dx.b, y.b, dy.b)
+		h.ref.TanhBackward(dx.r, y.r, dy.r)
+		h.check("TanhBackward", dx)
+	}
+}
+
+// wellConditioned returns a d×d matrix I + 0.3·U(−1, 1).
+func (h *harness) wellConditioned(d int) pair {
+	x := make([]float64, d*d)
+	for i := range x {
+		x[i] = 0.3 * (2*h.rng.Float64() - 1)
+	}
+	for i := 0; i < d; i++ {
+		x[i*d+i] += 1
+	}
+	return h.upload(d, d, x)
+}
+
+func testGauss(h *harness) {
+	for _, s := range batchShapes {
+		n, d := s[0], s[1]
+		x, mu, l := h.rand(n, d, 2), h.rand(1, d, 1), h.wellConditioned(d)
+		logdet := 0.37
+		logp, u := h.out(n, 1), h.out(n, d)
+		h.b.GaussLogProb(logp.b, u.b, x.b, mu.b, l.b, logdet)
+		h.ref.GaussLogProb(logp.r, u.r, x.r, mu.r, l.r, logdet)
+		h.check("GaussLogProb.logp", logp)
+		h.check("GaussLogProb.u", u)
+		w := h.rand(n, 1, 1)
+		dx, dmu, dl := h.out(n, d), h.out(1, d), h.out(d, d)
+		h.b.GaussBackward(dx.b, dmu.b, dl.b, x.b, mu.b, l.b, u.b, w.b)
+		h.ref.GaussBackward(dx.r, dmu.r, dl.r, x.r, mu.r, l.r, u.r, w.r)
+		h.check("GaussBackward.dx", dx)
+		h.check("GaussBackward.dmu", dmu)
+		h.check("GaussBackward.dl", dl)
+		dmu, dl = h.out(1, d), h.out(d, d)
+		h.b.GaussBackward(nil, dmu.b, dl.b, x.b, mu.b, l.b, u.b, w.b)
+		h.ref.GaussBackward(nil, dmu.r, dl.r, x.r, mu.r, l.r, u.r, w.r)
+		h.check("GaussBackward(nil dx).dmu", dmu)
+		h.check("GaussBackward(nil dx).dl", dl)
+	}
+}
+
+func testLogDetAcc(h *harness) {
+	for _, s := range batchShapes {
+		n, d := s[0], s[1]
+		sc, ld := h.rand(n, d, 1), h.rand(n, 1, 1)
+		h.b.LogDetAcc(ld.b, sc.b)
+		h.ref.LogDetAcc(ld.r, sc.r)
+		h.check("LogDetAcc", ld)
+	}
+}
+
+func testAffine(h *harness) {
+	for _, s := range batchShapes {
+		n, d := s[0], s[1]
+		x, m, minv, b := h.rand(n, d, 2), h.wellConditioned(d), h.wellConditioned(d), h.rand(1, d, 1)
+		y, ld := h.out(n, d), h.rand(n, 1, 1)
+		h.b.AffineForward(y.b, ld.b, x.b, m.b, b.b, -0.25)
+		h.ref.AffineForward(y.r, ld.r, x.r, m.r, b.r, -0.25)
+		h.check("AffineForward.y", y)
+		h.check("AffineForward.logdet", ld)
+		y = h.out(n, d)
+		h.b.AffineForward(y.b, nil, x.b, m.b, b.b, -0.25)
+		h.ref.AffineForward(y.r, nil, x.r, m.r, b.r, -0.25)
+		h.check("AffineForward(nil logdet).y", y)
+		xi := h.out(n, d)
+		h.b.AffineInverse(xi.b, x.b, minv.b, b.b)
+		h.ref.AffineInverse(xi.r, x.r, minv.r, b.r)
+		h.check("AffineInverse", xi)
+	}
+}
+
+func testAdam(h *harness) {
+	for _, n := range []int{1, 5, 100000} {
+		p, g, m := h.rand(n, 1, 1), h.rand(n, 1, 1), h.rand(n, 1, 0.1)
+		vh := make([]float64, n)
+		for i := range vh {
+			vh[i] = 0.01 * h.rng.Float64()
+		}
+		v := h.upload(n, 1, vh)
+		hy := native.AdamHyper{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, BC1: 1 - math.Pow(0.9, 3), BC2: 1 - math.Pow(0.999, 3)}
+		h.b.Adam(p.b, g.b, m.b, v.b, hy)
+		h.ref.Adam(p.r, g.r, m.r, v.r, hy)
+		h.check("Adam.p", p)
+		h.check("Adam.m", m)
+		h.check("Adam.v", v)
+	}
+}
+
+func testBlas1(h *harness) {
+	for _, n := range []int{1, 7, 300000} {
+		x, y := h.rand(n, 1, 1), h.rand(n, 1, 1)
+		h.b.Axpy(-0.75, x.b, y.b)
+		h.ref.Axpy(-0.75, x.r, y.r)
+		h.check("Axpy", y)
+		got, want := h.b.Dot(x.b, y.b), h.ref.Dot(x.r, y.r)
+		compare(h.t, "Dot", []float64{got}, []float64{want}, h.tol*math.Sqrt(float64(n)))
+		got, want = h.b.Sum(x.b), h.ref.Sum(x.r)
+		compare(h.t, "Sum", []float64{got}, []float64{want}, h.tol*math.Sqrt(float64(n)))
+		f := h.out(n, 1)
+		h.b.Fill(f.b, 2.5)
+		h.ref.Fill(f.r, 2.5)
+		h.check("Fill", f)
+		c := h.out(n, 1)
+		h.b.Copy(c.b, x.b)
+		h.ref.Copy(c.r, x.r)
+		h.check("Copy", c)
+	}
+}
+
+func testGather(h *harness) {
+	for _, s := range batchShapes {
+		n, d := s[0], s[1]
+		src := h.rand(n, d, 1)
+		idx := make([]int32, 2*n+1)
+		for i := range idx {
+			idx[i] = int32(h.rng.IntN(n))
+		}
+		dst := h.out(len(idx), d)
+		h.b.GatherRows(dst.b, src.b, idx)
+		h.ref.GatherRows(dst.r, src.r, idx)
+		h.check("GatherRows", dst)
+	}
+}
+
+// testView checks that a row view aliases its parent: writing through the
+// view changes exactly those rows.
+func testView(h *harness) {
+	n, d := 10, 3
+	x := h.rand(n, d, 1)
+	v := h.b.View(x.b, 4, 7)
+	if v.Rows() != 3 || v.Cols() != d {
+		h.t.Fatalf("View(4, 7) of a %d×%d tensor is %v", n, d, v)
+	}
+	h.b.Fill(v, 9)
+	got := make([]float64, n*d)
+	h.b.Download(got, x.b)
+	for i := 0; i < n; i++ {
+		for j := 0; j < d; j++ {
+			want := float64(float32(x.host[i*d+j]))
+			if h.b.DType() == native.Float64 {
+				want = x.host[i*d+j]
+			}
+			if i >= 4 && i < 7 {
+				want = 9
+			}
+			if got[i*d+j] != want {
+				h.t.Fatalf("after filling rows [4,7) through a view, x[%d,%d] = %g, want %g", i, j, got[i*d+j], want)
+			}
+		}
+	}
+}
+
+// testDeterministic runs the reductions twice on the same inputs and demands
+// bit-identical results (fixed block split, fixed combination order).
+func testDeterministic(h *harness) {
+	n, d := 4001, 6
+	x, mu, l, w := h.rand(n, d, 2), h.rand(1, d, 1), h.wellConditioned(d), h.rand(n, 1, 1)
+	run := func() []float64 {
+		logp, u := h.b.New(n, 1), h.b.New(n, d)
+		dmu, dl, db := h.b.New(1, d), h.b.New(d, d), h.b.New(1, d)
+		h.b.GaussLogProb(logp, u, x.b, mu.b, l.b, 0.1)
+		h.b.GaussBackward(nil, dmu, dl, x.b, mu.b, l.b, u, w.b)
+		h.b.BiasGrad(db, x.b)
+		out := make([]float64, 0, n+d+d*d+d+2)
+		for _, t := range []*native.Tensor{logp, dmu, dl, db} {
+			buf := make([]float64, t.Len())
+			h.b.Download(buf, t)
+			out = append(out, buf...)
+		}
+		return append(out, h.b.Sum(logp), h.b.Dot(x.b, x.b))
+	}
+	a, b := run(), run()
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			h.t.Fatalf("result %d differs between two identical runs: %v vs %v", i, a[i], b[i])
+		}
+	}
+}

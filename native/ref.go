@@ -1,0 +1,290 @@
+package native
+
+import "math"
+
+// ref is the float64 reference backend: the most direct Go transcription of
+// each kernel's formula, single-threaded. It is the oracle every other
+// backend is tested against, and the backend used when cgo is unavailable.
+type ref struct{}
+
+// NewRef returns the plain-Go float64 reference backend.
+func NewRef() Backend { return ref{} }
+
+func (ref) Name() string      { return "ref" }
+func (ref) DType() DType      { return Float64 }
+func (ref) Threads() int      { return 1 }
+func (ref) Close()            {}
+func f64(t *Tensor) []float64 { return t.store.([]float64) }
+
+func (ref) New(rows, cols int) *Tensor {
+	return NewTensor(rows, cols, Float64, make([]float64, rows*cols))
+}
+
+func (ref) View(t *Tensor, lo, hi int) *Tensor {
+	viewBounds(t, lo, hi)
+	return NewTensor(hi-lo, t.cols, Float64, f64(t)[lo*t.cols:hi*t.cols:hi*t.cols])
+}
+
+func (ref) Upload(t *Tensor, src []float64) {
+	mustLenSlice("Upload", len(src), t.Len())
+	copy(f64(t), src)
+}
+
+func (ref) Download(dst []float64, t *Tensor) {
+	mustLenSlice("Download", len(dst), t.Len())
+	copy(dst, f64(t))
+}
+
+func (ref) Copy(dst, src *Tensor) {
+	mustShape("Copy", "dst", dst, src.rows, src.cols)
+	copy(f64(dst), f64(src))
+}
+
+func (ref) Fill(t *Tensor, v float64) {
+	x := f64(t)
+	for i := range x {
+		x[i] = v
+	}
+}
+
+func (ref) Axpy(alpha float64, x, y *Tensor) {
+	mustLen("Axpy", "y", y, x.Len())
+	xs, ys := f64(x), f64(y)
+	for i := range xs {
+		ys[i] += alpha * xs[i]
+	}
+}
+
+func (ref) Dot(x, y *Tensor) float64 {
+	mustLen("Dot", "y", y, x.Len())
+	xs, ys := f64(x), f64(y)
+	s := 0.0
+	for i := range xs {
+		s += xs[i] * ys[i]
+	}
+	return s
+}
+
+func (ref) Sum(x *Tensor) float64 {
+	s := 0.0
+	for _, v := range f64(x) {
+		s += v
+	}
+	return s
+}
+
+func (ref) Gemm(transA, transB bool, alpha float64, a, b *Tensor, beta float64, c *Tensor) {
+	m, n, k := gemmDims(transA, transB, a, b, c)
+	as, bs, cs := f64(a), f64(b), f64(c)
+	at := func(i, p int) float64 {
+		if transA {
+			return as[p*a.cols+i]
+		}
+		return as[i*a.cols+p]
+	}
+	bt := func(p, j int) float64 {
+		if transB {
+			return bs[j*b.cols+p]
+		}
+		return bs[p*b.cols+j]
+	}
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			s := 0.0
+			for p := 0; p < k; p++ {
+				s += at(i, p) * bt(p, j)
+			}
+			if beta == 0 {
+				cs[i*n+j] = alpha * s
+			} else {
+				cs[i*n+j] = alpha*s + beta*cs[i*n+j]
+			}
+		}
+	}
+}
+
+func (ref) BiasAdd(y, bias *Tensor) {
+	mustLen("BiasAdd", "bias", bias, y.cols)
+	ys, bs := f64(y), f64(bias)
+	for i := 0; i < y.rows; i++ {
+		for j := 0; j < y.cols; j++ {
+			ys[i*y.cols+j] += bs[j]
+		}
+	}
+}
+
+func (ref) BiasGrad(db, dy *Tensor) {
+	mustLen("BiasGrad", "db", db, dy.cols)
+	ds, gs := f64(dy), f64(db)
+	for j := 0; j < dy.cols; j++ {
+		s := 0.0
+		for i := 0; i < dy.rows; i++ {
+			s += ds[i*dy.cols+j]
+		}
+		gs[j] = s
+	}
+}
+
+func (ref) ReLU(y, x *Tensor) {
+	mustLen("ReLU", "y", y, x.Len())
+	xs, ys := f64(x), f64(y)
+	for i, v := range xs {
+		ys[i] = math.Max(v, 0)
+	}
+}
+
+func (ref) ReLUBackward(dx, x, dy *Tensor) {
+	mustLen("ReLUBackward", "dy", dy, x.Len())
+	mustLen("ReLUBackward", "dx", dx, x.Len())
+	xs, dys, dxs := f64(x), f64(dy), f64(dx)
+	for i, v := range xs {
+		if v > 0 {
+			dxs[i] = dys[i]
+		} else {
+			dxs[i] = 0
+		}
+	}
+}
+
+func (ref) Tanh(y, x *Tensor) {
+	mustLen("Tanh", "y", y, x.Len())
+	xs, ys := f64(x), f64(y)
+	for i, v := range xs {
+		ys[i] = math.Tanh(v)
+	}
+}
+
+func (ref) TanhBackward(dx, y, dy *Tensor) {
+	mustLen("TanhBackward", "dy", dy, y.Len())
+	mustLen("TanhBackward", "dx", dx, y.Len())
+	ys, dys, dxs := f64(y), f64(dy), f64(dx)
+	for i, v := range ys {
+		dxs[i] = dys[i] * (1 - v*v)
+	}
+}
+
+func (ref) GaussLogProb(logp, u, x, mu, l *Tensor, logdetL float64) {
+	n, d := checkGauss("GaussLogProb", x, mu, l, u)
+	mustLen("GaussLogProb", "logp", logp, n)
+	xs, ms, ls, us, lp := f64(x), f64(mu), f64(l), f64(u), f64(logp)
+	c := -0.5*float64(d)*math.Log(2*math.Pi) + logdetL
+	for i := 0; i < n; i++ {
+		q := 0.0
+		for r := 0; r < d; r++ {
+			s := 0.0
+			for j := 0; j < d; j++ {
+				s += ls[r*d+j] * (xs[i*d+j] - ms[j])
+			}
+			us[i*d+r] = s
+			q += s * s
+		}
+		lp[i] = c - 0.5*q
+	}
+}
+
+func (ref) GaussBackward(dx, dmu, dl, x, mu, l, u, dlogp *Tensor) {
+	n, d := checkGauss("GaussBackward", x, mu, l, u)
+	mustLen("GaussBackward", "dlogp", dlogp, n)
+	mustLen("GaussBackward", "dmu", dmu, d)
+	mustShape("GaussBackward", "dl", dl, d, d)
+	if dx != nil {
+		mustShape("GaussBackward", "dx", dx, n, d)
+	}
+	xs, ms, ls, us, ws := f64(x), f64(mu), f64(l), f64(u), f64(dlogp)
+	dms, dls := f64(dmu), f64(dl)
+	clear(dms)
+	clear(dls)
+	for i := 0; i < n; i++ {
+		w := ws[i]
+		for j := 0; j < d; j++ {
+			g := 0.0 // (Lᵀ u_i)_j
+			for r := 0; r < d; r++ {
+				g += ls[r*d+j] * us[i*d+r]
+			}
+			if dx != nil {
+				f64(dx)[i*d+j] = -w * g
+			}
+			dms[j] += w * g
+		}
+		for r := 0; r < d; r++ {
+			for j := 0; j < d; j++ {
+				dls[r*d+j] -= w * us[i*d+r] * (xs[i*d+j] - ms[j])
+			}
+		}
+	}
+}
+
+func (ref) LogDetAcc(logdet, s *Tensor) {
+	mustLen("LogDetAcc", "logdet", logdet, s.rows)
+	ss, ld := f64(s), f64(logdet)
+	for i := 0; i < s.rows; i++ {
+		t := 0.0
+		for j := 0; j < s.cols; j++ {
+			t += ss[i*s.cols+j]
+		}
+		ld[i] += t
+	}
+}
+
+func (ref) AffineForward(y, logdet, x, m, b *Tensor, ldm float64) {
+	n, d := x.rows, x.cols
+	mustShape("AffineForward", "y", y, n, d)
+	mustShape("AffineForward", "M", m, d, d)
+	mustLen("AffineForward", "b", b, d)
+	xs, ys, ms, bs := f64(x), f64(y), f64(m), f64(b)
+	for i := 0; i < n; i++ {
+		for r := 0; r < d; r++ {
+			s := bs[r]
+			for j := 0; j < d; j++ {
+				s += ms[r*d+j] * xs[i*d+j]
+			}
+			ys[i*d+r] = s
+		}
+	}
+	if logdet != nil {
+		mustLen("AffineForward", "logdet", logdet, n)
+		ls := f64(logdet)
+		for i := range ls {
+			ls[i] += ldm
+		}
+	}
+}
+
+func (ref) AffineInverse(x, y, minv, b *Tensor) {
+	n, d := y.rows, y.cols
+	mustShape("AffineInverse", "x", x, n, d)
+	mustShape("AffineInverse", "Minv", minv, d, d)
+	mustLen("AffineInverse", "b", b, d)
+	xs, ys, ms, bs := f64(x), f64(y), f64(minv), f64(b)
+	for i := 0; i < n; i++ {
+		for r := 0; r < d; r++ {
+			s := 0.0
+			for j := 0; j < d; j++ {
+				s += ms[r*d+j] * (ys[i*d+j] - bs[j])
+			}
+			xs[i*d+r] = s
+		}
+	}
+}
+
+func (ref) Adam(p, g, m, v *Tensor, h AdamHyper) {
+	n := p.Len()
+	mustLen("Adam", "g", g, n)
+	mustLen("Adam", "m", m, n)
+	mustLen("Adam", "v", v, n)
+	ps, gs, ms, vs := f64(p), f64(g), f64(m), f64(v)
+	for i := range ps {
+		ms[i] = h.Beta1*ms[i] + (1-h.Beta1)*gs[i]
+		vs[i] = h.Beta2*vs[i] + (1-h.Beta2)*gs[i]*gs[i]
+		ps[i] -= h.LR * (ms[i] / h.BC1) / (math.Sqrt(vs[i]/h.BC2) + h.Eps)
+	}
+}
+
+func (ref) GatherRows(dst, src *Tensor, idx []int32) {
+	checkGather(dst, src, idx)
+	d := src.cols
+	ds, ss := f64(dst), f64(src)
+	for i, j := range idx {
+		copy(ds[i*d:(i+1)*d], ss[int(j)*d:(int(j)+1)*d])
+	}
+}
