@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lrmf-go/lrmf/lrmf/data"
+)
+
+// lrmfRun runs the command line in-process and returns exit status, stdout
+// and stderr.
+func lrmfRun(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestAlignDefaultWritesReport(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	code, stdout, stderr := lrmfRun("align", "--out", dir, "--steps", "500")
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	assert.Contains(t, stdout, "converged: LRMF = ")
+	var rep map[string]any
+	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &rep))
+	for _, k := range []string{"converged", "lrmf", "c_ab", "steps", "seconds", "ms_per_step", "history", "config"} {
+		assert.Contains(t, rep, k)
+	}
+	assert.Equal(t, true, rep["converged"])
+	assert.Len(t, rep["history"], 500)
+	cfg := rep["config"].(map[string]any)
+	assert.Equal(t, "affine", cfg["flow"])
+	assert.EqualValues(t, 500, cfg["steps"])
+	y, err := data.ReadFile(filepath.Join(dir, "transformed.csv"))
+	require.NoError(t, err)
+	r, c := y.Dims()
+	assert.Equal(t, [2]int{2000, 2}, [2]int{r, c})
+}
+
+func TestAlignFilesAndNotConverged(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.csv"), filepath.Join(dir, "b.npy")
+	code, _, stderr := lrmfRun("data", "blobs", "--out", a, "--n", "500")
+	require.Equal(t, 0, code, stderr)
+	code, _, stderr = lrmfRun("data", "blobs", "--part", "b", "--out", b, "--n", "500")
+	require.Equal(t, 0, code, stderr)
+
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := lrmfRun("align", "--a", a, "--b", b, "--out", out, "--steps", "1500", "--lr", "0.05", "--dtype", "float32", "--quiet")
+	require.Equal(t, 0, code, "stdout %s stderr %s", stdout, stderr)
+
+	// Two steps cannot align blobs: the run ends, is reported, and exits 3.
+	out2 := filepath.Join(dir, "out2")
+	code, stdout, _ = lrmfRun("align", "--a", a, "--b", b, "--out", out2, "--steps", "2", "--quiet")
+	assert.Equal(t, exitNotConverged, code)
+	assert.Contains(t, stdout, "not-converged")
+	raw, err := os.ReadFile(filepath.Join(out2, "report.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), `"converged": false`)
+}
+
+func write(t *testing.T, dir, name, content string) string {
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+	return p
+}
+
+// Every bad input ends with a clear message, the documented exit status and
+// nothing written to --out.
+func TestAlignBadInput(t *testing.T) {
+	dir := t.TempDir()
+	good := write(t, dir, "good.csv", "x,y\n1,2\n2,1\n3,5\n4,4\n5,0\n")
+	nan := write(t, dir, "nan.csv", "x,y\n1,2\n2,nan\n3,5\n")
+	inf := write(t, dir, "inf.csv", "1,2\n2,3\n-Inf,5\n")
+	ragged := write(t, dir, "ragged.csv", "1,2\n2,3\n3\n")
+	empty := write(t, dir, "empty.csv", "")
+	header := write(t, dir, "header.csv", "x,y\n")
+	three := write(t, dir, "three.csv", "1,2,3\n2,3,4\n4,5,7\n")
+	notDir := write(t, dir, "file", "x")
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"nan", []string{"--a", nan, "--b", good}, 1, "nan.csv:3: column 2"},
+		{"inf", []string{"--a", good, "--b", inf}, 1, "inf.csv:3: column 1"},
+		{"ragged", []string{"--a", ragged, "--b", good}, 1, "ragged.csv:3"},
+		{"empty", []string{"--a", empty, "--b", good}, 1, "empty.csv"},
+		{"header only", []string{"--a", good, "--b", header}, 1, "header.csv"},
+		{"dims", []string{"--a", good, "--b", three}, 1, "same dimension"},
+		{"missing", []string{"--a", filepath.Join(dir, "nope.csv"), "--b", good}, 1, "nope.csv"},
+		{"batch", []string{"--a", good, "--b", good, "--batch", "6"}, 2, "--batch = 6 exceeds"},
+		{"unknown flag", []string{"--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{"bad flow", []string{"--flow", "glow"}, 2, `unknown --flow "glow"`},
+		{"bad dtype", []string{"--dtype", "float16"}, 2, "--dtype"},
+		{"bad backend", []string{"--backend", "tpu"}, 2, `unknown backend "tpu"`},
+		{"ref float32", []string{"--backend", "ref", "--dtype", "float32"}, 2, "float64 only"},
+		{"bad lr", []string{"--lr", "-1"}, 2, "--lr = -1"},
+		{"nan lr", []string{"--lr", "NaN"}, 2, "--lr = NaN"},
+		{"only a", []string{"--a", good}, 2, "--a and --b"},
+		{"bad data", []string{"--data", "spirals"}, 2, "spirals"},
+		{"positional", []string{"extra"}, 2, `unexpected argument "extra"`},
+		{"unwritable out", []string{"--out", filepath.Join(notDir, "sub")}, 1, "--out"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			args := append([]string{"align", "--quiet", "--steps", "5"}, c.args...)
+			if c.name != "unwritable out" {
+				args = append(args, "--out", out)
+			}
+			code, _, stderr := lrmfRun(args...)
+			assert.Equal(t, c.code, code, "stderr: %s", stderr)
+			assert.Contains(t, stderr, c.want)
+			entries, _ := os.ReadDir(out)
+			assert.Empty(t, entries, "files were written to --out")
+		})
+	}
+}
+
+func TestHelpAndUsage(t *testing.T) {
+	code, stdout, _ := lrmfRun("--help")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, stdout, "align")
+	code, stdout, _ = lrmfRun("align", "--help")
+	assert.Equal(t, 0, code)
+	for _, f := range []string{"-a FILE", "-b FILE", "-data", "-flow", "-density", "-steps", "-batch", "-lr", "-seed", "-threshold", "-threads", "-backend", "-dtype", "-out DIR", "Exit status"} {
+		assert.Contains(t, stdout, f)
+	}
+	code, stdout, _ = lrmfRun("help", "data")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, stdout, "-labels")
+	code, _, stderr := lrmfRun("frobnicate")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "unknown command")
+	code, _, _ = lrmfRun()
+	assert.Equal(t, 2, code)
+}
+
+func TestDataCommand(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "m.csv")
+	code, _, stderr := lrmfRun("data", "moons", "--out", p, "--labels", "--n", "100")
+	require.Equal(t, 0, code, stderr)
+	raw, err := os.ReadFile(p)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	assert.Equal(t, "x0,x1,label", lines[0])
+	assert.Len(t, lines, 101)
+	code, _, stderr = lrmfRun("data", "blobs", "--out", p, "--labels")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "no labels")
+	code, _, stderr = lrmfRun("data", "--out", p)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "missing dataset NAME")
+}
