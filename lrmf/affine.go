@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/lrmf-go/lrmf/native"
@@ -63,7 +65,7 @@ func (f *Affine) Params() []*Param { return f.ps }
 // updateM recomputes M = AᵀA on the host, uploads it and sets ldm.
 func (f *Affine) updateM() error {
 	f.be.Download(f.ah.buf, f.a.Value)
-	f.mh.m.Mul(f.ah.m.T(), f.ah.m)
+	blas64.Gemm(blas.Trans, blas.NoTrans, 1, f.ah.general(f.ah.buf), f.ah.general(f.ah.buf), 0, f.mh.general(f.mh.buf))
 	ld, err := f.mh.logAbsDet()
 	if err != nil {
 		return fmt.Errorf("lrmf: Affine: AᵀA is singular (ln det = %v)", ld)
@@ -95,7 +97,7 @@ func (f *Affine) Inverse(x, y *native.Tensor) error {
 	if err != nil {
 		return fmt.Errorf("lrmf: Affine.Inverse: %w", err)
 	}
-	f.be.Upload(f.minv, inv.RawMatrix().Data)
+	f.be.Upload(f.minv, inv)
 	f.be.AffineInverse(x, y, f.minv, f.b.Value)
 	return nil
 }
@@ -122,13 +124,17 @@ func (f *Affine) Backward(dx, dy, dlogdet *native.Tensor) error {
 		return fmt.Errorf("lrmf: Affine.Backward: %w", err)
 	}
 	sw := be.Sum(dlogdet)
-	d := f.d
-	g := mat.NewDense(d, d, f.gbuf)
-	g.Add(g, scaled(sw, inv))
-	var gs mat.Dense
-	gs.Add(g, g.T())
-	out := mat.NewDense(d, d, f.dab)
-	out.Mul(f.ah.m, &gs)
+	d, g := f.d, f.gbuf
+	for i := range g {
+		g[i] += sw * inv[i]
+	}
+	for i := 0; i < d; i++ { // G + Gᵀ, in place
+		for j := i; j < d; j++ {
+			s := g[i*d+j] + g[j*d+i]
+			g[i*d+j], g[j*d+i] = s, s
+		}
+	}
+	blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, f.ah.general(f.ah.buf), f.ah.general(g), 0, f.ah.general(f.dab))
 	be.Upload(f.a.Grad, f.dab)
 	return nil
 }
@@ -143,10 +149,4 @@ func (f *Affine) Matrix() (m *mat.Dense, b []float64) {
 	b = make([]float64, f.d)
 	f.be.Download(b, f.b.Value)
 	return m, b
-}
-
-func scaled(s float64, m mat.Matrix) *mat.Dense {
-	var out mat.Dense
-	out.Scale(s, m)
-	return &out
 }

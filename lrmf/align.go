@@ -459,63 +459,104 @@ func (r *run) fit(ctx context.Context, phase string, d Density, x *native.Tensor
 	return steps, nil
 }
 
-// joint runs phase 2. θS sees the density terms of one batch of T(A) and
-// one of B, evaluated together as a single 2b-row batch; φ sees ℓ(T(A)) and
-// the log-det. All buffers are allocated before the loop.
-func (r *run) joint(ctx context.Context, res *Result) error {
-	cfg, be, bsz := r.cfg, r.be, r.cfg.Batch
-	flow, dens := res.Flow, res.Density
-	sa := newSampler(r.a.Rows(), bsz, r.rng)
-	sb := newSampler(r.b.Rows(), bsz, r.rng)
-	xa := be.New(bsz, r.dim)
-	s := be.New(2*bsz, r.dim) // [T(A_b); B_b]
-	y, sB := be.View(s, 0, bsz), be.View(s, bsz, 2*bsz)
-	ds := be.New(2*bsz, r.dim)
-	dy := be.View(ds, 0, bsz)
-	logdet, dlogdet := be.New(bsz, 1), be.New(bsz, 1)
-	logp, dlogp := be.New(2*bsz, 1), be.New(2*bsz, 1)
-	inv := -1 / float64(bsz)
-	be.Fill(dlogp, inv) // loss = c_AB − mean ln p(T(A_b)) − mean ln p(B_b) − mean logdet
-	be.Fill(dlogdet, inv)
+// jointState holds phase 2's buffers, all allocated before the first step:
+// θS sees the density terms of one batch of T(A) and one of B, evaluated
+// together as a single 2b-row batch [T(A_b); B_b]; φ sees ℓ(T(A)) and the
+// log-det.
+type jointState struct {
+	r               *run
+	flow            Flow
+	dens            Density
+	cab             float64
+	sa, sb          *sampler
+	xa, s, y, sB    *native.Tensor
+	ds, dy          *native.Tensor
+	logdet, dlogdet *native.Tensor
+	logp, dlogp     *native.Tensor
+	opt             *Adam
+	inv             float64
+}
+
+func (r *run) newJoint(flow Flow, dens Density, cab float64) *jointState {
+	be, bsz := r.be, r.cfg.Batch
+	j := &jointState{r: r, flow: flow, dens: dens, cab: cab, inv: -1 / float64(bsz)}
+	j.sa = newSampler(r.a.Rows(), bsz, r.rng)
+	j.sb = newSampler(r.b.Rows(), bsz, r.rng)
+	j.xa = be.New(bsz, r.dim)
+	j.s = be.New(2*bsz, r.dim)
+	j.y, j.sB = be.View(j.s, 0, bsz), be.View(j.s, bsz, 2*bsz)
+	j.ds = be.New(2*bsz, r.dim)
+	j.dy = be.View(j.ds, 0, bsz)
+	j.logdet, j.dlogdet = be.New(bsz, 1), be.New(bsz, 1)
+	j.logp, j.dlogp = be.New(2*bsz, 1), be.New(2*bsz, 1)
+	// loss = c_AB − mean ln p(T(A_b)) − mean ln p(B_b) − mean logdet
+	be.Fill(j.dlogp, j.inv)
+	be.Fill(j.dlogdet, j.inv)
 	params := append(append([]*Param{}, flow.Params()...), dens.Params()...)
-	opt := NewAdam(be, params, cfg.LR)
+	j.opt = NewAdam(be, params, r.cfg.LR)
+	return j
+}
+
+// grad evaluates the mini-batch LRMF and its gradients at the current
+// parameters, leaving them in the Params' Grad.
+func (j *jointState) grad(step int) (Point, error) {
+	be := j.r.be
+	be.GatherRows(j.xa, j.r.a, j.sa.next())
+	be.GatherRows(j.sB, j.r.b, j.sb.next())
+	be.Fill(j.logdet, 0)
+	fail := func(err error) (Point, error) {
+		return Point{Step: step}, fmt.Errorf("lrmf: %w at step %d: %v", ErrDiverged, step, err)
+	}
+	if err := j.flow.Forward(j.y, j.logdet, j.xa); err != nil {
+		return fail(err)
+	}
+	if err := j.dens.LogProb(j.logp, j.s); err != nil {
+		return fail(err)
+	}
+	loss := j.cab + j.inv*(be.Sum(j.logp)+be.Sum(j.logdet))
+	if err := j.dens.Backward(j.ds, j.dlogp); err != nil {
+		return fail(err)
+	}
+	if err := j.flow.Backward(nil, j.dy, j.dlogdet); err != nil {
+		return fail(err)
+	}
+	p := Point{Step: step, Loss: loss, GradT: gradNorm(be, j.flow.Params()), GradS: gradNorm(be, j.dens.Params())}
+	if !finite(p.Loss, p.GradT, p.GradS) {
+		return p, fmt.Errorf("lrmf: %w at step %d: loss %v, ‖g_T‖ = %v, ‖g_S‖ = %v", ErrDiverged, step, p.Loss, p.GradT, p.GradS)
+	}
+	return p, nil
+}
+
+// update applies the optimiser step for step.
+func (j *jointState) update(step int) {
+	j.opt.LR = scheduledLR(j.r.cfg, step)
+	j.opt.Step()
+}
+
+// joint runs phase 2 until the tolerance or the budget stops it.
+func (r *run) joint(ctx context.Context, res *Result) error {
+	cfg := r.cfg
+	j := r.newJoint(res.Flow, res.Density, res.CAB)
 	res.History = make([]Point, 0, min(cfg.Steps, 1<<16))
 	res.StoppedBy = "budget"
 	for step := 1; step <= cfg.Steps; step++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		be.GatherRows(xa, r.a, sa.next())
-		be.GatherRows(sB, r.b, sb.next())
-		be.Fill(logdet, 0)
-		if err := flow.Forward(y, logdet, xa); err != nil {
-			return fmt.Errorf("lrmf: %w at step %d: %v", ErrDiverged, step, err)
+		p, err := j.grad(step)
+		if err != nil {
+			return err
 		}
-		if err := dens.LogProb(logp, s); err != nil {
-			return fmt.Errorf("lrmf: %w at step %d: %v", ErrDiverged, step, err)
-		}
-		loss := res.CAB + inv*(be.Sum(logp)+be.Sum(logdet))
-		if err := dens.Backward(ds, dlogp); err != nil {
-			return fmt.Errorf("lrmf: %w at step %d: %v", ErrDiverged, step, err)
-		}
-		if err := flow.Backward(nil, dy, dlogdet); err != nil {
-			return fmt.Errorf("lrmf: %w at step %d: %v", ErrDiverged, step, err)
-		}
-		gT, gS := gradNorm(be, flow.Params()), gradNorm(be, dens.Params())
 		res.Steps = step
-		res.History = append(res.History, Point{Step: step, Loss: loss, GradT: gT, GradS: gS})
-		if !finite(loss, gT, gS) {
-			return fmt.Errorf("lrmf: %w at step %d: loss %v, ‖g_T‖ = %v, ‖g_S‖ = %v", ErrDiverged, step, loss, gT, gS)
-		}
+		res.History = append(res.History, p)
 		if step%cfg.ProgressEvery == 0 {
-			r.progress(Progress{Phase: "joint", Step: step, Steps: cfg.Steps, Loss: loss, GradNorm: gT + gS})
+			r.progress(Progress{Phase: "joint", Step: step, Steps: cfg.Steps, Loss: p.Loss, GradNorm: p.GradT + p.GradS})
 		}
-		if gT+gS < cfg.Tol {
+		if p.GradT+p.GradS < cfg.Tol {
 			res.StoppedBy = "tolerance"
 			break
 		}
-		opt.LR = scheduledLR(cfg, step)
-		opt.Step()
+		j.update(step)
 	}
 	last := res.History[len(res.History)-1]
 	r.progress(Progress{Phase: "joint", Step: res.Steps, Steps: cfg.Steps, Loss: last.Loss, GradNorm: last.GradT + last.GradS, Done: true})

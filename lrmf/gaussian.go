@@ -25,6 +25,7 @@ type Gaussian struct {
 	lh      *hostMat       // L on the host, for ln|det L| and L⁻ᵀ
 	logdetL float64        // of the last LogProb
 	linvT   *native.Tensor // L⁻ᵀ, D×D
+	tbuf    []float64      // host L⁻ᵀ
 	x, u    *native.Tensor // last LogProb input and its u = L(x − μ)
 	ws      gaussScratch
 }
@@ -36,7 +37,7 @@ type gaussScratch struct {
 
 // NewGaussian returns the standard normal N(0, I) on R^d.
 func NewGaussian(be native.Backend, d int) *Gaussian {
-	g := &Gaussian{be: be, d: d, lh: newHostMat(d), linvT: be.New(d, d)}
+	g := &Gaussian{be: be, d: d, lh: newHostMat(d), linvT: be.New(d, d), tbuf: make([]float64, d*d)}
 	g.mu = newParam(be, "mu", 1, d)
 	g.l = newParam(be, "L", d, d)
 	g.ps = []*Param{g.mu, g.l}
@@ -94,7 +95,8 @@ func (g *Gaussian) Backward(dx, dlogp *native.Tensor) error {
 	if err != nil {
 		return fmt.Errorf("lrmf: Gaussian.Backward: %w", err)
 	}
-	g.be.Upload(g.linvT, mat.DenseCopyOf(inv.T()).RawMatrix().Data)
+	transposeInto(g.tbuf, inv, g.d)
+	g.be.Upload(g.linvT, g.tbuf)
 	g.be.Axpy(g.be.Sum(dlogp), g.linvT, g.l.Grad)
 	return nil
 }

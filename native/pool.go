@@ -43,7 +43,7 @@ func (p *pool) startWorkers() {
 // each costing about `cost` flops: one block per thread, but none smaller
 // than minBlockFlops so tiny problems run inline.
 func (p *pool) split(units, cost int) int {
-	const minBlockFlops = 1 << 15
+	const minBlockFlops = 1 << 16
 	nb := units * max(cost, 1) / minBlockFlops
 	return max(1, min(nb, p.threads, units))
 }

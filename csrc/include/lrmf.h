@@ -9,8 +9,11 @@
  *  - Matrices are row-major. GEMM takes explicit leading dimensions (the
  *    distance in elements between consecutive rows); every other kernel
  *    works on contiguous buffers, so an n×d matrix has leading dimension d.
- *  - Sizes are int64_t and may be 0 (the call is then a no-op that returns
- *    LRMF_OK); a negative size, a leading dimension smaller than the row
+ *  - Sizes are int64_t and may be 0 (the call then returns LRMF_OK and is
+ *    a no-op when all its outputs are empty; outputs that are not empty
+ *    still follow the formula, an empty sum being 0: GEMM with k == 0 sets
+ *    C = beta*C, bias_grad with n == 0 zeroes db, dot/sum with n == 0 set
+ *    *out = 0); a negative size, a leading dimension smaller than the row
  *    length, or a NULL pointer that the kernel needs gives LRMF_EINVAL and
  *    writes nothing.
  *  - Each kernel exists as _f32 (float) and _f64 (double) with identical

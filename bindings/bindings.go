@@ -1,0 +1,693 @@
+//go:build cgo
+
+package bindings
+
+/*
+#cgo CFLAGS: -O3 -std=c11 -I${SRCDIR}/../csrc/include
+#cgo LDFLAGS: -lm
+
+// The kernels neither keep Go pointers nor call back into Go (lrmf.h: pure
+// functions), which lets out-parameters such as Dot's result stay on the
+// Go stack and keeps the success path allocation-free.
+#cgo noescape lrmf_gemm_f32
+#cgo noescape lrmf_gemm_f64
+#cgo noescape lrmf_bias_add_f32
+#cgo noescape lrmf_bias_add_f64
+#cgo noescape lrmf_bias_grad_f32
+#cgo noescape lrmf_bias_grad_f64
+#cgo noescape lrmf_relu_fwd_f32
+#cgo noescape lrmf_relu_fwd_f64
+#cgo noescape lrmf_relu_bwd_f32
+#cgo noescape lrmf_relu_bwd_f64
+#cgo noescape lrmf_tanh_fwd_f32
+#cgo noescape lrmf_tanh_fwd_f64
+#cgo noescape lrmf_tanh_bwd_f32
+#cgo noescape lrmf_tanh_bwd_f64
+#cgo noescape lrmf_gauss_logp_f32
+#cgo noescape lrmf_gauss_logp_f64
+#cgo noescape lrmf_gauss_bwd_f32
+#cgo noescape lrmf_gauss_bwd_f64
+#cgo noescape lrmf_logdet_acc_f32
+#cgo noescape lrmf_logdet_acc_f64
+#cgo noescape lrmf_affine_fwd_f32
+#cgo noescape lrmf_affine_fwd_f64
+#cgo noescape lrmf_affine_inv_f32
+#cgo noescape lrmf_affine_inv_f64
+#cgo noescape lrmf_adam_f32
+#cgo noescape lrmf_adam_f64
+#cgo noescape lrmf_axpy_f32
+#cgo noescape lrmf_axpy_f64
+#cgo noescape lrmf_fill_f32
+#cgo noescape lrmf_fill_f64
+#cgo noescape lrmf_dot_f32
+#cgo noescape lrmf_dot_f64
+#cgo noescape lrmf_sum_f32
+#cgo noescape lrmf_sum_f64
+#cgo noescape lrmf_gather_rows_f32
+#cgo noescape lrmf_gather_rows_f64
+#cgo nocallback lrmf_gemm_f32
+#cgo nocallback lrmf_gemm_f64
+#cgo nocallback lrmf_bias_add_f32
+#cgo nocallback lrmf_bias_add_f64
+#cgo nocallback lrmf_bias_grad_f32
+#cgo nocallback lrmf_bias_grad_f64
+#cgo nocallback lrmf_relu_fwd_f32
+#cgo nocallback lrmf_relu_fwd_f64
+#cgo nocallback lrmf_relu_bwd_f32
+#cgo nocallback lrmf_relu_bwd_f64
+#cgo nocallback lrmf_tanh_fwd_f32
+#cgo nocallback lrmf_tanh_fwd_f64
+#cgo nocallback lrmf_tanh_bwd_f32
+#cgo nocallback lrmf_tanh_bwd_f64
+#cgo nocallback lrmf_gauss_logp_f32
+#cgo nocallback lrmf_gauss_logp_f64
+#cgo nocallback lrmf_gauss_bwd_f32
+#cgo nocallback lrmf_gauss_bwd_f64
+#cgo nocallback lrmf_logdet_acc_f32
+#cgo nocallback lrmf_logdet_acc_f64
+#cgo nocallback lrmf_affine_fwd_f32
+#cgo nocallback lrmf_affine_fwd_f64
+#cgo nocallback lrmf_affine_inv_f32
+#cgo nocallback lrmf_affine_inv_f64
+#cgo nocallback lrmf_adam_f32
+#cgo nocallback lrmf_adam_f64
+#cgo nocallback lrmf_axpy_f32
+#cgo nocallback lrmf_axpy_f64
+#cgo nocallback lrmf_fill_f32
+#cgo nocallback lrmf_fill_f64
+#cgo nocallback lrmf_dot_f32
+#cgo nocallback lrmf_dot_f64
+#cgo nocallback lrmf_sum_f32
+#cgo nocallback lrmf_sum_f64
+#cgo nocallback lrmf_gather_rows_f32
+#cgo nocallback lrmf_gather_rows_f64
+
+#include "lrmf.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+)
+
+// Float is the set of element types the kernels are compiled for.
+type Float interface{ float32 | float64 }
+
+// Error is the error returned by every function of this package: Op is the
+// Go function that failed (e.g. "Gemm"), Msg says why.
+type Error struct{ Op, Msg string }
+
+// Error returns "bindings: <op>: <msg>".
+func (e *Error) Error() string { return "bindings: " + e.Op + ": " + e.Msg }
+
+// ---- dispatch helpers -----------------------------------------------------
+
+// is32 reports whether T is float32; it is resolved per instantiation.
+func is32[T Float]() bool {
+	var z T
+	return unsafe.Sizeof(z) == 4
+}
+
+// pf and pd reinterpret a slice's backing array for C. A nil or empty
+// slice gives NULL or a pointer C never dereferences.
+func pf[T Float](s []T) *C.float { return (*C.float)(unsafe.Pointer(unsafe.SliceData(s))) }
+
+func pd[T Float](s []T) *C.double { return (*C.double)(unsafe.Pointer(unsafe.SliceData(s))) }
+
+func i64(v int) C.int64_t { return C.int64_t(v) }
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// status maps a C return code to an error.
+func status(op string, rc C.int) error {
+	switch rc {
+	case C.LRMF_OK:
+		return nil
+	case C.LRMF_EINVAL:
+		return &Error{op, "C kernel rejected its arguments (LRMF_EINVAL)"}
+	}
+	return &Error{op, fmt.Sprintf("C kernel returned status %d", int(rc))}
+}
+
+// ---- validation helpers (shared messages) ---------------------------------
+
+func errNeg(op, name string, v int) error {
+	return &Error{op, fmt.Sprintf("negative size %s = %d", name, v)}
+}
+
+func checkNN(op string, n, d int) error {
+	if n < 0 {
+		return errNeg(op, "n", n)
+	}
+	if d < 0 {
+		return errNeg(op, "d", d)
+	}
+	return nil
+}
+
+func checkLD(op, name string, ld, rowLen int) error {
+	if ld < rowLen {
+		return &Error{op, fmt.Sprintf("leading dimension %s = %d < row length %d", name, ld, rowLen)}
+	}
+	return nil
+}
+
+func errOverflow(op string) error { return &Error{op, "size overflow"} }
+
+// mul returns a·b for non-negative a, b, or ok == false on overflow.
+func mul(a, b int) (int, bool) {
+	if b != 0 && a > math.MaxInt/b {
+		return 0, false
+	}
+	return a * b, true
+}
+
+func checkLen(op, name string, have, need int) error {
+	if have < need {
+		return &Error{op, fmt.Sprintf("len(%s) = %d < %d required", name, have, need)}
+	}
+	return nil
+}
+
+// checkRows checks that s holds rows×cols elements (row-major, contiguous).
+func checkRows(op, name string, have, rows, cols int) error {
+	need, ok := mul(rows, cols)
+	if !ok {
+		return errOverflow(op)
+	}
+	return checkLen(op, name, have, need)
+}
+
+// checkMat checks that a rows×cols matrix with leading dimension ld fits:
+// the last row must end inside the slice.
+func checkMat(op, name string, have, rows, cols, ld int) error {
+	if rows == 0 || cols == 0 {
+		return nil
+	}
+	last, ok := mul(rows-1, ld)
+	if !ok || last > math.MaxInt-cols {
+		return errOverflow(op)
+	}
+	return checkLen(op, name, have, last+cols)
+}
+
+func checkSame(op, name string, have int, ref string, want int) error {
+	if have != want {
+		return &Error{op, fmt.Sprintf("len(%s) = %d != len(%s) = %d", name, have, ref, want)}
+	}
+	return nil
+}
+
+// ---- kernels ---------------------------------------------------------------
+
+// Gemm computes C = alpha·op(A)·op(B) + beta·C, with op(A) m×k, op(B) k×n
+// and C m×n, all row-major with leading dimensions lda, ldb, ldc (elements
+// between consecutive rows). op(X) = X, or Xᵀ when transX is set (A is then
+// stored k×m, B n×k). Each leading dimension must be at least the stored
+// row length, and each slice must reach the end of its last stored row.
+// With beta == 0, C is not read (NaN in C does not propagate). With k == 0,
+// C = beta·C. C must not overlap A or B.
+func Gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) error {
+	const op = "Gemm"
+	if m < 0 {
+		return errNeg(op, "m", m)
+	}
+	if n < 0 {
+		return errNeg(op, "n", n)
+	}
+	if k < 0 {
+		return errNeg(op, "k", k)
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	if err := checkLD(op, "lda", lda, ac); err != nil {
+		return err
+	}
+	if err := checkLD(op, "ldb", ldb, bc); err != nil {
+		return err
+	}
+	if err := checkLD(op, "ldc", ldc, n); err != nil {
+		return err
+	}
+	if err := checkMat(op, "a", len(a), ar, ac, lda); err != nil {
+		return err
+	}
+	if err := checkMat(op, "b", len(b), br, bc, ldb); err != nil {
+		return err
+	}
+	if err := checkMat(op, "c", len(c), m, n, ldc); err != nil {
+		return err
+	}
+	if m == 0 || n == 0 {
+		return nil
+	}
+	ta, tb := cbool(transA), cbool(transB)
+	if is32[T]() {
+		return status(op, C.lrmf_gemm_f32(ta, tb, i64(m), i64(n), i64(k),
+			C.float(alpha), pf(a), i64(lda), pf(b), i64(ldb), C.float(beta), pf(c), i64(ldc)))
+	}
+	return status(op, C.lrmf_gemm_f64(ta, tb, i64(m), i64(n), i64(k),
+		C.double(alpha), pd(a), i64(lda), pd(b), i64(ldb), C.double(beta), pd(c), i64(ldc)))
+}
+
+// BiasAdd adds bias (d) to every row of y (n×d): y[i,j] += bias[j].
+func BiasAdd[T Float](n, d int, bias, y []T) error {
+	const op = "BiasAdd"
+	if err := checkNN(op, n, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "bias", len(bias), d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "y", len(y), n, d); err != nil {
+		return err
+	}
+	if n == 0 || d == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_bias_add_f32(i64(n), i64(d), pf(bias), pf(y)))
+	}
+	return status(op, C.lrmf_bias_add_f64(i64(n), i64(d), pd(bias), pd(y)))
+}
+
+// BiasGrad sums dy (n×d) over its rows into db (d, overwritten):
+// db[j] = Σ_i dy[i,j], accumulated in float64. n == 0 zeroes db.
+func BiasGrad[T Float](n, d int, dy, db []T) error {
+	const op = "BiasGrad"
+	if err := checkNN(op, n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "dy", len(dy), n, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "db", len(db), d); err != nil {
+		return err
+	}
+	if d == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_bias_grad_f32(i64(n), i64(d), pf(dy), pf(db)))
+	}
+	return status(op, C.lrmf_bias_grad_f64(i64(n), i64(d), pd(dy), pd(db)))
+}
+
+// ReLU sets y = max(x, 0) elementwise; len(y) must equal len(x). y may be
+// x itself.
+func ReLU[T Float](x, y []T) error {
+	const op = "ReLU"
+	if err := checkSame(op, "y", len(y), "x", len(x)); err != nil {
+		return err
+	}
+	n := len(x)
+	if n == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_relu_fwd_f32(i64(n), pf(x), pf(y)))
+	}
+	return status(op, C.lrmf_relu_fwd_f64(i64(n), pd(x), pd(y)))
+}
+
+// ReLUBackward sets dx = dy where x > 0, else 0, elementwise; x, dy and dx
+// have equal lengths. dx may be dy itself.
+func ReLUBackward[T Float](x, dy, dx []T) error {
+	const op = "ReLUBackward"
+	if err := checkSame(op, "dy", len(dy), "x", len(x)); err != nil {
+		return err
+	}
+	if err := checkSame(op, "dx", len(dx), "x", len(x)); err != nil {
+		return err
+	}
+	n := len(x)
+	if n == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_relu_bwd_f32(i64(n), pf(x), pf(dy), pf(dx)))
+	}
+	return status(op, C.lrmf_relu_bwd_f64(i64(n), pd(x), pd(dy), pd(dx)))
+}
+
+// Tanh sets y = tanh(x) elementwise; len(y) must equal len(x). y may be x
+// itself.
+func Tanh[T Float](x, y []T) error {
+	const op = "Tanh"
+	if err := checkSame(op, "y", len(y), "x", len(x)); err != nil {
+		return err
+	}
+	n := len(x)
+	if n == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_tanh_fwd_f32(i64(n), pf(x), pf(y)))
+	}
+	return status(op, C.lrmf_tanh_fwd_f64(i64(n), pd(x), pd(y)))
+}
+
+// TanhBackward sets dx = dy·(1 − y²) elementwise, where y = tanh(x) is the
+// forward output; y, dy and dx have equal lengths. dx may be dy itself.
+func TanhBackward[T Float](y, dy, dx []T) error {
+	const op = "TanhBackward"
+	if err := checkSame(op, "dy", len(dy), "y", len(y)); err != nil {
+		return err
+	}
+	if err := checkSame(op, "dx", len(dx), "y", len(y)); err != nil {
+		return err
+	}
+	n := len(y)
+	if n == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_tanh_bwd_f32(i64(n), pf(y), pf(dy), pf(dx)))
+	}
+	return status(op, C.lrmf_tanh_bwd_f64(i64(n), pd(y), pd(dy), pd(dx)))
+}
+
+// GaussLogProb evaluates the full-covariance Gaussian log-density of each
+// row x_i of x (n×d), with mean mu (d) and L (d×d) such that LᵀL = Σ⁻¹:
+//
+//	u_i    = L (x_i − mu)                      u    n×d (out, kept for GaussBackward)
+//	logp_i = −(d/2) ln 2π + logdetL − ½‖u_i‖²  logp n   (out)
+//
+// logdetL = ln|det L| comes from the caller; ‖u_i‖² accumulates in float64.
+func GaussLogProb[T Float](n, d int, x, mu, l []T, logdetL T, u, logp []T) error {
+	const op = "GaussLogProb"
+	if err := checkNN(op, n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "x", len(x), n, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "mu", len(mu), d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "l", len(l), d, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "u", len(u), n, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "logp", len(logp), n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_gauss_logp_f32(i64(n), i64(d), pf(x), pf(mu), pf(l),
+			C.float(logdetL), pf(u), pf(logp)))
+	}
+	return status(op, C.lrmf_gauss_logp_f64(i64(n), i64(d), pd(x), pd(mu), pd(l),
+		C.double(logdetL), pd(u), pd(logp)))
+}
+
+// GaussBackward is the backward pass of [GaussLogProb] for upstream
+// weights w = dlogp (n), given the forward's u (n×d):
+//
+//	g_i  = Lᵀ u_i
+//	dx_i = −w_i g_i                  dx  n×d (out; nil skips it)
+//	dmu  = Σ_i w_i g_i               dmu d   (out)
+//	dl   = −Σ_i w_i u_i (x_i − mu)ᵀ  dl  d×d (out)
+//
+// Sums accumulate in float64. dl is the data term only: the caller adds the
+// ln|det L| term L⁻ᵀ·Σ_i w_i. n == 0 zeroes dmu and dl.
+func GaussBackward[T Float](n, d int, x, mu, l, u, dlogp, dx, dmu, dl []T) error {
+	const op = "GaussBackward"
+	if err := checkNN(op, n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "x", len(x), n, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "mu", len(mu), d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "l", len(l), d, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "u", len(u), n, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "dlogp", len(dlogp), n); err != nil {
+		return err
+	}
+	if dx != nil {
+		if err := checkRows(op, "dx", len(dx), n, d); err != nil {
+			return err
+		}
+	}
+	if err := checkLen(op, "dmu", len(dmu), d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "dl", len(dl), d, d); err != nil {
+		return err
+	}
+	if d == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_gauss_bwd_f32(i64(n), i64(d), pf(x), pf(mu), pf(l), pf(u),
+			pf(dlogp), pf(dx), pf(dmu), pf(dl)))
+	}
+	return status(op, C.lrmf_gauss_bwd_f64(i64(n), i64(d), pd(x), pd(mu), pd(l), pd(u),
+		pd(dlogp), pd(dx), pd(dmu), pd(dl)))
+}
+
+// LogDetAcc adds each row sum of s (n×d) to logdet (n):
+// logdet[i] += Σ_j s[i,j], the sum accumulated in float64.
+func LogDetAcc[T Float](n, d int, s, logdet []T) error {
+	const op = "LogDetAcc"
+	if err := checkNN(op, n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "s", len(s), n, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "logdet", len(logdet), n); err != nil {
+		return err
+	}
+	if n == 0 || d == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_logdet_acc_f32(i64(n), i64(d), pf(s), pf(logdet)))
+	}
+	return status(op, C.lrmf_logdet_acc_f64(i64(n), i64(d), pd(s), pd(logdet)))
+}
+
+// AffineForward applies the affine flow y_i = M x_i + b to each row of x
+// (n×d), with m = M (d×d) and b (d), into y (n×d, must not overlap x), and
+// adds ldm = ln|det M| (from the caller) to each logdet[i] (n); logdet may
+// be nil.
+func AffineForward[T Float](n, d int, x, m, b []T, ldm T, y, logdet []T) error {
+	const op = "AffineForward"
+	if err := checkNN(op, n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "x", len(x), n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "m", len(m), d, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "b", len(b), d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "y", len(y), n, d); err != nil {
+		return err
+	}
+	if logdet != nil {
+		if err := checkLen(op, "logdet", len(logdet), n); err != nil {
+			return err
+		}
+	}
+	if n == 0 || (d == 0 && logdet == nil) {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_affine_fwd_f32(i64(n), i64(d), pf(x), pf(m), pf(b),
+			C.float(ldm), pf(y), pf(logdet)))
+	}
+	return status(op, C.lrmf_affine_fwd_f64(i64(n), i64(d), pd(x), pd(m), pd(b),
+		C.double(ldm), pd(y), pd(logdet)))
+}
+
+// AffineInverse inverts the affine flow row by row: x_i = Minv (y_i − b),
+// with y (n×d), minv = M⁻¹ (d×d, from the caller), b (d), into x (n×d,
+// must not overlap y).
+func AffineInverse[T Float](n, d int, y, minv, b, x []T) error {
+	const op = "AffineInverse"
+	if err := checkNN(op, n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "y", len(y), n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "minv", len(minv), d, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "b", len(b), d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "x", len(x), n, d); err != nil {
+		return err
+	}
+	if n == 0 || d == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_affine_inv_f32(i64(n), i64(d), pf(y), pf(minv), pf(b), pf(x)))
+	}
+	return status(op, C.lrmf_affine_inv_f64(i64(n), i64(d), pd(y), pd(minv), pd(b), pd(x)))
+}
+
+// Adam applies one Adam step (Kingma & Ba, 2015) to the parameters p with
+// gradient g and moments m, v, all of the same length, in place:
+//
+//	m = beta1·m + (1−beta1)·g;  v = beta2·v + (1−beta2)·g²
+//	p −= lr·(m/bc1) / (sqrt(v/bc2) + eps)
+//
+// bc1 = 1 − beta1^t and bc2 = 1 − beta2^t come from the caller (t from 1).
+func Adam[T Float](p, g, m, v []T, lr, beta1, beta2, eps, bc1, bc2 T) error {
+	const op = "Adam"
+	if err := checkSame(op, "g", len(g), "p", len(p)); err != nil {
+		return err
+	}
+	if err := checkSame(op, "m", len(m), "p", len(p)); err != nil {
+		return err
+	}
+	if err := checkSame(op, "v", len(v), "p", len(p)); err != nil {
+		return err
+	}
+	n := len(p)
+	if n == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_adam_f32(i64(n), pf(p), pf(g), pf(m), pf(v), C.float(lr),
+			C.float(beta1), C.float(beta2), C.float(eps), C.float(bc1), C.float(bc2)))
+	}
+	return status(op, C.lrmf_adam_f64(i64(n), pd(p), pd(g), pd(m), pd(v), C.double(lr),
+		C.double(beta1), C.double(beta2), C.double(eps), C.double(bc1), C.double(bc2)))
+}
+
+// Axpy sets y += alpha·x; len(y) must equal len(x).
+func Axpy[T Float](alpha T, x, y []T) error {
+	const op = "Axpy"
+	if err := checkSame(op, "y", len(y), "x", len(x)); err != nil {
+		return err
+	}
+	n := len(x)
+	if n == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_axpy_f32(i64(n), C.float(alpha), pf(x), pf(y)))
+	}
+	return status(op, C.lrmf_axpy_f64(i64(n), C.double(alpha), pd(x), pd(y)))
+}
+
+// Fill sets every element of x to value.
+func Fill[T Float](value T, x []T) error {
+	const op = "Fill"
+	n := len(x)
+	if n == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_fill_f32(i64(n), C.float(value), pf(x)))
+	}
+	return status(op, C.lrmf_fill_f64(i64(n), C.double(value), pd(x)))
+}
+
+// Dot returns Σ_i x[i]·y[i], accumulated in float64; len(y) must equal
+// len(x). Dot(x, x) is ‖x‖².
+func Dot[T Float](x, y []T) (float64, error) {
+	const op = "Dot"
+	if err := checkSame(op, "y", len(y), "x", len(x)); err != nil {
+		return 0, err
+	}
+	n := len(x)
+	if n == 0 {
+		return 0, nil
+	}
+	var out C.double
+	var rc C.int
+	if is32[T]() {
+		rc = C.lrmf_dot_f32(i64(n), pf(x), pf(y), &out)
+	} else {
+		rc = C.lrmf_dot_f64(i64(n), pd(x), pd(y), &out)
+	}
+	if err := status(op, rc); err != nil {
+		return 0, err
+	}
+	return float64(out), nil
+}
+
+// Sum returns Σ_i x[i], accumulated in float64.
+func Sum[T Float](x []T) (float64, error) {
+	const op = "Sum"
+	n := len(x)
+	if n == 0 {
+		return 0, nil
+	}
+	var out C.double
+	var rc C.int
+	if is32[T]() {
+		rc = C.lrmf_sum_f32(i64(n), pf(x), &out)
+	} else {
+		rc = C.lrmf_sum_f64(i64(n), pd(x), &out)
+	}
+	if err := status(op, rc); err != nil {
+		return 0, err
+	}
+	return float64(out), nil
+}
+
+// GatherRows copies rows of src (rows of d elements) into dst (n×d):
+// dst[i,:] = src[idx[i],:] for i < n. Every idx[i], i < n, must lie in
+// [0, len(src)/d); this is checked before anything is written.
+func GatherRows[T Float](n, d int, src []T, idx []int32, dst []T) error {
+	const op = "GatherRows"
+	if err := checkNN(op, n, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "idx", len(idx), n); err != nil {
+		return err
+	}
+	if err := checkRows(op, "dst", len(dst), n, d); err != nil {
+		return err
+	}
+	if n == 0 || d == 0 {
+		return nil
+	}
+	rows := len(src) / d
+	for i, r := range idx[:n] {
+		if r < 0 || int(r) >= rows {
+			return &Error{op, fmt.Sprintf("idx[%d] = %d out of range [0, %d)", i, r, rows)}
+		}
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_gather_rows_f32(i64(n), i64(d), pf(src),
+			(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(idx))), pf(dst)))
+	}
+	return status(op, C.lrmf_gather_rows_f64(i64(n), i64(d), pd(src),
+		(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(idx))), pd(dst)))
+}

@@ -1,0 +1,1 @@
+#include "../csrc/cpu/lrmf_cpu.c"

@@ -1,0 +1,85 @@
+package lrmf
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/native"
+)
+
+// newBenchJoint prepares phase 2 of an affine/Gaussian run on the moons pair
+// with θA*, θB* fitted, for timing single steps.
+func newBenchJoint(tb testing.TB, be native.Backend, batch int) *jointState {
+	p := data.MoonsPair(2000, 0.05, 50, 1)
+	cfg := Config{Backend: be, Batch: batch, Steps: 1 << 20}.withDefaults(2000, 2000)
+	r := &run{cfg: cfg, be: be, rng: data.NewRand(1), dim: 2, a: toTensor(be, p.A), b: toTensor(be, p.B)}
+	dA, dS := NewGaussian(be, 2), NewGaussian(be, 2)
+	if err := dA.FitMLE(r.a); err != nil {
+		tb.Fatal(err)
+	}
+	copyParams(be, dS.Params(), dA.Params())
+	return r.newJoint(NewAffine(be, 2), dS, 0)
+}
+
+// BenchmarkAffineStep times one joint-phase step (forward, backward, Adam)
+// of affine LRMF with a Gaussian density on the moons pair.
+func BenchmarkAffineStep(b *testing.B) {
+	for _, dt := range []native.DType{native.Float32, native.Float64} {
+		for _, threads := range []int{1, 2} {
+			for _, batch := range []int{256, 2000} {
+				b.Run(fmt.Sprintf("%v/threads=%d/batch=%d", dt, threads, batch), func(b *testing.B) {
+					be, err := native.NewCPU(dt, threads)
+					if err != nil {
+						b.Skip(err)
+					}
+					defer be.Close()
+					j := newBenchJoint(b, be, batch)
+					b.ReportAllocs()
+					b.ResetTimer()
+					for i := 1; i <= b.N; i++ {
+						if _, err := j.grad(i); err != nil {
+							b.Fatal(err)
+						}
+						j.update(i)
+					}
+				})
+			}
+		}
+	}
+}
+
+// Align must keep working when the context is already done before start.
+func TestAlignPreCanceled(t *testing.T) {
+	p := data.Blobs(100, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := Align(ctx, p.A, p.B, Config{})
+	if err == nil || res == nil || res.Status != Canceled {
+		t.Fatalf("Align on a canceled context: res %+v, err %v", res, err)
+	}
+}
+
+// A joint-phase step allocates nothing once its buffers exist.
+func TestJointStepAllocatesNothing(t *testing.T) {
+	for _, dt := range []native.DType{native.Float32, native.Float64} {
+		be, err := native.NewCPU(dt, 2)
+		if err != nil {
+			t.Skip(err)
+		}
+		j := newBenchJoint(t, be, 1000)
+		step := 0
+		allocs := testing.AllocsPerRun(200, func() {
+			step++
+			if _, err := j.grad(step); err != nil {
+				t.Fatal(err)
+			}
+			j.update(step)
+		})
+		be.Close()
+		if allocs != 0 {
+			t.Errorf("%v: %.2f allocations per step, want 0", dt, allocs)
+		}
+	}
+}
