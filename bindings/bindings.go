@@ -81,6 +81,34 @@ package bindings
 #cgo nocallback lrmf_sum_f64
 #cgo nocallback lrmf_gather_rows_f32
 #cgo nocallback lrmf_gather_rows_f64
+#cgo noescape lrmf_bias_relu_fwd_f32
+#cgo noescape lrmf_bias_relu_fwd_f64
+#cgo noescape lrmf_bias_relu_bwd_f32
+#cgo noescape lrmf_bias_relu_bwd_f64
+#cgo noescape lrmf_copy_cols_f32
+#cgo noescape lrmf_copy_cols_f64
+#cgo noescape lrmf_add_cols_f32
+#cgo noescape lrmf_add_cols_f64
+#cgo noescape lrmf_coupling_fwd_f32
+#cgo noescape lrmf_coupling_fwd_f64
+#cgo noescape lrmf_coupling_inv_f32
+#cgo noescape lrmf_coupling_inv_f64
+#cgo noescape lrmf_coupling_bwd_f32
+#cgo noescape lrmf_coupling_bwd_f64
+#cgo nocallback lrmf_bias_relu_fwd_f32
+#cgo nocallback lrmf_bias_relu_fwd_f64
+#cgo nocallback lrmf_bias_relu_bwd_f32
+#cgo nocallback lrmf_bias_relu_bwd_f64
+#cgo nocallback lrmf_copy_cols_f32
+#cgo nocallback lrmf_copy_cols_f64
+#cgo nocallback lrmf_add_cols_f32
+#cgo nocallback lrmf_add_cols_f64
+#cgo nocallback lrmf_coupling_fwd_f32
+#cgo nocallback lrmf_coupling_fwd_f64
+#cgo nocallback lrmf_coupling_inv_f32
+#cgo nocallback lrmf_coupling_inv_f64
+#cgo nocallback lrmf_coupling_bwd_f32
+#cgo nocallback lrmf_coupling_bwd_f64
 
 #include "lrmf.h"
 */
@@ -565,7 +593,7 @@ func AffineInverse[T Float](n, d int, y, minv, b, x []T) error {
 //	p −= lr·(m/bc1) / (sqrt(v/bc2) + eps)
 //
 // bc1 = 1 − beta1^t and bc2 = 1 − beta2^t come from the caller (t from 1).
-func Adam[T Float](p, g, m, v []T, lr, beta1, beta2, eps, bc1, bc2 T) error {
+func Adam[T Float](p, g, m, v []T, lr, beta1, beta2, eps, bc1, bc2 float64) error {
 	const op = "Adam"
 	if err := checkSame(op, "g", len(g), "p", len(p)); err != nil {
 		return err
@@ -581,8 +609,8 @@ func Adam[T Float](p, g, m, v []T, lr, beta1, beta2, eps, bc1, bc2 T) error {
 		return nil
 	}
 	if is32[T]() {
-		return status(op, C.lrmf_adam_f32(i64(n), pf(p), pf(g), pf(m), pf(v), C.float(lr),
-			C.float(beta1), C.float(beta2), C.float(eps), C.float(bc1), C.float(bc2)))
+		return status(op, C.lrmf_adam_f32(i64(n), pf(p), pf(g), pf(m), pf(v), C.double(lr),
+			C.double(beta1), C.double(beta2), C.double(eps), C.double(bc1), C.double(bc2)))
 	}
 	return status(op, C.lrmf_adam_f64(i64(n), pd(p), pd(g), pd(m), pd(v), C.double(lr),
 		C.double(beta1), C.double(beta2), C.double(eps), C.double(bc1), C.double(bc2)))
@@ -690,4 +718,278 @@ func GatherRows[T Float](n, d int, src []T, idx []int32, dst []T) error {
 	}
 	return status(op, C.lrmf_gather_rows_f64(i64(n), i64(d), pd(src),
 		(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(idx))), pd(dst)))
+}
+
+// ---- Real NVP: fused bias + ReLU, column slices, affine coupling -----------
+
+// ScaleKind selects the scale function s(r) of an affine coupling; the
+// values are lrmf.h's LRMF_SCALE_* constants.
+type ScaleKind int
+
+// Scale functions of [CouplingForward] and friends.
+const (
+	// ScaleExp: s = exp(α), α = bound·tanh(r/bound), bound > 0, so
+	// ln s = α ∈ (−bound, bound).
+	ScaleExp ScaleKind = C.LRMF_SCALE_EXP
+	// ScaleSigmoid: s = sigmoid(r + 2) ∈ (0, 1), ln s = −softplus(−(r+2));
+	// the bound is ignored.
+	ScaleSigmoid ScaleKind = C.LRMF_SCALE_SIGMOID
+)
+
+// checkCols checks that columns [c0, c0+k) lie inside [0, d), with the
+// argument names used in messages (c0/k or t0/dt). Sizes are non-negative.
+func checkCols(op, c0Name, kName string, c0, k, d int) error {
+	if c0 < 0 {
+		return errNeg(op, c0Name, c0)
+	}
+	if k < 0 {
+		return errNeg(op, kName, k)
+	}
+	if k > d || c0 > d-k {
+		return &Error{op, fmt.Sprintf("columns [%s, %s+%s) = [%d, %d) outside [0, %d)",
+			c0Name, c0Name, kName, c0, uint(c0)+uint(k), d)}
+	}
+	return nil
+}
+
+func checkScale[T Float](op string, kind ScaleKind, bound T) error {
+	switch kind {
+	case ScaleSigmoid:
+		return nil
+	case ScaleExp:
+		if !(bound > 0) {
+			return &Error{op, fmt.Sprintf("scale bound = %g, want > 0 for ScaleExp", float64(bound))}
+		}
+		return nil
+	}
+	return &Error{op, fmt.Sprintf("unknown scale kind %d", int(kind))}
+}
+
+// checkCoupling validates the shared arguments of the coupling kernels and
+// the lengths of x-like (n×d) and h (n×2dt) operands.
+func checkCoupling[T Float](op string, n, d, t0, dt int, kind ScaleKind, bound T, h []T) error {
+	if err := checkNN(op, n, d); err != nil {
+		return err
+	}
+	if err := checkCols(op, "t0", "dt", t0, dt, d); err != nil {
+		return err
+	}
+	if err := checkScale(op, kind, bound); err != nil {
+		return err
+	}
+	w, ok := mul(2, dt)
+	if !ok {
+		return errOverflow(op)
+	}
+	return checkRows(op, "h", len(h), n, w)
+}
+
+// BiasReLU applies the fused bias + ReLU to y (n×d) in place:
+// y[i,j] = max(y[i,j] + bias[j], 0), bias of length d.
+func BiasReLU[T Float](n, d int, bias, y []T) error {
+	const op = "BiasReLU"
+	if err := checkNN(op, n, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "bias", len(bias), d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "y", len(y), n, d); err != nil {
+		return err
+	}
+	if n == 0 || d == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_bias_relu_fwd_f32(i64(n), i64(d), pf(bias), pf(y)))
+	}
+	return status(op, C.lrmf_bias_relu_fwd_f64(i64(n), i64(d), pd(bias), pd(y)))
+}
+
+// BiasReLUBackward is the backward pass of [BiasReLU] given its output y
+// (n×d) and the upstream gradient dy (n×d):
+//
+//	dz = dy·[y > 0]       dz n×d (out; may be dy itself)
+//	db[j] = Σ_i dz[i,j]   db d   (out, accumulated in float64)
+//
+// n == 0 zeroes db.
+func BiasReLUBackward[T Float](n, d int, y, dy, dz, db []T) error {
+	const op = "BiasReLUBackward"
+	if err := checkNN(op, n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "y", len(y), n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "dy", len(dy), n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "dz", len(dz), n, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "db", len(db), d); err != nil {
+		return err
+	}
+	if d == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_bias_relu_bwd_f32(i64(n), i64(d), pf(y), pf(dy), pf(dz), pf(db)))
+	}
+	return status(op, C.lrmf_bias_relu_bwd_f64(i64(n), i64(d), pd(y), pd(dy), pd(dz), pd(db)))
+}
+
+// CopyCols copies columns [c0, c0+k) of src (n×d) into dst (n×k):
+// dst = src[:, c0:c0+k]. dst must not overlap src.
+func CopyCols[T Float](n, d, c0, k int, src, dst []T) error {
+	const op = "CopyCols"
+	if err := checkNN(op, n, d); err != nil {
+		return err
+	}
+	if err := checkCols(op, "c0", "k", c0, k, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "src", len(src), n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "dst", len(dst), n, k); err != nil {
+		return err
+	}
+	if n == 0 || k == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_copy_cols_f32(i64(n), i64(d), i64(c0), i64(k), pf(src), pf(dst)))
+	}
+	return status(op, C.lrmf_copy_cols_f64(i64(n), i64(d), i64(c0), i64(k), pd(src), pd(dst)))
+}
+
+// AddCols adds src (n×k) into columns [c0, c0+k) of dst (n×d):
+// dst[:, c0:c0+k] += src. dst must not overlap src.
+func AddCols[T Float](n, d, c0, k int, src, dst []T) error {
+	const op = "AddCols"
+	if err := checkNN(op, n, d); err != nil {
+		return err
+	}
+	if err := checkCols(op, "c0", "k", c0, k, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "src", len(src), n, k); err != nil {
+		return err
+	}
+	if err := checkRows(op, "dst", len(dst), n, d); err != nil {
+		return err
+	}
+	if n == 0 || k == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_add_cols_f32(i64(n), i64(d), i64(c0), i64(k), pf(src), pf(dst)))
+	}
+	return status(op, C.lrmf_add_cols_f64(i64(n), i64(d), i64(c0), i64(k), pd(src), pd(dst)))
+}
+
+// CouplingForward applies an affine coupling (Real NVP) to columns
+// [t0, t0+dt) of x (n×d), with h (n×2dt) = [μ | r] from the conditioner
+// (μ = h[:, :dt], r = h[:, dt:]) and s = s(r) the scale function kind:
+//
+//	y[:, t0+j] = x[:, t0+j]·s(r[:, j]) + μ[:, j];  y = x elsewhere   y n×d (out; may be x)
+//	logdet[i] += Σ_j ln s(r[i,j])  (float64 sum)                      logdet n (nil skips it)
+//
+// t0, dt ≥ 0 with t0+dt ≤ d; bound > 0 for [ScaleExp].
+func CouplingForward[T Float](n, d, t0, dt int, kind ScaleKind, bound T, x, h, y, logdet []T) error {
+	const op = "CouplingForward"
+	if err := checkCoupling(op, n, d, t0, dt, kind, bound, h); err != nil {
+		return err
+	}
+	if err := checkRows(op, "x", len(x), n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "y", len(y), n, d); err != nil {
+		return err
+	}
+	if logdet != nil {
+		if err := checkLen(op, "logdet", len(logdet), n); err != nil {
+			return err
+		}
+	}
+	if n == 0 || d == 0 {
+		return nil
+	}
+	k := C.int(kind)
+	if is32[T]() {
+		return status(op, C.lrmf_coupling_fwd_f32(i64(n), i64(d), i64(t0), i64(dt), k, C.float(bound),
+			pf(x), pf(h), pf(y), pf(logdet)))
+	}
+	return status(op, C.lrmf_coupling_fwd_f64(i64(n), i64(d), i64(t0), i64(dt), k, C.double(bound),
+		pd(x), pd(h), pd(y), pd(logdet)))
+}
+
+// CouplingInverse inverts [CouplingForward]: x[:, t0+j] = (y[:, t0+j] −
+// μ[:, j]) / s(r[:, j]) and x = y elsewhere; x is n×d (out; may be y).
+// h must have been computed from the untouched columns.
+func CouplingInverse[T Float](n, d, t0, dt int, kind ScaleKind, bound T, y, h, x []T) error {
+	const op = "CouplingInverse"
+	if err := checkCoupling(op, n, d, t0, dt, kind, bound, h); err != nil {
+		return err
+	}
+	if err := checkRows(op, "y", len(y), n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "x", len(x), n, d); err != nil {
+		return err
+	}
+	if n == 0 || d == 0 {
+		return nil
+	}
+	k := C.int(kind)
+	if is32[T]() {
+		return status(op, C.lrmf_coupling_inv_f32(i64(n), i64(d), i64(t0), i64(dt), k, C.float(bound),
+			pf(y), pf(h), pf(x)))
+	}
+	return status(op, C.lrmf_coupling_inv_f64(i64(n), i64(d), i64(t0), i64(dt), k, C.double(bound),
+		pd(y), pd(h), pd(x)))
+}
+
+// CouplingBackward is the backward pass of [CouplingForward] at x, h for the
+// upstream gradients dy (n×d) and dlogdet (n):
+//
+//	dx = dy on the untouched columns, dx[:, t0+j] = dy[:, t0+j]·s   dx n×d (out; may be dy; nil skips it)
+//	dh[:, j]    = dy[:, t0+j]                                         dh n×2dt (out)
+//	dh[:, dt+j] = dy[:, t0+j]·x[:, t0+j]·∂s/∂r + dlogdet_i·∂ln s/∂r
+//
+// with ∂ln s/∂r = 1 − tanh²(r/bound) for [ScaleExp], 1 − s for
+// [ScaleSigmoid], and ∂s/∂r = s·∂ln s/∂r.
+func CouplingBackward[T Float](n, d, t0, dt int, kind ScaleKind, bound T, x, h, dy, dlogdet, dx, dh []T) error {
+	const op = "CouplingBackward"
+	if err := checkCoupling(op, n, d, t0, dt, kind, bound, h); err != nil {
+		return err
+	}
+	if err := checkRows(op, "x", len(x), n, d); err != nil {
+		return err
+	}
+	if err := checkRows(op, "dy", len(dy), n, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "dlogdet", len(dlogdet), n); err != nil {
+		return err
+	}
+	if dx != nil {
+		if err := checkRows(op, "dx", len(dx), n, d); err != nil {
+			return err
+		}
+	}
+	if err := checkRows(op, "dh", len(dh), n, 2*dt); err != nil {
+		return err
+	}
+	if n == 0 || d == 0 {
+		return nil
+	}
+	k := C.int(kind)
+	if is32[T]() {
+		return status(op, C.lrmf_coupling_bwd_f32(i64(n), i64(d), i64(t0), i64(dt), k, C.float(bound),
+			pf(x), pf(h), pf(dy), pf(dlogdet), pf(dx), pf(dh)))
+	}
+	return status(op, C.lrmf_coupling_bwd_f64(i64(n), i64(d), i64(t0), i64(dt), k, C.double(bound),
+		pd(x), pd(h), pd(dy), pd(dlogdet), pd(dx), pd(dh)))
 }

@@ -312,7 +312,7 @@ func testAdam[T bindings.Float](t *testing.T) {
 		wantP[i] = p0[i] - lr*(wantM[i]/bc1)/(math.Sqrt(wantV[i]/bc2)+eps)
 	}
 	p, m, v := conv[T](p0...), conv[T](m0...), conv[T](v0...)
-	require.NoError(t, bindings.Adam(p, conv[T](g...), m, v, lr, b1, b2, eps, T(bc1), T(bc2)))
+	require.NoError(t, bindings.Adam(p, conv[T](g...), m, v, lr, b1, b2, eps, bc1, bc2))
 	near(t, wantM, m)
 	near(t, wantV, v)
 	near(t, wantP, p)
@@ -369,6 +369,118 @@ func testGather[T bindings.Float](t *testing.T) {
 }
 
 func TestGather(t *testing.T) { both(t, testGather[float32], testGather[float64]) }
+
+// ---- Real NVP: bias + ReLU, columns, coupling -----------------------------
+
+func testBiasReLU[T bindings.Float](t *testing.T) {
+	y := conv[T](1, -2, 0.5, -1, 3, -0.5)
+	require.NoError(t, bindings.BiasReLU(2, 3, conv[T](-0.5, 1, 0.5), y))
+	near(t, []float64{0.5, 0, 1, 0, 4, 0}, y)
+
+	// The output y decides which gradients pass; y == 0 passes none.
+	dy := conv[T](1, 2, 3, 4, 5, 6)
+	dz := make([]T, 6)
+	db := make([]T, 3)
+	require.NoError(t, bindings.BiasReLUBackward(2, 3, y, dy, dz, db))
+	near(t, []float64{1, 0, 3, 0, 5, 0}, dz)
+	near(t, []float64{1, 5, 3}, db)
+
+	// In place, dz == dy.
+	require.NoError(t, bindings.BiasReLUBackward(2, 3, y, dy, dy, db))
+	near(t, []float64{1, 0, 3, 0, 5, 0}, dy)
+	near(t, []float64{1, 5, 3}, db)
+
+	// An empty batch zeroes db.
+	require.NoError(t, bindings.BiasReLUBackward[T](0, 3, nil, nil, nil, db))
+	near(t, []float64{0, 0, 0}, db)
+}
+
+func TestBiasReLU(t *testing.T) { both(t, testBiasReLU[float32], testBiasReLU[float64]) }
+
+func testColumns[T bindings.Float](t *testing.T) {
+	src := conv[T](1, 2, 3, 4, 5, 6, 7, 8) // 2×4
+	dst := make([]T, 4)
+	require.NoError(t, bindings.CopyCols(2, 4, 1, 2, src, dst))
+	near(t, []float64{2, 3, 6, 7}, dst)
+	require.NoError(t, bindings.CopyCols(2, 4, 3, 1, src, dst[:2]))
+	near(t, []float64{4, 8, 6, 7}, dst)
+
+	acc := conv[T](1, 1, 1, 1, 1, 1, 1, 1)
+	require.NoError(t, bindings.AddCols(2, 4, 2, 2, conv[T](10, 20, 30, 40), acc))
+	near(t, []float64{1, 1, 11, 21, 1, 1, 31, 41}, acc)
+	require.NoError(t, bindings.AddCols[T](2, 4, 4, 0, nil, acc)) // empty range at the end
+}
+
+func TestColumns(t *testing.T) { both(t, testColumns[float32], testColumns[float64]) }
+
+// scaleOf is the coupling scale in float64: s, ln s, ∂ln s/∂r.
+func scaleOf(kind bindings.ScaleKind, bound, r float64) (s, lns, dlns float64) {
+	if kind == bindings.ScaleExp {
+		th := math.Tanh(r / bound)
+		return math.Exp(bound * th), bound * th, 1 - th*th
+	}
+	s = 1 / (1 + math.Exp(-(r + 2)))
+	return s, math.Log(s), 1 - s
+}
+
+func testCoupling[T bindings.Float](t *testing.T) {
+	// n = 2, d = 3, transformed column 1 (t0 = 1, dt = 1); h rows [μ r].
+	x := []float64{1, 2, 3, -1, 0.5, 4}
+	h := []float64{0.5, 1, -0.25, -5}
+	dy := []float64{0.5, -1, 2, 1.5, 3, -2}
+	wl := []float64{0.75, -1.25}
+	for name, kind := range map[string]bindings.ScaleKind{"exp": bindings.ScaleExp, "sigmoid": bindings.ScaleSigmoid} {
+		t.Run(name, func(t *testing.T) {
+			const bound = 2.0
+			wantY := append([]float64(nil), x...)
+			wantLD := []float64{0.125, -0.5}
+			wantDX := append([]float64(nil), dy...)
+			wantDH := make([]float64, 4)
+			for i := 0; i < 2; i++ {
+				mu, r := h[2*i], h[2*i+1]
+				s, lns, dlns := scaleOf(kind, bound, r)
+				wantY[3*i+1] = x[3*i+1]*s + mu
+				wantLD[i] += lns
+				wantDX[3*i+1] = dy[3*i+1] * s
+				wantDH[2*i] = dy[3*i+1]
+				wantDH[2*i+1] = dy[3*i+1]*x[3*i+1]*s*dlns + wl[i]*dlns
+			}
+
+			y := make([]T, 6)
+			ld := conv[T](0.125, -0.5)
+			require.NoError(t, bindings.CouplingForward(2, 3, 1, 1, kind, bound, conv[T](x...), conv[T](h...), y, ld))
+			near(t, wantY, y)
+			near(t, wantLD, ld)
+
+			back := make([]T, 6)
+			require.NoError(t, bindings.CouplingInverse(2, 3, 1, 1, kind, bound, y, conv[T](h...), back))
+			near(t, x, back)
+
+			dx, dh := make([]T, 6), make([]T, 4)
+			require.NoError(t, bindings.CouplingBackward(2, 3, 1, 1, kind, bound, conv[T](x...), conv[T](h...),
+				conv[T](dy...), conv[T](wl...), dx, dh))
+			near(t, wantDX, dx)
+			near(t, wantDH, dh)
+
+			// nil logdet and nil dx are skipped; the rest is unchanged.
+			y2, dh2 := make([]T, 6), make([]T, 4)
+			require.NoError(t, bindings.CouplingForward(2, 3, 1, 1, kind, bound, conv[T](x...), conv[T](h...), y2, nil))
+			assert.Equal(t, y, y2)
+			require.NoError(t, bindings.CouplingBackward(2, 3, 1, 1, kind, bound, conv[T](x...), conv[T](h...),
+				conv[T](dy...), conv[T](wl...), nil, dh2))
+			assert.Equal(t, dh, dh2)
+		})
+	}
+
+	// The exp bound holds for any r: |ln s| < bound.
+	ld := make([]T, 1)
+	y := make([]T, 1)
+	require.NoError(t, bindings.CouplingForward(1, 1, 0, 1, bindings.ScaleExp, 3, conv[T](1), conv[T](0, 1e6), y, ld))
+	assert.InDelta(t, 3, float64(ld[0]), 1e-6)
+	near(t, []float64{math.Exp(3)}, y)
+}
+
+func TestCoupling(t *testing.T) { both(t, testCoupling[float32], testCoupling[float64]) }
 
 // ---- validation -----------------------------------------------------------
 
@@ -491,6 +603,66 @@ func testValidation[T bindings.Float](t *testing.T) {
 		{"gather index negative", "GatherRows", "idx[0] = -1 out of range [0, 3)", func(o []T) error {
 			return bindings.GatherRows(2, 2, a6, []int32{-1, 0}, o)
 		}},
+		{"bias relu short bias", "BiasReLU", "len(bias) = 1 < 2 required", func(o []T) error {
+			return bindings.BiasReLU(2, 2, a6[:1], o)
+		}},
+		{"bias relu bwd short dz", "BiasReLUBackward", "len(dz) = 3 < 4 required", func(o []T) error {
+			return bindings.BiasReLUBackward(2, 2, a6, b6, o[:3], o)
+		}},
+		{"bias relu bwd short db", "BiasReLUBackward", "len(db) = 1 < 2 required", func(o []T) error {
+			return bindings.BiasReLUBackward(2, 2, a6, b6, o, o[:1])
+		}},
+		{"copy cols negative c0", "CopyCols", "negative size c0 = -1", func(o []T) error {
+			return bindings.CopyCols(2, 3, -1, 1, a6, o)
+		}},
+		{"copy cols range", "CopyCols", "columns [c0, c0+k) = [2, 4) outside [0, 3)", func(o []T) error {
+			return bindings.CopyCols(2, 3, 2, 2, a6, o)
+		}},
+		{"copy cols short dst", "CopyCols", "len(dst) = 4 < 6 required", func(o []T) error {
+			return bindings.CopyCols(2, 3, 0, 3, a6, o)
+		}},
+		{"add cols negative k", "AddCols", "negative size k = -2", func(o []T) error {
+			return bindings.AddCols(2, 3, 0, -2, a6, o)
+		}},
+		{"add cols short src", "AddCols", "len(src) = 3 < 4 required", func(o []T) error {
+			return bindings.AddCols(2, 2, 0, 2, a6[:3], o)
+		}},
+		{"coupling negative t0", "CouplingForward", "negative size t0 = -1", func(o []T) error {
+			return bindings.CouplingForward(2, 2, -1, 1, bindings.ScaleExp, 1, a6, b6, o, nil)
+		}},
+		{"coupling range", "CouplingForward", "columns [t0, t0+dt) = [1, 3) outside [0, 2)", func(o []T) error {
+			return bindings.CouplingForward(2, 2, 1, 2, bindings.ScaleExp, 1, a6, b6, o, nil)
+		}},
+		{"coupling kind", "CouplingForward", "unknown scale kind 3", func(o []T) error {
+			return bindings.CouplingForward(2, 2, 0, 1, 3, 1, a6, b6, o, nil)
+		}},
+		{"coupling bound", "CouplingInverse", "scale bound = 0, want > 0 for ScaleExp", func(o []T) error {
+			return bindings.CouplingInverse(2, 2, 0, 1, bindings.ScaleExp, 0, a6, b6, o)
+		}},
+		{"coupling bound NaN", "CouplingBackward", "scale bound = NaN, want > 0 for ScaleExp", func(o []T) error {
+			return bindings.CouplingBackward(2, 2, 0, 1, bindings.ScaleExp, T(math.NaN()), a6, b6, a6, b6, o, o)
+		}},
+		{"coupling bound zero sizes", "CouplingForward", "scale bound = -1, want > 0 for ScaleExp", func(o []T) error {
+			return bindings.CouplingForward[T](0, 0, 0, 0, bindings.ScaleExp, -1, nil, nil, nil, nil)
+		}},
+		{"coupling dt overflow", "CouplingForward", "size overflow", func(o []T) error {
+			return bindings.CouplingForward(1, math.MaxInt, 0, math.MaxInt/2+1, bindings.ScaleSigmoid, 0, a6, b6, o, nil)
+		}},
+		{"coupling short h", "CouplingForward", "len(h) = 3 < 4 required", func(o []T) error {
+			return bindings.CouplingForward(2, 2, 0, 1, bindings.ScaleSigmoid, 0, a6, b6[:3], o, nil)
+		}},
+		{"coupling short logdet", "CouplingForward", "len(logdet) = 1 < 2 required", func(o []T) error {
+			return bindings.CouplingForward(2, 2, 0, 1, bindings.ScaleSigmoid, 0, a6, b6, o, o[:1])
+		}},
+		{"coupling inv short x", "CouplingInverse", "len(x) = 3 < 4 required", func(o []T) error {
+			return bindings.CouplingInverse(2, 2, 0, 1, bindings.ScaleSigmoid, 0, a6, b6, o[:3])
+		}},
+		{"coupling bwd short dlogdet", "CouplingBackward", "len(dlogdet) = 1 < 2 required", func(o []T) error {
+			return bindings.CouplingBackward(2, 2, 0, 1, bindings.ScaleSigmoid, 0, a6, b6, a6, b6[:1], nil, o)
+		}},
+		{"coupling bwd short dh", "CouplingBackward", "len(dh) = 3 < 4 required", func(o []T) error {
+			return bindings.CouplingBackward(2, 2, 0, 1, bindings.ScaleSigmoid, 0, a6, b6, a6, b6, nil, o[:3])
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := out(4)
@@ -531,6 +703,13 @@ func testValidation[T bindings.Float](t *testing.T) {
 		assert.NoError(t, bindings.Axpy[T](1, nil, nil))
 		assert.NoError(t, bindings.Fill[T](1, nil))
 		assert.NoError(t, bindings.GatherRows[T](0, 2, nil, nil, nil))
+		assert.NoError(t, bindings.BiasReLU[T](0, 2, a6, nil))
+		assert.NoError(t, bindings.BiasReLUBackward[T](2, 0, nil, nil, nil, nil))
+		assert.NoError(t, bindings.CopyCols[T](0, 3, 1, 2, nil, nil))
+		assert.NoError(t, bindings.AddCols[T](0, 3, 3, 0, nil, nil))
+		assert.NoError(t, bindings.CouplingForward[T](0, 3, 1, 2, bindings.ScaleExp, 1, nil, nil, nil, nil))
+		assert.NoError(t, bindings.CouplingInverse[T](2, 0, 0, 0, bindings.ScaleSigmoid, 0, nil, nil, nil))
+		assert.NoError(t, bindings.CouplingBackward[T](0, 3, 1, 2, bindings.ScaleSigmoid, 0, nil, nil, nil, nil, nil, nil))
 	})
 }
 
@@ -554,6 +733,18 @@ func testAllocs[T bindings.Float](t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(100, func() {
 		_, err = bindings.Dot(a, b)
 	}), "Dot")
+	require.NoError(t, err)
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		err = bindings.BiasReLUBackward(16, 4, x, u, u, mu)
+	}), "BiasReLUBackward")
+	require.NoError(t, err)
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		err = bindings.CouplingForward(16, 4, 1, 2, bindings.ScaleExp, 2, x, u, c[:64], logp)
+	}), "CouplingForward")
+	require.NoError(t, err)
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		err = bindings.CouplingBackward(16, 4, 1, 2, bindings.ScaleSigmoid, 0, x, u, x, logp, c[:64], a[:64])
+	}), "CouplingBackward")
 	require.NoError(t, err)
 }
 

@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "9c85ec86ae83caf78c5a28c50a1365ce5beb9856dee0c406f63a0107fdf2c9f5"
+const csrcHash = "8934e9c7a05750e17f4583bbe208e11bd36fe3daf01f4849f0eabb33bd6adcd6"

@@ -2,6 +2,7 @@ package lrmf
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -19,10 +20,14 @@ type Config struct {
 	// Backend runs the computation (default: native.DefaultBackend() in
 	// float64 with one thread per CPU). Align does not close it.
 	Backend native.Backend `json:"-"`
-	// Flow builds T (default AffineFlow()).
-	Flow FlowMaker `json:"-"`
-	// Density builds the density family M (default GaussianDensity()).
-	Density DensityMaker `json:"-"`
+	// Flow names the flow T (default {Kind: "affine"}).
+	Flow ModelSpec `json:"flow"`
+	// Density names the density family M (default {Kind: "gaussian"}).
+	Density ModelSpec `json:"density"`
+	// NewFlow and NewDensity, when not nil, build custom models instead of
+	// Flow and Density.
+	NewFlow    FlowMaker    `json:"-"`
+	NewDensity DensityMaker `json:"-"`
 
 	// Steps is the joint phase's step budget (default 2000).
 	Steps int `json:"steps"`
@@ -39,8 +44,8 @@ type Config struct {
 	Batch int `json:"batch"`
 	// LR is Adam's learning rate for the joint phase (default 0.01).
 	LR float64 `json:"lr"`
-	// Schedule shapes the joint phase's learning rate over the step
-	// budget: "cosine" (default) decays it from LR to LR/100 along a half
+	// Schedule shapes the learning rate of the joint phase and of gradient
+	// fits over their step budgets: "cosine" (default) decays it from LR to LR/100 along a half
 	// cosine, which lets the parameters settle where mini-batch noise would
 	// keep a constant rate jittering; "constant" keeps LR.
 	Schedule string `json:"schedule"`
@@ -54,6 +59,23 @@ type Config struct {
 	Threshold float64 `json:"threshold"`
 	// Seed seeds parameter initialisation and batch order.
 	Seed uint64 `json:"seed"`
+	// Tag is the caller's own metadata, kept verbatim in checkpoints (the
+	// lrmf command records where its data came from).
+	Tag json.RawMessage `json:"tag,omitempty"`
+
+	// Checkpoint, if not nil, receives a snapshot of the run after every
+	// CheckpointEvery joint steps (0: none periodically), when the context
+	// ends the joint phase, and when the joint phase ends. An error it
+	// returns stops Align.
+	Checkpoint      func(*Checkpoint) error `json:"-"`
+	CheckpointEvery int                     `json:"checkpoint_every,omitempty"`
+	// Resume, if not nil, continues the run saved in this checkpoint instead
+	// of starting afresh: the fitted θA*, θB*, c_AB, the flow, θS, Adam's
+	// moments, the batch order and the random state are restored and the
+	// joint phase goes on from the saved step to Steps. The data, the models
+	// and Batch must match the saved run. With the saved configuration the
+	// result is bit-identical to an uninterrupted run on the same backend.
+	Resume *Checkpoint `json:"-"`
 
 	// Progress, if not nil, is called every ProgressEvery steps of each
 	// phase (default 25) and at each phase's end.
@@ -102,6 +124,8 @@ type Point struct {
 
 // Result is the outcome of Align.
 type Result struct {
+	// Config is the configuration used, defaults filled in.
+	Config    Config  `json:"config"`
 	Status    Status  `json:"status"`
 	Converged bool    `json:"converged"`
 	LRMF      float64 `json:"lrmf"` // on the full data, nats
@@ -136,12 +160,13 @@ type Result struct {
 var ErrDiverged = errors.New("training diverged")
 
 func (c Config) withDefaults(na, nb int) Config {
-	if c.Flow == nil {
-		c.Flow = AffineFlow()
+	if c.Flow.Kind == "" {
+		c.Flow.Kind = "affine"
 	}
-	if c.Density == nil {
-		c.Density = GaussianDensity()
+	if c.Density.Kind == "" {
+		c.Density.Kind = "gaussian"
 	}
+	c.Flow, c.Density = c.Flow.Normalized(), c.Density.Normalized()
 	if c.Steps == 0 {
 		c.Steps = 2000
 	}
@@ -246,6 +271,20 @@ func Align(ctx context.Context, a, b *mat.Dense, cfg Config) (*Result, error) {
 	if err := cfg.validate(na, nb); err != nil {
 		return nil, err
 	}
+	if cfg.NewFlow == nil {
+		mk, err := cfg.Flow.FlowMaker()
+		if err != nil {
+			return nil, err
+		}
+		cfg.NewFlow = mk
+	}
+	if cfg.NewDensity == nil {
+		mk, err := cfg.Density.DensityMaker()
+		if err != nil {
+			return nil, err
+		}
+		cfg.NewDensity = mk
+	}
 	be := cfg.Backend
 	if be == nil {
 		var err error
@@ -254,8 +293,11 @@ func Align(ctx context.Context, a, b *mat.Dense, cfg Config) (*Result, error) {
 		}
 		defer be.Close()
 	}
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6c726d66)) // "lrmf"
-	r := &run{cfg: cfg, be: be, rng: rng, start: start, dim: dim}
+	pcg := rand.NewPCG(cfg.Seed, 0x6c726d66) // "lrmf"
+	r := &run{cfg: cfg, be: be, pcg: pcg, rng: rand.New(pcg), start: start, dim: dim}
+	if cfg.Checkpoint != nil || cfg.Resume != nil {
+		r.hash = dataHash(a, b)
+	}
 	r.a = toTensor(be, a)
 	r.b = toTensor(be, b)
 	return r.align(ctx)
@@ -265,7 +307,9 @@ func Align(ctx context.Context, a, b *mat.Dense, cfg Config) (*Result, error) {
 type run struct {
 	cfg   Config
 	be    native.Backend
+	pcg   *rand.PCG
 	rng   *rand.Rand
+	hash  string // of A and B, when checkpointing
 	start time.Time
 	dim   int
 	a, b  *native.Tensor
@@ -287,9 +331,9 @@ func (r *run) progress(p Progress) {
 
 func (r *run) align(ctx context.Context) (*Result, error) {
 	cfg, be := r.cfg, r.be
-	res := &Result{}
+	res := &Result{Config: cfg}
 	newDensity := func(which string) (Density, error) {
-		d, err := cfg.Density(be, r.dim, r.rng)
+		d, err := cfg.NewDensity(be, r.dim, r.rng)
 		if err != nil {
 			return nil, fmt.Errorf("lrmf: building the density for %s: %w", which, err)
 		}
@@ -305,30 +349,36 @@ func (r *run) align(ctx context.Context) (*Result, error) {
 	if res.Density, err = newDensity("S"); err != nil {
 		return nil, err
 	}
-	if res.Flow, err = cfg.Flow(be, r.dim, r.rng); err != nil {
+	if res.Flow, err = cfg.NewFlow(be, r.dim, r.rng); err != nil {
 		return nil, fmt.Errorf("lrmf: building the flow: %w", err)
 	}
 
-	// Phase 1: θA*, θB*, c_AB.
-	if res.FitStepsA, err = r.fit(ctx, "fit-A", res.DensityA, r.a); err != nil {
-		return r.stopped(res, err)
+	// Phase 1: θA*, θB*, c_AB (restored when resuming).
+	if ck := cfg.Resume; ck != nil {
+		if err := r.restoreModels(ck, res); err != nil {
+			return nil, err
+		}
+	} else {
+		if res.FitStepsA, err = r.fit(ctx, "fit-A", res.DensityA, r.a); err != nil {
+			return r.stopped(res, err)
+		}
+		if res.FitStepsB, err = r.fit(ctx, "fit-B", res.DensityB, r.b); err != nil {
+			return r.stopped(res, err)
+		}
+		la, err := meanLogProb(be, res.DensityA, r.a)
+		if err != nil {
+			return nil, err
+		}
+		lb, err := meanLogProb(be, res.DensityB, r.b)
+		if err != nil {
+			return nil, err
+		}
+		res.CAB = la + lb
+		copyParams(be, res.Density.Params(), res.DensityA.Params())
 	}
-	if res.FitStepsB, err = r.fit(ctx, "fit-B", res.DensityB, r.b); err != nil {
-		return r.stopped(res, err)
-	}
-	la, err := meanLogProb(be, res.DensityA, r.a)
-	if err != nil {
-		return nil, err
-	}
-	lb, err := meanLogProb(be, res.DensityB, r.b)
-	if err != nil {
-		return nil, err
-	}
-	res.CAB = la + lb
 	res.FitSeconds = time.Since(r.start).Seconds()
 
 	// Phase 2: joint training.
-	copyParams(be, res.Density.Params(), res.DensityA.Params())
 	jointStart := time.Now()
 	err = r.joint(ctx, res)
 	res.JointSeconds = time.Since(jointStart).Seconds()
@@ -416,6 +466,9 @@ func (s *sampler) next() []int32 {
 }
 
 // fit sets d to θX* for data x and returns the number of gradient steps.
+// Gradient fits follow the learning-rate schedule over FitSteps and stop
+// early when the gradient of the full-data log-likelihood, checked every
+// fitCheckEvery steps, has norm below Tol.
 func (r *run) fit(ctx context.Context, phase string, d Density, x *native.Tensor) (int, error) {
 	if f, ok := d.(MLEFitter); ok && !r.cfg.GradientFit {
 		if err := f.FitMLE(x); err != nil {
@@ -430,6 +483,7 @@ func (r *run) fit(ctx context.Context, phase string, d Density, x *native.Tensor
 	be.Fill(dlogp, -1/float64(bsz)) // loss = −mean ln p
 	opt := NewAdam(be, d.Params(), r.cfg.FitLR)
 	steps := r.cfg.FitSteps
+	full := newFullGrad(be, d, x)
 	for step := 1; step <= steps; step++ {
 		if err := ctx.Err(); err != nil {
 			return step - 1, err
@@ -449,14 +503,84 @@ func (r *run) fit(ctx context.Context, phase string, d Density, x *native.Tensor
 		if step%r.cfg.ProgressEvery == 0 {
 			r.progress(Progress{Phase: phase, Step: step, Steps: steps, Loss: loss, GradNorm: g})
 		}
-		if g < r.cfg.Tol {
-			r.progress(Progress{Phase: phase, Step: step - 1, Steps: steps, Loss: loss, GradNorm: g, Done: true})
-			return step - 1, nil
+		if (step-1)%fitCheckEvery == 0 {
+			// The mini-batch gradient is noisy; the convergence test uses
+			// the full data.
+			fg, err := full.norm()
+			if err != nil {
+				return step - 1, err
+			}
+			if fg < r.cfg.Tol {
+				r.progress(Progress{Phase: phase, Step: step - 1, Steps: steps, Loss: loss, GradNorm: fg, Done: true})
+				return step - 1, nil
+			}
+			// full.norm overwrote the gradients: recompute this batch's.
+			if err := d.LogProb(logp, xb); err != nil {
+				return step - 1, err
+			}
+			if err := d.Backward(nil, dlogp); err != nil {
+				return step - 1, err
+			}
 		}
+		opt.LR = scheduledLRFor(r.cfg.Schedule, r.cfg.FitLR, step, steps)
 		opt.Step()
 	}
 	r.progress(Progress{Phase: phase, Step: steps, Steps: steps, Done: true})
 	return steps, nil
+}
+
+// fitCheckEvery is how often a gradient fit evaluates the full-data
+// gradient norm for its stopping test.
+const fitCheckEvery = 100
+
+// fullGrad computes ‖∇θ ℓ(X; θ)‖ over all of X in chunks, summing the
+// chunks' gradients in acc.
+type fullGrad struct {
+	be      native.Backend
+	d       Density
+	x       *native.Tensor
+	acc     []*native.Tensor
+	logp, w *native.Tensor
+}
+
+func newFullGrad(be native.Backend, d Density, x *native.Tensor) *fullGrad {
+	f := &fullGrad{be: be, d: d, x: x}
+	for _, p := range d.Params() {
+		f.acc = append(f.acc, be.New(p.Grad.Rows(), p.Grad.Cols()))
+	}
+	n := min(x.Rows(), evalChunk)
+	f.logp, f.w = be.New(n, 1), be.New(n, 1)
+	be.Fill(f.w, -1/float64(x.Rows()))
+	return f
+}
+
+func (f *fullGrad) norm() (float64, error) {
+	be, n := f.be, f.x.Rows()
+	for lo := 0; lo < n; lo += evalChunk {
+		hi := min(lo+evalChunk, n)
+		lp, w := f.logp, f.w
+		if hi-lo != lp.Rows() {
+			lp, w = be.View(lp, 0, hi-lo), be.View(w, 0, hi-lo)
+		}
+		if err := f.d.LogProb(lp, be.View(f.x, lo, hi)); err != nil {
+			return 0, err
+		}
+		if err := f.d.Backward(nil, w); err != nil {
+			return 0, err
+		}
+		for i, p := range f.d.Params() {
+			if lo == 0 {
+				be.Copy(f.acc[i], p.Grad)
+			} else {
+				be.Axpy(1, p.Grad, f.acc[i])
+			}
+		}
+	}
+	s := 0.0
+	for _, a := range f.acc {
+		s += be.Dot(a, a)
+	}
+	return math.Sqrt(s), nil
 }
 
 // jointState holds phase 2's buffers, all allocated before the first step:
@@ -538,10 +662,30 @@ func (r *run) joint(ctx context.Context, res *Result) error {
 	cfg := r.cfg
 	j := r.newJoint(res.Flow, res.Density, res.CAB)
 	res.History = make([]Point, 0, min(cfg.Steps, 1<<16))
-	res.StoppedBy = "budget"
-	for step := 1; step <= cfg.Steps; step++ {
-		if err := ctx.Err(); err != nil {
+	first := 1
+	if ck := cfg.Resume; ck != nil {
+		if err := r.restoreJoint(ck, j, res); err != nil {
 			return err
+		}
+		first = ck.meta.Step + 1
+	}
+	save := func(step int) error {
+		if cfg.Checkpoint == nil || step == 0 {
+			return nil
+		}
+		ck, err := r.snapshot(res, j, step)
+		if err != nil {
+			return err
+		}
+		if err := cfg.Checkpoint(ck); err != nil {
+			return fmt.Errorf("lrmf: saving the checkpoint at step %d: %w", step, err)
+		}
+		return nil
+	}
+	res.StoppedBy = "budget"
+	for step := first; step <= cfg.Steps; step++ {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(err, save(step-1))
 		}
 		p, err := j.grad(step)
 		if err != nil {
@@ -557,18 +701,121 @@ func (r *run) joint(ctx context.Context, res *Result) error {
 			break
 		}
 		j.update(step)
+		if cfg.CheckpointEvery > 0 && step%cfg.CheckpointEvery == 0 && step < cfg.Steps {
+			if err := save(step); err != nil {
+				return err
+			}
+		}
 	}
-	last := res.History[len(res.History)-1]
-	r.progress(Progress{Phase: "joint", Step: res.Steps, Steps: cfg.Steps, Loss: last.Loss, GradNorm: last.GradT + last.GradS, Done: true})
+	if len(res.History) > 0 {
+		last := res.History[len(res.History)-1]
+		r.progress(Progress{Phase: "joint", Step: res.Steps, Steps: cfg.Steps, Loss: last.Loss, GradNorm: last.GradT + last.GradS, Done: true})
+	}
+	return save(res.Steps)
+}
+
+// snapshot captures the run after `step` completed joint steps.
+func (r *run) snapshot(res *Result, j *jointState, step int) (*Checkpoint, error) {
+	rng, err := r.pcg.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	cfg := r.cfg
+	cfg.Backend, cfg.NewFlow, cfg.NewDensity, cfg.Checkpoint, cfg.Resume, cfg.Progress = nil, nil, nil, nil, nil, nil
+	c := &Checkpoint{tensors: map[string][]float64{}}
+	c.meta = checkpointMeta{
+		Version: CheckpointVersion, Config: cfg, Dim: r.dim, RowsA: r.a.Rows(), RowsB: r.b.Rows(),
+		DataHash: r.hash, Step: step, FitStepsA: res.FitStepsA, FitStepsB: res.FitStepsB, CAB: res.CAB,
+		AdamT: j.opt.t, RNG: rng,
+		SamplerA: samplerState{Perm: append([]int32(nil), j.sa.perm...), Pos: j.sa.pos},
+		SamplerB: samplerState{Perm: append([]int32(nil), j.sb.perm...), Pos: j.sb.pos},
+		History:  append([]Point(nil), res.History[:min(step, len(res.History))]...),
+	}
+	be := r.be
+	c.addParams(be, "flow/", res.Flow.Params())
+	c.addParams(be, "S/", res.Density.Params())
+	c.addParams(be, "A/", res.DensityA.Params())
+	c.addParams(be, "B/", res.DensityB.Params())
+	for i := range j.opt.m {
+		c.addTensor(be, fmt.Sprintf("adam.m/%d", i), j.opt.m[i])
+		c.addTensor(be, fmt.Sprintf("adam.v/%d", i), j.opt.v[i])
+	}
+	return c, nil
+}
+
+// restoreModels loads θA*, θB*, θS, the flow and c_AB from ck after checking
+// that it belongs to this run's data and models.
+func (r *run) restoreModels(ck *Checkpoint, res *Result) error {
+	m, cfg := ck.meta, r.cfg
+	switch {
+	case m.Dim != r.dim || m.RowsA != r.a.Rows() || m.RowsB != r.b.Rows():
+		return fmt.Errorf("lrmf: the checkpoint was saved for data of %d+%d rows × %d columns, these are %d+%d × %d",
+			m.RowsA, m.RowsB, m.Dim, r.a.Rows(), r.b.Rows(), r.dim)
+	case m.DataHash != r.hash:
+		return fmt.Errorf("lrmf: the checkpoint was saved for other data (same shape, different values)")
+	case m.Config.Flow.Normalized() != cfg.Flow || m.Config.Density.Normalized() != cfg.Density:
+		return fmt.Errorf("lrmf: the checkpoint holds flow %+v and density %+v, the run asks for %+v and %+v",
+			m.Config.Flow, m.Config.Density, cfg.Flow, cfg.Density)
+	case m.Config.Batch != cfg.Batch:
+		return fmt.Errorf("lrmf: the checkpoint was saved with Batch = %d, the run asks for %d", m.Config.Batch, cfg.Batch)
+	case m.Step > cfg.Steps:
+		return fmt.Errorf("lrmf: the checkpoint is at step %d, beyond Steps = %d", m.Step, cfg.Steps)
+	}
+	be := r.be
+	for _, p := range []struct {
+		prefix string
+		ps     []*Param
+	}{{"flow/", res.Flow.Params()}, {"S/", res.Density.Params()}, {"A/", res.DensityA.Params()}, {"B/", res.DensityB.Params()}} {
+		if err := ck.loadParams(be, p.prefix, p.ps); err != nil {
+			return err
+		}
+	}
+	res.CAB, res.FitStepsA, res.FitStepsB = m.CAB, m.FitStepsA, m.FitStepsB
+	return nil
+}
+
+// restoreJoint loads the optimiser, batch samplers, RNG and history.
+func (r *run) restoreJoint(ck *Checkpoint, j *jointState, res *Result) error {
+	m := ck.meta
+	for i := range j.opt.m {
+		if err := ck.loadTensor(r.be, fmt.Sprintf("adam.m/%d", i), j.opt.m[i]); err != nil {
+			return err
+		}
+		if err := ck.loadTensor(r.be, fmt.Sprintf("adam.v/%d", i), j.opt.v[i]); err != nil {
+			return err
+		}
+	}
+	j.opt.t = m.AdamT
+	for _, s := range []struct {
+		dst *sampler
+		src samplerState
+	}{{j.sa, m.SamplerA}, {j.sb, m.SamplerB}} {
+		if len(s.src.Perm) != len(s.dst.perm) || s.src.Pos < 0 || s.src.Pos > len(s.dst.perm) {
+			return fmt.Errorf("lrmf: %w: batch-sampler state does not fit the data", ErrBadCheckpoint)
+		}
+		copy(s.dst.perm, s.src.Perm)
+		s.dst.pos = s.src.Pos
+	}
+	if err := r.pcg.UnmarshalBinary(m.RNG); err != nil {
+		return fmt.Errorf("lrmf: %w: RNG state: %v", ErrBadCheckpoint, err)
+	}
+	res.History = append(res.History, m.History...)
+	res.Steps = m.Step
 	return nil
 }
 
 // scheduledLR is the joint phase's learning rate for step (1-based).
 func scheduledLR(cfg Config, step int) float64 {
-	if cfg.Schedule == "constant" || cfg.Steps <= 1 {
-		return cfg.LR
+	return scheduledLRFor(cfg.Schedule, cfg.LR, step, cfg.Steps)
+}
+
+// scheduledLRFor is the learning rate of step (1-based) of a phase with the
+// given budget: constant, or a half cosine from lr down to lr/100.
+func scheduledLRFor(schedule string, lr float64, step, steps int) float64 {
+	if schedule == "constant" || steps <= 1 {
+		return lr
 	}
 	const floor = 0.01
-	frac := float64(step-1) / float64(cfg.Steps-1)
-	return cfg.LR * (floor + (1-floor)*0.5*(1+math.Cos(math.Pi*frac)))
+	frac := float64(step-1) / float64(steps-1)
+	return lr * (floor + (1-floor)*0.5*(1+math.Cos(math.Pi*frac)))
 }

@@ -244,7 +244,7 @@ func TestAlignDivergenceIsReported(t *testing.T) {
 	mk := func(be native.Backend, d int, _ *rand.Rand) (Flow, error) {
 		return &nanAfter{Affine: NewAffine(be, d), after: 30}, nil
 	}
-	res, err := Align(context.Background(), p.A, p.B, Config{Steps: 200, Flow: mk, Seed: 1})
+	res, err := Align(context.Background(), p.A, p.B, Config{Steps: 200, NewFlow: mk, Seed: 1})
 	require.ErrorIs(t, err, ErrDiverged)
 	assert.Contains(t, err.Error(), "at step 31")
 	require.NotNil(t, res)

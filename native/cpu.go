@@ -58,6 +58,13 @@ const (
 	opDot
 	opSum
 	opGather
+	opBiasReLU
+	opBiasReLUBackward
+	opCopyCols
+	opAddCols
+	opCouplingForward
+	opCouplingInverse
+	opCouplingBackward
 )
 
 // job describes the operation being dispatched; each block reads it and
@@ -73,6 +80,9 @@ type job[T bindings.Float] struct {
 	a, b, c, d, e  []T
 	f, g, h        []T
 	idx            []int32
+	adam           AdamHyper
+	c0, w          int                // column range [c0, c0+w) (CopyCols, AddCols, coupling t0, dt)
+	kind           bindings.ScaleKind // coupling scale function; its bound is s1
 }
 
 func newCPU[T bindings.Float](dt DType, threads int) *cpu[T] {
@@ -214,7 +224,8 @@ func (c *cpu[T]) runBlock(blk int) {
 		d := j.n
 		err = bindings.AffineInverse(hi-lo, d, j.a[lo*d:hi*d], j.b, j.d, j.c[lo*d:hi*d])
 	case opAdam:
-		err = bindings.Adam(j.a[lo:hi], j.b[lo:hi], j.c[lo:hi], j.d[lo:hi], j.s1, j.s2, j.s3, j.s4, j.alpha, j.beta)
+		h := j.adam
+		err = bindings.Adam(j.a[lo:hi], j.b[lo:hi], j.c[lo:hi], j.d[lo:hi], h.LR, h.Beta1, h.Beta2, h.Eps, h.BC1, h.BC2)
 	case opAxpy:
 		err = bindings.Axpy(j.alpha, j.a[lo:hi], j.c[lo:hi])
 	case opDot:
@@ -224,6 +235,41 @@ func (c *cpu[T]) runBlock(blk int) {
 	case opGather:
 		d := j.n
 		err = bindings.GatherRows(hi-lo, d, j.a, j.idx[lo:hi], j.c[lo*d:hi*d])
+	case opBiasReLU:
+		err = bindings.BiasReLU(hi-lo, j.n, j.a, j.c[lo*j.n:hi*j.n])
+	case opBiasReLUBackward:
+		d := j.n
+		out := j.d
+		if blk > 0 {
+			out = c.partial(blk, d)
+		}
+		err = bindings.BiasReLUBackward(hi-lo, d, j.a[lo*d:hi*d], j.b[lo*d:hi*d], j.c[lo*d:hi*d], out)
+	case opCopyCols:
+		d, k := j.n, j.w
+		err = bindings.CopyCols(hi-lo, d, j.c0, k, j.a[lo*d:hi*d], j.c[lo*k:hi*k])
+	case opAddCols:
+		d, k := j.n, j.w
+		err = bindings.AddCols(hi-lo, d, j.c0, k, j.a[lo*k:hi*k], j.c[lo*d:hi*d])
+	case opCouplingForward:
+		d, hw := j.n, 2*j.w
+		var ld []T
+		if j.e != nil {
+			ld = j.e[lo:hi]
+		}
+		err = bindings.CouplingForward(hi-lo, d, j.c0, j.w, j.kind, j.s1,
+			j.a[lo*d:hi*d], j.b[lo*hw:hi*hw], j.c[lo*d:hi*d], ld)
+	case opCouplingInverse:
+		d, hw := j.n, 2*j.w
+		err = bindings.CouplingInverse(hi-lo, d, j.c0, j.w, j.kind, j.s1,
+			j.a[lo*d:hi*d], j.b[lo*hw:hi*hw], j.c[lo*d:hi*d])
+	case opCouplingBackward:
+		d, hw := j.n, 2*j.w
+		var dx []T
+		if j.f != nil {
+			dx = j.f[lo*d : hi*d]
+		}
+		err = bindings.CouplingBackward(hi-lo, d, j.c0, j.w, j.kind, j.s1,
+			j.a[lo*d:hi*d], j.b[lo*hw:hi*hw], j.d[lo*d:hi*d], j.e[lo:hi], dx, j.c[lo*hw:hi*hw])
 	}
 	c.errs[blk] = err
 }
@@ -384,7 +430,7 @@ func (c *cpu[T]) Adam(p, g, m, v *Tensor, h AdamHyper) {
 	mustLen("Adam", "v", v, n)
 	j := &c.job
 	j.a, j.b, j.c, j.d = c.s(p), c.s(g), c.s(m), c.s(v)
-	j.s1, j.s2, j.s3, j.s4, j.alpha, j.beta = T(h.LR), T(h.Beta1), T(h.Beta2), T(h.Eps), T(h.BC1), T(h.BC2)
+	j.adam = h
 	c.elementwise(opAdam, n, 10)
 }
 
@@ -398,4 +444,95 @@ func must(op string, err error) {
 	if err != nil {
 		panic(fmt.Sprintf("native: cpu: %s: %v", op, err))
 	}
+}
+
+func (c *cpu[T]) BiasReLU(y, bias *Tensor) {
+	mustLen("BiasReLU", "bias", bias, y.cols)
+	c.job.n, c.job.a, c.job.c = y.cols, c.s(bias), c.s(y)
+	c.dispatch(opBiasReLU, y.rows, c.pool.split(y.rows, 2*y.cols))
+}
+
+func (c *cpu[T]) BiasReLUBackward(dz, db, y, dy *Tensor) {
+	n, d := y.rows, y.cols
+	mustShape("BiasReLUBackward", "dy", dy, n, d)
+	mustShape("BiasReLUBackward", "dz", dz, n, d)
+	mustLen("BiasReLUBackward", "db", db, d)
+	nb := c.pool.split(n, 2*d)
+	c.ensurePartial(nb, d)
+	j := &c.job
+	j.n, j.a, j.b, j.c, j.d = d, c.s(y), c.s(dy), c.s(dz), c.s(db)
+	c.dispatch(opBiasReLUBackward, n, nb)
+	c.reduce(nb, j.d)
+}
+
+func (c *cpu[T]) CopyCols(dst, src *Tensor, c0 int) {
+	n, d, k := checkCols("CopyCols", src, dst, c0)
+	j := &c.job
+	j.n, j.c0, j.w, j.a, j.c = d, c0, k, c.s(src), c.s(dst)
+	c.dispatch(opCopyCols, n, c.pool.split(n, k))
+}
+
+func (c *cpu[T]) AddCols(dst, src *Tensor, c0 int) {
+	n, d, k := checkCols("AddCols", dst, src, c0)
+	j := &c.job
+	j.n, j.c0, j.w, j.a, j.c = d, c0, k, c.s(src), c.s(dst)
+	c.dispatch(opAddCols, n, c.pool.split(n, k))
+}
+
+// scaleKind maps a checked Scale onto the C kernels' kind.
+func scaleKind(sc Scale) bindings.ScaleKind {
+	if sc.Kind == ScaleExp {
+		return bindings.ScaleExp
+	}
+	return bindings.ScaleSigmoid
+}
+
+// couplingCost is the split cost of a coupling row: perCol for each
+// transformed column (two or three transcendental functions, ~20 each, as
+// for Tanh) and a copy for every column.
+func couplingCost(d, dt, perCol int) int { return d + perCol*dt }
+
+// setCoupling stores the coupling arguments shared by the three operations.
+func (c *cpu[T]) setCoupling(d, t0, dt int, sc Scale) {
+	j := &c.job
+	j.n, j.c0, j.w, j.kind, j.s1 = d, t0, dt, scaleKind(sc), T(sc.Bound)
+}
+
+func (c *cpu[T]) CouplingForward(y, logdet, x, h *Tensor, t0 int, sc Scale) {
+	n, d, dt := checkCoupling("CouplingForward", x, h, t0, sc)
+	mustShape("CouplingForward", "y", y, n, d)
+	j := &c.job
+	j.e = nil
+	if logdet != nil {
+		mustLen("CouplingForward", "logdet", logdet, n)
+		j.e = c.s(logdet)
+	}
+	c.setCoupling(d, t0, dt, sc)
+	j.a, j.b, j.c = c.s(x), c.s(h), c.s(y)
+	c.dispatch(opCouplingForward, n, c.pool.split(n, couplingCost(d, dt, 40)))
+}
+
+func (c *cpu[T]) CouplingInverse(x, y, h *Tensor, t0 int, sc Scale) {
+	n, d, dt := checkCoupling("CouplingInverse", y, h, t0, sc)
+	mustShape("CouplingInverse", "x", x, n, d)
+	c.setCoupling(d, t0, dt, sc)
+	j := &c.job
+	j.a, j.b, j.c = c.s(y), c.s(h), c.s(x)
+	c.dispatch(opCouplingInverse, n, c.pool.split(n, couplingCost(d, dt, 40)))
+}
+
+func (c *cpu[T]) CouplingBackward(dx, dh, x, h, dy, dlogdet *Tensor, t0 int, sc Scale) {
+	n, d, dt := checkCoupling("CouplingBackward", x, h, t0, sc)
+	mustShape("CouplingBackward", "dy", dy, n, d)
+	mustLen("CouplingBackward", "dlogdet", dlogdet, n)
+	mustShape("CouplingBackward", "dh", dh, n, 2*dt)
+	j := &c.job
+	j.f = nil
+	if dx != nil {
+		mustShape("CouplingBackward", "dx", dx, n, d)
+		j.f = c.s(dx)
+	}
+	c.setCoupling(d, t0, dt, sc)
+	j.a, j.b, j.d, j.e, j.c = c.s(x), c.s(h), c.s(dy), c.s(dlogdet), c.s(dh)
+	c.dispatch(opCouplingBackward, n, c.pool.split(n, couplingCost(d, dt, 60)))
 }

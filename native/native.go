@@ -96,6 +96,36 @@ type AdamHyper struct {
 	LR, Beta1, Beta2, Eps, BC1, BC2 float64
 }
 
+// ScaleKind selects the scale function s(r) of an affine coupling.
+type ScaleKind uint8
+
+// Scale functions of the coupling operations.
+const (
+	// ScaleExp: s = exp(α) with the soft bound α = Bound·tanh(r/Bound), so
+	// ln s ∈ (−Bound, Bound) and one step cannot overflow. Bound > 0.
+	ScaleExp ScaleKind = iota + 1
+	// ScaleSigmoid: s = sigmoid(r + 2) (GLOW), so s ∈ (0, 1) and
+	// ln s = −softplus(−(r+2)). Bound is ignored.
+	ScaleSigmoid
+)
+
+// String returns "exp" or "sigmoid".
+func (k ScaleKind) String() string {
+	switch k {
+	case ScaleExp:
+		return "exp"
+	case ScaleSigmoid:
+		return "sigmoid"
+	}
+	return fmt.Sprintf("ScaleKind(%d)", uint8(k))
+}
+
+// Scale is a coupling's scale function.
+type Scale struct {
+	Kind  ScaleKind
+	Bound float64
+}
+
 // Backend is a device and its kernels. Every method documents its maths and
 // the shapes it requires; "n×d" names rows×cols, "vector of d" any Tensor of
 // Len d. Outputs come first and are overwritten unless the method says +=.
@@ -172,6 +202,35 @@ type Backend interface {
 	// GatherRows sets dst[i,:] = src[idx[i],:]; dst is len(idx)×d, src n×d,
 	// every idx in [0, n).
 	GatherRows(dst, src *Tensor, idx []int32)
+
+	// BiasReLU sets y[i,j] = max(y[i,j] + bias[j], 0) in place; y is n×d,
+	// bias a vector of d.
+	BiasReLU(y, bias *Tensor)
+	// BiasReLUBackward, with y the output of BiasReLU, sets dz = dy·[y > 0]
+	// (dz may be dy) and db[j] = Σ_i dz[i,j]; y, dy, dz are n×d, db a vector
+	// of d.
+	BiasReLUBackward(dz, db, y, dy *Tensor)
+	// CopyCols sets dst = src[:, c0:c0+k]; dst is n×k, src n×D, 0 ≤ c0 ≤ D−k.
+	CopyCols(dst, src *Tensor, c0 int)
+	// AddCols sets dst[:, c0:c0+k] += src; src is n×k, dst n×D, 0 ≤ c0 ≤ D−k.
+	AddCols(dst, src *Tensor, c0 int)
+	// CouplingForward applies an affine coupling to the columns [t0, t0+dt)
+	// of x (n×D), with h (n×2dt) = [μ | r] (μ = h[:, :dt], r = h[:, dt:]):
+	//   y_t = x_t ⊙ s(r) + μ, y = x on all other columns (y n×D; may be x),
+	//   logdet[i] += Σ_j ln s(r_ij) (a vector of n, or nil to skip).
+	CouplingForward(y, logdet, x, h *Tensor, t0 int, sc Scale)
+	// CouplingInverse sets x_t = (y_t − μ) / s(r) and x = y on all other
+	// columns (x n×D; may be y); h was computed from the untouched columns.
+	CouplingInverse(x, y, h *Tensor, t0 int, sc Scale)
+	// CouplingBackward is the vector-Jacobian product of CouplingForward at
+	// x, h for dy (n×D) and dlogdet (a vector of n):
+	//   dx = dy on the untouched columns, dx_t = dy_t ⊙ s (dx n×D, may be dy,
+	//   or nil to skip),
+	//   dh[:, :dt] = dy_t, dh[:, dt:] = dy_t ⊙ x_t ⊙ ∂s/∂r + dlogdet_i·∂ln s/∂r
+	//   (dh n×2dt),
+	// with ∂ln s/∂r = 1 − tanh²(r/Bound) (ScaleExp) or 1 − s (ScaleSigmoid)
+	// and ∂s/∂r = s·∂ln s/∂r.
+	CouplingBackward(dx, dh, x, h, dy, dlogdet *Tensor, t0 int, sc Scale)
 }
 
 // Shape checks shared by the backends. They panic: a mismatch is a bug in
@@ -228,6 +287,52 @@ func checkGather(dst, src *Tensor, idx []int32) {
 			panic(fmt.Sprintf("native: GatherRows: idx[%d] = %d outside [0, %d)", i, j, src.rows))
 		}
 	}
+}
+
+// checkCols validates CopyCols/AddCols: wide is n×D, narrow n×k, and
+// columns [c0, c0+k) lie inside [0, D). It returns n, D, k.
+func checkCols(op string, wide, narrow *Tensor, c0 int) (n, d, k int) {
+	if wide == nil || narrow == nil {
+		panic(fmt.Sprintf("native: %s: nil tensor", op))
+	}
+	n, d, k = wide.rows, wide.cols, narrow.cols
+	if narrow.rows != n {
+		panic(fmt.Sprintf("native: %s: %d rows and %d rows", op, narrow.rows, n))
+	}
+	if c0 < 0 || c0 > d-k {
+		panic(fmt.Sprintf("native: %s: columns [%d, %d) outside a %d-column tensor", op, c0, c0+k, d))
+	}
+	return n, d, k
+}
+
+// checkScale panics on an unknown kind or a non-positive exp bound.
+func checkScale(op string, sc Scale) {
+	switch {
+	case sc.Kind == ScaleExp && !(sc.Bound > 0):
+		panic(fmt.Sprintf("native: %s: exp scale bound %v, want > 0", op, sc.Bound))
+	case sc.Kind != ScaleExp && sc.Kind != ScaleSigmoid:
+		panic(fmt.Sprintf("native: %s: unknown scale kind %d", op, uint8(sc.Kind)))
+	}
+}
+
+// checkCoupling validates the shared coupling arguments: x (or y) is n×D,
+// h is n×2dt with [t0, t0+dt) inside [0, D), and sc is valid. It returns
+// n, D, dt.
+func checkCoupling(op string, x, h *Tensor, t0 int, sc Scale) (n, d, dt int) {
+	checkScale(op, sc)
+	if x == nil || h == nil {
+		panic(fmt.Sprintf("native: %s: nil tensor", op))
+	}
+	n, d = x.rows, x.cols
+	if h.cols%2 != 0 {
+		panic(fmt.Sprintf("native: %s: h has %d columns, want an even number [μ | r]", op, h.cols))
+	}
+	dt = h.cols / 2
+	mustShape(op, "h", h, n, 2*dt)
+	if t0 < 0 || t0 > d-dt {
+		panic(fmt.Sprintf("native: %s: transformed columns [%d, %d) outside a %d-column tensor", op, t0, t0+dt, d))
+	}
+	return n, d, dt
 }
 
 func viewBounds(t *Tensor, lo, hi int) {

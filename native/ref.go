@@ -288,3 +288,143 @@ func (ref) GatherRows(dst, src *Tensor, idx []int32) {
 		copy(ds[i*d:(i+1)*d], ss[int(j)*d:(int(j)+1)*d])
 	}
 }
+
+func (ref) BiasReLU(y, bias *Tensor) {
+	mustLen("BiasReLU", "bias", bias, y.cols)
+	ys, bs := f64(y), f64(bias)
+	for i := 0; i < y.rows; i++ {
+		for j := 0; j < y.cols; j++ {
+			ys[i*y.cols+j] = math.Max(ys[i*y.cols+j]+bs[j], 0)
+		}
+	}
+}
+
+func (ref) BiasReLUBackward(dz, db, y, dy *Tensor) {
+	n, d := y.rows, y.cols
+	mustShape("BiasReLUBackward", "dy", dy, n, d)
+	mustShape("BiasReLUBackward", "dz", dz, n, d)
+	mustLen("BiasReLUBackward", "db", db, d)
+	ys, dys, dzs, dbs := f64(y), f64(dy), f64(dz), f64(db)
+	for k, v := range ys {
+		if v > 0 {
+			dzs[k] = dys[k]
+		} else {
+			dzs[k] = 0
+		}
+	}
+	for j := 0; j < d; j++ {
+		s := 0.0
+		for i := 0; i < n; i++ {
+			s += dzs[i*d+j]
+		}
+		dbs[j] = s
+	}
+}
+
+func (ref) CopyCols(dst, src *Tensor, c0 int) {
+	n, d, k := checkCols("CopyCols", src, dst, c0)
+	ds, ss := f64(dst), f64(src)
+	for i := 0; i < n; i++ {
+		for j := 0; j < k; j++ {
+			ds[i*k+j] = ss[i*d+c0+j]
+		}
+	}
+}
+
+func (ref) AddCols(dst, src *Tensor, c0 int) {
+	n, d, k := checkCols("AddCols", dst, src, c0)
+	ds, ss := f64(dst), f64(src)
+	for i := 0; i < n; i++ {
+		for j := 0; j < k; j++ {
+			ds[i*d+c0+j] += ss[i*k+j]
+		}
+	}
+}
+
+// scale returns s(r), ln s(r) and ∂ln s/∂r, straight from the definitions.
+func (sc Scale) scale(r float64) (s, lns, dlns float64) {
+	if sc.Kind == ScaleExp {
+		th := math.Tanh(r / sc.Bound)
+		lns = sc.Bound * th
+		return math.Exp(lns), lns, 1 - th*th
+	}
+	z := r + 2
+	s = 1 / (1 + math.Exp(-z))
+	return s, -softplus(-z), 1 - s
+}
+
+// softplus(u) = ln(1 + eᵘ), without overflow.
+func softplus(u float64) float64 {
+	return math.Max(u, 0) + math.Log1p(math.Exp(-math.Abs(u)))
+}
+
+func (ref) CouplingForward(y, logdet, x, h *Tensor, t0 int, sc Scale) {
+	n, d, dt := checkCoupling("CouplingForward", x, h, t0, sc)
+	mustShape("CouplingForward", "y", y, n, d)
+	if logdet != nil {
+		mustLen("CouplingForward", "logdet", logdet, n)
+	}
+	xs, hs, ys := f64(x), f64(h), f64(y)
+	for i := 0; i < n; i++ {
+		ld := 0.0
+		for j := 0; j < d; j++ {
+			if j < t0 || j >= t0+dt {
+				ys[i*d+j] = xs[i*d+j]
+				continue
+			}
+			mu, r := hs[i*2*dt+j-t0], hs[i*2*dt+dt+j-t0]
+			s, lns, _ := sc.scale(r)
+			ys[i*d+j] = xs[i*d+j]*s + mu
+			ld += lns
+		}
+		if logdet != nil {
+			f64(logdet)[i] += ld
+		}
+	}
+}
+
+func (ref) CouplingInverse(x, y, h *Tensor, t0 int, sc Scale) {
+	n, d, dt := checkCoupling("CouplingInverse", y, h, t0, sc)
+	mustShape("CouplingInverse", "x", x, n, d)
+	xs, hs, ys := f64(x), f64(h), f64(y)
+	for i := 0; i < n; i++ {
+		for j := 0; j < d; j++ {
+			if j < t0 || j >= t0+dt {
+				xs[i*d+j] = ys[i*d+j]
+				continue
+			}
+			mu, r := hs[i*2*dt+j-t0], hs[i*2*dt+dt+j-t0]
+			s, _, _ := sc.scale(r)
+			xs[i*d+j] = (ys[i*d+j] - mu) / s
+		}
+	}
+}
+
+func (ref) CouplingBackward(dx, dh, x, h, dy, dlogdet *Tensor, t0 int, sc Scale) {
+	n, d, dt := checkCoupling("CouplingBackward", x, h, t0, sc)
+	mustShape("CouplingBackward", "dy", dy, n, d)
+	mustLen("CouplingBackward", "dlogdet", dlogdet, n)
+	mustShape("CouplingBackward", "dh", dh, n, 2*dt)
+	if dx != nil {
+		mustShape("CouplingBackward", "dx", dx, n, d)
+	}
+	xs, hs, dys, wl, dhs := f64(x), f64(h), f64(dy), f64(dlogdet), f64(dh)
+	for i := 0; i < n; i++ {
+		for j := 0; j < d; j++ {
+			g := dys[i*d+j]
+			if j < t0 || j >= t0+dt {
+				if dx != nil {
+					f64(dx)[i*d+j] = g
+				}
+				continue
+			}
+			jj := j - t0
+			s, _, dlns := sc.scale(hs[i*2*dt+dt+jj])
+			dhs[i*2*dt+jj] = g
+			dhs[i*2*dt+dt+jj] = g*xs[i*d+j]*s*dlns + wl[i]*dlns
+			if dx != nil {
+				f64(dx)[i*d+j] = g * s
+			}
+		}
+	}
+}

@@ -7,10 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +29,10 @@ type alignOpts struct {
 	a, b, dataName  string
 	n               int
 	flow, density   string
+	blocks, hidden  int
+	depth           int
+	scale           string
+	bound           float64
 	steps, fitSteps int
 	batch           int
 	lr, fitLR       float64
@@ -38,6 +44,18 @@ type alignOpts struct {
 	out             string
 	gradientFit     bool
 	quiet           bool
+	resume          string
+	ckEvery         int
+}
+
+// runTag is what lrmf align records in a checkpoint's Config.Tag so that
+// --resume can reload the same data.
+type runTag struct {
+	Data string `json:"data,omitempty"` // built-in pair name
+	N    int    `json:"n,omitempty"`
+	Seed uint64 `json:"seed"`
+	A    string `json:"a,omitempty"`
+	B    string `json:"b,omitempty"`
 }
 
 func alignFlags(o *alignOpts) *flag.FlagSet {
@@ -46,8 +64,13 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs.StringVar(&o.b, "b", "", "dataset B: a CSV or .npy `FILE` with the same D (needs --a)")
 	fs.StringVar(&o.dataName, "data", "moons", "built-in dataset pair when --a/--b are not given: "+strings.Join(data.Names(), ", "))
 	fs.IntVar(&o.n, "n", 2000, "points per built-in dataset")
-	fs.StringVar(&o.flow, "flow", "affine", "flow T: affine (T(x) = AᵀA·x + b)")
-	fs.StringVar(&o.density, "density", "gaussian", "density family: gaussian (full covariance)")
+	fs.StringVar(&o.flow, "flow", "realnvp", "flow T: realnvp (affine couplings) or affine (T(x) = AᵀA·x + b)")
+	fs.StringVar(&o.density, "density", "realnvp", "density family: realnvp (flow with a standard-normal base) or gaussian (full covariance)")
+	fs.IntVar(&o.blocks, "blocks", 4, "Real NVP coupling blocks (paper: 4)")
+	fs.IntVar(&o.hidden, "hidden", 64, "Real NVP hidden units per layer (paper: 512)")
+	fs.IntVar(&o.depth, "depth", 2, "Real NVP hidden layers per coupling network (paper: 2)")
+	fs.StringVar(&o.scale, "scale", "exp", "Real NVP scale function: exp (ln s soft-bounded by --scale-bound) or sigmoid (s = sigmoid(h + 2), GLOW)")
+	fs.Float64Var(&o.bound, "scale-bound", 4, "bound B of the exp scale: ln s = B·tanh(h/B)")
 	fs.IntVar(&o.steps, "steps", 2000, "joint-phase step budget")
 	fs.IntVar(&o.fitSteps, "fit-steps", 2000, "step budget of each gradient fit of θA*, θB*")
 	fs.IntVar(&o.batch, "batch", 256, "mini-batch size drawn from A and from B (at most the smaller dataset's rows)")
@@ -63,6 +86,8 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs.StringVar(&o.out, "out", "lrmf-out", "output `DIR` for report.json and transformed.csv")
 	fs.BoolVar(&o.gradientFit, "gradient-fit", false, "fit θA*, θB* by gradient ascent even when a closed form exists")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
+	fs.StringVar(&o.resume, "resume", "", "continue the run saved in checkpoint `FILE` (its settings and data are reused; --steps may extend it)")
+	fs.IntVar(&o.ckEvery, "checkpoint-every", 0, "also save DIR/checkpoint.lrmf every N joint steps (it is always saved at the end and on interrupt)")
 	return fs
 }
 
@@ -82,6 +107,9 @@ Outputs in --out (each written atomically, only when the run finishes):
   report.json      status, converged, lrmf, c_ab, steps, seconds, ms_per_step,
                    history (per step: loss, grad_t, grad_s), the full config
   transformed.csv  T(A), in A's row order
+  checkpoint.lrmf  the trained models, optimiser and random state (versioned,
+                   checksummed): lrmf apply --model uses it, --resume continues it.
+                   It is also saved on Ctrl-C and, with --checkpoint-every, during the run.
 
 Exit status: 0 converged, 3 ran but did not converge (or LRMF ≤ −threshold:
 c_AB under-fitted), 2 usage error, 1 other error (bad data, divergence).
@@ -94,25 +122,28 @@ Flags:
 
 // report is report.json.
 type report struct {
-	Status    lrmf.Status  `json:"status"`
-	Converged bool         `json:"converged"`
-	LRMF      float64      `json:"lrmf"`
-	CAB       float64      `json:"c_ab"`
-	LogLikTA  float64      `json:"loglik_ta"`
-	LogLikB   float64      `json:"loglik_b"`
-	LogDet    float64      `json:"logdet"`
-	Threshold float64      `json:"threshold"`
-	Steps     int          `json:"steps"`
-	StoppedBy string       `json:"stopped_by"`
-	FitStepsA int          `json:"fit_steps_a"`
-	FitStepsB int          `json:"fit_steps_b"`
-	Seconds   float64      `json:"seconds"`
-	FitSec    float64      `json:"fit_seconds"`
-	JointSec  float64      `json:"joint_seconds"`
-	MsPerStep float64      `json:"ms_per_step"`
-	Data      reportData   `json:"data"`
-	Config    reportCfg    `json:"config"`
-	History   []lrmf.Point `json:"history"`
+	Status    lrmf.Status `json:"status"`
+	Converged bool        `json:"converged"`
+	LRMF      float64     `json:"lrmf"`
+	CAB       float64     `json:"c_ab"`
+	LogLikTA  float64     `json:"loglik_ta"`
+	LogLikB   float64     `json:"loglik_b"`
+	LogDet    float64     `json:"logdet"`
+	Threshold float64     `json:"threshold"`
+	Steps     int         `json:"steps"`
+	StoppedBy string      `json:"stopped_by"`
+	FitStepsA int         `json:"fit_steps_a"`
+	FitStepsB int         `json:"fit_steps_b"`
+	Seconds   float64     `json:"seconds"`
+	FitSec    float64     `json:"fit_seconds"`
+	JointSec  float64     `json:"joint_seconds"`
+	MsPerStep float64     `json:"ms_per_step"`
+	Data      reportData  `json:"data"`
+	Config    reportCfg   `json:"config"`
+	// ArmAccuracy is the share of A's points whose nearest neighbour in B,
+	// after T, carries the same label (built-in data with labels only).
+	ArmAccuracy *float64     `json:"arm_accuracy,omitempty"`
+	History     []lrmf.Point `json:"history"`
 }
 
 type reportData struct {
@@ -124,8 +155,6 @@ type reportData struct {
 
 type reportCfg struct {
 	lrmf.Config
-	Flow    string `json:"flow"`
-	Density string `json:"density"`
 	Backend string `json:"backend"`
 	DType   string `json:"dtype"`
 	Threads int    `json:"threads"`
@@ -140,11 +169,14 @@ func (o *alignOpts) validate(set map[string]bool) error {
 	if o.a != "" && set["data"] {
 		return usagef("--data cannot be combined with --a/--b")
 	}
-	if o.flow != "affine" {
-		return usagef("unknown --flow %q (available: affine)", o.flow)
+	if !slices.Contains(lrmf.FlowKinds, o.flow) {
+		return usagef("unknown --flow %q (available: %s)", o.flow, strings.Join(lrmf.FlowKinds, ", "))
 	}
-	if o.density != "gaussian" {
-		return usagef("unknown --density %q (available: gaussian)", o.density)
+	if !slices.Contains(lrmf.DensityKinds, o.density) {
+		return usagef("unknown --density %q (available: %s)", o.density, strings.Join(lrmf.DensityKinds, ", "))
+	}
+	if o.scale != "exp" && o.scale != "sigmoid" {
+		return usagef("unknown --scale %q (available: exp, sigmoid)", o.scale)
 	}
 	if _, err := native.ParseDType(o.dtype); err != nil {
 		return usagef("--dtype: %v", err)
@@ -159,6 +191,10 @@ func (o *alignOpts) validate(set map[string]bool) error {
 		want string
 	}{
 		{o.n < 1, "n", o.n, "a positive integer"},
+		{o.blocks < 1, "blocks", o.blocks, "a positive integer"},
+		{o.hidden < 1, "hidden", o.hidden, "a positive integer"},
+		{o.depth < 1, "depth", o.depth, "a positive integer"},
+		{!(o.bound > 0) || math.IsInf(o.bound, 0), "scale-bound", o.bound, "positive and finite"},
 		{o.steps < 1, "steps", o.steps, "a positive integer"},
 		{o.fitSteps < 1, "fit-steps", o.fitSteps, "a positive integer"},
 		{o.batch < 1, "batch", o.batch, "a positive integer"},
@@ -177,27 +213,84 @@ func (o *alignOpts) validate(set map[string]bool) error {
 	return nil
 }
 
+// resumable lists the flags that may be given with --resume; the others
+// would change the saved run.
+var resumable = map[string]bool{"resume": true, "steps": true, "out": true, "threads": true, "backend": true,
+	"dtype": true, "quiet": true, "checkpoint-every": true, "a": true, "b": true}
+
+// fromCheckpoint reads the --resume checkpoint and takes the run's settings
+// and data source from it.
+func (o *alignOpts) fromCheckpoint(set map[string]bool) (*lrmf.Checkpoint, error) {
+	for _, name := range slices.Sorted(maps.Keys(set)) {
+		if !resumable[name] {
+			return nil, usagef("--%s cannot be changed when resuming (the checkpoint fixes it)", name)
+		}
+	}
+	ck, err := lrmf.ReadCheckpoint(o.resume)
+	if err != nil {
+		return nil, err
+	}
+	cfg := ck.Config()
+	var tag runTag
+	if len(cfg.Tag) > 0 {
+		if err := json.Unmarshal(cfg.Tag, &tag); err != nil {
+			return nil, fmt.Errorf("%s: unreadable run tag: %v", o.resume, err)
+		}
+	}
+	if o.a == "" {
+		if tag.A != "" {
+			o.a, o.b = tag.A, tag.B
+		} else if tag.Data != "" {
+			o.dataName, o.n = tag.Data, tag.N
+		} else {
+			return nil, usagef("%s does not say which data it was trained on: give --a and --b", o.resume)
+		}
+	}
+	o.seed = tag.Seed
+	o.flow, o.density = cfg.Flow.Kind, cfg.Density.Kind
+	if !set["steps"] {
+		o.steps = cfg.Steps
+	}
+	o.batch = cfg.Batch
+	set["batch"] = true
+	return ck, nil
+}
+
+// spec returns the ModelSpec of a model kind with the Real NVP flags.
+func (o *alignOpts) spec(kind string) lrmf.ModelSpec {
+	if kind != "realnvp" {
+		return lrmf.ModelSpec{Kind: kind}
+	}
+	s := lrmf.ModelSpec{Kind: kind, Blocks: o.blocks, Hidden: o.hidden, Depth: o.depth, Scale: o.scale}
+	if o.scale == "exp" {
+		s.Bound = o.bound
+	}
+	return s
+}
+
 // loadData returns A, B and a description of where they came from.
-func (o *alignOpts) loadData() (a, b *mat.Dense, src string, err error) {
+// loadData returns A, B, their labels (built-in data only; nil otherwise)
+// and a description of where they came from.
+func (o *alignOpts) loadData() (a, b *mat.Dense, la, lb []int, src string, err error) {
 	if o.a == "" {
 		p, err := data.Builtin(o.dataName, o.n, o.seed)
 		if err != nil {
-			return nil, nil, "", usagef("--data: %v", err)
+			return nil, nil, nil, nil, "", usagef("--data: %v", err)
 		}
-		return p.A, p.B, "builtin:" + p.Name, nil
+		return p.A, p.B, p.LabelsA, p.LabelsB, "builtin:" + p.Name, nil
 	}
 	if a, err = data.ReadFile(o.a); err != nil {
-		return nil, nil, "", err
+		return nil, nil, nil, nil, "", err
 	}
 	if b, err = data.ReadFile(o.b); err != nil {
-		return nil, nil, "", err
+		return nil, nil, nil, nil, "", err
 	}
 	_, da := a.Dims()
 	_, db := b.Dims()
 	if da != db {
-		return nil, nil, "", fmt.Errorf("%s has %d columns but %s has %d: A and B must have the same dimension", o.a, da, o.b, db)
+		return nil, nil, nil, nil, "", fmt.Errorf("%s has %d columns but %s has %d: A and B must have the same dimension", o.a, da, o.b, db)
 	}
-	return a, b, o.a + " " + o.b, nil
+	return a, b, nil, nil, o.a + " " + o.b, nil
 }
 
 // prepareOut creates dir if needed and checks that files can be written
@@ -229,10 +322,17 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var ck *lrmf.Checkpoint
+	if o.resume != "" {
+		var err error
+		if ck, err = o.fromCheckpoint(set); err != nil {
+			return 0, err
+		}
+	}
 	if err := o.validate(set); err != nil {
 		return 0, err
 	}
-	a, b, src, err := o.loadData()
+	a, b, la, lb, src, err := o.loadData()
 	if err != nil {
 		return 0, err
 	}
@@ -256,12 +356,33 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	defer be.Close()
 
 	cfg := lrmf.Config{
-		Backend: be, Flow: lrmf.AffineFlow(), Density: lrmf.GaussianDensity(),
+		Backend: be, Flow: o.spec(o.flow), Density: o.spec(o.density),
 		Steps: o.steps, FitSteps: o.fitSteps, GradientFit: o.gradientFit, Batch: batch,
 		LR: o.lr, FitLR: o.fitLR, Schedule: o.schedule, Tol: o.tol, Threshold: o.threshold, Seed: o.seed,
 	}
 	if cfg.FitLR == 0 {
 		cfg.FitLR = cfg.LR
+	}
+	tag := runTag{Seed: o.seed, A: o.a, B: o.b}
+	if o.a == "" {
+		tag.Data, tag.N = o.dataName, o.n
+	}
+	if cfg.Tag, err = json.Marshal(tag); err != nil {
+		return 0, err
+	}
+	if ck != nil {
+		cfg = ck.Config()
+		cfg.Backend, cfg.Resume = be, ck
+		if set["steps"] {
+			cfg.Steps = o.steps
+		}
+	}
+	ckPath := filepath.Join(o.out, "checkpoint.lrmf")
+	cfg.CheckpointEvery = o.ckEvery
+	var lastSaved int
+	cfg.Checkpoint = func(c *lrmf.Checkpoint) error {
+		lastSaved = c.Step()
+		return c.WriteFile(ckPath)
 	}
 	pr := newProgress(stderr, o.quiet)
 	cfg.Progress, cfg.ProgressEvery = pr.update, 10
@@ -270,6 +391,9 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	res, err := lrmf.Align(ctx, a, b, cfg)
 	pr.finish()
 	if err != nil {
+		if res != nil && res.Status == lrmf.Canceled && lastSaved > 0 {
+			return 0, fmt.Errorf("interrupted after %d joint steps; saved %s — continue with: lrmf align --resume %s --out %s", lastSaved, ckPath, ckPath, o.out)
+		}
 		return 0, err
 	}
 
@@ -279,18 +403,28 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		Steps: res.Steps, StoppedBy: res.StoppedBy, FitStepsA: res.FitStepsA, FitStepsB: res.FitStepsB,
 		Seconds: res.TotalSeconds, FitSec: res.FitSeconds, JointSec: res.JointSeconds, MsPerStep: res.MsPerStep,
 		Data:    reportData{Source: src, RowsA: na, RowsB: nb, Dim: dim},
-		Config:  reportCfg{Config: cfg, Flow: o.flow, Density: o.density, Backend: be.Name(), DType: be.DType().String(), Threads: be.Threads()},
+		Config:  reportCfg{Config: res.Config, Backend: be.Name(), DType: be.DType().String(), Threads: be.Threads()},
 		History: res.History,
 	}
 	if o.a == "" {
 		rep.Config.N = o.n
+		if la != nil {
+			acc, err := lrmf.NeighbourAgreement(res.Transformed, la, b, lb)
+			if err != nil {
+				return 0, err
+			}
+			rep.ArmAccuracy = &acc
+		}
 	}
 	if err := writeOutputs(o.out, &rep, res.Transformed); err != nil {
 		return 0, err
 	}
 	fmt.Fprintf(stdout, "%s: LRMF = %.6g nats (threshold %g) after %d steps (%s), c_AB = %.6g, %.3f ms/step, %.2f s\n",
 		res.Status, res.LRMF, cfg.Threshold, res.Steps, res.StoppedBy, res.CAB, res.MsPerStep, res.TotalSeconds)
-	fmt.Fprintf(stdout, "wrote %s and %s\n", filepath.Join(o.out, "report.json"), filepath.Join(o.out, "transformed.csv"))
+	if rep.ArmAccuracy != nil {
+		fmt.Fprintf(stdout, "arm accuracy (nearest neighbour in B after T has the same label): %.4f\n", *rep.ArmAccuracy)
+	}
+	fmt.Fprintf(stdout, "wrote %s, %s and %s\n", filepath.Join(o.out, "report.json"), filepath.Join(o.out, "transformed.csv"), ckPath)
 	if !res.Converged {
 		return exitNotConverged, nil
 	}

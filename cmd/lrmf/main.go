@@ -4,6 +4,7 @@
 // Usage:
 //
 //	lrmf align [flags]            align A to B (built-in moons by default)
+//	lrmf apply --model F --in X --out Y   map data with a trained flow
 //	lrmf data NAME --out FILE     write a built-in dataset
 //	lrmf help [COMMAND]           show help
 //
@@ -50,6 +51,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"align", "align dataset A to dataset B and report whether it succeeded", runAlign, helpAlign},
+		{"apply", "map data with a trained model's flow (or its inverse)", runApply, helpApply},
 		{"data", "write a built-in dataset to a CSV or .npy file", runData, helpData},
 	}
 }

@@ -26,7 +26,7 @@ func lrmfRun(args ...string) (int, string, string) {
 
 func TestAlignDefaultWritesReport(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "out")
-	code, stdout, stderr := lrmfRun("align", "--out", dir, "--steps", "500")
+	code, stdout, stderr := lrmfRun("align", "--out", dir, "--steps", "500", "--flow", "affine", "--density", "gaussian")
 	require.Equal(t, 0, code, "stderr: %s", stderr)
 	assert.Contains(t, stdout, "converged: LRMF = ")
 	var rep map[string]any
@@ -39,7 +39,8 @@ func TestAlignDefaultWritesReport(t *testing.T) {
 	assert.Equal(t, true, rep["converged"])
 	assert.Len(t, rep["history"], 500)
 	cfg := rep["config"].(map[string]any)
-	assert.Equal(t, "affine", cfg["flow"])
+	assert.Equal(t, "affine", cfg["flow"].(map[string]any)["kind"])
+	assert.Contains(t, rep, "arm_accuracy")
 	assert.EqualValues(t, 500, cfg["steps"])
 	y, err := data.ReadFile(filepath.Join(dir, "transformed.csv"))
 	require.NoError(t, err)
@@ -60,12 +61,12 @@ func TestAlignFilesAndNotConverged(t *testing.T) {
 		dtype = "float64"
 	}
 	out := filepath.Join(dir, "out")
-	code, stdout, stderr := lrmfRun("align", "--a", a, "--b", b, "--out", out, "--steps", "1500", "--lr", "0.05", "--dtype", dtype, "--quiet")
+	code, stdout, stderr := lrmfRun("align", "--a", a, "--b", b, "--out", out, "--steps", "1500", "--lr", "0.05", "--dtype", dtype, "--quiet", "--flow", "affine", "--density", "gaussian")
 	require.Equal(t, 0, code, "stdout %s stderr %s", stdout, stderr)
 
 	// Two steps cannot align blobs: the run ends, is reported, and exits 3.
 	out2 := filepath.Join(dir, "out2")
-	code, stdout, _ = lrmfRun("align", "--a", a, "--b", b, "--out", out2, "--steps", "2", "--quiet")
+	code, stdout, _ = lrmfRun("align", "--a", a, "--b", b, "--out", out2, "--steps", "2", "--quiet", "--flow", "affine", "--density", "gaussian")
 	assert.Equal(t, exitNotConverged, code)
 	assert.Contains(t, stdout, "not-converged")
 	raw, err := os.ReadFile(filepath.Join(out2, "report.json"))
@@ -116,11 +117,20 @@ func TestAlignBadInput(t *testing.T) {
 		{"bad data", []string{"--data", "spirals"}, 2, "spirals"},
 		{"positional", []string{"extra"}, 2, `unexpected argument "extra"`},
 		{"unwritable out", []string{"--out", filepath.Join(notDir, "sub")}, 1, "--out"},
+		{"realnvp in 1-D", []string{"--data", "gauss1d"}, 1, "at least 2 dimensions"},
+		{"bad scale", []string{"--scale", "softplus"}, 2, `unknown --scale "softplus"`},
+		{"bad hidden", []string{"--hidden", "0"}, 2, "--hidden = 0"},
+		{"resume missing", []string{"--resume", filepath.Join(dir, "nope.lrmf")}, 1, "nope.lrmf"},
+		{"resume not a checkpoint", []string{"--resume", good}, 1, "not a valid lrmf checkpoint"},
+		{"resume with model flag", []string{"--resume", good, "--flow", "affine"}, 2, "--flow cannot be changed when resuming"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
-			args := append([]string{"align", "--quiet", "--steps", "5"}, c.args...)
+			args := append([]string{"align", "--quiet", "--steps", "5", "--fit-steps", "5", "--hidden", "4"}, c.args...)
+			if strings.HasPrefix(c.name, "resume") {
+				args = append([]string{"align", "--quiet"}, c.args...)
+			}
 			if c.name != "unwritable out" {
 				args = append(args, "--out", out)
 			}
@@ -168,4 +178,67 @@ func TestDataCommand(t *testing.T) {
 	code, _, stderr = lrmfRun("data", "--out", p)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, "missing dataset NAME")
+}
+
+// A Real NVP run writes a checkpoint; apply maps data with it (and back),
+// and an interrupted run resumed from its checkpoint ends like the
+// uninterrupted one.
+func TestCheckpointApplyResume(t *testing.T) {
+	dir := t.TempDir()
+	common := []string{"align", "--quiet", "--n", "300", "--batch", "64", "--hidden", "8", "--blocks", "2", "--fit-steps", "20", "--steps", "40", "--threads", "2"}
+	full := filepath.Join(dir, "full")
+	code, _, stderr := lrmfRun(append(common, "--out", full)...)
+	require.Contains(t, []int{0, 3}, code, stderr)
+	ck := filepath.Join(full, "checkpoint.lrmf")
+
+	// apply: T(A) from the checkpoint equals transformed.csv, and the
+	// inverse brings it back.
+	a := filepath.Join(dir, "a.csv")
+	code, _, stderr = lrmfRun("data", "moons", "--n", "300", "--out", a)
+	require.Equal(t, 0, code, stderr)
+	ta := filepath.Join(dir, "ta.npy")
+	code, _, stderr = lrmfRun("apply", "--model", ck, "--in", a, "--out", ta)
+	require.Equal(t, 0, code, stderr)
+	got, err := data.ReadFile(ta)
+	require.NoError(t, err)
+	want, err := data.ReadFile(filepath.Join(full, "transformed.csv"))
+	require.NoError(t, err)
+	assert.InDeltaSlice(t, want.RawMatrix().Data, got.RawMatrix().Data, 1e-12)
+	back := filepath.Join(dir, "back.csv")
+	code, _, stderr = lrmfRun("apply", "--model", ck, "--in", ta, "--out", back, "--inverse")
+	require.Equal(t, 0, code, stderr)
+	orig, _ := data.ReadFile(a)
+	rt, _ := data.ReadFile(back)
+	assert.InDeltaSlice(t, orig.RawMatrix().Data, rt.RawMatrix().Data, 1e-9)
+
+	three := write(t, dir, "three.csv", "1,2,3\n4,5,6\n")
+	code, _, stderr = lrmfRun("apply", "--model", ck, "--in", three, "--out", filepath.Join(dir, "x.csv"))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "3 columns")
+
+	// Interrupt at step 15 (a canceled context), then resume.
+	part := filepath.Join(dir, "part")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	go func() {
+		for {
+			if _, err := os.Stat(filepath.Join(part, "checkpoint.lrmf")); err == nil {
+				cancel()
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	code = run(ctx, append(common, "--out", part, "--checkpoint-every", "15"), &out, &errb)
+	cancel()
+	if code == 1 {
+		assert.Contains(t, errb.String(), "--resume")
+	}
+	code, _, stderr = lrmfRun("align", "--quiet", "--resume", filepath.Join(part, "checkpoint.lrmf"), "--out", part, "--threads", "2")
+	require.Contains(t, []int{0, 3}, code, stderr)
+	r1, _ := os.ReadFile(filepath.Join(full, "transformed.csv"))
+	r2, _ := os.ReadFile(filepath.Join(part, "transformed.csv"))
+	assert.Equal(t, string(r1), string(r2), "resumed run differs from the uninterrupted one")
 }

@@ -1,24 +1,27 @@
 /*
  * lrmf_cpu.c — the CPU implementation of lrmf.h.
  *
- * The kernel bodies live once in kernels.inc; this file instantiates them
- * for float (_f32) and double (_f64). bindings/lrmf_cpu.c includes this file
- * so that cgo compiles it as part of the Go package.
+ * The kernel bodies live once in kernels.inc (GEMM in gemm.inc); this file
+ * instantiates them for float (_f32) and double (_f64). bindings/lrmf_cpu.c
+ * includes this file so that cgo compiles it as part of the Go package.
  */
 #include "lrmf.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #define T float
 #define S f32
 #include "kernels.inc"
+#include "gemm.inc"
 #undef T
 #undef S
 
 #define T double
 #define S f64
 #include "kernels.inc"
+#include "gemm.inc"
 #undef T
 #undef S

@@ -43,6 +43,14 @@ extern "C" {
 /* ln(2π), used by the Gaussian log-density. */
 #define LRMF_LN_2PI 1.83787706640934548356
 
+/* Scale functions s(r) of an affine coupling (lrmf_coupling_*):
+ *  LRMF_SCALE_EXP:     s = exp(α), α = bound·tanh(r/bound), bound > 0, so
+ *                      ln s = α ∈ (−bound, bound) and one step cannot overflow;
+ *  LRMF_SCALE_SIGMOID: s = sigmoid(r + 2) (GLOW), s ∈ (0, 1),
+ *                      ln s = −softplus(−(r + 2)); bound is ignored. */
+#define LRMF_SCALE_EXP 1
+#define LRMF_SCALE_SIGMOID 2
+
 #define LRMF_DECLARE(T, S)                                                     \
   /* C = alpha*op(A)*op(B) + beta*C. op(A) is m×k, op(B) is k×n, C is m×n.     \
    * op(X) = X when trans_x == 0, Xᵀ otherwise (A is then stored k×m).        \
@@ -50,6 +58,20 @@ extern "C" {
   int lrmf_gemm_##S(int trans_a, int trans_b, int64_t m, int64_t n,            \
                     int64_t k, T alpha, const T *a, int64_t lda, const T *b,   \
                     int64_t ldb, T beta, T *c, int64_t ldc);                   \
+                                                                               \
+  /* Elements of workspace lrmf_gemm_ws_##S needs for these sizes (0 when    \
+   * m, n or k is 0; LRMF_EINVAL for a negative size). Bounded by the block  \
+   * sizes (a few MiB at most), not by m·n·k. */                              \
+  int64_t lrmf_gemm_work_##S(int64_t m, int64_t n, int64_t k);                 \
+                                                                               \
+  /* lrmf_gemm_##S using work (lwork elements, any alignment, contents       \
+   * ignored and overwritten) to pack A and B: the fast path. LRMF_EINVAL if  \
+   * lwork < lrmf_gemm_work_##S(m, n, k) or work is NULL while needed. Each  \
+   * concurrent call needs its own work. */                                    \
+  int lrmf_gemm_ws_##S(int trans_a, int trans_b, int64_t m, int64_t n,         \
+                       int64_t k, T alpha, const T *a, int64_t lda,            \
+                       const T *b, int64_t ldb, T beta, T *c, int64_t ldc,     \
+                       T *work, int64_t lwork);                                \
                                                                                \
   /* y[i,j] += bias[j];  y is n×d, bias is d. */                               \
   int lrmf_bias_add_##S(int64_t n, int64_t d, const T *bias, T *y);            \
@@ -108,9 +130,12 @@ extern "C" {
    *   m = beta1 m + (1−beta1) g;   v = beta2 v + (1−beta2) g²                \
    *   p −= lr · (m / bc1) / (sqrt(v / bc2) + eps)                            \
    * with bias corrections bc1 = 1 − beta1^t, bc2 = 1 − beta2^t from the     \
-   * caller (t counts from 1). p, m, v are updated in place. */                \
-  int lrmf_adam_##S(int64_t n, T *p, const T *g, T *m, T *v, T lr, T beta1,    \
-                    T beta2, T eps, T bc1, T bc2);                             \
+   * caller (t counts from 1). p, m, v are updated in place. The hyper-     \
+   * parameters are double and the update is computed in double: 0.9f is   \
+   * not 0.9, and the rounding would show in m where g cancels it. */       \
+  int lrmf_adam_##S(int64_t n, T *p, const T *g, T *m, T *v, double lr,        \
+                    double beta1, double beta2, double eps, double bc1,        \
+                    double bc2);                                               \
                                                                                \
   /* y += alpha·x over n elements. */                                          \
   int lrmf_axpy_##S(int64_t n, T alpha, const T *x, T *y);                     \
@@ -127,7 +152,59 @@ extern "C" {
   /* Row gather: dst[i,:] = src[idx[i],:] for i < n; src has at least        \
    * max(idx)+1 rows of d elements (not checked: the caller validates idx). */ \
   int lrmf_gather_rows_##S(int64_t n, int64_t d, const T *src,                 \
-                           const int32_t *idx, T *dst);
+                           const int32_t *idx, T *dst);                        \
+                                                                               \
+  /* Fused bias + ReLU, in place: y[i,j] = max(y[i,j] + bias[j], 0);           \
+   * y is n×d, bias is d. */                                                   \
+  int lrmf_bias_relu_fwd_##S(int64_t n, int64_t d, const T *bias, T *y);       \
+                                                                               \
+  /* Backward of lrmf_bias_relu_fwd, given its output y (n×d):                 \
+   *   dz = dy·[y > 0]        dz n×d (out; may alias dy)                       \
+   *   db[j] = Σ_i dz[i,j]    db d (out; n == 0 zeroes it)                     \
+   */                                                                          \
+  int lrmf_bias_relu_bwd_##S(int64_t n, int64_t d, const T *y, const T *dy,    \
+                             T *dz, T *db);                                    \
+                                                                               \
+  /* Column slice: dst = src[:, c0:c0+k];  src is n×d, dst n×k.                \
+   * c0, k ≥ 0 and c0 + k ≤ d, else LRMF_EINVAL. */                            \
+  int lrmf_copy_cols_##S(int64_t n, int64_t d, int64_t c0, int64_t k,          \
+                         const T *src, T *dst);                                \
+                                                                               \
+  /* Column scatter-add: dst[:, c0:c0+k] += src;  src is n×k, dst n×d.         \
+   * c0, k ≥ 0 and c0 + k ≤ d, else LRMF_EINVAL. */                            \
+  int lrmf_add_cols_##S(int64_t n, int64_t d, int64_t c0, int64_t k,           \
+                        const T *src, T *dst);                                 \
+                                                                               \
+  /* Affine coupling (Real NVP) forward on columns [t0, t0+dt) of x (n×d),     \
+   * with h (n×2dt) = [mu | r] from the conditioner (mu = h[:, :dt],           \
+   * r = h[:, dt:]) and s = s(r) the scale function kind (LRMF_SCALE_*):       \
+   *   y[:, t0+j] = x[:, t0+j]·s(r[:, j]) + mu[:, j]   (j < dt)                \
+   *   y = x on every other column                       y n×d (out; may be x) \
+   *   logdet[i] += Σ_j ln s(r[i,j])                     logdet n (or NULL)    \
+   * t0, dt ≥ 0, t0 + dt ≤ d, a known kind and, for LRMF_SCALE_EXP,            \
+   * bound > 0, else LRMF_EINVAL. */                                           \
+  int lrmf_coupling_fwd_##S(int64_t n, int64_t d, int64_t t0, int64_t dt,      \
+                            int kind, T bound, const T *x, const T *h, T *y,   \
+                            T *logdet);                                        \
+                                                                               \
+  /* Inverse of lrmf_coupling_fwd (h computed from the untouched columns):     \
+   *   x[:, t0+j] = (y[:, t0+j] − mu[:, j]) / s(r[:, j]);  x = y elsewhere.    \
+   * x is n×d (out; may be y). Same argument rules as lrmf_coupling_fwd. */    \
+  int lrmf_coupling_inv_##S(int64_t n, int64_t d, int64_t t0, int64_t dt,      \
+                            int kind, T bound, const T *y, const T *h, T *x);  \
+                                                                               \
+  /* Backward of lrmf_coupling_fwd at x, h for upstream dy (n×d) and           \
+   * dlogdet (n), with s, ∂s/∂r and ∂ln s/∂r taken at r[i,j]:                  \
+   *   dx = dy on the untouched columns, dx[:, t0+j] = dy[:, t0+j]·s           \
+   *                                     dx n×d (out; may be dy; NULL: skip)   \
+   *   dh[:, j]    = dy[:, t0+j]                                               \
+   *   dh[:, dt+j] = dy[:, t0+j]·x[:, t0+j]·∂s/∂r + dlogdet_i·∂ln s/∂r         \
+   *                                     dh n×2dt (out)                        \
+   * EXP: ∂ln s/∂r = 1 − tanh²(r/bound); SIGMOID: ∂ln s/∂r = 1 − s; both       \
+   * ∂s/∂r = s·∂ln s/∂r. Same argument rules as lrmf_coupling_fwd. */          \
+  int lrmf_coupling_bwd_##S(int64_t n, int64_t d, int64_t t0, int64_t dt,      \
+                            int kind, T bound, const T *x, const T *h,         \
+                            const T *dy, const T *dlogdet, T *dx, T *dh);
 
 LRMF_DECLARE(float, f32)
 LRMF_DECLARE(double, f64)

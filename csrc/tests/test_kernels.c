@@ -88,6 +88,9 @@ int main(void) {
       ENTRY(logdet_acc), ENTRY(affine_fwd),  ENTRY(affine_inv),
       ENTRY(adam),       ENTRY(axpy),        ENTRY(fill),
       ENTRY(dot),        ENTRY(sum),         ENTRY(gather_rows),
+      ENTRY(bias_relu_fwd), ENTRY(bias_relu_bwd), ENTRY(copy_cols),
+      ENTRY(add_cols),   ENTRY(coupling_fwd), ENTRY(coupling_inv),
+      ENTRY(coupling_bwd),
 #undef ENTRY
   };
   int passed = 0, failed = 0;
@@ -141,63 +144,78 @@ static int TK_CAT(all_equal, TK_S)(const T *p, size_t n, double v) {
 static int TEST(gemm)(void) {
   int errs = 0;
   uint64_t seed = 11;
-  /* Sizes around and across the 64×64 tile, plus k == 0. */
-  static const int64_t sizes[][3] = {{1, 1, 1},    {3, 5, 7},    {2, 3, 0},
-                                     {37, 131, 70}, {65, 64, 129}, {4, 67, 3}};
+  /* Sizes around and across the micro-tile (12×32 f32, 12×16 f64) and the
+   * blocks (MC 144/72, KC 512, NC 1024/512; 24×64×160/64 without
+   * workspace), plus k == 0. ws = 1 runs lrmf_gemm_ws with exactly
+   * lrmf_gemm_work elements of workspace. */
+  static const int64_t sizes[][3] = {
+      {1, 1, 1},     {3, 5, 7},      {2, 3, 0},     {37, 131, 70},
+      {65, 64, 129}, {4, 67, 3},     {13, 33, 2},   {145, 67, 513},
+      {25, 1025, 9}, {30, 161, 1030}};
   static const double betas[] = {0.0, 1.0, -0.7};
   const double alpha = 1.3;
   for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
     const int64_t m = sizes[si][0], n = sizes[si][1], k = sizes[si][2];
-    for (int ta = 0; ta < 2; ta++)
-      for (int tb = 0; tb < 2; tb++)
-        for (size_t bi = 0; bi < 3; bi++) {
-          const double beta = betas[bi];
-          const int64_t ar = ta ? k : m, ac = ta ? m : k;
-          const int64_t br = tb ? n : k, bc = tb ? k : n;
-          const int64_t lda = ac + 3, ldb = bc + 1, ldc = n + 2;
-          T *a = RAND(ar * lda), *b = RAND(br * ldb);
-          T *c = CONST(m * ldc, TK_SENTINEL);
-          double *want = xmalloc((size_t)(m * n) * sizeof(double));
-          double *scale = xmalloc((size_t)(m * n) * sizeof(double));
-          for (int64_t i = 0; i < m; i++)
-            for (int64_t j = 0; j < n; j++) {
-              /* beta == 0: poison C, it must not be read. */
-              c[i * ldc + j] = beta == 0.0 ? (T)NAN : (T)rnd(&seed);
-              double s = 0.0, sa = 0.0;
-              for (int64_t p = 0; p < k; p++) {
-                const double av = ta ? a[p * lda + i] : a[i * lda + p];
-                const double bv = tb ? b[j * ldb + p] : b[p * ldb + j];
-                s += av * bv;
-                sa += fabs(av * bv);
+    for (int ws = 0; ws < 2; ws++)
+      for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+          for (size_t bi = 0; bi < 3; bi++) {
+            const double beta = betas[bi];
+            const int64_t ar = ta ? k : m, ac = ta ? m : k;
+            const int64_t br = tb ? n : k, bc = tb ? k : n;
+            const int64_t lda = ac + 3, ldb = bc + 1, ldc = n + 2;
+            T *a = RAND(ar * lda), *b = RAND(br * ldb);
+            T *c = CONST(m * ldc, TK_SENTINEL);
+            double *want = xmalloc((size_t)(m * n) * sizeof(double));
+            double *scale = xmalloc((size_t)(m * n) * sizeof(double));
+            for (int64_t i = 0; i < m; i++)
+              for (int64_t j = 0; j < n; j++) {
+                /* beta == 0: poison C, it must not be read. */
+                c[i * ldc + j] = beta == 0.0 ? (T)NAN : (T)rnd(&seed);
+                double s = 0.0, sa = 0.0;
+                for (int64_t p = 0; p < k; p++) {
+                  const double av = ta ? a[p * lda + i] : a[i * lda + p];
+                  const double bv = tb ? b[j * ldb + p] : b[p * ldb + j];
+                  s += av * bv;
+                  sa += fabs(av * bv);
+                }
+                want[i * n + j] = alpha * s;
+                scale[i * n + j] = (double)(k + 4) * (fabs(alpha) * sa + 1.0);
+                if (beta != 0.0) {
+                  want[i * n + j] += beta * (double)c[i * ldc + j];
+                  scale[i * n + j] += fabs(beta * (double)c[i * ldc + j]);
+                }
               }
-              want[i * n + j] = alpha * s;
-              scale[i * n + j] = (double)(k + 4) * (fabs(alpha) * sa + 1.0);
-              if (beta != 0.0) {
-                want[i * n + j] += beta * (double)c[i * ldc + j];
-                scale[i * n + j] += fabs(beta * (double)c[i * ldc + j]);
-              }
+            const int64_t lw = K(gemm_work)(m, n, k);
+            CHECK(lw >= 0);
+            T *w = CONST(lw, NAN);
+            const int rc =
+                ws ? K(gemm_ws)(ta, tb, m, n, k, (T)alpha, a, lda, b, ldb,
+                                (T)beta, c, ldc, w, lw)
+                   : K(gemm)(ta, tb, m, n, k, (T)alpha, a, lda, b, ldb, (T)beta,
+                             c, ldc);
+            CHECK(rc == LRMF_OK);
+            free(w);
+            int bad = 0;
+            for (int64_t i = 0; i < m; i++) {
+              for (int64_t j = 0; j < n; j++)
+                bad += !near((double)c[i * ldc + j], want[i * n + j], TK_EPS,
+                             scale[i * n + j]);
+              for (int64_t j = n; j < ldc; j++) /* padding untouched */
+                bad += c[i * ldc + j] != (T)TK_SENTINEL;
             }
-          const int rc = K(gemm)(ta, tb, m, n, k, (T)alpha, a, lda, b, ldb,
-                                 (T)beta, c, ldc);
-          CHECK(rc == LRMF_OK);
-          int bad = 0;
-          for (int64_t i = 0; i < m; i++) {
-            for (int64_t j = 0; j < n; j++)
-              bad += !near((double)c[i * ldc + j], want[i * n + j], TK_EPS,
-                           scale[i * n + j]);
-            for (int64_t j = n; j < ldc; j++) /* padding untouched */
-              bad += c[i * ldc + j] != (T)TK_SENTINEL;
+            if (bad && errs < 5)
+              printf("    gemm%s m=%lld n=%lld k=%lld ta=%d tb=%d beta=%g: %d "
+                     "bad\n",
+                     ws ? "_ws" : "", (long long)m, (long long)n, (long long)k,
+                     ta, tb, beta, bad);
+            CHECK(bad == 0);
+            free(a);
+            free(b);
+            free(c);
+            free(want);
+            free(scale);
           }
-          if (bad && errs < 5)
-            printf("    gemm m=%lld n=%lld k=%lld ta=%d tb=%d beta=%g: %d bad\n",
-                   (long long)m, (long long)n, (long long)k, ta, tb, beta, bad);
-          CHECK(bad == 0);
-          free(a);
-          free(b);
-          free(c);
-          free(want);
-          free(scale);
-        }
   }
 
   /* EINVAL writes nothing; empty C is a no-op even with NULLs. */
@@ -219,6 +237,37 @@ static int TEST(gemm)(void) {
   CHECK(K(gemm)(0, 0, 2, 0, 3, 1, NULL, 3, NULL, 0, 0, NULL, 0) == LRMF_OK);
   CHECK(K(gemm)(0, 0, 2, 2, 0, 1, NULL, 0, NULL, 2, 0, c, 2) == LRMF_OK);
   CHECK(c[0] == 0 && c[1] == 0 && c[2] == 0 && c[3] == 0);
+
+  /* Workspace: sizes, too little or NULL work is EINVAL and writes nothing,
+   * none is needed for empty C or k == 0. */
+  CHECK(K(gemm_work)(-1, 2, 3) == LRMF_EINVAL);
+  CHECK(K(gemm_work)(2, 0, 3) == 0 && K(gemm_work)(2, 2, 0) == 0);
+  const int64_t lw = K(gemm_work)(2, 2, 3);
+  CHECK(lw > 0);
+  CHECK(K(gemm_work)(1 << 20, 1 << 20, 1 << 20) ==
+        K(gemm_work)(1 << 21, 1 << 21, 1 << 21)); /* bounded by the blocks */
+  CHECK(K(gemm_work)(1 << 20, 1 << 20, 1 << 20) < ((int64_t)1 << 21));
+  T *w = CONST(lw, 0);
+  for (int i = 0; i < 4; i++)
+    c[i] = (T)TK_SENTINEL;
+  CHECK(K(gemm_ws)(0, 0, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2, w, lw - 1) ==
+        LRMF_EINVAL);
+  CHECK(K(gemm_ws)(0, 0, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2, NULL, lw) ==
+        LRMF_EINVAL);
+  CHECK(K(gemm_ws)(0, 0, 2, 2, 3, 1, a, 2, b, 2, 0, c, 2, w, lw) ==
+        LRMF_EINVAL);
+  CHECK(K(gemm_ws)(0, 0, 2, 2, 3, 1, NULL, 3, b, 2, 0, c, 2, w, lw) ==
+        LRMF_EINVAL);
+  CHECK(UNTOUCHED(c, 4));
+  CHECK(K(gemm_ws)(0, 0, 0, 2, 3, 1, NULL, 3, NULL, 2, 0, NULL, 2, NULL, 0) ==
+        LRMF_OK);
+  CHECK(K(gemm_ws)(0, 0, 2, 2, 0, 1, NULL, 0, NULL, 2, 0, c, 2, NULL, 0) ==
+        LRMF_OK);
+  CHECK(c[0] == 0 && c[1] == 0 && c[2] == 0 && c[3] == 0);
+  /* {1,2,3;4,5,6}·{1,2;3,4;5,6} = {22,28;49,64}. */
+  CHECK(K(gemm_ws)(0, 0, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2, w, lw) == LRMF_OK);
+  CHECK(c[0] == 22 && c[1] == 28 && c[2] == 49 && c[3] == 64);
+  free(w);
   return errs;
 }
 
@@ -645,7 +694,7 @@ static int TEST(adam)(void) {
     wv[i] = b2 * v[i] + (1 - b2) * (double)g[i] * g[i];
     wp[i] = p[i] - lr * (wm[i] / bc1) / (sqrt(wv[i] / bc2) + eps);
   }
-  CHECK(K(adam)(n, p, g, m, v, (T)lr, (T)b1, (T)b2, (T)eps, (T)bc1, (T)bc2) == LRMF_OK);
+  CHECK(K(adam)(n, p, g, m, v, lr, b1, b2, eps, bc1, bc2) == LRMF_OK);
   for (int64_t i = 0; i < n; i++) {
     CHECK(near(m[i], wm[i], TOL, 1.0));
     CHECK(near(v[i], wv[i], TOL, 1.0));
@@ -793,6 +842,436 @@ static int TEST(gather_rows)(void) {
   free(s);
   return errs;
 }
+
+static int TEST(bias_relu_fwd)(void) {
+  int errs = 0;
+  uint64_t seed = 28;
+  const int64_t n = 7, d = 131;
+  T *bias = RAND(d), *y = RAND(n * d), *y0 = xmalloc((size_t)(n * d) * sizeof(T));
+  y[3] = -bias[3]; /* y + bias == 0 exactly */
+  memcpy(y0, y, (size_t)(n * d) * sizeof(T));
+  CHECK(K(bias_relu_fwd)(n, d, bias, y) == LRMF_OK);
+  for (int64_t i = 0; i < n * d; i++) {
+    const double v = (double)y0[i] + (double)bias[i % d];
+    CHECK(near(y[i], v > 0 ? v : 0.0, TOL, 2.0));
+    CHECK(y[i] >= 0);
+  }
+  CHECK(y[3] == 0);
+  T *s = CONST(n * d, TK_SENTINEL);
+  CHECK(K(bias_relu_fwd)(-1, d, bias, s) == LRMF_EINVAL);
+  CHECK(K(bias_relu_fwd)(n, -1, bias, s) == LRMF_EINVAL);
+  CHECK(K(bias_relu_fwd)(n, d, NULL, s) == LRMF_EINVAL);
+  CHECK(K(bias_relu_fwd)(n, d, bias, NULL) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, n * d));
+  CHECK(K(bias_relu_fwd)(0, d, NULL, NULL) == LRMF_OK);
+  CHECK(K(bias_relu_fwd)(n, 0, NULL, NULL) == LRMF_OK);
+  free(bias);
+  free(y);
+  free(y0);
+  free(s);
+  return errs;
+}
+
+static int TEST(bias_relu_bwd)(void) {
+  int errs = 0;
+  uint64_t seed = 29;
+  const int64_t n = 33, d = 150; /* d crosses the 64-column chunk */
+  T *y = RAND(n * d), *dy = RAND(n * d);
+  T *dz = CONST(n * d, TK_SENTINEL), *db = CONST(d, TK_SENTINEL);
+  for (int64_t i = 0; i < n * d; i += 7)
+    y[i] = 0; /* the boundary passes no gradient */
+  CHECK(K(bias_relu_bwd)(n, d, y, dy, dz, db) == LRMF_OK);
+  for (int64_t i = 0; i < n * d; i++)
+    CHECK(dz[i] == (y[i] > 0 ? dy[i] : (T)0));
+  for (int64_t j = 0; j < d; j++) {
+    double s = 0.0, sa = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+      s += dz[i * d + j];
+      sa += fabs((double)dz[i * d + j]);
+    }
+    CHECK(near(db[j], s, TOL, sa));
+  }
+  /* In place (dz == dy) gives the same dz and db. */
+  T *db2 = CONST(d, TK_SENTINEL);
+  CHECK(K(bias_relu_bwd)(n, d, y, dy, dy, db2) == LRMF_OK);
+  CHECK(memcmp(dy, dz, (size_t)(n * d) * sizeof(T)) == 0);
+  CHECK(memcmp(db, db2, (size_t)d * sizeof(T)) == 0);
+  /* Double accumulation, as for bias_grad. */
+  for (int64_t i = 0; i < n * d; i++) {
+    y[i] = 1;
+    dy[i] = i < d ? (T)1 : (T)0x1.0p-25;
+  }
+  CHECK(K(bias_relu_bwd)(n, d, y, dy, dz, db) == LRMF_OK);
+  CHECK(TK_CAT(all_equal, TK_S)(db, (size_t)d, (double)(T)(1.0 + (double)(n - 1) * 0x1.0p-25)));
+  T *s = CONST(n * d, TK_SENTINEL), *s2 = CONST(d, TK_SENTINEL);
+  CHECK(K(bias_relu_bwd)(-1, d, y, dy, s, s2) == LRMF_EINVAL);
+  CHECK(K(bias_relu_bwd)(n, -1, y, dy, s, s2) == LRMF_EINVAL);
+  CHECK(K(bias_relu_bwd)(n, d, NULL, dy, s, s2) == LRMF_EINVAL);
+  CHECK(K(bias_relu_bwd)(n, d, y, NULL, s, s2) == LRMF_EINVAL);
+  CHECK(K(bias_relu_bwd)(n, d, y, dy, NULL, s2) == LRMF_EINVAL);
+  CHECK(K(bias_relu_bwd)(n, d, y, dy, s, NULL) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, n * d) && UNTOUCHED(s2, d));
+  /* An empty batch zeroes db. */
+  CHECK(K(bias_relu_bwd)(0, d, NULL, NULL, NULL, s2) == LRMF_OK);
+  CHECK(TK_CAT(all_equal, TK_S)(s2, (size_t)d, 0.0));
+  CHECK(K(bias_relu_bwd)(n, 0, NULL, NULL, NULL, NULL) == LRMF_OK);
+  free(y);
+  free(dy);
+  free(dz);
+  free(db);
+  free(db2);
+  free(s);
+  free(s2);
+  return errs;
+}
+
+static int TEST(copy_cols)(void) {
+  int errs = 0;
+  uint64_t seed = 30;
+  const int64_t n = 11, d = 9;
+  T *src = RAND(n * d);
+  static const int64_t cols[][2] = {{0, 9}, {0, 1}, {2, 4}, {8, 1}, {5, 4}};
+  for (size_t ci = 0; ci < sizeof cols / sizeof cols[0]; ci++) {
+    const int64_t c0 = cols[ci][0], k = cols[ci][1];
+    T *dst = CONST(n * k + 1, TK_SENTINEL);
+    CHECK(K(copy_cols)(n, d, c0, k, src, dst) == LRMF_OK);
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < k; j++)
+        CHECK(dst[i * k + j] == src[i * d + c0 + j]);
+    CHECK(dst[n * k] == (T)TK_SENTINEL);
+    free(dst);
+  }
+  T *s = CONST(n * d, TK_SENTINEL);
+  CHECK(K(copy_cols)(-1, d, 0, 2, src, s) == LRMF_EINVAL);
+  CHECK(K(copy_cols)(n, -1, 0, 0, src, s) == LRMF_EINVAL);
+  CHECK(K(copy_cols)(n, d, -1, 2, src, s) == LRMF_EINVAL);
+  CHECK(K(copy_cols)(n, d, 0, -2, src, s) == LRMF_EINVAL);
+  CHECK(K(copy_cols)(n, d, 6, 4, src, s) == LRMF_EINVAL);
+  CHECK(K(copy_cols)(n, d, 0, 10, src, s) == LRMF_EINVAL);
+  CHECK(K(copy_cols)(n, d, INT64_MAX, 2, src, s) == LRMF_EINVAL);
+  CHECK(K(copy_cols)(n, d, 10, 0, NULL, NULL) == LRMF_EINVAL);
+  CHECK(K(copy_cols)(n, d, 0, 2, NULL, s) == LRMF_EINVAL);
+  CHECK(K(copy_cols)(n, d, 0, 2, src, NULL) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, n * d));
+  CHECK(K(copy_cols)(n, d, 9, 0, NULL, NULL) == LRMF_OK);
+  CHECK(K(copy_cols)(0, d, 1, 2, NULL, NULL) == LRMF_OK);
+  free(src);
+  free(s);
+  return errs;
+}
+
+static int TEST(add_cols)(void) {
+  int errs = 0;
+  uint64_t seed = 31;
+  const int64_t n = 11, d = 9;
+  static const int64_t cols[][2] = {{0, 9}, {0, 1}, {2, 4}, {8, 1}, {5, 4}};
+  for (size_t ci = 0; ci < sizeof cols / sizeof cols[0]; ci++) {
+    const int64_t c0 = cols[ci][0], k = cols[ci][1];
+    T *src = RAND(n * k), *dst = RAND(n * d), *dst0 = xmalloc((size_t)(n * d) * sizeof(T));
+    memcpy(dst0, dst, (size_t)(n * d) * sizeof(T));
+    CHECK(K(add_cols)(n, d, c0, k, src, dst) == LRMF_OK);
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < d; j++) {
+        const int in = j >= c0 && j < c0 + k;
+        if (in)
+          CHECK(near(dst[i * d + j], (double)dst0[i * d + j] + src[i * k + j - c0], TOL, 2.0));
+        else
+          CHECK(dst[i * d + j] == dst0[i * d + j]);
+      }
+    free(src);
+    free(dst);
+    free(dst0);
+  }
+  T *src = RAND(n * d), *s = CONST(n * d, TK_SENTINEL);
+  CHECK(K(add_cols)(-1, d, 0, 2, src, s) == LRMF_EINVAL);
+  CHECK(K(add_cols)(n, -1, 0, 0, src, s) == LRMF_EINVAL);
+  CHECK(K(add_cols)(n, d, -1, 2, src, s) == LRMF_EINVAL);
+  CHECK(K(add_cols)(n, d, 0, -2, src, s) == LRMF_EINVAL);
+  CHECK(K(add_cols)(n, d, 6, 4, src, s) == LRMF_EINVAL);
+  CHECK(K(add_cols)(n, d, INT64_MAX, 2, src, s) == LRMF_EINVAL);
+  CHECK(K(add_cols)(n, d, 0, 2, NULL, s) == LRMF_EINVAL);
+  CHECK(K(add_cols)(n, d, 0, 2, src, NULL) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, n * d));
+  CHECK(K(add_cols)(n, d, 9, 0, NULL, NULL) == LRMF_OK);
+  CHECK(K(add_cols)(0, d, 1, 2, NULL, NULL) == LRMF_OK);
+  free(src);
+  free(s);
+  return errs;
+}
+
+/* Coupling shapes {d, t0, dt} and the scale kinds, shared by the three
+ * coupling tests; the naive scale is the textbook formula in double. */
+static const int64_t TK_CAT(cpl_shapes, TK_S)[][3] = {
+    {2, 0, 1}, {2, 1, 1}, {5, 0, 2}, {5, 3, 2}, {5, 1, 3}, {4, 2, 0}};
+#define CPL_SHAPES TK_CAT(cpl_shapes, TK_S)
+#define CPL_NSHAPES (sizeof CPL_SHAPES / sizeof CPL_SHAPES[0])
+#define CPL_BOUND 3.0
+
+#ifndef TK_CPL_ONCE
+#define TK_CPL_ONCE
+/* s(r), ln s and ∂ln s/∂r of kind in double, directly from the definitions. */
+static double cpl_scale(int kind, double bound, double r, double *lns,
+                        double *dlns) {
+  if (kind == LRMF_SCALE_EXP) {
+    const double th = tanh(r / bound);
+    *lns = bound * th;
+    *dlns = 1.0 - th * th;
+    return exp(*lns);
+  }
+  const double s = 1.0 / (1.0 + exp(-(r + 2.0)));
+  *lns = log(s);
+  *dlns = 1.0 - s;
+  return s;
+}
+#endif
+
+/* x n×d, h n×2dt with r in ±6 so the exp bound (3) saturates. */
+static void TK_CAT(cpl_inputs, TK_S)(int64_t n, int64_t d, int64_t dt, T **x,
+                                     T **h, uint64_t *seed) {
+  *x = TK_CAT(rand_buf, TK_S)((size_t)(n * d), seed);
+  *h = TK_CAT(rand_buf, TK_S)((size_t)(n * 2 * dt), seed);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < dt; j++)
+      (*h)[i * 2 * dt + dt + j] *= 6;
+}
+#define CPL_INPUTS(n, d, dt, x, h) TK_CAT(cpl_inputs, TK_S)((n), (d), (dt), (x), (h), &seed)
+
+static int TEST(coupling_fwd)(void) {
+  int errs = 0;
+  uint64_t seed = 32;
+  const int64_t n = 9;
+  for (int kind = LRMF_SCALE_EXP; kind <= LRMF_SCALE_SIGMOID; kind++)
+    for (size_t si = 0; si < CPL_NSHAPES; si++) {
+      const int64_t d = CPL_SHAPES[si][0], t0 = CPL_SHAPES[si][1], dt = CPL_SHAPES[si][2];
+      T *x, *h;
+      CPL_INPUTS(n, d, dt, &x, &h);
+      T *y = CONST(n * d, TK_SENTINEL), *ld = RAND(n), *ld0 = xmalloc((size_t)n * sizeof(T));
+      memcpy(ld0, ld, (size_t)n * sizeof(T));
+      CHECK(K(coupling_fwd)(n, d, t0, dt, kind, (T)CPL_BOUND, x, h, y, ld) == LRMF_OK);
+      for (int64_t i = 0; i < n; i++) {
+        double acc = 0.0, acca = 0.0;
+        for (int64_t j = 0; j < d; j++) {
+          if (j < t0 || j >= t0 + dt) {
+            CHECK(y[i * d + j] == x[i * d + j]);
+            continue;
+          }
+          double lns, dlns;
+          const double mu = h[i * 2 * dt + j - t0], r = h[i * 2 * dt + dt + j - t0];
+          const double s = cpl_scale(kind, CPL_BOUND, r, &lns, &dlns);
+          const double want = (double)x[i * d + j] * s + mu;
+          CHECK(near(y[i * d + j], want, TOL, fabs((double)x[i * d + j] * s) + fabs(mu)));
+          acc += lns;
+          acca += fabs(lns);
+        }
+        CHECK(near(ld[i], (double)ld0[i] + acc, TOL, fabs((double)ld0[i]) + acca));
+      }
+      /* NULL logdet, and in place (y == x): the same y. */
+      T *y2 = xmalloc((size_t)(n * d) * sizeof(T));
+      memcpy(y2, x, (size_t)(n * d) * sizeof(T));
+      CHECK(K(coupling_fwd)(n, d, t0, dt, kind, (T)CPL_BOUND, y2, h, y2, NULL) == LRMF_OK);
+      CHECK(memcmp(y, y2, (size_t)(n * d) * sizeof(T)) == 0);
+      free(x);
+      free(h);
+      free(y);
+      free(y2);
+      free(ld);
+      free(ld0);
+    }
+
+  /* ln s accumulates in double: 40 steps of 2⁻²⁶ are lost one by one in a
+   * float 1 but not in a double sum (exp kind, ln s = tanh(r) ≈ r). */
+  {
+    const int64_t d = 40;
+    T *x = CONST(d, 1), *h = CONST(2 * d, 0), *y = CONST(d, 0), *ld = CONST(1, 1);
+    for (int64_t j = 0; j < d; j++)
+      h[d + j] = (T)0x1.0p-26;
+    CHECK(K(coupling_fwd)(1, d, 0, d, LRMF_SCALE_EXP, 1, x, h, y, ld) == LRMF_OK);
+    CHECK(ld[0] == (T)(1.0 + 40.0 * 0x1.0p-26));
+    free(x);
+    free(h);
+    free(y);
+    free(ld);
+  }
+
+  /* Argument errors write nothing; the bound matters only for exp. */
+  T *x = RAND(6), *h = RAND(6), *s = CONST(6, TK_SENTINEL), *s2 = CONST(2, TK_SENTINEL);
+  const int e = LRMF_SCALE_EXP, g = LRMF_SCALE_SIGMOID;
+  CHECK(K(coupling_fwd)(-1, 3, 0, 1, e, 1, x, h, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(2, -3, 0, 1, e, 1, x, h, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(2, 3, -1, 1, e, 1, x, h, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(2, 3, 0, -1, e, 1, x, h, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(2, 3, 2, 2, e, 1, x, h, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(2, 3, INT64_MAX, 1, e, 1, x, h, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(2, 3, 0, 1, 0, 1, x, h, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(2, 3, 0, 1, 3, 1, x, h, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(2, 3, 0, 1, e, 0, x, h, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(2, 3, 0, 1, e, -1, x, h, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(2, 3, 0, 1, e, (T)NAN, x, h, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(0, 3, 0, 1, e, 0, NULL, NULL, NULL, NULL) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(2, 3, 0, 1, e, 1, NULL, h, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(2, 3, 0, 1, e, 1, x, NULL, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_fwd)(2, 3, 0, 1, e, 1, x, h, NULL, s2) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, 6) && UNTOUCHED(s2, 2));
+  CHECK(K(coupling_fwd)(2, 3, 0, 1, g, 0, x, h, s, s2) == LRMF_OK);
+  CHECK(K(coupling_fwd)(0, 3, 0, 1, g, 0, NULL, NULL, NULL, NULL) == LRMF_OK);
+  CHECK(K(coupling_fwd)(2, 0, 0, 0, e, 1, NULL, NULL, NULL, NULL) == LRMF_OK);
+  /* dt == 0 needs no h: y = x, logdet unchanged. */
+  T *s3 = CONST(2, 0.5);
+  CHECK(K(coupling_fwd)(2, 3, 1, 0, e, 1, x, NULL, s, s3) == LRMF_OK);
+  CHECK(memcmp(s, x, 6 * sizeof(T)) == 0 && s3[0] == (T)0.5 && s3[1] == (T)0.5);
+  free(x);
+  free(h);
+  free(s);
+  free(s2);
+  free(s3);
+  return errs;
+}
+
+static int TEST(coupling_inv)(void) {
+  int errs = 0;
+  uint64_t seed = 33;
+  const int64_t n = 9;
+  for (int kind = LRMF_SCALE_EXP; kind <= LRMF_SCALE_SIGMOID; kind++)
+    for (size_t si = 0; si < CPL_NSHAPES; si++) {
+      const int64_t d = CPL_SHAPES[si][0], t0 = CPL_SHAPES[si][1], dt = CPL_SHAPES[si][2];
+      T *y, *h;
+      CPL_INPUTS(n, d, dt, &y, &h);
+      T *x = CONST(n * d, TK_SENTINEL), *y2 = CONST(n * d, TK_SENTINEL);
+      CHECK(K(coupling_inv)(n, d, t0, dt, kind, (T)CPL_BOUND, y, h, x) == LRMF_OK);
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < d; j++) {
+          if (j < t0 || j >= t0 + dt) {
+            CHECK(x[i * d + j] == y[i * d + j]);
+            continue;
+          }
+          double lns, dlns;
+          const double mu = h[i * 2 * dt + j - t0], r = h[i * 2 * dt + dt + j - t0];
+          const double s = cpl_scale(kind, CPL_BOUND, r, &lns, &dlns);
+          const double want = ((double)y[i * d + j] - mu) / s;
+          CHECK(near(x[i * d + j], want, TOL, (fabs((double)y[i * d + j]) + fabs(mu)) / s));
+        }
+      /* The forward of the inverse gives y back. */
+      CHECK(K(coupling_fwd)(n, d, t0, dt, kind, (T)CPL_BOUND, x, h, y2, NULL) == LRMF_OK);
+      for (int64_t i = 0; i < n * d; i++)
+        CHECK(near(y2[i], y[i], TOL, 2.0));
+      /* In place (x == y). */
+      CHECK(K(coupling_inv)(n, d, t0, dt, kind, (T)CPL_BOUND, y, h, y) == LRMF_OK);
+      CHECK(memcmp(x, y, (size_t)(n * d) * sizeof(T)) == 0);
+      free(x);
+      free(y);
+      free(y2);
+      free(h);
+    }
+  T *y = RAND(6), *h = RAND(6), *s = CONST(6, TK_SENTINEL);
+  const int e = LRMF_SCALE_EXP;
+  CHECK(K(coupling_inv)(-1, 3, 0, 1, e, 1, y, h, s) == LRMF_EINVAL);
+  CHECK(K(coupling_inv)(2, -3, 0, 1, e, 1, y, h, s) == LRMF_EINVAL);
+  CHECK(K(coupling_inv)(2, 3, -1, 1, e, 1, y, h, s) == LRMF_EINVAL);
+  CHECK(K(coupling_inv)(2, 3, 0, -1, e, 1, y, h, s) == LRMF_EINVAL);
+  CHECK(K(coupling_inv)(2, 3, 1, 3, e, 1, y, h, s) == LRMF_EINVAL);
+  CHECK(K(coupling_inv)(2, 3, 0, 1, 7, 1, y, h, s) == LRMF_EINVAL);
+  CHECK(K(coupling_inv)(2, 3, 0, 1, e, 0, y, h, s) == LRMF_EINVAL);
+  CHECK(K(coupling_inv)(2, 3, 0, 1, e, 1, NULL, h, s) == LRMF_EINVAL);
+  CHECK(K(coupling_inv)(2, 3, 0, 1, e, 1, y, NULL, s) == LRMF_EINVAL);
+  CHECK(K(coupling_inv)(2, 3, 0, 1, e, 1, y, h, NULL) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, 6));
+  CHECK(K(coupling_inv)(0, 3, 0, 1, e, 1, NULL, NULL, NULL) == LRMF_OK);
+  CHECK(K(coupling_inv)(2, 3, 3, 0, LRMF_SCALE_SIGMOID, -1, y, NULL, s) == LRMF_OK);
+  CHECK(memcmp(s, y, 6 * sizeof(T)) == 0);
+  free(y);
+  free(h);
+  free(s);
+  return errs;
+}
+
+static int TEST(coupling_bwd)(void) {
+  int errs = 0;
+  uint64_t seed = 34;
+  const int64_t n = 9;
+  for (int kind = LRMF_SCALE_EXP; kind <= LRMF_SCALE_SIGMOID; kind++)
+    for (size_t si = 0; si < CPL_NSHAPES; si++) {
+      const int64_t d = CPL_SHAPES[si][0], t0 = CPL_SHAPES[si][1], dt = CPL_SHAPES[si][2];
+      T *x, *h;
+      CPL_INPUTS(n, d, dt, &x, &h);
+      T *dy = RAND(n * d), *wl = RAND(n);
+      T *dx = CONST(n * d, TK_SENTINEL), *dh = CONST(n * 2 * dt, TK_SENTINEL);
+      CHECK(K(coupling_bwd)(n, d, t0, dt, kind, (T)CPL_BOUND, x, h, dy, wl, dx, dh) == LRMF_OK);
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < d; j++) {
+          if (j < t0 || j >= t0 + dt) {
+            CHECK(dx[i * d + j] == dy[i * d + j]);
+            continue;
+          }
+          const int64_t jj = j - t0;
+          double lns, dlns;
+          const double r = h[i * 2 * dt + dt + jj];
+          const double s = cpl_scale(kind, CPL_BOUND, r, &lns, &dlns);
+          const double g = dy[i * d + j], xv = x[i * d + j];
+          CHECK(near(dx[i * d + j], g * s, TOL, fabs(g * s)));
+          CHECK(dh[i * 2 * dt + jj] == dy[i * d + j]);
+          const double want = g * xv * s * dlns + (double)wl[i] * dlns;
+          CHECK(near(dh[i * 2 * dt + dt + jj], want,
+                     TOL, fabs(g * xv * s * dlns) + fabs((double)wl[i] * dlns)));
+        }
+      /* dx == NULL gives the same dh; dx == dy (in place) the same dx. */
+      T *dh2 = CONST(n * 2 * dt, TK_SENTINEL);
+      CHECK(K(coupling_bwd)(n, d, t0, dt, kind, (T)CPL_BOUND, x, h, dy, wl, NULL, dh2) == LRMF_OK);
+      CHECK(memcmp(dh, dh2, (size_t)(n * 2 * dt) * sizeof(T)) == 0);
+      CHECK(K(coupling_bwd)(n, d, t0, dt, kind, (T)CPL_BOUND, x, h, dy, wl, dy, dh2) == LRMF_OK);
+      CHECK(memcmp(dh, dh2, (size_t)(n * 2 * dt) * sizeof(T)) == 0);
+      CHECK(memcmp(dx, dy, (size_t)(n * d) * sizeof(T)) == 0);
+      free(x);
+      free(h);
+      free(dy);
+      free(wl);
+      free(dx);
+      free(dh);
+      free(dh2);
+    }
+  /* ∂ln s/∂r far in the tails: 1/cosh² for exp, sigmoid(−z) for sigmoid,
+   * both tiny but accurate where 1 − tanh² or 1 − s would cancel to 0. */
+  {
+    T x[2] = {1, 1}, h[4] = {0, 0, 30, 30}, dy[2] = {0, 0}, wl[1] = {1}, dh[4];
+    CHECK(K(coupling_bwd)(1, 2, 0, 2, LRMF_SCALE_EXP, 1, x, h, dy, wl, NULL, dh) == LRMF_OK);
+    const double c = cosh(30.0);
+    CHECK(fabs((double)dh[2] * (c * c) - 1.0) < 1e-5);
+    CHECK(dh[2] == dh[3]);
+    CHECK(K(coupling_bwd)(1, 2, 0, 2, LRMF_SCALE_SIGMOID, 0, x, h, dy, wl, NULL, dh) == LRMF_OK);
+    CHECK(fabs((double)dh[2] / exp(-32.0) - 1.0) < 1e-5);
+  }
+  T *x = RAND(6), *h = RAND(6), *dy = RAND(6), *wl = RAND(2);
+  T *s = CONST(6, TK_SENTINEL), *s2 = CONST(6, TK_SENTINEL);
+  const int e = LRMF_SCALE_EXP;
+  CHECK(K(coupling_bwd)(-1, 3, 0, 1, e, 1, x, h, dy, wl, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_bwd)(2, -3, 0, 1, e, 1, x, h, dy, wl, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_bwd)(2, 3, -1, 1, e, 1, x, h, dy, wl, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_bwd)(2, 3, 0, -1, e, 1, x, h, dy, wl, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_bwd)(2, 3, 3, 1, e, 1, x, h, dy, wl, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_bwd)(2, 3, 0, 1, -2, 1, x, h, dy, wl, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_bwd)(2, 3, 0, 1, e, -3, x, h, dy, wl, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_bwd)(2, 3, 0, 1, e, 1, NULL, h, dy, wl, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_bwd)(2, 3, 0, 1, e, 1, x, NULL, dy, wl, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_bwd)(2, 3, 0, 1, e, 1, x, h, NULL, wl, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_bwd)(2, 3, 0, 1, e, 1, x, h, dy, NULL, s, s2) == LRMF_EINVAL);
+  CHECK(K(coupling_bwd)(2, 3, 0, 1, e, 1, x, h, dy, wl, s, NULL) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, 6) && UNTOUCHED(s2, 6));
+  CHECK(K(coupling_bwd)(0, 3, 0, 1, e, 1, NULL, NULL, NULL, NULL, NULL, NULL) == LRMF_OK);
+  /* dt == 0: only dx = dy, nothing else needed. */
+  CHECK(K(coupling_bwd)(2, 3, 1, 0, e, 1, NULL, NULL, dy, NULL, s, NULL) == LRMF_OK);
+  CHECK(memcmp(s, dy, 6 * sizeof(T)) == 0);
+  free(x);
+  free(h);
+  free(dy);
+  free(wl);
+  free(s);
+  free(s2);
+  return errs;
+}
+
+#undef CPL_SHAPES
+#undef CPL_NSHAPES
+#undef CPL_BOUND
+#undef CPL_INPUTS
 
 #undef RAND
 #undef CONST

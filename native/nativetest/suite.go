@@ -54,7 +54,16 @@ func (h *harness) rand(rows, cols int, scale float64) pair {
 	return h.upload(rows, cols, x)
 }
 
+// upload puts x on both backends. For a float32 backend x is first rounded
+// to float32 (in place), so the reference computes on exactly the values the
+// backend holds and a comparison measures the kernel's arithmetic, not the
+// input rounding that cancellation (y + bias ≈ 0, say) would magnify.
 func (h *harness) upload(rows, cols int, x []float64) pair {
+	if h.b.DType() == native.Float32 {
+		for i, v := range x {
+			x[i] = float64(float32(v))
+		}
+	}
 	p := pair{b: h.b.New(rows, cols), r: h.ref.New(rows, cols), host: x}
 	h.b.Upload(p.b, x)
 	h.ref.Upload(p.r, x)
@@ -131,6 +140,9 @@ func Run(t *testing.T, b native.Backend) {
 	sub("Adam", testAdam)
 	sub("Blas1", testBlas1)
 	sub("Gather", testGather)
+	sub("BiasReLU", testBiasReLU)
+	sub("Columns", testColumns)
+	sub("Coupling", testCoupling)
 	sub("View", testView)
 	sub("Deterministic", testDeterministic)
 }
@@ -322,6 +334,141 @@ func testGather(h *harness) {
 	}
 }
 
+func testBiasReLU(h *harness) {
+	// 20000×7 splits into row blocks on a multi-threaded backend.
+	shapes := append(append([][2]int(nil), batchShapes...), [2]int{20000, 7})
+	for _, s := range shapes {
+		n, d := s[0], s[1]
+		y, bias := h.rand(n, d, 1), h.rand(1, d, 1)
+		h.b.BiasReLU(y.b, bias.b)
+		h.ref.BiasReLU(y.r, bias.r)
+		h.check(fmt.Sprintf("BiasReLU(%d×%d)", n, d), y)
+
+		// The backward takes a fresh y (a ReLU output, with exact zeros) so
+		// both backends see the same mask.
+		yh := make([]float64, n*d)
+		for i := range yh {
+			yh[i] = math.Max(2*h.rng.Float64()-1, 0)
+		}
+		yo, dy := h.upload(n, d, yh), h.rand(n, d, 1)
+		dz, db := h.out(n, d), h.out(1, d)
+		h.b.BiasReLUBackward(dz.b, db.b, yo.b, dy.b)
+		h.ref.BiasReLUBackward(dz.r, db.r, yo.r, dy.r)
+		h.check(fmt.Sprintf("BiasReLUBackward(%d×%d).dz", n, d), dz)
+		h.check(fmt.Sprintf("BiasReLUBackward(%d×%d).db", n, d), db)
+
+		// In place: dz = dy.
+		db = h.out(1, d)
+		h.b.BiasReLUBackward(dy.b, db.b, yo.b, dy.b)
+		h.ref.BiasReLUBackward(dy.r, db.r, yo.r, dy.r)
+		h.check(fmt.Sprintf("BiasReLUBackward(%d×%d, dz = dy).dz", n, d), dy)
+		h.check(fmt.Sprintf("BiasReLUBackward(%d×%d, dz = dy).db", n, d), db)
+	}
+}
+
+func testColumns(h *harness) {
+	// {n, D, c0, k}; the last splits into row blocks.
+	shapes := [][4]int{{1, 1, 0, 1}, {3, 2, 1, 1}, {3, 2, 0, 2}, {17, 5, 2, 3}, {4, 3, 3, 0}, {2000, 7, 3, 4}, {50000, 9, 2, 5}}
+	for _, s := range shapes {
+		n, d, c0, k := s[0], s[1], s[2], s[3]
+		name := fmt.Sprintf("(n=%d,D=%d,c0=%d,k=%d)", n, d, c0, k)
+		src, dst := h.rand(n, d, 1), h.out(n, k)
+		h.b.CopyCols(dst.b, src.b, c0)
+		h.ref.CopyCols(dst.r, src.r, c0)
+		h.check("CopyCols"+name, dst)
+		add, acc := h.rand(n, k, 1), h.rand(n, d, 1)
+		h.b.AddCols(acc.b, add.b, c0)
+		h.ref.AddCols(acc.r, add.r, c0)
+		h.check("AddCols"+name, acc)
+	}
+}
+
+// couplingShapes are {n, D, t0, dt}: both halves of D = 2, both sizes of
+// transformed block for D = 5, an empty block, and batches that split.
+var couplingShapes = [][4]int{
+	{1, 2, 0, 1}, {3, 2, 1, 1}, {17, 5, 0, 2}, {17, 5, 3, 2}, {17, 5, 1, 3}, {17, 5, 2, 3},
+	{4, 3, 1, 0}, {2000, 2, 0, 1}, {2000, 5, 1, 3}, {2000, 5, 3, 2}, {20000, 2, 1, 1},
+}
+
+// couplingScales are the scale functions the suite runs; r in h spans ±6,
+// so the exp bound (3) is well inside its saturating range.
+var couplingScales = []native.Scale{{Kind: native.ScaleExp, Bound: 3}, {Kind: native.ScaleSigmoid}}
+
+// couplingH returns an n×2dt h = [μ | r] with μ in ±1 and r in ±6.
+func (h *harness) couplingH(n, dt int) pair {
+	x := make([]float64, n*2*dt)
+	for i := 0; i < n; i++ {
+		for j := 0; j < 2*dt; j++ {
+			v := 2*h.rng.Float64() - 1
+			if j >= dt {
+				v *= 6
+			}
+			x[i*2*dt+j] = v
+		}
+	}
+	return h.upload(n, 2*dt, x)
+}
+
+func testCoupling(h *harness) {
+	for _, sc := range couplingScales {
+		for _, s := range couplingShapes {
+			n, d, t0, dt := s[0], s[1], s[2], s[3]
+			name := fmt.Sprintf("(%v,n=%d,D=%d,t0=%d,dt=%d)", sc.Kind, n, d, t0, dt)
+			x, hh := h.rand(n, d, 2), h.couplingH(n, dt)
+
+			y, ld := h.out(n, d), h.rand(n, 1, 1)
+			h.b.CouplingForward(y.b, ld.b, x.b, hh.b, t0, sc)
+			h.ref.CouplingForward(y.r, ld.r, x.r, hh.r, t0, sc)
+			h.check("CouplingForward.y"+name, y)
+			h.check("CouplingForward.logdet"+name, ld)
+
+			// nil logdet, and in place (y = x).
+			y2 := h.out(n, d)
+			h.b.Copy(y2.b, x.b)
+			h.b.CouplingForward(y2.b, nil, y2.b, hh.b, t0, sc)
+			y2.r = y.r
+			h.check("CouplingForward(y = x, nil logdet)"+name, y2)
+
+			// Inverse on fresh inputs, then Inverse(Forward(x)) = x on
+			// both backends.
+			yin, xi := h.rand(n, d, 2), h.out(n, d)
+			h.b.CouplingInverse(xi.b, yin.b, hh.b, t0, sc)
+			h.ref.CouplingInverse(xi.r, yin.r, hh.r, t0, sc)
+			h.check("CouplingInverse"+name, xi)
+			back := h.out(n, d)
+			h.b.CouplingInverse(back.b, y.b, hh.b, t0, sc)
+			h.ref.CouplingInverse(back.r, y.r, hh.r, t0, sc)
+			got, gotRef := make([]float64, n*d), make([]float64, n*d)
+			h.b.Download(got, back.b)
+			h.ref.Download(gotRef, back.r)
+			compare(h.t, "CouplingInverse(CouplingForward(x))"+name, got, x.host, 10*h.tol)
+			compare(h.t, "ref CouplingInverse(CouplingForward(x))"+name, gotRef, x.host, 1e-12)
+			h.b.CouplingInverse(y.b, y.b, hh.b, t0, sc) // in place (x = y)
+			h.b.Download(got, y.b)
+			compare(h.t, "CouplingInverse(x = y)(CouplingForward(x))"+name, got, x.host, 10*h.tol)
+
+			dy, wl := h.rand(n, d, 1), h.rand(n, 1, 1)
+			dx, dh := h.out(n, d), h.out(n, 2*dt)
+			h.b.CouplingBackward(dx.b, dh.b, x.b, hh.b, dy.b, wl.b, t0, sc)
+			h.ref.CouplingBackward(dx.r, dh.r, x.r, hh.r, dy.r, wl.r, t0, sc)
+			h.check("CouplingBackward.dx"+name, dx)
+			h.check("CouplingBackward.dh"+name, dh)
+
+			dh2 := h.out(n, 2*dt)
+			h.b.CouplingBackward(nil, dh2.b, x.b, hh.b, dy.b, wl.b, t0, sc)
+			dh2.r = dh.r
+			h.check("CouplingBackward(nil dx).dh"+name, dh2)
+
+			// In place: dx = dy.
+			dh3 := h.out(n, 2*dt)
+			h.b.CouplingBackward(dy.b, dh3.b, x.b, hh.b, dy.b, wl.b, t0, sc)
+			dh3.r, dy.r = dh.r, dx.r
+			h.check("CouplingBackward(dx = dy).dx"+name, dy)
+			h.check("CouplingBackward(dx = dy).dh"+name, dh3)
+		}
+	}
+}
+
 // testView checks that a row view aliases its parent: writing through the
 // view changes exactly those rows.
 func testView(h *harness) {
@@ -355,14 +502,18 @@ func testView(h *harness) {
 func testDeterministic(h *harness) {
 	n, d := 4001, 6
 	x, mu, l, w := h.rand(n, d, 2), h.rand(1, d, 1), h.wellConditioned(d), h.rand(n, 1, 1)
+	// BiasReLUBackward's db needs a batch large enough to split (20000×7).
+	yr, dyr := h.rand(20000, 7, 1), h.rand(20000, 7, 1)
 	run := func() []float64 {
 		logp, u := h.b.New(n, 1), h.b.New(n, d)
 		dmu, dl, db := h.b.New(1, d), h.b.New(d, d), h.b.New(1, d)
+		dz, db2 := h.b.New(20000, 7), h.b.New(1, 7)
 		h.b.GaussLogProb(logp, u, x.b, mu.b, l.b, 0.1)
 		h.b.GaussBackward(nil, dmu, dl, x.b, mu.b, l.b, u, w.b)
 		h.b.BiasGrad(db, x.b)
-		out := make([]float64, 0, n+d+d*d+d+2)
-		for _, t := range []*native.Tensor{logp, dmu, dl, db} {
+		h.b.BiasReLUBackward(dz, db2, yr.b, dyr.b)
+		out := make([]float64, 0, n+d+d*d+d+7+2)
+		for _, t := range []*native.Tensor{logp, dmu, dl, db, db2} {
 			buf := make([]float64, t.Len())
 			h.b.Download(buf, t)
 			out = append(out, buf...)

@@ -1,0 +1,94 @@
+//go:build cgo
+
+package bindings
+
+/*
+#cgo noescape lrmf_gemm_ws_f32
+#cgo noescape lrmf_gemm_ws_f64
+#cgo noescape lrmf_gemm_work_f32
+#cgo noescape lrmf_gemm_work_f64
+#cgo nocallback lrmf_gemm_ws_f32
+#cgo nocallback lrmf_gemm_ws_f64
+#cgo nocallback lrmf_gemm_work_f32
+#cgo nocallback lrmf_gemm_work_f64
+
+#include "lrmf.h"
+*/
+import "C"
+
+import "fmt"
+
+// GemmWorkLen returns the length of the work slice [GemmWS] needs for an
+// m×n×k product of element type T: 0 when m, n or k is 0 (or negative,
+// which GemmWS rejects anyway). It is bounded by the kernel's block sizes
+// (a few MiB of T at most), not by m·n·k, and does not depend on the
+// transposes or leading dimensions.
+func GemmWorkLen[T Float](m, n, k int) int {
+	if m <= 0 || n <= 0 || k <= 0 {
+		return 0
+	}
+	if is32[T]() {
+		return int(C.lrmf_gemm_work_f32(i64(m), i64(n), i64(k)))
+	}
+	return int(C.lrmf_gemm_work_f64(i64(m), i64(n), i64(k)))
+}
+
+// GemmWS is [Gemm] with caller-provided workspace: it computes
+// C = alpha·op(A)·op(B) + beta·C with the same arguments, rules and errors,
+// using work (at least GemmWorkLen[T](m, n, k) elements, contents ignored
+// and overwritten) to pack A and B for the fast blocked kernel. Calls that
+// run at the same time need separate work slices; work must not overlap A,
+// B or C.
+func GemmWS[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int, work []T) error {
+	const op = "GemmWS"
+	if m < 0 {
+		return errNeg(op, "m", m)
+	}
+	if n < 0 {
+		return errNeg(op, "n", n)
+	}
+	if k < 0 {
+		return errNeg(op, "k", k)
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	if err := checkLD(op, "lda", lda, ac); err != nil {
+		return err
+	}
+	if err := checkLD(op, "ldb", ldb, bc); err != nil {
+		return err
+	}
+	if err := checkLD(op, "ldc", ldc, n); err != nil {
+		return err
+	}
+	if err := checkMat(op, "a", len(a), ar, ac, lda); err != nil {
+		return err
+	}
+	if err := checkMat(op, "b", len(b), br, bc, ldb); err != nil {
+		return err
+	}
+	if err := checkMat(op, "c", len(c), m, n, ldc); err != nil {
+		return err
+	}
+	if m == 0 || n == 0 {
+		return nil
+	}
+	if need := GemmWorkLen[T](m, n, k); len(work) < need {
+		return &Error{op, fmt.Sprintf("len(work) = %d < %d required (GemmWorkLen)", len(work), need)}
+	}
+	ta, tb := cbool(transA), cbool(transB)
+	if is32[T]() {
+		return status(op, C.lrmf_gemm_ws_f32(ta, tb, i64(m), i64(n), i64(k),
+			C.float(alpha), pf(a), i64(lda), pf(b), i64(ldb), C.float(beta), pf(c), i64(ldc),
+			pf(work), i64(len(work))))
+	}
+	return status(op, C.lrmf_gemm_ws_f64(ta, tb, i64(m), i64(n), i64(k),
+		C.double(alpha), pd(a), i64(lda), pd(b), i64(ldb), C.double(beta), pd(c), i64(ldc),
+		pd(work), i64(len(work))))
+}

@@ -1,0 +1,132 @@
+package lrmf
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/native"
+)
+
+func resumeConfig(be native.Backend) Config {
+	return Config{
+		Backend: be, Flow: ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8}, Density: ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8},
+		Steps: 60, FitSteps: 30, Batch: 64, LR: 1e-3, Seed: 7,
+	}
+}
+
+// An interrupted run resumed from its checkpoint ends bit-identical to the
+// uninterrupted run (same configuration, CPU backend, same thread count).
+func TestResumeIsBitIdentical(t *testing.T) {
+	p := data.MoonsPair(300, 0.05, 50, 2)
+	be, err := native.Open(native.DefaultBackend(), native.Float64, 2)
+	require.NoError(t, err)
+	defer be.Close()
+
+	full, err := Align(context.Background(), p.A, p.B, resumeConfig(be))
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := resumeConfig(be)
+	var saved *Checkpoint
+	cfg.Checkpoint = func(c *Checkpoint) error { saved = c; return nil }
+	cfg.ProgressEvery = 1
+	cfg.Progress = func(pr Progress) {
+		if pr.Phase == "joint" && pr.Step == 25 {
+			cancel()
+		}
+	}
+	part, err := Align(ctx, p.A, p.B, cfg)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, Canceled, part.Status)
+	require.NotNil(t, saved)
+	require.Equal(t, 25, saved.Step())
+
+	// Through the file format, as the command does.
+	path := filepath.Join(t.TempDir(), "ck.lrmf")
+	require.NoError(t, saved.WriteFile(path))
+	ck, err := ReadCheckpoint(path)
+	require.NoError(t, err)
+
+	cfg2 := ck.Config()
+	cfg2.Backend, cfg2.Resume = be, ck
+	resumed, err := Align(context.Background(), p.A, p.B, cfg2)
+	require.NoError(t, err)
+	assert.Equal(t, math.Float64bits(full.LRMF), math.Float64bits(resumed.LRMF), "LRMF %v vs %v", full.LRMF, resumed.LRMF)
+	assert.Equal(t, full.History, resumed.History)
+	assert.Equal(t, full.CAB, resumed.CAB)
+	assert.Equal(t, full.Transformed.RawMatrix().Data, resumed.Transformed.RawMatrix().Data)
+
+	// The saved flow maps data exactly like the trained one.
+	f, err := ck.Flow(be)
+	require.NoError(t, err)
+	x := toTensor(be, p.A)
+	y1, _, err := Transform(be, f, x)
+	require.NoError(t, err)
+	assert.Equal(t, 300, y1.Rows())
+}
+
+func TestCheckpointRejectsBadFiles(t *testing.T) {
+	p := data.MoonsPair(200, 0.05, 50, 2)
+	be := native.NewRef()
+	cfg := Config{Backend: be, Steps: 5, Batch: 50, Seed: 1}
+	var saved *Checkpoint
+	cfg.Checkpoint = func(c *Checkpoint) error { saved = c; return nil }
+	_, err := Align(context.Background(), p.A, p.B, cfg)
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	_, err = saved.WriteTo(&buf)
+	require.NoError(t, err)
+	good := buf.Bytes()
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, b, 0o644))
+		return path
+	}
+
+	corrupt := append([]byte(nil), good...)
+	corrupt[len(corrupt)/2] ^= 0xff
+	_, err = ReadCheckpoint(write("corrupt", corrupt))
+	require.ErrorIs(t, err, ErrBadCheckpoint)
+	assert.Contains(t, err.Error(), "checksum")
+
+	_, err = ReadCheckpoint(write("truncated", good[:len(good)-100]))
+	require.ErrorIs(t, err, ErrBadCheckpoint)
+
+	v2 := append([]byte(nil), good...)
+	v2[8] = 2
+	_, err = ReadCheckpoint(write("v2", v2))
+	require.ErrorIs(t, err, ErrBadCheckpoint)
+	assert.Contains(t, err.Error(), "version 2")
+
+	_, err = ReadCheckpoint(write("text", []byte("x,y\n1,2\n")))
+	require.ErrorIs(t, err, ErrBadCheckpoint)
+	_, err = ReadCheckpoint(filepath.Join(dir, "missing"))
+	require.Error(t, err)
+
+	// Resuming on other data, or other models, is refused.
+	ck, err := ReadCheckpoint(write("good", good))
+	require.NoError(t, err)
+	other := data.MoonsPair(200, 0.05, 50, 3)
+	cfg2 := ck.Config()
+	cfg2.Backend, cfg2.Resume = be, ck
+	_, err = Align(context.Background(), other.A, other.B, cfg2)
+	require.ErrorContains(t, err, "other data")
+	short := data.MoonsPair(150, 0.05, 50, 2)
+	_, err = Align(context.Background(), short.A, short.B, cfg2)
+	require.ErrorContains(t, err, "150+150")
+	cfg3 := cfg2
+	cfg3.Flow = ModelSpec{Kind: "realnvp"}
+	_, err = Align(context.Background(), p.A, p.B, cfg3)
+	require.Error(t, err)
+	require.False(t, errors.Is(err, context.Canceled))
+}

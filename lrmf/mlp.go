@@ -1,0 +1,138 @@
+package lrmf
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/lrmf-go/lrmf/native"
+)
+
+// mlp is a dense network in → hidden (ReLU) × depth → out (linear):
+//
+//	a_0 = relu(x W_0 + b_0),  a_l = relu(a_{l−1} W_l + b_l),  h = a_{depth−1} W_out + b_out,
+//
+// with W_l stored in×out so the forward pass is a plain GEMM per layer. The
+// hidden layers are Glorot-uniform initialised with zero biases; the output
+// layer starts at zero, so a coupling that uses it starts as the identity.
+type mlp struct {
+	be           native.Backend
+	in, out, hid int
+	w, b         []*Param // depth hidden layers, then the output layer
+	ps           []*Param
+
+	n   int              // batch size the buffers below are sized for
+	x   *native.Tensor   // last forward input
+	act []*native.Tensor // hidden activations, n×hid each
+	h   *native.Tensor   // output, n×out
+	da  [2]*native.Tensor
+	dx  *native.Tensor
+}
+
+func newMLP(be native.Backend, name string, in, hidden, depth, out int, rng *rand.Rand) (*mlp, error) {
+	if in < 1 || out < 1 || hidden < 1 || depth < 1 {
+		return nil, fmt.Errorf("lrmf: MLP %s: sizes in=%d hidden=%d depth=%d out=%d must be positive", name, in, hidden, depth, out)
+	}
+	m := &mlp{be: be, in: in, out: out, hid: hidden}
+	fan := in
+	for l := 0; l <= depth; l++ {
+		fo := hidden
+		if l == depth {
+			fo = out
+		}
+		w := newParam(be, fmt.Sprintf("%s.W%d", name, l), fan, fo)
+		b := newParam(be, fmt.Sprintf("%s.b%d", name, l), 1, fo)
+		if l < depth {
+			glorot(be, w.Value, rng)
+		}
+		m.w, m.b = append(m.w, w), append(m.b, b)
+		m.ps = append(m.ps, w, b)
+		fan = fo
+	}
+	return m, nil
+}
+
+// glorot fills w (fan_in×fan_out) with U(−a, a), a = √(6/(fan_in+fan_out)).
+func glorot(be native.Backend, w *native.Tensor, rng *rand.Rand) {
+	a := math.Sqrt(6 / float64(w.Rows()+w.Cols()))
+	v := make([]float64, w.Len())
+	for i := range v {
+		v[i] = a * (2*rng.Float64() - 1)
+	}
+	be.Upload(w, v)
+}
+
+func (m *mlp) depth() int { return len(m.w) - 1 }
+
+// resize allocates the batch buffers for n rows (only when n changes).
+func (m *mlp) resize(n int) {
+	if m.n == n && m.h != nil {
+		return
+	}
+	m.n = n
+	m.act = m.act[:0]
+	for l := 0; l < m.depth(); l++ {
+		m.act = append(m.act, m.be.New(n, m.hid))
+	}
+	m.h = m.be.New(n, m.out)
+	m.da[0], m.da[1] = m.be.New(n, m.hid), m.be.New(n, m.hid)
+	m.dx = m.be.New(n, m.in)
+}
+
+// forward returns h for the n×in batch x (a buffer owned by m, valid until
+// the next forward with a different batch size).
+func (m *mlp) forward(x *native.Tensor) *native.Tensor {
+	be := m.be
+	m.resize(x.Rows())
+	m.x = x
+	in := x
+	for l, a := range m.act {
+		be.Gemm(false, false, 1, in, m.w[l].Value, 0, a)
+		be.BiasReLU(a, m.b[l].Value)
+		in = a
+	}
+	d := m.depth()
+	be.Gemm(false, false, 1, in, m.w[d].Value, 0, m.h)
+	be.BiasAdd(m.h, m.b[d].Value)
+	return m.h
+}
+
+// backward takes dh = ∂L/∂h for the last forward, sets every parameter's
+// gradient and returns ∂L/∂x when wantDx (else nil). dh is not modified.
+func (m *mlp) backward(dh *native.Tensor, wantDx bool) *native.Tensor {
+	be := m.be
+	d := m.depth()
+	last := m.x
+	if d > 0 {
+		last = m.act[d-1]
+	}
+	be.Gemm(true, false, 1, last, dh, 0, m.w[d].Grad)
+	be.BiasGrad(m.b[d].Grad, dh)
+	if d == 0 {
+		if !wantDx {
+			return nil
+		}
+		be.Gemm(false, true, 1, dh, m.w[0].Value, 0, m.dx)
+		return m.dx
+	}
+	da := m.da[0]
+	be.Gemm(false, true, 1, dh, m.w[d].Value, 0, da)
+	for l := d - 1; l >= 0; l-- {
+		be.BiasReLUBackward(da, m.b[l].Grad, m.act[l], da) // da becomes ∂L/∂z_l
+		in := m.x
+		if l > 0 {
+			in = m.act[l-1]
+		}
+		be.Gemm(true, false, 1, in, da, 0, m.w[l].Grad)
+		switch {
+		case l > 0:
+			next := m.da[(d-l)%2]
+			be.Gemm(false, true, 1, da, m.w[l].Value, 0, next)
+			da = next
+		case wantDx:
+			be.Gemm(false, true, 1, da, m.w[0].Value, 0, m.dx)
+			return m.dx
+		}
+	}
+	return nil
+}

@@ -1,0 +1,307 @@
+package lrmf
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/lrmf-go/lrmf/native"
+)
+
+// RealNVPOptions sizes a Real NVP flow (Dinh et al., 2017): Blocks affine
+// coupling layers, each with an MLP of Depth hidden layers of Hidden ReLU
+// units, and the scale function Scale.
+type RealNVPOptions struct {
+	Blocks int          // coupling layers (paper: 4)
+	Hidden int          // units per hidden layer (paper: 512)
+	Depth  int          // hidden layers per coupling network (paper: 2)
+	Scale  native.Scale // default: exp with soft bound 4 (ln s ∈ (−4, 4))
+}
+
+// PaperRealNVP is the network of the LRMF paper: 4 blocks of 2 × 512 ReLU.
+var PaperRealNVP = RealNVPOptions{Blocks: 4, Hidden: 512, Depth: 2}
+
+// DefaultScale is the soft-bounded exponential scale used unless a
+// RealNVPOptions says otherwise.
+var DefaultScale = native.Scale{Kind: native.ScaleExp, Bound: 4}
+
+func (o RealNVPOptions) withDefaults() RealNVPOptions {
+	if o.Blocks == 0 {
+		o.Blocks = 4
+	}
+	if o.Hidden == 0 {
+		o.Hidden = 64
+	}
+	if o.Depth == 0 {
+		o.Depth = 2
+	}
+	if o.Scale.Kind == 0 {
+		o.Scale = DefaultScale
+	}
+	return o
+}
+
+func (o RealNVPOptions) validate(dim int) error {
+	switch {
+	case dim < 2:
+		return fmt.Errorf("lrmf: Real NVP needs at least 2 dimensions to split into halves, the data have %d", dim)
+	case o.Blocks < 1 || o.Hidden < 1 || o.Depth < 1:
+		return fmt.Errorf("lrmf: Real NVP blocks=%d hidden=%d depth=%d must be positive", o.Blocks, o.Hidden, o.Depth)
+	case o.Scale.Kind == native.ScaleExp && !(o.Scale.Bound > 0):
+		return fmt.Errorf("lrmf: Real NVP exp scale needs a positive bound, got %v", o.Scale.Bound)
+	case o.Scale.Kind != native.ScaleExp && o.Scale.Kind != native.ScaleSigmoid:
+		return fmt.Errorf("lrmf: Real NVP: unknown scale kind %d", o.Scale.Kind)
+	}
+	return nil
+}
+
+// coupling is one affine coupling layer on R^D. Columns [c0, c0+dc) pass
+// through unchanged and condition an MLP whose output h = [μ | r] transforms
+// columns [t0, t0+dt):
+//
+//	y_t = x_t ⊙ s(r) + μ,  ln|det ∂y/∂x| = Σ_j ln s(r_j).
+type coupling struct {
+	be                native.Backend
+	d, c0, dc, t0, dt int
+	sc                native.Scale
+	net               *mlp
+
+	x, h   *native.Tensor // last Forward input and network output
+	xc, dh *native.Tensor // conditioning columns; ∂L/∂h
+	n      int
+}
+
+// newCoupling builds block k: even blocks transform the second half of the
+// columns given the first, odd blocks the first given the second — the
+// "alternating halves" permutation (a swap when D = 2).
+func newCoupling(be native.Backend, name string, d, k int, o RealNVPOptions, rng *rand.Rand) (*coupling, error) {
+	half := d / 2
+	c := &coupling{be: be, d: d, sc: o.Scale}
+	if k%2 == 0 {
+		c.c0, c.dc, c.t0, c.dt = 0, half, half, d-half
+	} else {
+		c.c0, c.dc, c.t0, c.dt = d-half, half, 0, d-half
+	}
+	var err error
+	c.net, err = newMLP(be, name, c.dc, o.Hidden, o.Depth, 2*c.dt, rng)
+	return c, err
+}
+
+func (c *coupling) resize(n int) {
+	if c.n != n || c.xc == nil {
+		c.n = n
+		c.xc, c.dh = c.be.New(n, c.dc), c.be.New(n, 2*c.dt)
+	}
+}
+
+func (c *coupling) forward(y, logdet, x *native.Tensor) {
+	c.resize(x.Rows())
+	c.be.CopyCols(c.xc, x, c.c0)
+	c.x, c.h = x, c.net.forward(c.xc)
+	c.be.CouplingForward(y, logdet, x, c.h, c.t0, c.sc)
+}
+
+func (c *coupling) inverse(x, y *native.Tensor) {
+	c.resize(y.Rows())
+	c.be.CopyCols(c.xc, y, c.c0)
+	h := c.net.forward(c.xc)
+	c.be.CouplingInverse(x, y, h, c.t0, c.sc)
+}
+
+// backward sets the network's gradients and, when dx is not nil, dx.
+func (c *coupling) backward(dx, dy, dlogdet *native.Tensor) {
+	c.be.CouplingBackward(dx, c.dh, c.x, c.h, dy, dlogdet, c.t0, c.sc)
+	dxc := c.net.backward(c.dh, dx != nil)
+	if dx != nil {
+		c.be.AddCols(dx, dxc, c.c0)
+	}
+}
+
+// RealNVP is a Real NVP flow: a chain of affine coupling layers with
+// alternating halves. Every coupling's network ends in a zero-initialised
+// layer, so the flow starts as the identity.
+type RealNVP struct {
+	be     native.Backend
+	d      int
+	blocks []*coupling
+	ps     []*Param
+
+	n    int
+	mid  []*native.Tensor // outputs of blocks 0..K−2 (inputs of 1..K−1)
+	grad [2]*native.Tensor
+}
+
+// NewRealNVP returns a Real NVP flow on R^d.
+func NewRealNVP(be native.Backend, d int, o RealNVPOptions, rng *rand.Rand) (*RealNVP, error) {
+	o = o.withDefaults()
+	if err := o.validate(d); err != nil {
+		return nil, err
+	}
+	f := &RealNVP{be: be, d: d}
+	for k := 0; k < o.Blocks; k++ {
+		c, err := newCoupling(be, fmt.Sprintf("block%d", k), d, k, o, rng)
+		if err != nil {
+			return nil, err
+		}
+		f.blocks = append(f.blocks, c)
+		f.ps = append(f.ps, c.net.ps...)
+	}
+	return f, nil
+}
+
+// RealNVPFlow returns a FlowMaker for RealNVP with options o.
+func RealNVPFlow(o RealNVPOptions) FlowMaker {
+	return func(be native.Backend, dim int, rng *rand.Rand) (Flow, error) {
+		return NewRealNVP(be, dim, o, rng)
+	}
+}
+
+// Dim returns D.
+func (f *RealNVP) Dim() int { return f.d }
+
+// Params returns every coupling network's weights and biases.
+func (f *RealNVP) Params() []*Param { return f.ps }
+
+func (f *RealNVP) resize(n int) {
+	if f.n == n && (len(f.mid) > 0 || len(f.blocks) == 1) {
+		return
+	}
+	f.n = n
+	f.mid = f.mid[:0]
+	for k := 0; k+1 < len(f.blocks); k++ {
+		f.mid = append(f.mid, f.be.New(n, f.d))
+	}
+	f.grad[0], f.grad[1] = f.be.New(n, f.d), f.be.New(n, f.d)
+}
+
+func (f *RealNVP) check(op string, x *native.Tensor) error {
+	if x.Cols() != f.d {
+		return fmt.Errorf("lrmf: RealNVP.%s: input has %d columns, the flow has dimension %d", op, x.Cols(), f.d)
+	}
+	return nil
+}
+
+// Forward sets y = T(x) and adds Σ_blocks Σ_j ln s_j to logdet[i].
+func (f *RealNVP) Forward(y, logdet, x *native.Tensor) error {
+	if err := f.check("Forward", x); err != nil {
+		return err
+	}
+	f.resize(x.Rows())
+	in := x
+	for k, c := range f.blocks {
+		out := y
+		if k+1 < len(f.blocks) {
+			out = f.mid[k]
+		}
+		c.forward(out, logdet, in)
+		in = out
+	}
+	return nil
+}
+
+// Inverse sets x = T⁻¹(y), running the blocks backwards.
+func (f *RealNVP) Inverse(x, y *native.Tensor) error {
+	if err := f.check("Inverse", y); err != nil {
+		return err
+	}
+	f.resize(y.Rows())
+	in := y
+	for k := len(f.blocks) - 1; k >= 0; k-- {
+		out := x
+		if k > 0 {
+			out = f.mid[k-1]
+		}
+		f.blocks[k].inverse(out, in)
+		in = out
+	}
+	return nil
+}
+
+// Backward propagates dy and dlogdet through the blocks in reverse order.
+func (f *RealNVP) Backward(dx, dy, dlogdet *native.Tensor) error {
+	if f.n == 0 {
+		return fmt.Errorf("lrmf: RealNVP.Backward called before Forward")
+	}
+	g := dy
+	for k := len(f.blocks) - 1; k >= 0; k-- {
+		out := dx
+		if k > 0 {
+			out = f.grad[k%2]
+		}
+		f.blocks[k].backward(out, g, dlogdet)
+		g = out
+	}
+	return nil
+}
+
+// FlowDensity is the density of a flow f pulled back from a standard
+// normal base: ln p(x) = ln N(f(x); 0, I) + ln|det ∂f/∂x|. Its parameters
+// are the flow's.
+type FlowDensity struct {
+	be       native.Backend
+	f        Flow
+	d        int
+	zero     *native.Tensor // μ = 0
+	eye      *native.Tensor // L = I
+	n        int
+	z, u, ld *native.Tensor
+	dz       *native.Tensor
+	dmu, dl  *native.Tensor // gradients of the fixed base, discarded
+}
+
+// NewFlowDensity returns the density of f with a standard-normal base.
+func NewFlowDensity(be native.Backend, f Flow) *FlowDensity {
+	d := f.Dim()
+	p := &FlowDensity{be: be, f: f, d: d, zero: be.New(1, d), eye: be.New(d, d), dmu: be.New(1, d), dl: be.New(d, d)}
+	id := make([]float64, d*d)
+	for i := 0; i < d; i++ {
+		id[i*d+i] = 1
+	}
+	be.Upload(p.eye, id)
+	return p
+}
+
+// RealNVPDensity returns a DensityMaker for a Real NVP density.
+func RealNVPDensity(o RealNVPOptions) DensityMaker {
+	return func(be native.Backend, dim int, rng *rand.Rand) (Density, error) {
+		f, err := NewRealNVP(be, dim, o, rng)
+		if err != nil {
+			return nil, err
+		}
+		return NewFlowDensity(be, f), nil
+	}
+}
+
+// Flow returns the underlying flow x → z.
+func (p *FlowDensity) Flow() Flow { return p.f }
+
+// Dim returns D.
+func (p *FlowDensity) Dim() int { return p.d }
+
+// Params returns the flow's parameters.
+func (p *FlowDensity) Params() []*Param { return p.f.Params() }
+
+// LogProb sets logp[i] = ln N(f(x_i); 0, I) + ln|det ∂f/∂x (x_i)|.
+func (p *FlowDensity) LogProb(logp, x *native.Tensor) error {
+	n := x.Rows()
+	if p.n != n || p.z == nil {
+		p.n = n
+		p.z, p.u, p.ld, p.dz = p.be.New(n, p.d), p.be.New(n, p.d), p.be.New(n, 1), p.be.New(n, p.d)
+	}
+	p.be.Fill(p.ld, 0)
+	if err := p.f.Forward(p.z, p.ld, x); err != nil {
+		return err
+	}
+	p.be.GaussLogProb(logp, p.u, p.z, p.zero, p.eye, 0)
+	p.be.Axpy(1, p.ld, logp)
+	return nil
+}
+
+// Backward: ∂L/∂z from the base, then through the flow with ∂L/∂logdet =
+// dlogp.
+func (p *FlowDensity) Backward(dx, dlogp *native.Tensor) error {
+	if p.z == nil {
+		return fmt.Errorf("lrmf: FlowDensity.Backward called before LogProb")
+	}
+	p.be.GaussBackward(p.dz, p.dmu, p.dl, p.z, p.zero, p.eye, p.u, dlogp)
+	return p.f.Backward(dx, p.dz, dlogp)
+}

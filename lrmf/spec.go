@@ -1,0 +1,90 @@
+package lrmf
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/lrmf-go/lrmf/native"
+)
+
+// ModelSpec names a built-in flow or density and its size, in a form that
+// survives JSON (report.json, checkpoints) and rebuilds the same model.
+type ModelSpec struct {
+	// Kind is "affine" (flows), "gaussian" (densities) or "realnvp" (both).
+	Kind string `json:"kind"`
+	// Real NVP only (zero values take RealNVPOptions' defaults).
+	Blocks int     `json:"blocks,omitempty"`
+	Hidden int     `json:"hidden,omitempty"`
+	Depth  int     `json:"depth,omitempty"`
+	Scale  string  `json:"scale,omitempty"` // "exp" (soft-bounded) or "sigmoid"
+	Bound  float64 `json:"bound,omitempty"` // exp scale's bound on ln s
+}
+
+// FlowKinds and DensityKinds list the built-in model kinds.
+var (
+	FlowKinds    = []string{"affine", "realnvp"}
+	DensityKinds = []string{"gaussian", "realnvp"}
+)
+
+func (s ModelSpec) realNVP() (RealNVPOptions, error) {
+	o := RealNVPOptions{Blocks: s.Blocks, Hidden: s.Hidden, Depth: s.Depth}
+	switch s.Scale {
+	case "", "exp":
+		o.Scale = native.Scale{Kind: native.ScaleExp, Bound: s.Bound}
+		if s.Bound == 0 {
+			o.Scale.Bound = DefaultScale.Bound
+		}
+	case "sigmoid":
+		o.Scale = native.Scale{Kind: native.ScaleSigmoid}
+	default:
+		return o, fmt.Errorf("lrmf: unknown Real NVP scale %q (want exp or sigmoid)", s.Scale)
+	}
+	return o.withDefaults(), nil
+}
+
+// Normalized fills in the defaults, so two specs of the same model compare
+// equal.
+func (s ModelSpec) Normalized() ModelSpec {
+	if s.Kind != "realnvp" {
+		return ModelSpec{Kind: s.Kind}
+	}
+	o, err := s.realNVP()
+	if err != nil {
+		return s
+	}
+	n := ModelSpec{Kind: s.Kind, Blocks: o.Blocks, Hidden: o.Hidden, Depth: o.Depth, Scale: "exp", Bound: o.Scale.Bound}
+	if o.Scale.Kind == native.ScaleSigmoid {
+		n.Scale, n.Bound = "sigmoid", 0
+	}
+	return n
+}
+
+// FlowMaker returns the maker of the flow s names.
+func (s ModelSpec) FlowMaker() (FlowMaker, error) {
+	switch s.Kind {
+	case "affine":
+		return AffineFlow(), nil
+	case "realnvp":
+		o, err := s.realNVP()
+		if err != nil {
+			return nil, err
+		}
+		return RealNVPFlow(o), nil
+	}
+	return nil, fmt.Errorf("lrmf: unknown flow %q (available: %s)", s.Kind, strings.Join(FlowKinds, ", "))
+}
+
+// DensityMaker returns the maker of the density s names.
+func (s ModelSpec) DensityMaker() (DensityMaker, error) {
+	switch s.Kind {
+	case "gaussian":
+		return GaussianDensity(), nil
+	case "realnvp":
+		o, err := s.realNVP()
+		if err != nil {
+			return nil, err
+		}
+		return RealNVPDensity(o), nil
+	}
+	return nil, fmt.Errorf("lrmf: unknown density %q (available: %s)", s.Kind, strings.Join(DensityKinds, ", "))
+}
