@@ -38,9 +38,10 @@ type Config struct {
 	// GradientFit fits θA*, θB* by gradient ascent even when a closed form
 	// exists (as Algorithm 1 does).
 	GradientFit bool `json:"gradient_fit"`
-	// Batch is the mini-batch size b drawn from A and from B (default 256,
-	// capped at the smaller dataset's size). Each epoch visits every row
-	// once, in an order reshuffled per epoch.
+	// Batch is the mini-batch size b drawn from A and from B per joint step
+	// (default 256, capped at the smaller dataset's size); gradient fits of
+	// θA*, θB* draw 2b rows per step, as many as θS sees. Each epoch visits
+	// every row once, in an order reshuffled per epoch.
 	Batch int `json:"batch"`
 	// LR is Adam's learning rate for the joint phase (default 0.01).
 	LR float64 `json:"lr"`
@@ -55,7 +56,10 @@ type Config struct {
 	// joint phase) falls below it (default 1e-4).
 	Tol float64 `json:"tol"`
 	// Threshold is δ: the alignment succeeded when |LRMF| on the full data
-	// is below it, in nats (default 0.05).
+	// is below it, in nats (default 0.1). Flexible densities fitted to a few
+	// thousand points overfit them by about 0.1 nats per set (Real NVP on
+	// the moons: train−test gap 0.09–0.14), which shifts LRMF by that much
+	// either way; δ must stay above that noise.
 	Threshold float64 `json:"threshold"`
 	// Seed seeds parameter initialisation and batch order.
 	Seed uint64 `json:"seed"`
@@ -189,7 +193,7 @@ func (c Config) withDefaults(na, nb int) Config {
 		c.Tol = 1e-4
 	}
 	if c.Threshold == 0 {
-		c.Threshold = 0.05
+		c.Threshold = 0.1
 	}
 	if c.ProgressEvery == 0 {
 		c.ProgressEvery = 25
@@ -477,7 +481,10 @@ func (r *run) fit(ctx context.Context, phase string, d Density, x *native.Tensor
 		r.progress(Progress{Phase: phase, Done: true})
 		return 0, nil
 	}
-	be, bsz := r.be, r.cfg.Batch
+	// θS sees 2b rows per joint step (b of T(A), b of B), so each fit step
+	// draws 2b rows too: with equal budgets θX* and θS then get the same
+	// optimisation effort, and c_AB is not under-fitted relative to θS.
+	be, bsz := r.be, min(2*r.cfg.Batch, x.Rows())
 	s := newSampler(x.Rows(), bsz, r.rng)
 	xb, logp, dlogp := be.New(bsz, r.dim), be.New(bsz, 1), be.New(bsz, 1)
 	be.Fill(dlogp, -1/float64(bsz)) // loss = −mean ln p
@@ -724,7 +731,7 @@ func (r *run) snapshot(res *Result, j *jointState, step int) (*Checkpoint, error
 	cfg.Backend, cfg.NewFlow, cfg.NewDensity, cfg.Checkpoint, cfg.Resume, cfg.Progress = nil, nil, nil, nil, nil, nil
 	c := &Checkpoint{tensors: map[string][]float64{}}
 	c.meta = checkpointMeta{
-		Version: CheckpointVersion, Config: cfg, Dim: r.dim, RowsA: r.a.Rows(), RowsB: r.b.Rows(),
+		Version: CheckpointVersion, Config: cfg, Backend: r.be.Name(), DType: r.be.DType().String(), Dim: r.dim, RowsA: r.a.Rows(), RowsB: r.b.Rows(),
 		DataHash: r.hash, Step: step, FitStepsA: res.FitStepsA, FitStepsB: res.FitStepsB, CAB: res.CAB,
 		AdamT: j.opt.t, RNG: rng,
 		SamplerA: samplerState{Perm: append([]int32(nil), j.sa.perm...), Pos: j.sa.pos},

@@ -23,6 +23,66 @@ func newBenchJoint(tb testing.TB, be native.Backend, batch int) *jointState {
 	return r.newJoint(NewAffine(be, 2), dS, 0)
 }
 
+// newRealNVPJoint prepares phase 2 of a Real NVP flow + Real NVP density
+// run on the moons pair (θS at its initialisation: the cost of a step does
+// not depend on the parameter values).
+func newRealNVPJoint(tb testing.TB, be native.Backend, o RealNVPOptions, batch int) *jointState {
+	p := data.MoonsPair(max(2000, batch), 0.05, 50, 1)
+	n, _ := p.A.Dims()
+	cfg := Config{Backend: be, Batch: batch, Steps: 1 << 20}.withDefaults(n, n)
+	rng := data.NewRand(1)
+	r := &run{cfg: cfg, be: be, rng: rng, dim: 2, a: toTensor(be, p.A), b: toTensor(be, p.B)}
+	f, err := NewRealNVP(be, 2, o, rng)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d, err := RealNVPDensity(o)(be, 2, rng)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r.newJoint(f, d, 0)
+}
+
+// realNVPStepFlops counts the multiply-adds (×2) of one joint step of Real
+// NVP flow + Real NVP density with batch b: each coupling's network costs
+// F = 2(dc·H + (depth−1)·H² + 2dt·H) per sample forward and about 2F
+// backward (weight and input gradients), for b samples through T and 2b
+// through θS.
+func realNVPStepFlops(o RealNVPOptions, d, b int) float64 {
+	dc, dt := d/2, d-d/2
+	f := 2 * float64(dc*o.Hidden+(o.Depth-1)*o.Hidden*o.Hidden+2*dt*o.Hidden)
+	return 3 * f * float64(o.Blocks) * float64(3*b)
+}
+
+// BenchmarkRealNVPStep times one joint step (T forward/backward on b rows,
+// θS forward/backward on 2b rows, Adam) with the paper's network.
+func BenchmarkRealNVPStep(b *testing.B) {
+	for _, dt := range []native.DType{native.Float32, native.Float64} {
+		for _, threads := range []int{1, 2} {
+			for _, batch := range []int{256, 2000} {
+				b.Run(fmt.Sprintf("paper/%v/threads=%d/batch=%d", dt, threads, batch), func(b *testing.B) {
+					be, err := native.NewCPU(dt, threads)
+					if err != nil {
+						b.Skip(err)
+					}
+					defer be.Close()
+					j := newRealNVPJoint(b, be, PaperRealNVP, batch)
+					b.ReportAllocs()
+					b.ResetTimer()
+					for i := 1; i <= b.N; i++ {
+						if _, err := j.grad(i); err != nil {
+							b.Fatal(err)
+						}
+						j.update(i)
+					}
+					b.ReportMetric(realNVPStepFlops(PaperRealNVP, 2, batch)/1e9, "GFLOP/step")
+					b.ReportMetric(realNVPStepFlops(PaperRealNVP, 2, batch)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				})
+			}
+		}
+	}
+}
+
 // BenchmarkAffineStep times one joint-phase step (forward, backward, Adam)
 // of affine LRMF with a Gaussian density on the moons pair.
 func BenchmarkAffineStep(b *testing.B) {
@@ -68,18 +128,19 @@ func TestJointStepAllocatesNothing(t *testing.T) {
 		if err != nil {
 			t.Skip(err)
 		}
-		j := newBenchJoint(t, be, 1000)
-		step := 0
-		allocs := testing.AllocsPerRun(200, func() {
-			step++
-			if _, err := j.grad(step); err != nil {
-				t.Fatal(err)
+		for _, j := range []*jointState{newBenchJoint(t, be, 1000), newRealNVPJoint(t, be, RealNVPOptions{Hidden: 16}, 300)} {
+			step := 0
+			allocs := testing.AllocsPerRun(100, func() {
+				step++
+				if _, err := j.grad(step); err != nil {
+					t.Fatal(err)
+				}
+				j.update(step)
+			})
+			if allocs != 0 {
+				t.Errorf("%v %T: %.2f allocations per step, want 0", dt, j.flow, allocs)
 			}
-			j.update(step)
-		})
-		be.Close()
-		if allocs != 0 {
-			t.Errorf("%v: %.2f allocations per step, want 0", dt, allocs)
 		}
+		be.Close()
 	}
 }

@@ -54,6 +54,8 @@ type tensorMeta struct {
 type checkpointMeta struct {
 	Version   int          `json:"version"`
 	Config    Config       `json:"config"`
+	Backend   string       `json:"backend"`
+	DType     string       `json:"dtype"`
 	Dim       int          `json:"dim"`
 	RowsA     int          `json:"rows_a"`
 	RowsB     int          `json:"rows_b"`
@@ -84,6 +86,10 @@ func (c *Checkpoint) Config() Config { return c.meta.Config }
 
 // Step returns the number of joint-phase steps completed.
 func (c *Checkpoint) Step() int { return c.meta.Step }
+
+// Backend returns the name and element type of the backend the run was
+// saved from (a run resumes bit-identically only on the same ones).
+func (c *Checkpoint) Backend() (name, dtype string) { return c.meta.Backend, c.meta.DType }
 
 // Dim returns the data dimension D.
 func (c *Checkpoint) Dim() int { return c.meta.Dim }

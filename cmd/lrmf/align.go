@@ -67,22 +67,22 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs.StringVar(&o.flow, "flow", "realnvp", "flow T: realnvp (affine couplings) or affine (T(x) = AᵀA·x + b)")
 	fs.StringVar(&o.density, "density", "realnvp", "density family: realnvp (flow with a standard-normal base) or gaussian (full covariance)")
 	fs.IntVar(&o.blocks, "blocks", 4, "Real NVP coupling blocks (paper: 4)")
-	fs.IntVar(&o.hidden, "hidden", 64, "Real NVP hidden units per layer (paper: 512)")
+	fs.IntVar(&o.hidden, "hidden", 32, "Real NVP hidden units per layer (paper: 512)")
 	fs.IntVar(&o.depth, "depth", 2, "Real NVP hidden layers per coupling network (paper: 2)")
 	fs.StringVar(&o.scale, "scale", "exp", "Real NVP scale function: exp (ln s soft-bounded by --scale-bound) or sigmoid (s = sigmoid(h + 2), GLOW)")
 	fs.Float64Var(&o.bound, "scale-bound", 4, "bound B of the exp scale: ln s = B·tanh(h/B)")
-	fs.IntVar(&o.steps, "steps", 2000, "joint-phase step budget")
-	fs.IntVar(&o.fitSteps, "fit-steps", 2000, "step budget of each gradient fit of θA*, θB*")
+	fs.IntVar(&o.steps, "steps", 20000, "joint-phase step budget")
+	fs.IntVar(&o.fitSteps, "fit-steps", 20000, "step budget of each gradient fit of θA*, θB* (each step draws 2×batch rows)")
 	fs.IntVar(&o.batch, "batch", 256, "mini-batch size drawn from A and from B (at most the smaller dataset's rows)")
-	fs.Float64Var(&o.lr, "lr", 0.01, "Adam learning rate of the joint phase")
+	fs.Float64Var(&o.lr, "lr", 3e-3, "Adam learning rate of the joint phase")
 	fs.Float64Var(&o.fitLR, "fit-lr", 0, "Adam learning rate of gradient fits (0: same as --lr)")
 	fs.StringVar(&o.schedule, "schedule", "cosine", "learning-rate schedule of the joint phase: cosine (to lr/100) or constant")
 	fs.Float64Var(&o.tol, "tol", 1e-4, "ε: a phase stops when its gradient norm falls below it")
-	fs.Float64Var(&o.threshold, "threshold", 0.05, "δ: alignment succeeded when |LRMF| < δ on the full data (nats)")
+	fs.Float64Var(&o.threshold, "threshold", 0.1, "δ: alignment succeeded when |LRMF| < δ on the full data (nats)")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed (data, initialisation, batch order)")
 	fs.IntVar(&o.threads, "threads", runtime.NumCPU(), "host threads for the cpu backend")
 	fs.StringVar(&o.backend, "backend", native.DefaultBackend(), "compute backend: "+strings.Join(native.Backends(), ", "))
-	fs.StringVar(&o.dtype, "dtype", "float64", "element type: float32 or float64 (ref: float64 only)")
+	fs.StringVar(&o.dtype, "dtype", "float32", "element type: float32 or float64 (ref: float64 only)")
 	fs.StringVar(&o.out, "out", "lrmf-out", "output `DIR` for report.json and transformed.csv")
 	fs.BoolVar(&o.gradientFit, "gradient-fit", false, "fit θA*, θB* by gradient ascent even when a closed form exists")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
@@ -248,6 +248,9 @@ func (o *alignOpts) fromCheckpoint(set map[string]bool) (*lrmf.Checkpoint, error
 	}
 	o.seed = tag.Seed
 	o.flow, o.density = cfg.Flow.Kind, cfg.Density.Kind
+	if name, dtype := ck.Backend(); !set["backend"] && !set["dtype"] && name != "" {
+		o.backend, o.dtype = name, dtype
+	}
 	if !set["steps"] {
 		o.steps = cfg.Steps
 	}

@@ -185,7 +185,7 @@ func TestDataCommand(t *testing.T) {
 // uninterrupted one.
 func TestCheckpointApplyResume(t *testing.T) {
 	dir := t.TempDir()
-	common := []string{"align", "--quiet", "--n", "300", "--batch", "64", "--hidden", "8", "--blocks", "2", "--fit-steps", "20", "--steps", "40", "--threads", "2"}
+	common := []string{"align", "--quiet", "--dtype", "float64", "--n", "300", "--batch", "64", "--hidden", "8", "--blocks", "2", "--fit-steps", "20", "--steps", "40", "--threads", "2"}
 	full := filepath.Join(dir, "full")
 	code, _, stderr := lrmfRun(append(common, "--out", full)...)
 	require.Contains(t, []int{0, 3}, code, stderr)
