@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "8934e9c7a05750e17f4583bbe208e11bd36fe3daf01f4849f0eabb33bd6adcd6"
+const csrcHash = "a53b4df3a69172d4badd0c6e5242b8880f96d06f97e7f318b32f01e999ee0a14"

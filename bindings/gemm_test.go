@@ -81,12 +81,15 @@ func gemmTol[T bindings.Float](k int) float64 {
 
 const gemmSentinel = 12345
 
-// gemmShapes straddle the kernel's tile (12×32 f32, 12×16 f64) and block
-// sizes (MC 144/72, KC 512, NC 1024/512; 24×64×160 or 24×64×64 for Gemm's
-// stack path) and include the benchmark-like tall case.
+// gemmShapes straddle the kernel's tile (12×32 f32, 12×16 f64; 6×16 and
+// 6×8 for AVX2), its short-panel copies (1, 2, 4 rows), the skinny path
+// (n ≤ 12, or 6 for AVX2) and the block sizes (MC 144/72, KC 512,
+// NC 1024/512; 24×64×160 or 24×64×64 for Gemm's stack path), and include
+// the benchmark-like tall case.
 var gemmShapes = [][3]int{
 	{1, 1, 1}, {3, 5, 7}, {2, 3, 0}, {1, 40, 9}, {40, 1, 9},
 	{11, 31, 3}, {12, 32, 1}, {13, 33, 2}, {25, 17, 65},
+	{37, 7, 600}, {100, 12, 1030}, {70, 13, 40}, {4, 300, 520}, {3, 64, 256},
 	{37, 131, 70}, {73, 47, 129}, {145, 67, 513}, {143, 1025, 30},
 	{50, 513, 1025}, {256, 256, 256}, {2000, 512, 64},
 }
@@ -110,7 +113,9 @@ func testGemmWS[T bindings.Float](t *testing.T) {
 			continue
 		}
 		g := newGemmCase[T](rng, m, n, k)
-		work = make([]T, bindings.GemmWorkLen[T](m, n, k))
+		// Exactly GemmWorkLen elements, not aligned to a cache line.
+		need := bindings.GemmWorkLen[T](m, n, k)
+		work = make([]T, need+1)[1:]
 		c0 := make([]float64, m*n)
 		for i := range c0 {
 			c0[i] = rng.Float64()*2 - 1
@@ -236,12 +241,17 @@ func testGemmWSErrors[T bindings.Float](t *testing.T) {
 func TestGemmWSErrors(t *testing.T) { both(t, testGemmWSErrors[float32], testGemmWSErrors[float64]) }
 
 // Row blocks computed by separate goroutines, the way the CPU backend
-// splits C, give exactly the single-call result.
+// splits C, give exactly the single-call result (the path taken depends on
+// n, k and the CPU only, and rows never mix).
 func testGemmWSSplit[T bindings.Float](t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
-	const m, n, k = 301, 97, 600
-	for ti := 0; ti < 4; ti++ {
+	const m, k = 301, 600
+	for ti := 0; ti < 8; ti++ {
 		ta, tb := ti&1 != 0, ti&2 != 0
+		n := 97 // the blocked kernel
+		if ti&4 != 0 {
+			n = 5 // the skinny path
+		}
 		g := newGemmCase[T](rng, m, n, k)
 		lda, ldb := k, n
 		if ta {
@@ -285,7 +295,7 @@ func testGemmWSSplit[T bindings.Float](t *testing.T) {
 		}
 		for i := range whole {
 			if whole[i] != split[i] {
-				t.Fatalf("ta=%v tb=%v: C[%d] = %v split, %v whole", ta, tb, i, split[i], whole[i])
+				t.Fatalf("n=%d ta=%v tb=%v: C[%d] = %v split, %v whole", n, ta, tb, i, split[i], whole[i])
 			}
 		}
 	}

@@ -4,6 +4,7 @@ package bindings_test
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/lrmf-go/lrmf/bindings"
@@ -16,9 +17,10 @@ import (
 //
 // prints both side by side (apt-get install libopenblas-dev). The default
 // build neither needs nor links OpenBLAS. OPENBLAS_CORETYPE is left as the
-// environment sets it; the kernel OpenBLAS uses is logged.
+// environment sets it; the kernel OpenBLAS picked is printed as a benchstat
+// configuration line ("openblas-core: Haswell").
 func BenchmarkOpenBLAS(b *testing.B) {
-	b.Logf("OpenBLAS core: %s", bindings.OpenBLASCore())
+	printCore.Do(func() { fmt.Printf("openblas-core: %s\n", bindings.OpenBLASCore()) })
 	for _, sh := range gemmBenchShapes {
 		m, n, k := sh[0], sh[1], sh[2]
 		for _, threads := range []int{1, 2} {
@@ -27,6 +29,8 @@ func BenchmarkOpenBLAS(b *testing.B) {
 		}
 	}
 }
+
+var printCore sync.Once
 
 func benchOpenBLAS[T bindings.Float](b *testing.B, m, n, k, threads int) {
 	a, bm, c := gemmBenchInputs[T](m, n, k)

@@ -29,13 +29,14 @@ func NewCPU(dt DType, threads int) (Backend, error) {
 }
 
 type cpu[T bindings.Float] struct {
-	dt    DType
-	pool  *pool
-	job   job[T]
-	block func(blk int) // c.runBlock, bound once so dispatch does not allocate
-	errs  []error       // per block
-	dsum  []float64     // per-block double results of Dot and Sum
-	part  []T           // per-block partial parameter gradients (blocks ≥ 1)
+	dt       DType
+	pool     *pool
+	job      job[T]
+	block    func(blk int) // c.runBlock, bound once so dispatch does not allocate
+	errs     []error       // per block
+	dsum     []float64     // per-block double results of Dot and Sum
+	part     []T           // per-block partial parameter gradients (blocks ≥ 1)
+	gemmWork [][]T         // per-block GEMM packing workspace
 }
 
 type opcode uint8
@@ -89,6 +90,7 @@ func newCPU[T bindings.Float](dt DType, threads int) *cpu[T] {
 	c := &cpu[T]{dt: dt, pool: newPool(threads)}
 	c.block = c.runBlock
 	c.errs = make([]error, threads)
+	c.gemmWork = make([][]T, threads)
 	c.dsum = make([]float64, threads)
 	return c
 }
@@ -179,7 +181,12 @@ func (c *cpu[T]) runBlock(blk int) {
 		} else {
 			a = j.a[lo*j.lda:]
 		}
-		err = bindings.Gemm(j.transA, j.transB, hi-lo, j.n, j.k, j.alpha, a, j.lda, j.b, j.ldb, j.beta, j.c[lo*j.n:hi*j.n], j.n)
+		// Each block packs into its own workspace, kept between calls
+		// (grown on first use of a larger shape, so steps allocate nothing).
+		if need := bindings.GemmWorkLen[T](hi-lo, j.n, j.k); len(c.gemmWork[blk]) < need {
+			c.gemmWork[blk] = make([]T, need)
+		}
+		err = bindings.GemmWS(j.transA, j.transB, hi-lo, j.n, j.k, j.alpha, a, j.lda, j.b, j.ldb, j.beta, j.c[lo*j.n:hi*j.n], j.n, c.gemmWork[blk])
 	case opBiasAdd:
 		err = bindings.BiasAdd(hi-lo, j.n, j.a, j.c[lo*j.n:hi*j.n])
 	case opBiasGrad:

@@ -144,14 +144,15 @@ static int TK_CAT(all_equal, TK_S)(const T *p, size_t n, double v) {
 static int TEST(gemm)(void) {
   int errs = 0;
   uint64_t seed = 11;
-  /* Sizes around and across the micro-tile (12×32 f32, 12×16 f64) and the
-   * blocks (MC 144/72, KC 512, NC 1024/512; 24×64×160/64 without
-   * workspace), plus k == 0. ws = 1 runs lrmf_gemm_ws with exactly
-   * lrmf_gemm_work elements of workspace. */
+  /* Sizes around and across the micro-tile (12×32 f32, 12×16 f64), its
+   * short-panel copies, the skinny path (n ≤ 12), the blocks (MC 144/72,
+   * KC 512, NC 1024/512; 24×64×160/64 without workspace), plus k == 0.
+   * ws = 1 runs lrmf_gemm_ws with exactly lrmf_gemm_work elements. */
   static const int64_t sizes[][3] = {
-      {1, 1, 1},     {3, 5, 7},      {2, 3, 0},     {37, 131, 70},
-      {65, 64, 129}, {4, 67, 3},     {13, 33, 2},   {145, 67, 513},
-      {25, 1025, 9}, {30, 161, 1030}};
+      {1, 1, 1},     {3, 5, 7},     {2, 3, 0},       {37, 131, 70},
+      {65, 64, 129}, {4, 67, 3},    {13, 33, 2},     {145, 67, 513},
+      {25, 1025, 9}, {37, 7, 600},  {4, 300, 520},   {9, 12, 70},
+      {30, 161, 1030}};
   static const double betas[] = {0.0, 1.0, -0.7};
   const double alpha = 1.3;
   for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
