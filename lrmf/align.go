@@ -52,6 +52,13 @@ type Config struct {
 	Schedule string `json:"schedule"`
 	// FitLR is Adam's learning rate for gradient fits (default LR).
 	FitLR float64 `json:"fit_lr"`
+	// ClipNorm caps the gradient norm of each model (‖g_T‖ and ‖g_S‖
+	// separately, and θX in gradient fits) before an Adam step; 0 selects
+	// the default 10, a negative value disables clipping. Without it the
+	// first joint steps — θS starts from θA*, which gives B's points almost
+	// no density — produce gradients of norm ~1e6 that inflate Adam's second
+	// moments and stall the following thousands of steps.
+	ClipNorm float64 `json:"clip_norm"`
 	// Tol is ε: a phase stops when its gradient norm (‖g_T‖ + ‖g_S‖ in the
 	// joint phase) falls below it (default 1e-4).
 	Tol float64 `json:"tol"`
@@ -192,6 +199,9 @@ func (c Config) withDefaults(na, nb int) Config {
 	if c.Tol == 0 {
 		c.Tol = 1e-4
 	}
+	if c.ClipNorm == 0 {
+		c.ClipNorm = 10
+	}
 	if c.Threshold == 0 {
 		c.Threshold = 0.1
 	}
@@ -219,6 +229,8 @@ func (c Config) validate(na, nb int) error {
 		return fmt.Errorf("lrmf: Config.Schedule = %q: want \"cosine\" or \"constant\"", c.Schedule)
 	case !(c.FitLR > 0) || math.IsInf(c.FitLR, 0):
 		return fmt.Errorf("lrmf: Config.FitLR = %v must be positive and finite", c.FitLR)
+	case math.IsNaN(c.ClipNorm) || math.IsInf(c.ClipNorm, 0):
+		return fmt.Errorf("lrmf: Config.ClipNorm = %v must be finite", c.ClipNorm)
 	case !(c.Tol >= 0) || math.IsInf(c.Tol, 0):
 		return fmt.Errorf("lrmf: Config.Tol = %v must be non-negative and finite", c.Tol)
 	case !(c.Threshold > 0) || math.IsInf(c.Threshold, 0):
@@ -529,6 +541,7 @@ func (r *run) fit(ctx context.Context, phase string, d Density, x *native.Tensor
 				return step - 1, err
 			}
 		}
+		clip(be, d.Params(), g, r.cfg.ClipNorm)
 		opt.LR = scheduledLRFor(r.cfg.Schedule, r.cfg.FitLR, step, steps)
 		opt.Step()
 	}
@@ -658,10 +671,25 @@ func (j *jointState) grad(step int) (Point, error) {
 	return p, nil
 }
 
-// update applies the optimiser step for step.
-func (j *jointState) update(step int) {
+// update applies the optimiser step for step, clipping each model's
+// gradient to Config.ClipNorm first (p holds the norms).
+func (j *jointState) update(step int, p Point) {
+	be, c := j.r.be, j.r.cfg.ClipNorm
+	clip(be, j.flow.Params(), p.GradT, c)
+	clip(be, j.dens.Params(), p.GradS, c)
 	j.opt.LR = scheduledLR(j.r.cfg, step)
 	j.opt.Step()
+}
+
+// clip scales the gradients of ps by limit/norm when norm > limit > 0.
+func clip(be native.Backend, ps []*Param, norm, limit float64) {
+	if limit <= 0 || !(norm > limit) {
+		return
+	}
+	s := limit/norm - 1 // g += s·g gives g·limit/norm
+	for _, p := range ps {
+		be.Axpy(s, p.Grad, p.Grad)
+	}
 }
 
 // joint runs phase 2 until the tolerance or the budget stops it.
@@ -707,7 +735,7 @@ func (r *run) joint(ctx context.Context, res *Result) error {
 			res.StoppedBy = "tolerance"
 			break
 		}
-		j.update(step)
+		j.update(step, p)
 		if cfg.CheckpointEvery > 0 && step%cfg.CheckpointEvery == 0 && step < cfg.Steps {
 			if err := save(step); err != nil {
 				return err

@@ -70,10 +70,11 @@ func BenchmarkRealNVPStep(b *testing.B) {
 					b.ReportAllocs()
 					b.ResetTimer()
 					for i := 1; i <= b.N; i++ {
-						if _, err := j.grad(i); err != nil {
+						p, err := j.grad(i)
+						if err != nil {
 							b.Fatal(err)
 						}
-						j.update(i)
+						j.update(i, p)
 					}
 					b.ReportMetric(realNVPStepFlops(PaperRealNVP, 2, batch)/1e9, "GFLOP/step")
 					b.ReportMetric(realNVPStepFlops(PaperRealNVP, 2, batch)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
@@ -99,10 +100,11 @@ func BenchmarkAffineStep(b *testing.B) {
 					b.ReportAllocs()
 					b.ResetTimer()
 					for i := 1; i <= b.N; i++ {
-						if _, err := j.grad(i); err != nil {
+						p, err := j.grad(i)
+						if err != nil {
 							b.Fatal(err)
 						}
-						j.update(i)
+						j.update(i, p)
 					}
 				})
 			}
@@ -132,10 +134,11 @@ func TestJointStepAllocatesNothing(t *testing.T) {
 			step := 0
 			allocs := testing.AllocsPerRun(100, func() {
 				step++
-				if _, err := j.grad(step); err != nil {
+				p, err := j.grad(step)
+				if err != nil {
 					t.Fatal(err)
 				}
-				j.update(step)
+				j.update(step, p)
 			})
 			if allocs != 0 {
 				t.Errorf("%v %T: %.2f allocations per step, want 0", dt, j.flow, allocs)

@@ -38,6 +38,7 @@ type alignOpts struct {
 	lr, fitLR       float64
 	schedule        string
 	tol, threshold  float64
+	clipNorm        float64
 	seed            uint64
 	threads         int
 	backend, dtype  string
@@ -77,6 +78,7 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs.Float64Var(&o.lr, "lr", 3e-3, "Adam learning rate of the joint phase")
 	fs.Float64Var(&o.fitLR, "fit-lr", 0, "Adam learning rate of gradient fits (0: same as --lr)")
 	fs.StringVar(&o.schedule, "schedule", "cosine", "learning-rate schedule of the joint phase: cosine (to lr/100) or constant")
+	fs.Float64Var(&o.clipNorm, "clip", 10, "cap on each model's gradient norm before an Adam step (negative: no clipping)")
 	fs.Float64Var(&o.tol, "tol", 1e-4, "ε: a phase stops when its gradient norm falls below it")
 	fs.Float64Var(&o.threshold, "threshold", 0.1, "δ: alignment succeeded when |LRMF| < δ on the full data (nats)")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed (data, initialisation, batch order)")
@@ -201,6 +203,7 @@ func (o *alignOpts) validate(set map[string]bool) error {
 		{!(o.lr > 0) || math.IsInf(o.lr, 0), "lr", o.lr, "positive and finite"},
 		{!(o.fitLR >= 0) || math.IsInf(o.fitLR, 0), "fit-lr", o.fitLR, "non-negative and finite"},
 		{!(o.tol >= 0) || math.IsInf(o.tol, 0), "tol", o.tol, "non-negative and finite"},
+		{o.clipNorm == 0 || math.IsNaN(o.clipNorm) || math.IsInf(o.clipNorm, 0), "clip", o.clipNorm, "a positive cap, or negative for none"},
 		{!(o.threshold > 0) || math.IsInf(o.threshold, 0), "threshold", o.threshold, "positive and finite"},
 		{o.threads < 1, "threads", o.threads, "a positive integer"},
 		{o.out == "", "out", o.out, "a directory"},
@@ -361,7 +364,7 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	cfg := lrmf.Config{
 		Backend: be, Flow: o.spec(o.flow), Density: o.spec(o.density),
 		Steps: o.steps, FitSteps: o.fitSteps, GradientFit: o.gradientFit, Batch: batch,
-		LR: o.lr, FitLR: o.fitLR, Schedule: o.schedule, Tol: o.tol, Threshold: o.threshold, Seed: o.seed,
+		LR: o.lr, FitLR: o.fitLR, Schedule: o.schedule, ClipNorm: o.clipNorm, Tol: o.tol, Threshold: o.threshold, Seed: o.seed,
 	}
 	if cfg.FitLR == 0 {
 		cfg.FitLR = cfg.LR
