@@ -1,22 +1,39 @@
 package native
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // pool runs one row-blocked job at a time on a fixed set of goroutines.
 //
 // Go chooses the parallelism (the kernels start no threads). A job is split
 // into contiguous blocks by split, which depends only on the problem size and
 // the thread count, so per-block partial sums — and therefore every result —
-// are reproducible for a given backend and thread count. Dispatch sends block
-// numbers over channels and the work itself is described by a value the
-// caller owns, so a step allocates nothing.
+// are reproducible for a given backend and thread count.
+//
+// Dispatch allocates nothing. Workers wait for a new generation number by
+// spinning on an atomic for a short while before they park on a channel: a
+// training step dispatches every few microseconds, and parking on every
+// dispatch made the runtime allocate wait records (sudogs) in steady state.
 type pool struct {
 	threads int
-	start   []chan int // start[w] receives the block index worker w+1 runs
-	wg      sync.WaitGroup
+
+	gen     atomic.Uint64 // dispatch generation; workers run when it changes
+	nb      int           // blocks of the current dispatch (read after gen)
 	run     func(blk int) // the job of the current dispatch
-	once    sync.Once
+	pending atomic.Int64  // participating workers not yet done
+	closed  atomic.Bool
+
+	wake   []chan struct{} // one per worker, buffered: a nudge for a parked worker
+	parked []atomic.Bool
+	once   sync.Once
 }
+
+// spinFor is how long an idle worker polls for work before parking.
+const spinFor = 100 * time.Microsecond
 
 func newPool(threads int) *pool {
 	if threads < 1 {
@@ -26,16 +43,57 @@ func newPool(threads int) *pool {
 }
 
 func (p *pool) startWorkers() {
-	p.start = make([]chan int, p.threads-1)
-	for w := range p.start {
-		ch := make(chan int)
-		p.start[w] = ch
-		go func() {
-			for blk := range ch {
-				p.run(blk)
-				p.wg.Done()
+	n := p.threads - 1
+	p.wake = make([]chan struct{}, n)
+	p.parked = make([]atomic.Bool, n)
+	g0 := p.gen.Load() // before the dispatch that starts the workers
+	for w := 0; w < n; w++ {
+		p.wake[w] = make(chan struct{}, 1)
+		go p.worker(w, g0)
+	}
+}
+
+// worker w runs block w+1 of every dispatch that has that many blocks.
+// last is the generation already seen when the worker was started.
+func (p *pool) worker(w int, last uint64) {
+	for {
+		g := p.await(w, last)
+		if p.closed.Load() {
+			return
+		}
+		last = g
+		if w+1 < p.nb {
+			p.run(w + 1)
+			p.pending.Add(-1)
+		}
+	}
+}
+
+// await returns the first generation after last, spinning, then parking.
+func (p *pool) await(w int, last uint64) uint64 {
+	start := time.Now()
+	for i := 0; ; i++ {
+		if g := p.gen.Load(); g != last {
+			return g
+		}
+		if i&127 == 127 {
+			if time.Since(start) > spinFor {
+				break
 			}
-		}()
+			runtime.Gosched()
+		}
+	}
+	for {
+		p.parked[w].Store(true)
+		if g := p.gen.Load(); g != last { // re-check after announcing
+			p.parked[w].Store(false)
+			return g
+		}
+		<-p.wake[w]
+		p.parked[w].Store(false)
+		if g := p.gen.Load(); g != last {
+			return g
+		}
 	}
 }
 
@@ -57,27 +115,44 @@ func bounds(units, nb, blk int) (lo, hi int) {
 // function value that does not allocate when called (a method value made
 // once).
 func (p *pool) do(nb int, run func(blk int)) {
-	if nb <= 1 {
-		run(0)
+	if nb <= 1 || p.closed.Load() {
+		for b := 0; b < max(nb, 1); b++ {
+			run(b)
+		}
 		return
 	}
 	p.once.Do(p.startWorkers)
-	p.run = run
-	p.wg.Add(nb - 1)
-	for b := 1; b < nb; b++ {
-		p.start[b-1] <- b
+	p.run, p.nb = run, nb
+	p.pending.Store(int64(nb - 1))
+	p.gen.Add(1) // publishes run and nb
+	for w := 0; w < nb-1; w++ {
+		if p.parked[w].Load() {
+			select {
+			case p.wake[w] <- struct{}{}:
+			default:
+			}
+		}
 	}
 	run(0)
-	p.wg.Wait()
+	for i := 0; p.pending.Load() != 0; i++ {
+		if i&127 == 127 {
+			runtime.Gosched()
+		}
+	}
 	p.run = nil
 }
 
 // close stops the workers; the pool runs everything inline afterwards.
 func (p *pool) close() {
-	p.once.Do(func() {}) // workers never start after close
-	for _, ch := range p.start {
-		close(ch)
+	if p.closed.Swap(true) {
+		return
 	}
-	p.start = nil
-	p.threads = 1
+	p.once.Do(func() {}) // workers never start after close
+	p.gen.Add(1)
+	for _, ch := range p.wake {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 }

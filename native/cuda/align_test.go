@@ -1,0 +1,177 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/lrmf-go/lrmf/lrmf"
+	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/native"
+)
+
+// TestAlignMatchesCPU runs lrmf.Align on the moons pair on the cuda backend
+// and on the float32 cpu backend with the same seed and configuration, and
+// compares the final LRMF (and the first step's mini-batch loss, which no
+// training noise has touched yet). Both compute in float32 with different
+// summation orders, so after a few hundred Adam steps the runs differ by
+// rounding amplified through training; the allowed difference is
+// max(1e-3, 2·|cpu32 − cpu64|), the float32 noise the cpu backend itself
+// shows against float64.
+func TestAlignMatchesCPU(t *testing.T) {
+	p := data.MoonsPair(2000, 0.05, 50, 1)
+	small := lrmf.ModelSpec{Kind: "realnvp", Hidden: 16}
+	cases := []struct {
+		name       string
+		flow, dens lrmf.ModelSpec
+	}{
+		{"affine-gaussian", lrmf.ModelSpec{Kind: "affine"}, lrmf.ModelSpec{Kind: "gaussian"}},
+		{"realnvp-gaussian", small, lrmf.ModelSpec{Kind: "gaussian"}},
+		{"realnvp-realnvp", small, small},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			run := func(be native.Backend) *lrmf.Result {
+				t.Helper()
+				res, err := lrmf.Align(context.Background(), p.A, p.B, lrmf.Config{
+					Backend: be, Flow: c.flow, Density: c.dens,
+					Steps: 300, FitSteps: 300, Batch: 256, Seed: 7,
+				})
+				if err != nil {
+					t.Fatalf("%s: %v", be.Name(), err)
+				}
+				return res
+			}
+			gpu := newTestBackend(t)
+			cpu32, err := native.NewCPU(native.Float32, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cpu32.Close()
+			cpu64, err := native.NewCPU(native.Float64, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cpu64.Close()
+
+			rg, r32, r64 := run(gpu), run(cpu32), run(cpu64)
+			noise := math.Abs(r32.LRMF - r64.LRMF)
+			tol := math.Max(1e-3, 2*noise)
+			t.Logf("LRMF cuda %.6f, cpu/float32 %.6f, cpu/float64 %.6f (|cuda−cpu32| = %.2e, tolerance %.2e); %.3f ms/step on cuda",
+				rg.LRMF, r32.LRMF, r64.LRMF, math.Abs(rg.LRMF-r32.LRMF), tol, rg.MsPerStep)
+			if d := math.Abs(rg.LRMF - r32.LRMF); !(d <= tol) {
+				t.Errorf("LRMF on cuda %.6f, on cpu/float32 %.6f: differ by %.2e > %.2e", rg.LRMF, r32.LRMF, d, tol)
+			}
+			if len(rg.History) == 0 || len(r32.History) == 0 {
+				t.Fatal("no joint steps recorded")
+			}
+			l0, c0 := rg.History[0].Loss, r32.History[0].Loss
+			if d := math.Abs(l0 - c0); !(d <= 1e-4*math.Max(1, math.Abs(c0))) {
+				t.Errorf("first joint-step loss on cuda %.8g, on cpu/float32 %.8g", l0, c0)
+			}
+			if rg.Steps != r32.Steps {
+				t.Errorf("cuda took %d joint steps, cpu %d", rg.Steps, r32.Steps)
+			}
+		})
+	}
+}
+
+// paperSpec is the LRMF paper's Real NVP (4 blocks of 2 × 512 ReLU).
+var paperSpec = lrmf.ModelSpec{Kind: "realnvp", Blocks: lrmf.PaperRealNVP.Blocks, Hidden: lrmf.PaperRealNVP.Hidden, Depth: lrmf.PaperRealNVP.Depth}
+
+// realNVPStepFlops is the multiply-add count (×2) of one joint step of Real
+// NVP flow + Real NVP density on D = 2 (as in lrmf's BenchmarkRealNVPStep):
+// each coupling network costs F per sample forward and 2F backward, for b
+// samples through T and 2b through θS.
+func realNVPStepFlops(o lrmf.RealNVPOptions, b int) float64 {
+	dc, dt := 1, 1
+	f := 2 * float64(dc*o.Hidden+(o.Depth-1)*o.Hidden*o.Hidden+2*dt*o.Hidden)
+	return 3 * f * float64(o.Blocks) * float64(3*b)
+}
+
+// stepTiming is what one timed Align measures over its steady-state steps.
+type stepTiming struct {
+	msPerStep float64
+	perStep   Stats // counters per step (integer division)
+	steps     int
+}
+
+// timeAlignSteps runs lrmf.Align with the paper's Real NVP as flow and
+// density at the given batch, FitSteps 1, and warm+steps joint steps, and
+// times the joint steps after the first warm ones. The times come from the
+// Progress callback, which Align calls right after a step's gradient norms
+// have been read back — a point where the device is idle — so the interval
+// holds exactly `steps` gradient evaluations and Adam updates.
+func timeAlignSteps(tb testing.TB, be *Backend, batch, warm, steps int) stepTiming {
+	tb.Helper()
+	p := data.MoonsPair(batch, 0.05, 50, 1)
+	var t0, t1 time.Time
+	var s0, s1 Stats
+	cfg := lrmf.Config{
+		Backend: be, Flow: paperSpec, Density: paperSpec,
+		Steps: warm + steps, FitSteps: 1, Batch: batch, Seed: 1,
+		Tol: 1e-300, ProgressEvery: warm,
+		Progress: func(pr lrmf.Progress) {
+			if pr.Phase != "joint" || pr.Done {
+				return
+			}
+			switch pr.Step {
+			case warm:
+				t0, s0 = time.Now(), be.Stats()
+			case warm + steps:
+				t1, s1 = time.Now(), be.Stats()
+			}
+		},
+	}
+	if steps%warm != 0 {
+		tb.Fatalf("steps %d must be a multiple of warm %d", steps, warm)
+	}
+	res, err := lrmf.Align(context.Background(), p.A, p.B, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if t1.IsZero() || res.Steps != warm+steps {
+		tb.Fatalf("Align took %d joint steps, want %d", res.Steps, warm+steps)
+	}
+	n := uint64(steps)
+	return stepTiming{
+		msPerStep: float64(t1.Sub(t0).Microseconds()) / 1000 / float64(steps),
+		perStep: Stats{
+			Kernels: (s1.Kernels - s0.Kernels) / n, Gemms: (s1.Gemms - s0.Gemms) / n,
+			Copies: (s1.Copies - s0.Copies) / n, Syncs: (s1.Syncs - s0.Syncs) / n,
+			Allocs: (s1.Allocs - s0.Allocs) / n,
+		},
+		steps: steps,
+	}
+}
+
+// BenchmarkRealNVPStepCUDA times one LRMF joint step (T forward/backward on
+// b rows, the Real NVP density forward/backward on 2b rows, gradient norms,
+// clipping, Adam) with the paper's network at b = 2000 and 65536. One
+// benchmark iteration is one Align run; the metrics are per step.
+func BenchmarkRealNVPStepCUDA(b *testing.B) {
+	for _, c := range []struct{ batch, warm, steps int }{{2000, 20, 200}, {65536, 5, 20}} {
+		b.Run(fmt.Sprintf("batch=%d", c.batch), func(b *testing.B) {
+			be := newTestBackend(b)
+			var sum float64
+			var last stepTiming
+			for i := 0; i < b.N; i++ {
+				last = timeAlignSteps(b, be, c.batch, c.warm, c.steps)
+				sum += last.msPerStep
+			}
+			ms := sum / float64(b.N)
+			b.ReportMetric(ms, "ms/step")
+			b.ReportMetric(float64(last.perStep.Launches()), "launches/step")
+			b.ReportMetric(float64(last.perStep.Kernels), "kernels/step")
+			b.ReportMetric(float64(last.perStep.Gemms), "gemms/step")
+			b.ReportMetric(float64(last.perStep.Syncs), "syncs/step")
+			b.ReportMetric(float64(last.perStep.Copies), "copies/step")
+			b.ReportMetric(float64(last.perStep.Allocs), "allocs/step")
+			b.ReportMetric(realNVPStepFlops(lrmf.PaperRealNVP, c.batch)/(ms/1000)/1e12, "TFLOP/s")
+		})
+	}
+}

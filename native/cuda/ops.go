@@ -1,0 +1,397 @@
+//go:build cuda
+
+package cuda
+
+/*
+#include "cublas_shim.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+
+	"gorgonia.org/cu"
+
+	"github.com/lrmf-go/lrmf/native"
+)
+
+// New returns a zeroed rows×cols Tensor.
+func (b *Backend) New(rows, cols int) *native.Tensor {
+	if rows < 0 || cols < 0 {
+		panic(fmt.Sprintf("native: NewTensor: negative shape %d×%d", rows, cols))
+	}
+	n := rows * cols
+	if n == 0 {
+		return native.NewTensor(rows, cols, native.Float32, devStore{buf: emptyBuffer})
+	}
+	b.enter()
+	defer b.leave()
+	buf, err := b.newBuffer(4 * int64(n))
+	b.must(fmt.Sprintf("New(%d, %d): cuMemAlloc", rows, cols), err)
+	b.stats.Copies++
+	b.must("New: cuMemsetD32Async", cu.MemsetD32Async(buf.ptr, 0, int64(n), b.stream))
+	return native.NewTensor(rows, cols, native.Float32, devStore{buf: buf})
+}
+
+// View returns rows [lo, hi) of t, sharing t's storage.
+func (b *Backend) View(t *native.Tensor, lo, hi int) *native.Tensor {
+	viewBounds(t, lo, hi)
+	s := store(t)
+	return native.NewTensor(hi-lo, t.Cols(), native.Float32, devStore{buf: s.buf, off: s.off + lo*t.Cols()})
+}
+
+// staging returns the host float32 buffer grown to n elements.
+func (b *Backend) staging(n int) []float32 {
+	if cap(b.h32) < n {
+		b.h32 = make([]float32, n)
+	}
+	return b.h32[:n]
+}
+
+// Upload copies src into t, rounding to float32.
+func (b *Backend) Upload(t *native.Tensor, src []float64) {
+	mustLenSlice("Upload", len(src), t.Len())
+	if len(src) == 0 {
+		return
+	}
+	h := b.staging(len(src))
+	for i, v := range src {
+		h[i] = float32(v)
+	}
+	b.enter()
+	defer b.leave()
+	b.stats.Copies++
+	// From pageable memory the driver stages the data before it returns,
+	// so h may be reused at once; the copy itself runs in stream order.
+	b.must("Upload: cuMemcpyHtoDAsync", cu.MemcpyHtoDAsync(cu.DevicePtr(addr(t)), unsafe.Pointer(&h[0]), 4*int64(len(h)), b.stream))
+}
+
+// Download copies t into dst as float64 (waits for the stream).
+func (b *Backend) Download(dst []float64, t *native.Tensor) {
+	mustLenSlice("Download", len(dst), t.Len())
+	if len(dst) == 0 {
+		return
+	}
+	h := b.staging(len(dst))
+	b.enter()
+	b.stats.Copies++
+	b.stats.Syncs++
+	err := cu.MemcpyDtoHAsync(unsafe.Pointer(&h[0]), cu.DevicePtr(addr(t)), 4*int64(len(h)), b.stream)
+	b.leave()
+	b.must("Download: cuMemcpyDtoHAsync", err)
+	for i, v := range h {
+		dst[i] = float64(v)
+	}
+}
+
+// Copy sets dst = src.
+func (b *Backend) Copy(dst, src *native.Tensor) {
+	mustShape("Copy", "dst", dst, src.Rows(), src.Cols())
+	n := src.Len()
+	if n == 0 || addr(dst) == addr(src) {
+		return
+	}
+	b.enter()
+	defer b.leave()
+	b.stats.Copies++
+	b.must("Copy: cuMemcpyDtoDAsync", cu.MemcpyDtoDAsync(cu.DevicePtr(addr(dst)), cu.DevicePtr(addr(src)), 4*int64(n), b.stream))
+}
+
+// Fill sets every element of t to v.
+func (b *Backend) Fill(t *native.Tensor, v float64) {
+	n := t.Len()
+	b.enter()
+	defer b.leave()
+	b.launchR(kFill, n, i64(n), f64(v), addr(t))
+}
+
+// Axpy sets y += alpha·x.
+func (b *Backend) Axpy(alpha float64, x, y *native.Tensor) {
+	mustLen("Axpy", "y", y, x.Len())
+	n := x.Len()
+	b.enter()
+	defer b.leave()
+	b.launchR(kAxpy, n, i64(n), f64(alpha), addr(x), addr(y))
+}
+
+// Dot returns Σ x_i y_i, accumulated in double on the device.
+func (b *Backend) Dot(x, y *native.Tensor) float64 {
+	mustLen("Dot", "y", y, x.Len())
+	n := x.Len()
+	b.enter()
+	defer b.leave()
+	b.launchS(kDot, i64(n), addr(x), addr(y), dptr(b.scratch.ptr))
+	return b.readScalar("Dot")
+}
+
+// Sum returns Σ x_i, accumulated in double on the device.
+func (b *Backend) Sum(x *native.Tensor) float64 {
+	n := x.Len()
+	b.enter()
+	defer b.leave()
+	b.launchS(kSum, i64(n), addr(x), dptr(b.scratch.ptr))
+	return b.readScalar("Sum")
+}
+
+func boolInt(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// Gemm sets C = alpha·op(A)·op(B) + beta·C (row-major). With cuBLAS the
+// row-major product is computed as the column-major Cᵀ = op(B)ᵀ·op(A)ᵀ:
+// a row-major X is its transpose in column-major order with the same
+// leading dimension, so the operands swap and keep their transposition
+// flags.
+func (b *Backend) Gemm(transA, transB bool, alpha float64, a, bb *native.Tensor, beta float64, c *native.Tensor) {
+	m, n, k := gemmDims(transA, transB, a, bb, c)
+	if m == 0 || n == 0 {
+		return
+	}
+	lda, ldb := a.Cols(), bb.Cols()
+	b.enter()
+	defer b.leave()
+	if b.blas != nil && !b.useKernel && k > 0 && max(m, n, k, lda, ldb) <= 1<<31-1 {
+		b.stats.Gemms++
+		st := C.lrmf_cublas_sgemm(b.blas, C.int(boolInt(transB)), C.int(boolInt(transA)),
+			C.int(n), C.int(m), C.int(k), C.float(alpha),
+			C.uintptr_t(addr(bb)), C.int(ldb), C.uintptr_t(addr(a)), C.int(lda),
+			C.float(beta), C.uintptr_t(addr(c)), C.int(n))
+		if st != 0 {
+			panic(fmt.Sprintf("native: cuda: Gemm(m=%d, n=%d, k=%d): cublasSgemm_v2 returned status %d", m, n, k, int(st)))
+		}
+		return
+	}
+	// The kernel's blocks stride over tiles, so a capped grid is correct.
+	gx, gy := (n+tileGemm-1)/tileGemm, min((m+tileGemm-1)/tileGemm, maxGridYZ)
+	b.launch(kGemm, gx, gy, tileGemm, tileGemm,
+		i64(boolInt(transA)), i64(boolInt(transB)), i64(m), i64(n), i64(k),
+		f64(alpha), addr(a), i64(lda), addr(bb), i64(ldb), f64(beta), addr(c), i64(n))
+}
+
+// BiasAdd sets y[i,j] += bias[j].
+func (b *Backend) BiasAdd(y, bias *native.Tensor) {
+	mustLen("BiasAdd", "bias", bias, y.Cols())
+	n, d := y.Rows(), y.Cols()
+	b.enter()
+	defer b.leave()
+	b.launchR(kBiasAdd, n*d, i64(n), i64(d), addr(bias), addr(y))
+}
+
+// BiasGrad sets db[j] = Σ_i dy[i,j].
+func (b *Backend) BiasGrad(db, dy *native.Tensor) {
+	mustLen("BiasGrad", "db", db, dy.Cols())
+	n, d := dy.Rows(), dy.Cols()
+	b.enter()
+	defer b.leave()
+	b.launchC(kBiasGrad, d, i64(n), i64(d), addr(dy), addr(db))
+}
+
+// ReLU sets y = max(x, 0).
+func (b *Backend) ReLU(y, x *native.Tensor) {
+	mustLen("ReLU", "y", y, x.Len())
+	n := x.Len()
+	b.enter()
+	defer b.leave()
+	b.launchR(kReLUFwd, n, i64(n), addr(x), addr(y))
+}
+
+// ReLUBackward sets dx = dy·[x > 0].
+func (b *Backend) ReLUBackward(dx, x, dy *native.Tensor) {
+	mustLen("ReLUBackward", "dy", dy, x.Len())
+	mustLen("ReLUBackward", "dx", dx, x.Len())
+	n := x.Len()
+	b.enter()
+	defer b.leave()
+	b.launchR(kReLUBwd, n, i64(n), addr(x), addr(dy), addr(dx))
+}
+
+// Tanh sets y = tanh(x).
+func (b *Backend) Tanh(y, x *native.Tensor) {
+	mustLen("Tanh", "y", y, x.Len())
+	n := x.Len()
+	b.enter()
+	defer b.leave()
+	b.launchR(kTanhFwd, n, i64(n), addr(x), addr(y))
+}
+
+// TanhBackward sets dx = dy·(1 − y²).
+func (b *Backend) TanhBackward(dx, y, dy *native.Tensor) {
+	mustLen("TanhBackward", "dy", dy, y.Len())
+	mustLen("TanhBackward", "dx", dx, y.Len())
+	n := y.Len()
+	b.enter()
+	defer b.leave()
+	b.launchR(kTanhBwd, n, i64(n), addr(y), addr(dy), addr(dx))
+}
+
+// GaussLogProb evaluates the Gaussian log-density of each row of x.
+func (b *Backend) GaussLogProb(logp, u, x, mu, l *native.Tensor, logdetL float64) {
+	n, d := checkGauss("GaussLogProb", x, mu, l, u)
+	mustLen("GaussLogProb", "logp", logp, n)
+	b.enter()
+	defer b.leave()
+	b.launchR(kGaussLogp, n, i64(n), i64(d), addr(x), addr(mu), addr(l), f64(logdetL), addr(u), addr(logp))
+}
+
+// GaussBackward is the vector-Jacobian product of GaussLogProb.
+func (b *Backend) GaussBackward(dx, dmu, dl, x, mu, l, u, dlogp *native.Tensor) {
+	n, d := checkGauss("GaussBackward", x, mu, l, u)
+	mustLen("GaussBackward", "dlogp", dlogp, n)
+	mustLen("GaussBackward", "dmu", dmu, d)
+	mustShape("GaussBackward", "dl", dl, d, d)
+	if dx != nil {
+		mustShape("GaussBackward", "dx", dx, n, d)
+	}
+	b.enter()
+	defer b.leave()
+	if dx != nil {
+		b.launchR(kGaussBwdDx, n, i64(n), i64(d), addr(l), addr(u), addr(dlogp), addr(dx))
+	}
+	b.launchC(kGaussBwdParams, d+d*d, i64(n), i64(d), addr(x), addr(mu), addr(l), addr(u), addr(dlogp), addr(dmu), addr(dl))
+}
+
+// LogDetAcc sets logdet[i] += Σ_j s[i,j].
+func (b *Backend) LogDetAcc(logdet, s *native.Tensor) {
+	mustLen("LogDetAcc", "logdet", logdet, s.Rows())
+	n, d := s.Rows(), s.Cols()
+	b.enter()
+	defer b.leave()
+	b.launchR(kLogdetAcc, n, i64(n), i64(d), addr(s), addr(logdet))
+}
+
+// AffineForward sets y_i = M x_i + b and, when logdet is not nil,
+// logdet[i] += ldm.
+func (b *Backend) AffineForward(y, logdet, x, m, bias *native.Tensor, ldm float64) {
+	n, d := x.Rows(), x.Cols()
+	mustShape("AffineForward", "y", y, n, d)
+	mustShape("AffineForward", "M", m, d, d)
+	mustLen("AffineForward", "b", bias, d)
+	if logdet != nil {
+		mustLen("AffineForward", "logdet", logdet, n)
+	}
+	b.enter()
+	defer b.leave()
+	b.launchR(kAffineFwd, n, i64(n), i64(d), addr(x), addr(m), addr(bias), f64(ldm), addr(y), addr(logdet))
+}
+
+// AffineInverse sets x_i = Minv (y_i − b).
+func (b *Backend) AffineInverse(x, y, minv, bias *native.Tensor) {
+	n, d := y.Rows(), y.Cols()
+	mustShape("AffineInverse", "x", x, n, d)
+	mustShape("AffineInverse", "Minv", minv, d, d)
+	mustLen("AffineInverse", "b", bias, d)
+	b.enter()
+	defer b.leave()
+	b.launchR(kAffineInv, n, i64(n), i64(d), addr(y), addr(minv), addr(bias), addr(x))
+}
+
+// Adam applies one Adam step.
+func (b *Backend) Adam(p, g, m, v *native.Tensor, h native.AdamHyper) {
+	n := p.Len()
+	mustLen("Adam", "g", g, n)
+	mustLen("Adam", "m", m, n)
+	mustLen("Adam", "v", v, n)
+	b.enter()
+	defer b.leave()
+	b.launchR(kAdam, n, i64(n), addr(p), addr(g), addr(m), addr(v),
+		f64(h.LR), f64(h.Beta1), f64(h.Beta2), f64(h.Eps), f64(h.BC1), f64(h.BC2))
+}
+
+// GatherRows sets dst[i,:] = src[idx[i],:]. idx is copied to a device
+// buffer that is kept and reused.
+func (b *Backend) GatherRows(dst, src *native.Tensor, idx []int32) {
+	checkGather(dst, src, idx)
+	n, d := len(idx), src.Cols()
+	if n == 0 {
+		return
+	}
+	b.enter()
+	defer b.leave()
+	if need := 4 * int64(n); need > b.idxBytes {
+		buf, err := b.newBuffer(need)
+		b.must("GatherRows: cuMemAlloc", err)
+		b.idx, b.idxBytes = buf, classSize(need)
+	}
+	b.stats.Copies++
+	b.must("GatherRows: cuMemcpyHtoDAsync", cu.MemcpyHtoDAsync(b.idx.ptr, unsafe.Pointer(&idx[0]), 4*int64(n), b.stream))
+	b.launchR(kGatherRows, n*d, i64(n), i64(d), addr(src), dptr(b.idx.ptr), addr(dst))
+}
+
+// BiasReLU sets y = max(y + bias, 0) in place.
+func (b *Backend) BiasReLU(y, bias *native.Tensor) {
+	mustLen("BiasReLU", "bias", bias, y.Cols())
+	n, d := y.Rows(), y.Cols()
+	b.enter()
+	defer b.leave()
+	b.launchR(kBiasReLUFwd, n*d, i64(n), i64(d), addr(bias), addr(y))
+}
+
+// BiasReLUBackward sets dz = dy·[y > 0] and db = Σ_i dz[i,:].
+func (b *Backend) BiasReLUBackward(dz, db, y, dy *native.Tensor) {
+	n, d := y.Rows(), y.Cols()
+	mustShape("BiasReLUBackward", "dy", dy, n, d)
+	mustShape("BiasReLUBackward", "dz", dz, n, d)
+	mustLen("BiasReLUBackward", "db", db, d)
+	b.enter()
+	defer b.leave()
+	b.launchR(kBiasReLUBwdDz, n*d, i64(n), i64(d), addr(y), addr(dy), addr(dz))
+	b.launchC(kBiasGrad, d, i64(n), i64(d), addr(dz), addr(db))
+}
+
+// CopyCols sets dst = src[:, c0:c0+k].
+func (b *Backend) CopyCols(dst, src *native.Tensor, c0 int) {
+	n, d, k := checkCols("CopyCols", src, dst, c0)
+	b.enter()
+	defer b.leave()
+	b.launchR(kCopyCols, n*k, i64(n), i64(d), i64(c0), i64(k), addr(src), addr(dst))
+}
+
+// AddCols sets dst[:, c0:c0+k] += src.
+func (b *Backend) AddCols(dst, src *native.Tensor, c0 int) {
+	n, d, k := checkCols("AddCols", dst, src, c0)
+	b.enter()
+	defer b.leave()
+	b.launchR(kAddCols, n*k, i64(n), i64(d), i64(c0), i64(k), addr(src), addr(dst))
+}
+
+// CouplingForward applies an affine coupling to columns [t0, t0+dt) of x.
+func (b *Backend) CouplingForward(y, logdet, x, h *native.Tensor, t0 int, sc native.Scale) {
+	n, d, dt := checkCoupling("CouplingForward", x, h, t0, sc)
+	mustShape("CouplingForward", "y", y, n, d)
+	if logdet != nil {
+		mustLen("CouplingForward", "logdet", logdet, n)
+	}
+	b.enter()
+	defer b.leave()
+	b.launchR(kCouplingFwd, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
+		addr(x), addr(h), addr(y), addr(logdet))
+}
+
+// CouplingInverse inverts CouplingForward.
+func (b *Backend) CouplingInverse(x, y, h *native.Tensor, t0 int, sc native.Scale) {
+	n, d, dt := checkCoupling("CouplingInverse", y, h, t0, sc)
+	mustShape("CouplingInverse", "x", x, n, d)
+	b.enter()
+	defer b.leave()
+	b.launchR(kCouplingInv, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
+		addr(y), addr(h), addr(x))
+}
+
+// CouplingBackward is the vector-Jacobian product of CouplingForward.
+func (b *Backend) CouplingBackward(dx, dh, x, h, dy, dlogdet *native.Tensor, t0 int, sc native.Scale) {
+	n, d, dt := checkCoupling("CouplingBackward", x, h, t0, sc)
+	mustShape("CouplingBackward", "dy", dy, n, d)
+	mustLen("CouplingBackward", "dlogdet", dlogdet, n)
+	mustShape("CouplingBackward", "dh", dh, n, 2*dt)
+	if dx != nil {
+		mustShape("CouplingBackward", "dx", dx, n, d)
+	}
+	b.enter()
+	defer b.leave()
+	b.launchR(kCouplingBwd, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
+		addr(x), addr(h), addr(dy), addr(dlogdet), addr(dx), addr(dh))
+}
