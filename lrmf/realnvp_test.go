@@ -72,3 +72,19 @@ func TestRealNVPRejectsBadOptions(t *testing.T) {
 	_, err = lrmf.NewRealNVP(be, 2, lrmf.RealNVPOptions{Scale: native.Scale{Kind: native.ScaleExp, Bound: -1}}, rng)
 	require.ErrorContains(t, err, "positive bound")
 }
+
+// In float32 on the CPU backend the inverse recovers x to 1e-5.
+func TestRealNVPInverseFloat32(t *testing.T) {
+	be, err := native.NewCPU(native.Float32, 2)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer be.Close()
+	rng := newRNG(t)
+	for _, sc := range scales {
+		f, err := lrmf.NewRealNVP(be, 3, lrmf.RealNVPOptions{Blocks: 4, Hidden: 16, Scale: sc}, rng)
+		require.NoError(t, err)
+		lrmftest.Perturb(be, f.Params(), rng, 0.3)
+		lrmftest.FlowInverse(t, be, f, lrmftest.Rand(be, rng, 500, 3, 2), 1e-5)
+	}
+}
