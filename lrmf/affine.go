@@ -41,11 +41,7 @@ func NewAffine(be native.Backend, d int) *Affine {
 	f.a = newParam(be, "A", d, d)
 	f.b = newParam(be, "b", 1, d)
 	f.ps = []*Param{f.a, f.b}
-	id := make([]float64, d*d)
-	for i := 0; i < d; i++ {
-		id[i*d+i] = 1
-	}
-	be.Upload(f.a.Value, id)
+	be.Upload(f.a.Value, identity(d))
 	return f
 }
 

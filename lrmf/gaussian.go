@@ -41,11 +41,7 @@ func NewGaussian(be native.Backend, d int) *Gaussian {
 	g.mu = newParam(be, "mu", 1, d)
 	g.l = newParam(be, "L", d, d)
 	g.ps = []*Param{g.mu, g.l}
-	id := make([]float64, d*d)
-	for i := 0; i < d; i++ {
-		id[i*d+i] = 1
-	}
-	be.Upload(g.l.Value, id)
+	be.Upload(g.l.Value, identity(d))
 	return g
 }
 

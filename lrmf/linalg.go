@@ -121,3 +121,12 @@ func symPow(s mat.Symmetric, p float64) (*mat.Dense, error) {
 	}
 	return &out, nil
 }
+
+// identity returns the d×d identity matrix, row-major.
+func identity(d int) []float64 {
+	id := make([]float64, d*d)
+	for i := 0; i < d; i++ {
+		id[i*d+i] = 1
+	}
+	return id
+}

@@ -252,11 +252,7 @@ type FlowDensity struct {
 func NewFlowDensity(be native.Backend, f Flow) *FlowDensity {
 	d := f.Dim()
 	p := &FlowDensity{be: be, f: f, d: d, zero: be.New(1, d), eye: be.New(d, d), dmu: be.New(1, d), dl: be.New(d, d)}
-	id := make([]float64, d*d)
-	for i := 0; i < d; i++ {
-		id[i*d+i] = 1
-	}
-	be.Upload(p.eye, id)
+	be.Upload(p.eye, identity(d))
 	return p
 }
 

@@ -440,10 +440,7 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 // writeOutputs writes transformed.csv, then report.json, each atomically.
 func writeOutputs(dir string, rep *report, y *mat.Dense) error {
 	_, d := y.Dims()
-	header := make([]string, d)
-	for j := range header {
-		header[j] = fmt.Sprintf("x%d", j)
-	}
+	header := columnNames(d)
 	if err := data.WriteCSV(filepath.Join(dir, "transformed.csv"), y, nil, header); err != nil {
 		return err
 	}

@@ -98,10 +98,7 @@ func runData(_ context.Context, args []string, stdout, _ io.Writer) (int, error)
 		err = data.WriteNPY(o.out, x)
 	} else {
 		_, d := x.Dims()
-		header := make([]string, d)
-		for j := range header {
-			header[j] = fmt.Sprintf("x%d", j)
-		}
+		header := columnNames(d)
 		err = data.WriteCSV(o.out, x, labels, header)
 	}
 	if err != nil {
