@@ -123,8 +123,9 @@ import (
 // Float is the set of element types the kernels are compiled for.
 type Float interface{ float32 | float64 }
 
-// Error is the error returned by every function of this package: Op is the
-// Go function that failed (e.g. "Gemm"), Msg says why.
+// Error is the error returned by every function of this package (except
+// the numerical failures of ODESolveDopri5, an *[ODEError]): Op is the Go
+// function that failed (e.g. "Gemm"), Msg says why.
 type Error struct{ Op, Msg string }
 
 // Error returns "bindings: <op>: <msg>".

@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "a53b4df3a69172d4badd0c6e5242b8880f96d06f97e7f318b32f01e999ee0a14"
+const csrcHash = "77477967229406bdf33f161049547273c44d0d5f069a549074ae9ab85f679936"

@@ -37,6 +37,7 @@ type cpu[T bindings.Float] struct {
 	dsum     []float64     // per-block double results of Dot and Sum
 	part     []T           // per-block partial parameter gradients (blocks ≥ 1)
 	gemmWork [][]T         // per-block GEMM packing workspace
+	ode      cpuODE        // FFJORD state (cpu_ode.go)
 }
 
 type opcode uint8
@@ -66,6 +67,10 @@ const (
 	opCouplingForward
 	opCouplingInverse
 	opCouplingBackward
+	opODEFuncForward
+	opODEFuncVJP
+	opODESolveRK4
+	opODESolveDopri5
 )
 
 // job describes the operation being dispatched; each block reads it and
@@ -277,6 +282,8 @@ func (c *cpu[T]) runBlock(blk int) {
 		}
 		err = bindings.CouplingBackward(hi-lo, d, j.c0, j.w, j.kind, j.s1,
 			j.a[lo*d:hi*d], j.b[lo*hw:hi*hw], j.d[lo*d:hi*d], j.e[lo:hi], dx, j.c[lo*hw:hi*hw])
+	case opODEFuncForward, opODEFuncVJP, opODESolveRK4, opODESolveDopri5:
+		err = c.runODE(blk, lo, hi)
 	}
 	c.errs[blk] = err
 }

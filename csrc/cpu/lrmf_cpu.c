@@ -16,6 +16,7 @@
 #define S f32
 #include "kernels.inc"
 #include "gemm.inc"
+#include "ode.inc"
 #undef T
 #undef S
 
@@ -23,5 +24,6 @@
 #define S f64
 #include "kernels.inc"
 #include "gemm.inc"
+#include "ode.inc"
 #undef T
 #undef S

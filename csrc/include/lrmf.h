@@ -39,6 +39,10 @@ extern "C" {
 /* Status codes returned by every kernel. */
 #define LRMF_OK 0
 #define LRMF_EINVAL (-1) /* bad size, leading dimension or NULL pointer */
+/* Typed failures of the adaptive ODE solver (lrmf_ode_dopri5): */
+#define LRMF_ODE_UNDERFLOW (-2) /* step size below 1e-12·|t1 − t0| */
+#define LRMF_ODE_NONFINITE (-3) /* NaN/Inf in the state or in f at it */
+#define LRMF_ODE_MAXSTEPS (-4)  /* max_steps step attempts in one row */
 
 /* ln(2π), used by the Gaussian log-density. */
 #define LRMF_LN_2PI 1.83787706640934548356
@@ -210,6 +214,92 @@ LRMF_DECLARE(float, f32)
 LRMF_DECLARE(double, f64)
 
 #undef LRMF_DECLARE
+
+/* ---- FFJORD: the dynamics MLP and its ODE solvers (CPU only so far) ------
+ *
+ * Dynamics f(z, t; θ): an MLP on x = [z, t] (length D+1) with sizes
+ * dims = [D+1, H1, ..., HL, D] (nl = L+2 entries, every entry ≥ 1,
+ * dims[0] == dims[nl−1] + 1): hidden layers tanh, output linear.
+ * θ is one flat vector: for layer l = 0..L, W_l (dims[l]×dims[l+1],
+ * row-major, so a_{l+1} = in·W_l + b_l) then b_l (dims[l+1]); its length
+ * is lrmf_odefunc_nparams_*(nl, dims).
+ *
+ * Divergence tr(∂f/∂z): exact when k == 0 (D forward-mode tangents e_j;
+ * eps is then ignored and may be NULL), else the Hutchinson estimate
+ * (1/k) Σ_p ε_pᵀ (∂f/∂z) ε_p with the k probes of each row in eps (n×k×D,
+ * row i's probes at eps + i·k·D).
+ *
+ * work: a caller workspace of lwork doubles, lwork ≥
+ * lrmf_odefunc_work_*(nl, dims, k), needed when n > 0 (one size serves all
+ * ODE kernels; it does not depend on n: rows are processed one at a time;
+ * contents ignored and overwritten; one per concurrent call). Every row is
+ * computed in double whatever T is; rows are independent, so callers may
+ * split a batch into row blocks (the θ-gradient of each block is then a
+ * partial sum to add up). EINVAL for bad dims, k < 0, lwork too small,
+ * a NULL needed pointer, or (solvers) bad step parameters. */
+#define LRMF_DECLARE_ODE(T, S)                                                 \
+  /* Workspace doubles for any ODE kernel with these dims and k (k = 0:     \
+   * exact trace); LRMF_EINVAL for bad dims or k < 0. */                      \
+  int64_t lrmf_odefunc_work_##S(int64_t nl, const int64_t *dims, int64_t k);   \
+                                                                               \
+  /* Length of θ for these dims; LRMF_EINVAL for bad dims. */                \
+  int64_t lrmf_odefunc_nparams_##S(int64_t nl, const int64_t *dims);           \
+                                                                               \
+  /* dz[i] = f(z[i], t), trace[i] = tr(∂f/∂z)(z[i], t) (exact or            \
+   * Hutchinson, see above). z, dz n×D; trace n. */                           \
+  int lrmf_odefunc_fwd_##S(int64_t n, int64_t nl, const int64_t *dims,         \
+                           const T *theta, T t, const T *z, int64_t k,         \
+                           const T *eps, T *dz, T *trace, double *work,        \
+                           int64_t lwork);                                     \
+                                                                               \
+  /* VJP of Λ = Σ_i az[i]·f(z[i], t) + Σ_i atr[i]·trace[i] (same trace      \
+   * estimator as the forward, so with probes it includes ε):                 \
+   *   gz = ∂Λ/∂z (n×D, out), gtheta = ∂Λ/∂θ (out, summed over the n rows   \
+   * in double; n == 0 zeroes it). The trace term brings in tanh''.         \
+   * az n×D, atr n. */                                                         \
+  int lrmf_odefunc_vjp_##S(int64_t n, int64_t nl, const int64_t *dims,         \
+                           const T *theta, T t, const T *z, int64_t k,         \
+                           const T *eps, const T *az, const T *atr, T *gz,     \
+                           T *gtheta, double *work, int64_t lwork);            \
+                                                                               \
+  /* Fixed-step classical RK4 from t0 to t1 in `steps` ≥ 1 equal steps        \
+   * (t1 < t0 integrates backwards) of the augmented state [z, l],            \
+   * d[z, l]/dt = [f(z, t), tr(∂f/∂z)], z(t0) = z0, l(t0) = 0:                 \
+   *   z1 = z(t1) (n×D, out), logdet = l(t1) = ∫ tr dt (n, out),              \
+   *   *nfe = 4·steps·n (f evaluations, all rows; NULL: skip).                \
+   * The probes of a row (k > 0) stay fixed over the whole solve. */          \
+  int lrmf_ode_rk4_##S(int64_t n, int64_t nl, const int64_t *dims,             \
+                       const T *theta, double t0, double t1, int64_t steps,    \
+                       const T *z0, int64_t k, const T *eps, T *z1,            \
+                       T *logdet, int64_t *nfe, double *work, int64_t lwork);  \
+                                                                               \
+  /* Adaptive Dormand–Prince 5(4) on the same augmented ODE as ode_rk4.       \
+   * Step control is per row (each row has its own step sequence, so rows    \
+   * stay independent and a row-block split does not change results): the   \
+   * error is the RMS over the D+1 components of err_j / (atol + rtol·       \
+   * max(|y_j|, |y_new_j|)); a step is accepted when it is ≤ 1, and the next \
+   * step is h·clamp(0.9·err^(−1/5), 0.2, 10) (0.2 after a non-finite error).\
+   * The first step is min(h0, |t1 − t0|); the last is clipped to land on t1.\
+   * atol, rtol ≥ 0 with atol + rtol > 0, h0 > 0, max_steps ≥ 1, finite t0,  \
+   * t1, else LRMF_EINVAL. Failures (the batch stops at the first failing    \
+   * row; outputs are then unspecified):                                     \
+   *   LRMF_ODE_NONFINITE  z0, or f/tr at an accepted state, not finite;     \
+   *   LRMF_ODE_UNDERFLOW  the step size fell below 1e-12·|t1 − t0|;         \
+   *   LRMF_ODE_MAXSTEPS   a row made max_steps step attempts (accepted or   \
+   *                       rejected) without reaching t1.                    \
+   * *nfe (f evaluations) and *naccept (accepted steps) are totals over the  \
+   * rows processed (NULL: skip); with FSAL, nfe = 1 + 6·attempts per row. */ \
+  int lrmf_ode_dopri5_##S(int64_t n, int64_t nl, const int64_t *dims,          \
+                          const T *theta, double t0, double t1, double atol,   \
+                          double rtol, double h0, int64_t max_steps,           \
+                          const T *z0, int64_t k, const T *eps, T *z1,         \
+                          T *logdet, int64_t *nfe, int64_t *naccept,           \
+                          double *work, int64_t lwork);
+
+LRMF_DECLARE_ODE(float, f32)
+LRMF_DECLARE_ODE(double, f64)
+
+#undef LRMF_DECLARE_ODE
 
 #ifdef __cplusplus
 }

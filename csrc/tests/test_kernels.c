@@ -90,7 +90,8 @@ int main(void) {
       ENTRY(dot),        ENTRY(sum),         ENTRY(gather_rows),
       ENTRY(bias_relu_fwd), ENTRY(bias_relu_bwd), ENTRY(copy_cols),
       ENTRY(add_cols),   ENTRY(coupling_fwd), ENTRY(coupling_inv),
-      ENTRY(coupling_bwd),
+      ENTRY(coupling_bwd), ENTRY(odefunc_fwd), ENTRY(odefunc_vjp),
+      ENTRY(ode_rk4),    ENTRY(ode_dopri5),
 #undef ENTRY
   };
   int passed = 0, failed = 0;
@@ -1266,6 +1267,255 @@ static int TEST(coupling_bwd)(void) {
   free(wl);
   free(s);
   free(s2);
+  return errs;
+}
+
+
+/* ---- FFJORD ------------------------------------------------------------- */
+
+/* Λ = Σ az·f + Σ atr·tr by the f64 forward kernel on double inputs (the
+ * reference the VJP is differenced against). */
+static double TK_CAT(ode_loss, TK_S)(int64_t n, int64_t nl, const int64_t *dims,
+                                     const double *th, const double *z,
+                                     int64_t k, const double *eps,
+                                     const double *az, const double *atr,
+                                     double *work, int64_t lw) {
+  const int64_t d = dims[nl - 1];
+  double *f = xmalloc((size_t)(n * d) * sizeof(double));
+  double *tr = xmalloc((size_t)n * sizeof(double));
+  lrmf_odefunc_fwd_f64(n, nl, dims, th, 0.3, z, k, eps, f, tr, work, lw);
+  double s = 0.0;
+  for (int64_t i = 0; i < n * d; i++)
+    s += az[i] * f[i];
+  for (int64_t i = 0; i < n; i++)
+    s += atr[i] * tr[i];
+  free(f);
+  free(tr);
+  return s;
+}
+
+static int TEST(odefunc_fwd)(void) {
+  int errs = 0;
+  uint64_t seed = 41;
+  static const int64_t dims[] = {3, 4, 5, 2};
+  const int64_t nl = 4, n = 3, d = 2;
+  const int64_t np = K(odefunc_nparams)(nl, dims);
+  CHECK(np == 3 * 4 + 4 + 4 * 5 + 5 + 5 * 2 + 2);
+  const int64_t lw = K(odefunc_work)(nl, dims, d);
+  CHECK(lw > 0 && K(odefunc_work)(nl, dims, 0) > 0);
+  double *work = xmalloc((size_t)lw * sizeof(double));
+  T *th = RAND(np), *z = RAND(n * d), *f = CONST(n * d, TK_SENTINEL);
+  T *tr = CONST(n, TK_SENTINEL), *tr2 = CONST(n, TK_SENTINEL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, (T)0.3, z, 0, NULL, f, tr, work, lw) == LRMF_OK);
+  /* Naive forward in double, and the trace by central differences. */
+  double x[3], a1[4], a2[5], out[2];
+#define ODE_NAIVE(zz)                                                          \
+  do {                                                                         \
+    x[0] = (zz)[0];                                                            \
+    x[1] = (zz)[1];                                                            \
+    x[2] = 0.3;                                                                \
+    for (int j = 0; j < 4; j++) {                                              \
+      a1[j] = th[12 + j];                                                      \
+      for (int q = 0; q < 3; q++)                                              \
+        a1[j] += x[q] * th[q * 4 + j];                                         \
+      a1[j] = tanh(a1[j]);                                                     \
+    }                                                                          \
+    for (int j = 0; j < 5; j++) {                                              \
+      a2[j] = th[16 + 20 + j];                                                 \
+      for (int q = 0; q < 4; q++)                                              \
+        a2[j] += a1[q] * th[16 + q * 5 + j];                                   \
+      a2[j] = tanh(a2[j]);                                                     \
+    }                                                                          \
+    for (int j = 0; j < 2; j++) {                                              \
+      out[j] = th[41 + 10 + j];                                                \
+      for (int q = 0; q < 5; q++)                                              \
+        out[j] += a2[q] * th[41 + q * 2 + j];                                  \
+    }                                                                          \
+  } while (0)
+  for (int64_t i = 0; i < n; i++) {
+    double zz[2] = {z[i * d], z[i * d + 1]};
+    ODE_NAIVE(zz);
+    CHECK(near(f[i * d], out[0], TOL, 4.0) && near(f[i * d + 1], out[1], TOL, 4.0));
+    double trfd = 0.0;
+    for (int j = 0; j < 2; j++) {
+      const double z0 = zz[j];
+      zz[j] = z0 + 1e-5;
+      ODE_NAIVE(zz);
+      const double p = out[j];
+      zz[j] = z0 - 1e-5;
+      ODE_NAIVE(zz);
+      trfd += (p - out[j]) / 2e-5;
+      zz[j] = z0;
+    }
+    CHECK(near(tr[i], trfd, 1e-6, 4.0));
+  }
+#undef ODE_NAIVE
+  /* Hutchinson with the D unit vectors as probes gives tr/D. */
+  T *eps = CONST(n * d * d, 0.0);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t p = 0; p < d; p++)
+      eps[(i * d + p) * d + p] = 1;
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, (T)0.3, z, d, eps, f, tr2, work, lw) == LRMF_OK);
+  for (int64_t i = 0; i < n; i++)
+    CHECK(near(tr2[i], (double)tr[i] / (double)d, TOL, 4.0));
+  /* EINVAL writes nothing. */
+  T *s = CONST(n * d, TK_SENTINEL), *s2 = CONST(n, TK_SENTINEL);
+  static const int64_t bad1[] = {3, 4, 3}, bad2[] = {3, 0, 2};
+  CHECK(K(odefunc_fwd)(-1, nl, dims, th, 0, z, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, 1, dims, th, 0, z, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, 3, bad1, th, 0, z, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, 3, bad2, th, 0, z, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, NULL, th, 0, z, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, -1, NULL, s, s2, work, lw) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 2, NULL, s, s2, work, lw) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 0, NULL, s, s2, work, 1) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 0, NULL, s, s2, NULL, lw) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, NULL, 0, z, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, NULL, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 0, NULL, NULL, s2, work, lw) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 0, NULL, s, NULL, work, lw) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, n * d) && UNTOUCHED(s2, n));
+  CHECK(K(odefunc_fwd)(0, nl, dims, NULL, 0, NULL, 0, NULL, NULL, NULL, work, lw) == LRMF_OK);
+  free(work);
+  free(th);
+  free(z);
+  free(f);
+  free(tr);
+  free(tr2);
+  free(eps);
+  free(s);
+  free(s2);
+  return errs;
+}
+
+static int TEST(odefunc_vjp)(void) {
+  int errs = 0;
+  uint64_t seed = 43;
+  static const int64_t dims[] = {4, 6, 5, 3};
+  const int64_t nl = 4, n = 2, d = 3;
+  const int64_t np = K(odefunc_nparams)(nl, dims);
+  for (int64_t k = 0; k <= 2; k += 2) {
+    const int64_t lw = K(odefunc_work)(nl, dims, k);
+    double *work = xmalloc((size_t)lw * sizeof(double));
+    T *th = RAND(np), *z = RAND(n * d), *eps = RAND(n * 2 * d);
+    T *az = RAND(n * d), *atr = RAND(n);
+    T *gz = CONST(n * d, TK_SENTINEL), *gth = CONST(np, TK_SENTINEL);
+    CHECK(K(odefunc_vjp)(n, nl, dims, th, (T)0.3, z, k, k ? eps : NULL, az, atr, gz, gth, work, lw) == LRMF_OK);
+    /* Central differences of the f64 forward on the same (rounded) values. */
+    double *thd = xmalloc((size_t)np * sizeof(double)), *zd = xmalloc((size_t)(n * d) * sizeof(double));
+    double *ed = xmalloc((size_t)(n * 2 * d) * sizeof(double));
+    double *azd = xmalloc((size_t)(n * d) * sizeof(double)), atrd[2];
+    for (int64_t i = 0; i < np; i++)
+      thd[i] = th[i];
+    for (int64_t i = 0; i < n * d; i++) {
+      zd[i] = z[i];
+      azd[i] = az[i];
+    }
+    for (int64_t i = 0; i < n * 2 * d; i++)
+      ed[i] = eps[i];
+    atrd[0] = atr[0];
+    atrd[1] = atr[1];
+    const double st = 1e-6;
+    for (int which = 0; which < 2; which++) {
+      double *v = which ? thd : zd;
+      const T *g = which ? gth : gz;
+      const int64_t len = which ? np : n * d;
+      for (int64_t i = 0; i < len; i++) {
+        const double v0 = v[i];
+        v[i] = v0 + st;
+        const double lp = TK_CAT(ode_loss, TK_S)(n, nl, dims, thd, zd, k, k ? ed : NULL, azd, atrd, work, lw);
+        v[i] = v0 - st;
+        const double lm = TK_CAT(ode_loss, TK_S)(n, nl, dims, thd, zd, k, k ? ed : NULL, azd, atrd, work, lw);
+        v[i] = v0;
+        const double want = (lp - lm) / (2 * st);
+        CHECK(near(g[i], want, TOL > 1e-6 ? TOL : 1e-6, want));
+      }
+    }
+    T *s = CONST(np, TK_SENTINEL);
+    CHECK(K(odefunc_vjp)(n, nl, dims, th, 0, z, k, k ? eps : NULL, az, atr, gz, NULL, work, lw) == LRMF_EINVAL);
+    CHECK(K(odefunc_vjp)(n, nl, dims, th, 0, z, k, k ? eps : NULL, NULL, atr, gz, s, work, lw) == LRMF_EINVAL);
+    CHECK(K(odefunc_vjp)(n, nl, dims, th, 0, z, k, k ? eps : NULL, az, NULL, gz, s, work, lw) == LRMF_EINVAL);
+    CHECK(K(odefunc_vjp)(n, nl, dims, th, 0, z, k, k ? eps : NULL, az, atr, NULL, s, work, lw) == LRMF_EINVAL);
+    CHECK(UNTOUCHED(s, np));
+    /* n == 0 zeroes gtheta. */
+    CHECK(K(odefunc_vjp)(0, nl, dims, NULL, 0, NULL, k, NULL, NULL, NULL, NULL, s, NULL, 0) == LRMF_OK);
+    CHECK(TK_CAT(all_equal, TK_S)(s, (size_t)np, 0.0));
+    free(s);
+    free(work);
+    free(th);
+    free(z);
+    free(eps);
+    free(az);
+    free(atr);
+    free(gz);
+    free(gth);
+    free(thd);
+    free(zd);
+    free(ed);
+    free(azd);
+  }
+  return errs;
+}
+
+/* dims {2, 1}: f = a·z + b (θ = [a, 0, b]) has z(t) = (z0 + b/a)e^{a t} − b/a
+ * and logdet = a·(t1 − t0). */
+static int TEST(ode_rk4)(void) {
+  int errs = 0;
+  static const int64_t dims[] = {2, 1};
+  const double a = 0.7, b = -0.3;
+  T th[3] = {(T)a, 0, (T)b}, z[2] = {1, (T)-0.5}, z1[2], ld[2];
+  const int64_t lw = K(odefunc_work)(2, dims, 0);
+  double *work = xmalloc((size_t)lw * sizeof(double));
+  int64_t nfe = -1;
+  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 100, z, 0, NULL, z1, ld, &nfe, work, lw) == LRMF_OK);
+  CHECK(nfe == 800);
+  for (int i = 0; i < 2; i++) {
+    const double ta = (double)(T)a, tb = (double)(T)b;
+    CHECK(near(z1[i], ((double)z[i] + tb / ta) * exp(ta) - tb / ta, 1e-9 > TOL ? 1e-9 : TOL, 3.0));
+    CHECK(near(ld[i], ta, TOL, 1.0));
+  }
+  T s[2] = {(T)TK_SENTINEL, (T)TK_SENTINEL};
+  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 0, z, 0, NULL, s, ld, NULL, work, lw) == LRMF_EINVAL);
+  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, NAN, 4, z, 0, NULL, s, ld, NULL, work, lw) == LRMF_EINVAL);
+  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 4, NULL, 0, NULL, s, ld, NULL, work, lw) == LRMF_EINVAL);
+  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 4, z, 0, NULL, s, NULL, NULL, work, lw) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, 2));
+  free(work);
+  return errs;
+}
+
+static int TEST(ode_dopri5)(void) {
+  int errs = 0;
+  static const int64_t dims[] = {2, 1};
+  const double a = 0.7, b = -0.3;
+  T th[3] = {(T)a, 0, (T)b}, z[2] = {1, (T)-0.5}, z1[2], ld[2];
+  const int64_t lw = K(odefunc_work)(2, dims, 0);
+  double *work = xmalloc((size_t)lw * sizeof(double));
+  int64_t nfe = -1, acc = -1;
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 1.0, -1.0, 1e-12, 1e-12, 0.1, 10000, z, 0, NULL, z1, ld, &nfe, &acc, work, lw) == LRMF_OK);
+  CHECK(acc > 0 && nfe >= 2 + 6 * acc && (nfe - 2) % 6 == 0);
+  for (int i = 0; i < 2; i++) {
+    const double ta = (double)(T)a, tb = (double)(T)b;
+    CHECK(near(z1[i], ((double)z[i] + tb / ta) * exp(-2 * ta) - tb / ta, 1e-9 > TOL ? 1e-9 : TOL, 3.0));
+    CHECK(near(ld[i], -2 * ta, TOL, 2.0));
+  }
+  /* Typed failures. */
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 1e-12, 1e-12, 1e-4, 1, z, 0, NULL, z1, ld, NULL, NULL, work, lw) == LRMF_ODE_MAXSTEPS);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 1e-300, 0, 0.1, 1000, z, 0, NULL, z1, ld, NULL, NULL, work, lw) == LRMF_ODE_UNDERFLOW);
+  T thn[3] = {(T)a, (T)NAN, (T)b};
+  CHECK(K(ode_dopri5)(2, 2, dims, thn, 0, 1, 1e-6, 1e-6, 0.1, 1000, z, 0, NULL, z1, ld, NULL, NULL, work, lw) == LRMF_ODE_NONFINITE);
+  /* EINVAL. */
+  T s[2] = {(T)TK_SENTINEL, (T)TK_SENTINEL};
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 0, 0, 0.1, 10, z, 0, NULL, s, ld, NULL, NULL, work, lw) == LRMF_EINVAL);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, -1, 1e-6, 0.1, 10, z, 0, NULL, s, ld, NULL, NULL, work, lw) == LRMF_EINVAL);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 1e-6, 1e-6, 0, 10, z, 0, NULL, s, ld, NULL, NULL, work, lw) == LRMF_EINVAL);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 1e-6, 1e-6, 0.1, 0, z, 0, NULL, s, ld, NULL, NULL, work, lw) == LRMF_EINVAL);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, INFINITY, 1e-6, 1e-6, 0.1, 10, z, 0, NULL, s, ld, NULL, NULL, work, lw) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, 2));
+  /* t0 == t1: identity, logdet 0, no evaluations. */
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0.5, 0.5, 1e-6, 1e-6, 0.1, 10, z, 0, NULL, z1, ld, &nfe, &acc, work, lw) == LRMF_OK);
+  CHECK(z1[0] == z[0] && z1[1] == z[1] && ld[0] == 0 && ld[1] == 0 && nfe == 0 && acc == 0);
+  free(work);
   return errs;
 }
 

@@ -143,6 +143,7 @@ func Run(t *testing.T, b native.Backend) {
 	sub("BiasReLU", testBiasReLU)
 	sub("Columns", testColumns)
 	sub("Coupling", testCoupling)
+	sub("ODE", testODE)
 	sub("View", testView)
 	sub("Deterministic", testDeterministic)
 }

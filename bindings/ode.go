@@ -1,0 +1,314 @@
+//go:build cgo
+
+package bindings
+
+/*
+#cgo noescape lrmf_odefunc_work_f64
+#cgo noescape lrmf_odefunc_nparams_f64
+#cgo noescape lrmf_odefunc_fwd_f32
+#cgo noescape lrmf_odefunc_fwd_f64
+#cgo noescape lrmf_odefunc_vjp_f32
+#cgo noescape lrmf_odefunc_vjp_f64
+#cgo noescape lrmf_ode_rk4_f32
+#cgo noescape lrmf_ode_rk4_f64
+#cgo noescape lrmf_ode_dopri5_f32
+#cgo noescape lrmf_ode_dopri5_f64
+#cgo nocallback lrmf_odefunc_work_f64
+#cgo nocallback lrmf_odefunc_nparams_f64
+#cgo nocallback lrmf_odefunc_fwd_f32
+#cgo nocallback lrmf_odefunc_fwd_f64
+#cgo nocallback lrmf_odefunc_vjp_f32
+#cgo nocallback lrmf_odefunc_vjp_f64
+#cgo nocallback lrmf_ode_rk4_f32
+#cgo nocallback lrmf_ode_rk4_f64
+#cgo nocallback lrmf_ode_dopri5_f32
+#cgo nocallback lrmf_ode_dopri5_f64
+
+#include "lrmf.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+)
+
+// FFJORD kernels: the dynamics MLP f(z, t; θ) on x = [z, t], its divergence
+// tr(∂f/∂z), their vector-Jacobian product, and RK4 / Dormand–Prince solves
+// of the augmented ODE d[z, l]/dt = [f, tr]. See lrmf.h ("FFJORD") for the
+// maths; in short:
+//
+//   - dims = [D+1, H1, ..., HL, D]: tanh hidden layers, linear output.
+//   - θ is flat: for each layer l, W_l (dims[l]×dims[l+1], row-major, so
+//     a = in·W_l + b_l) then b_l (dims[l+1]); its length is ODEFuncNumParams.
+//   - k == 0: exact divergence (eps unused, may be nil); k > 0: Hutchinson
+//     with the k probes of row i at eps[i·k·D : (i+1)·k·D].
+//   - work: float64 scratch of at least ODEFuncWorkLen(dims, k) elements
+//     (independent of n), one per concurrent call.
+
+func odeStatus(op string, rc C.int) error {
+	switch rc {
+	case C.LRMF_ODE_UNDERFLOW:
+		return &ODEError{op, ErrODEStepUnderflow}
+	case C.LRMF_ODE_NONFINITE:
+		return &ODEError{op, ErrODENonFinite}
+	case C.LRMF_ODE_MAXSTEPS:
+		return &ODEError{op, ErrODEMaxSteps}
+	}
+	return status(op, rc)
+}
+
+func pdims(dims []int64) *C.int64_t { return (*C.int64_t)(unsafe.Pointer(unsafe.SliceData(dims))) }
+
+func pw(work []float64) *C.double { return (*C.double)(unsafe.Pointer(unsafe.SliceData(work))) }
+
+// checkDims validates dims and returns D.
+func checkDims(op string, dims []int64) (int, error) {
+	if len(dims) < 2 {
+		return 0, &Error{op, fmt.Sprintf("len(dims) = %d, want ≥ 2 ([D+1, hidden..., D])", len(dims))}
+	}
+	for i, v := range dims {
+		if v < 1 || v > 1<<20 {
+			return 0, &Error{op, fmt.Sprintf("dims[%d] = %d outside [1, 2^20]", i, v)}
+		}
+	}
+	if len(dims) > 1<<10 {
+		return 0, &Error{op, fmt.Sprintf("len(dims) = %d > 1024", len(dims))}
+	}
+	if d := dims[len(dims)-1]; dims[0] != d+1 {
+		return 0, &Error{op, fmt.Sprintf("dims[0] = %d, want dims[last] + 1 = %d (input is [z, t])", dims[0], d+1)}
+	}
+	return int(dims[len(dims)-1]), nil
+}
+
+// ODEFuncNumParams returns the length of θ for dims.
+func ODEFuncNumParams(dims []int64) (int, error) {
+	const op = "ODEFuncNumParams"
+	if _, err := checkDims(op, dims); err != nil {
+		return 0, err
+	}
+	return int(C.lrmf_odefunc_nparams_f64(C.int64_t(len(dims)), pdims(dims))), nil
+}
+
+// ODEFuncWorkLen returns the float64 workspace every ODE kernel needs for
+// dims and k probes (k = 0: exact trace). It does not depend on n.
+func ODEFuncWorkLen(dims []int64, k int) (int, error) {
+	const op = "ODEFuncWorkLen"
+	if _, err := checkDims(op, dims); err != nil {
+		return 0, err
+	}
+	if k < 0 || k > 1<<20 {
+		return 0, &Error{op, fmt.Sprintf("k = %d outside [0, 2^20]", k)}
+	}
+	return int(C.lrmf_odefunc_work_f64(C.int64_t(len(dims)), pdims(dims), i64(k))), nil
+}
+
+// checkODE validates the arguments shared by the ODE kernels (theta, z-like
+// n×D input, probes, work) and returns D.
+func checkODE[T Float](op string, n int, dims []int64, theta []T, z []T, zName string, k int, eps []T, work []float64) (int, error) {
+	if n < 0 {
+		return 0, errNeg(op, "n", n)
+	}
+	d, err := checkDims(op, dims)
+	if err != nil {
+		return 0, err
+	}
+	if k < 0 || k > 1<<20 {
+		return 0, &Error{op, fmt.Sprintf("k = %d outside [0, 2^20]", k)}
+	}
+	np := int(C.lrmf_odefunc_nparams_f64(C.int64_t(len(dims)), pdims(dims)))
+	if err := checkLen(op, "theta", len(theta), np); err != nil {
+		return 0, err
+	}
+	if err := checkRows(op, zName, len(z), n, d); err != nil {
+		return 0, err
+	}
+	if k > 0 {
+		kd, ok := mul(k, d)
+		if !ok {
+			return 0, errOverflow(op)
+		}
+		if err := checkRows(op, "eps", len(eps), n, kd); err != nil {
+			return 0, err
+		}
+	}
+	wl := int(C.lrmf_odefunc_work_f64(C.int64_t(len(dims)), pdims(dims), i64(k)))
+	if err := checkLen(op, "work", len(work), wl); err != nil {
+		return 0, err
+	}
+	return d, nil
+}
+
+// ODEFuncForward evaluates the dynamics for each row of z (n×D) at time t:
+//
+//	dz[i]    = f(z[i], t; θ)        dz n×D (out)
+//	trace[i] = tr(∂f/∂z)(z[i], t)   trace n (out; exact for k = 0, else the
+//	                                Hutchinson mean over the row's k probes)
+func ODEFuncForward[T Float](n int, dims []int64, theta []T, t T, z []T, k int, eps, dz, trace []T, work []float64) error {
+	const op = "ODEFuncForward"
+	d, err := checkODE(op, n, dims, theta, z, "z", k, eps, work)
+	if err != nil {
+		return err
+	}
+	if err := checkRows(op, "dz", len(dz), n, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "trace", len(trace), n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
+	if is32[T]() {
+		return status(op, C.lrmf_odefunc_fwd_f32(i64(n), nl, pdims(dims), pf(theta), C.float(t), pf(z), ki, pf(eps),
+			pf(dz), pf(trace), pw(work), lw))
+	}
+	return status(op, C.lrmf_odefunc_fwd_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t), pd(z), ki, pd(eps),
+		pd(dz), pd(trace), pw(work), lw))
+}
+
+// ODEFuncVJP is the vector-Jacobian product of [ODEFuncForward] for the
+// upstream az (n×D, for dz) and atr (n, for trace): with
+// Λ = Σ_i az[i]·f(z[i], t) + Σ_i atr[i]·trace[i],
+//
+//	gz     = ∂Λ/∂z   n×D (out)
+//	gtheta = ∂Λ/∂θ   len(theta) (out, summed over the rows in float64;
+//	                 n == 0 zeroes it)
+//
+// The trace term differentiates through the tangents (the second derivative of tanh appears).
+func ODEFuncVJP[T Float](n int, dims []int64, theta []T, t T, z []T, k int, eps, az, atr, gz, gtheta []T, work []float64) error {
+	const op = "ODEFuncVJP"
+	d, err := checkODE(op, n, dims, theta, z, "z", k, eps, work)
+	if err != nil {
+		return err
+	}
+	if err := checkRows(op, "az", len(az), n, d); err != nil {
+		return err
+	}
+	if err := checkLen(op, "atr", len(atr), n); err != nil {
+		return err
+	}
+	if err := checkRows(op, "gz", len(gz), n, d); err != nil {
+		return err
+	}
+	np := int(C.lrmf_odefunc_nparams_f64(C.int64_t(len(dims)), pdims(dims)))
+	if err := checkLen(op, "gtheta", len(gtheta), np); err != nil {
+		return err
+	}
+	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
+	if is32[T]() {
+		return status(op, C.lrmf_odefunc_vjp_f32(i64(n), nl, pdims(dims), pf(theta), C.float(t), pf(z), ki, pf(eps),
+			pf(az), pf(atr), pf(gz), pf(gtheta), pw(work), lw))
+	}
+	return status(op, C.lrmf_odefunc_vjp_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t), pd(z), ki, pd(eps),
+		pd(az), pd(atr), pd(gz), pd(gtheta), pw(work), lw))
+}
+
+// ODESolveRK4 integrates the augmented ODE d[z, l]/dt = [f(z, t), tr ∂f/∂z]
+// from t0 to t1 (t1 < t0 runs backwards) with `steps` ≥ 1 classical RK4
+// steps, from z(t0) = z0 (n×D), l(t0) = 0:
+//
+//	z1     = z(t1)            n×D (out)
+//	logdet = l(t1) = ∫ tr dt  n   (out)
+//
+// It returns the number of f evaluations over all rows (4·steps·n). A
+// row's probes (k > 0) stay fixed over the solve.
+func ODESolveRK4[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps int, z0 []T, k int, eps, z1, logdet []T, work []float64) (nfe int, err error) {
+	const op = "ODESolveRK4"
+	d, err := checkODE(op, n, dims, theta, z0, "z0", k, eps, work)
+	if err != nil {
+		return 0, err
+	}
+	if steps < 1 {
+		return 0, &Error{op, fmt.Sprintf("steps = %d, want ≥ 1", steps)}
+	}
+	if err := checkFiniteT(op, t0, t1); err != nil {
+		return 0, err
+	}
+	if err := checkRows(op, "z1", len(z1), n, d); err != nil {
+		return 0, err
+	}
+	if err := checkLen(op, "logdet", len(logdet), n); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	var cnfe C.int64_t
+	var rc C.int
+	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
+	if is32[T]() {
+		rc = C.lrmf_ode_rk4_f32(i64(n), nl, pdims(dims), pf(theta), C.double(t0), C.double(t1), i64(steps),
+			pf(z0), ki, pf(eps), pf(z1), pf(logdet), &cnfe, pw(work), lw)
+	} else {
+		rc = C.lrmf_ode_rk4_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t0), C.double(t1), i64(steps),
+			pd(z0), ki, pd(eps), pd(z1), pd(logdet), &cnfe, pw(work), lw)
+	}
+	if err := status(op, rc); err != nil {
+		return 0, err
+	}
+	return int(cnfe), nil
+}
+
+func checkFiniteT(op string, t0, t1 float64) error {
+	if math.IsNaN(t0) || math.IsInf(t0, 0) || math.IsNaN(t1) || math.IsInf(t1, 0) {
+		return &Error{op, fmt.Sprintf("times t0 = %g, t1 = %g must be finite", t0, t1)}
+	}
+	return nil
+}
+
+// Dopri5Options are the step-control parameters of [ODESolveDopri5].
+type Dopri5Options struct {
+	Atol, Rtol float64 // error tolerances: ≥ 0, Atol + Rtol > 0
+	H0         float64 // first step size (> 0; clipped to |t1 − t0|)
+	MaxSteps   int     // step attempts (accepted or rejected) per row, ≥ 1
+}
+
+// ODESolveDopri5 is [ODESolveRK4] with adaptive Dormand–Prince 5(4) steps
+// controlled per row (see lrmf.h: RMS error over [z, l] relative to
+// Atol + Rtol·|y|, next step h·clamp(0.9·err^(−1/5), 0.2, 10)). It returns
+// the f evaluations and accepted steps summed over the rows processed. A
+// numerical failure is an *[ODEError] wrapping [ErrODEStepUnderflow],
+// [ErrODENonFinite] or [ErrODEMaxSteps]; z1 and logdet are then unspecified.
+func ODESolveDopri5[T Float](n int, dims []int64, theta []T, t0, t1 float64, opt Dopri5Options, z0 []T, k int, eps, z1, logdet []T, work []float64) (nfe, accepted int, err error) {
+	const op = "ODESolveDopri5"
+	d, err := checkODE(op, n, dims, theta, z0, "z0", k, eps, work)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := checkFiniteT(op, t0, t1); err != nil {
+		return 0, 0, err
+	}
+	if !(opt.Atol >= 0) || !(opt.Rtol >= 0) || !(opt.Atol+opt.Rtol > 0) || math.IsInf(opt.Atol+opt.Rtol, 0) {
+		return 0, 0, &Error{op, fmt.Sprintf("tolerances atol = %g, rtol = %g: want finite, ≥ 0, not both 0", opt.Atol, opt.Rtol)}
+	}
+	if !(opt.H0 > 0) || math.IsInf(opt.H0, 0) {
+		return 0, 0, &Error{op, fmt.Sprintf("h0 = %g, want finite and > 0", opt.H0)}
+	}
+	if opt.MaxSteps < 1 {
+		return 0, 0, &Error{op, fmt.Sprintf("max steps = %d, want ≥ 1", opt.MaxSteps)}
+	}
+	if err := checkRows(op, "z1", len(z1), n, d); err != nil {
+		return 0, 0, err
+	}
+	if err := checkLen(op, "logdet", len(logdet), n); err != nil {
+		return 0, 0, err
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	var cnfe, cacc C.int64_t
+	var rc C.int
+	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
+	at, rt, h0, ms := C.double(opt.Atol), C.double(opt.Rtol), C.double(opt.H0), i64(opt.MaxSteps)
+	if is32[T]() {
+		rc = C.lrmf_ode_dopri5_f32(i64(n), nl, pdims(dims), pf(theta), C.double(t0), C.double(t1), at, rt, h0, ms,
+			pf(z0), ki, pf(eps), pf(z1), pf(logdet), &cnfe, &cacc, pw(work), lw)
+	} else {
+		rc = C.lrmf_ode_dopri5_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t0), C.double(t1), at, rt, h0, ms,
+			pd(z0), ki, pd(eps), pd(z1), pd(logdet), &cnfe, &cacc, pw(work), lw)
+	}
+	return int(cnfe), int(cacc), odeStatus(op, rc)
+}

@@ -1,0 +1,173 @@
+//go:build cgo
+
+package bindings_test
+
+import (
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lrmf-go/lrmf/bindings"
+)
+
+// With no hidden layer (dims [2, 1]) the dynamics is linear,
+// f(z, t) = a·z + c·t + b with θ = [a, c, b], so tr ∂f/∂z = a and the
+// solves have closed forms: for c = 0, z(t) = (z0 + b/a)·e^{a t} − b/a
+// and logdet = a·(t1 − t0).
+func testODELinear[T bindings.Float](t *testing.T) {
+	dims := []int64{2, 1}
+	np, err := bindings.ODEFuncNumParams(dims)
+	require.NoError(t, err)
+	require.Equal(t, 3, np)
+	wl, err := bindings.ODEFuncWorkLen(dims, 0)
+	require.NoError(t, err)
+	work := make([]float64, wl)
+	a, c, b := 0.5, 2.0, -0.25
+	theta := conv[T](a, c, b)
+	z := conv[T](1, -2, 0.5)
+	dz, tr := make([]T, 3), make([]T, 3)
+	require.NoError(t, bindings.ODEFuncForward(3, dims, theta, 0.75, z, 0, nil, dz, tr, work))
+	near(t, []float64{a*1 + c*0.75 + b, a*-2 + c*0.75 + b, a*0.5 + c*0.75 + b}, dz)
+	near(t, []float64{a, a, a}, tr)
+
+	// Hutchinson with probe ε = ±1 in 1-D is exact: ε·a·ε = a.
+	wl1, err := bindings.ODEFuncWorkLen(dims, 2)
+	require.NoError(t, err)
+	work1 := make([]float64, wl1)
+	eps := conv[T](1, -1, -1, -1, 1, 1)
+	require.NoError(t, bindings.ODEFuncForward(3, dims, theta, 0.75, z, 2, eps, dz, tr, work1))
+	near(t, []float64{a, a, a}, tr)
+
+	// VJP: ∂Λ/∂z = az·a, ∂Λ/∂θ = [Σ az·z + Σ atr, Σ az·t, Σ az].
+	az, atr := conv[T](1, 2, 3), conv[T](0.5, -1, 2)
+	gz, gth := make([]T, 3), make([]T, 3)
+	require.NoError(t, bindings.ODEFuncVJP(3, dims, theta, 0.75, z, 0, nil, az, atr, gz, gth, work))
+	near(t, []float64{a, 2 * a, 3 * a}, gz)
+	near(t, []float64{1 - 4 + 1.5 + 1.5, 6 * 0.75, 6}, gth)
+
+	theta = conv[T](a, 0, b)
+	want := func(z0, t0, t1 float64) float64 { return (z0+b/a)*math.Exp(a*(t1-t0)) - b/a }
+	z1, ld := make([]T, 3), make([]T, 3)
+	nfe, err := bindings.ODESolveRK4(3, dims, theta, 0, 1, 200, z, 0, nil, z1, ld, work)
+	require.NoError(t, err)
+	assert.Equal(t, 4*200*3, nfe)
+	near(t, []float64{want(1, 0, 1), want(-2, 0, 1), want(0.5, 0, 1)}, z1)
+	near(t, []float64{a, a, a}, ld)
+	nfe, acc, err := bindings.ODESolveDopri5(3, dims, theta, 1, -1, bindings.Dopri5Options{Atol: 1e-13, Rtol: 1e-13, H0: 0.1, MaxSteps: 10000}, z, 0, nil, z1, ld, work)
+	require.NoError(t, err)
+	assert.Positive(t, acc)
+	assert.Zero(t, (nfe-3)%6, "nfe = Σ_rows (1 + 6·attempts)")
+	near(t, []float64{want(1, 1, -1), want(-2, 1, -1), want(0.5, 1, -1)}, z1)
+	near(t, []float64{-2 * a, -2 * a, -2 * a}, ld)
+}
+
+func TestODELinear(t *testing.T) { both(t, testODELinear[float32], testODELinear[float64]) }
+
+func testODEValidation[T bindings.Float](t *testing.T) {
+	dims := []int64{3, 4, 2}
+	np, err := bindings.ODEFuncNumParams(dims)
+	require.NoError(t, err)
+	wl, err := bindings.ODEFuncWorkLen(dims, 0)
+	require.NoError(t, err)
+	theta, z, dz, tr, work := make([]T, np), make([]T, 8), make([]T, 8), make([]T, 4), make([]float64, wl)
+	for _, c := range []struct {
+		want string
+		err  error
+	}{
+		{"bindings: ODEFuncForward: len(dims) = 1, want ≥ 2 ([D+1, hidden..., D])",
+			bindings.ODEFuncForward(4, dims[:1], theta, 0, z, 0, nil, dz, tr, work)},
+		{"bindings: ODEFuncForward: dims[0] = 3, want dims[last] + 1 = 5 (input is [z, t])",
+			bindings.ODEFuncForward(4, []int64{3, 4}, theta, 0, z, 0, nil, dz, tr, work)},
+		{"bindings: ODEFuncForward: dims[1] = 0 outside [1, 2^20]",
+			bindings.ODEFuncForward(4, []int64{3, 0, 2}, theta, 0, z, 0, nil, dz, tr, work)},
+		{"bindings: ODEFuncForward: len(theta) = 25 < 26 required",
+			bindings.ODEFuncForward(4, dims, theta[:np-1], 0, z, 0, nil, dz, tr, work)},
+		{"bindings: ODEFuncForward: len(eps) = 0 < 8 required",
+			bindings.ODEFuncForward(4, dims, theta, 0, z, 1, nil, dz, tr, work)},
+		{"bindings: ODEFuncForward: len(work) = 1 < " + itoa(wl) + " required",
+			bindings.ODEFuncForward(4, dims, theta, 0, z, 0, nil, dz, tr, work[:1])},
+		{"bindings: ODEFuncVJP: len(gtheta) = 0 < 26 required",
+			bindings.ODEFuncVJP(4, dims, theta, 0, z, 0, nil, z, tr, dz, nil, work)},
+		{"bindings: ODESolveRK4: steps = 0, want ≥ 1",
+			func() error {
+				_, err := bindings.ODESolveRK4(4, dims, theta, 0, 1, 0, z, 0, nil, dz, tr, work)
+				return err
+			}()},
+		{"bindings: ODESolveDopri5: h0 = 0, want finite and > 0",
+			func() error {
+				_, _, err := bindings.ODESolveDopri5(4, dims, theta, 0, 1, bindings.Dopri5Options{Atol: 1e-6, MaxSteps: 10}, z, 0, nil, dz, tr, work)
+				return err
+			}()},
+		{"bindings: ODESolveDopri5: tolerances atol = 0, rtol = 0: want finite, ≥ 0, not both 0",
+			func() error {
+				_, _, err := bindings.ODESolveDopri5(4, dims, theta, 0, 1, bindings.Dopri5Options{H0: 0.1, MaxSteps: 10}, z, 0, nil, dz, tr, work)
+				return err
+			}()},
+	} {
+		if assert.Error(t, c.err) {
+			assert.Equal(t, c.want, c.err.Error())
+		}
+	}
+	// n == 0: VJP zeroes gtheta.
+	g := make([]T, np)
+	g[0] = 7
+	require.NoError(t, bindings.ODEFuncVJP(0, dims, theta, 0, nil, 0, nil, nil, nil, nil, g, work))
+	assert.Equal(t, T(0), g[0])
+	// Typed failure: max steps.
+	_, _, err = bindings.ODESolveDopri5(4, dims, conv[T](seq(np)...), 0, 1, bindings.Dopri5Options{Atol: 1e-12, Rtol: 1e-12, H0: 1e-4, MaxSteps: 1}, z, 0, nil, dz, tr, work)
+	assert.True(t, errors.Is(err, bindings.ErrODEMaxSteps), "%v", err)
+	var oe *bindings.ODEError
+	assert.True(t, errors.As(err, &oe))
+}
+
+func TestODEValidation(t *testing.T) { both(t, testODEValidation[float32], testODEValidation[float64]) }
+
+func seq(n int) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = math.Sin(float64(i + 1))
+	}
+	return v
+}
+
+func itoa(v int) string {
+	if v == 0 {
+		return "0"
+	}
+	s := ""
+	for ; v > 0; v /= 10 {
+		s = string(rune('0'+v%10)) + s
+	}
+	return s
+}
+
+func testODEAllocs[T bindings.Float](t *testing.T) {
+	dims := []int64{3, 16, 16, 16, 2}
+	np, _ := bindings.ODEFuncNumParams(dims)
+	wl, _ := bindings.ODEFuncWorkLen(dims, 2)
+	theta, work := conv[T](seq(np)...), make([]float64, wl)
+	z, eps, dz, tr := make([]T, 16), make([]T, 32), make([]T, 16), make([]T, 8)
+	g := make([]T, np)
+	var err error
+	assert.Zero(t, testing.AllocsPerRun(50, func() {
+		err = bindings.ODEFuncForward(8, dims, theta, 0, z, 2, eps, dz, tr, work)
+	}), "ODEFuncForward")
+	require.NoError(t, err)
+	assert.Zero(t, testing.AllocsPerRun(50, func() {
+		err = bindings.ODEFuncVJP(8, dims, theta, 0, z, 2, eps, z, tr, dz, g, work)
+	}), "ODEFuncVJP")
+	require.NoError(t, err)
+	assert.Zero(t, testing.AllocsPerRun(20, func() {
+		_, err = bindings.ODESolveRK4(8, dims, theta, 0, 1, 4, z, 0, nil, dz, tr, work)
+	}), "ODESolveRK4")
+	require.NoError(t, err)
+	assert.Zero(t, testing.AllocsPerRun(20, func() {
+		_, _, err = bindings.ODESolveDopri5(8, dims, theta, 0, 1, bindings.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.1, MaxSteps: 1000}, z, 0, nil, dz, tr, work)
+	}), "ODESolveDopri5")
+	require.NoError(t, err)
+}
+
+func TestODEAllocs(t *testing.T) { both(t, testODEAllocs[float32], testODEAllocs[float64]) }

@@ -1,0 +1,552 @@
+package native
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/lrmf-go/lrmf/bindings"
+)
+
+// FFJORD (continuous normalizing flow) operations.
+//
+// The dynamics f(z, t; θ) is an MLP on x = [z, t] with layer sizes
+// dims = [D+1, H1, ..., HL, D]: tanh on the hidden layers, a linear output.
+// θ is one flat vector (a Tensor of Len ODENumParams(dims)): for each layer
+// l, W_l (dims[l]×dims[l+1], row-major, so a = in·W_l + b_l) then b_l.
+//
+// The divergence tr(∂f/∂z) is exact when eps is nil (D forward-mode
+// tangents), else the Hutchinson estimate (1/k) Σ_p ε_pᵀ(∂f/∂z)ε_p with
+// eps an n×(k·D) Tensor holding row i's k probes (probe p at columns
+// [p·D, (p+1)·D)). Probes stay fixed over a solve.
+//
+// These operations are an optional capability, ODEBackend, rather than
+// methods of Backend, so that backends without them (native/cuda, for now)
+// still satisfy Backend; callers type-assert.
+
+// Sentinel errors of ODESolveDopri5 (the bindings' sentinels, so errors.Is
+// matches either).
+var (
+	ErrODEStepUnderflow = bindings.ErrODEStepUnderflow
+	ErrODENonFinite     = bindings.ErrODENonFinite
+	ErrODEMaxSteps      = bindings.ErrODEMaxSteps
+)
+
+// Dopri5Options are the step-control parameters of ODESolveDopri5.
+type Dopri5Options struct {
+	Atol, Rtol float64 // error tolerances: ≥ 0, Atol + Rtol > 0
+	H0         float64 // first step size, > 0 (clipped to |t1 − t0|)
+	MaxSteps   int     // step attempts (accepted or rejected) per row, ≥ 1
+}
+
+// ODEStats counts a solve's work, summed over the rows solved.
+type ODEStats struct {
+	NFE      int // evaluations of f (each also gives the divergence)
+	Accepted int // accepted steps (RK4: steps·n)
+}
+
+// ODEBackend is a Backend with the FFJORD kernels.
+type ODEBackend interface {
+	Backend
+	// ODEFuncForward sets dz[i] = f(z[i], t; θ) and trace[i] = tr(∂f/∂z)
+	// at (z[i], t); z, dz are n×D, trace a vector of n, theta a vector of
+	// ODENumParams(dims), eps nil (exact) or n×(k·D).
+	ODEFuncForward(dz, trace, z, theta, eps *Tensor, dims []int, t float64)
+	// ODEFuncVJP is the vector-Jacobian product of ODEFuncForward for az
+	// (n×D, upstream of dz) and atr (vector of n, upstream of trace): with
+	// Λ = Σ az⊙f + Σ atr⊙trace, gz = ∂Λ/∂z (n×D) and gtheta = ∂Λ/∂θ
+	// (vector of ODENumParams(dims), summed over rows).
+	ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *Tensor, dims []int, t float64)
+	// ODESolveRK4 integrates d[z, l]/dt = [f(z, t), tr ∂f/∂z] from t0 to
+	// t1 (either direction) in steps ≥ 1 RK4 steps from z(t0) = z0,
+	// l(t0) = 0: z1 = z(t1) (n×D), logdet = ∫ tr dt (vector of n).
+	ODESolveRK4(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats
+	// ODESolveDopri5 is ODESolveRK4 with adaptive Dormand–Prince 5(4)
+	// steps, step size controlled per row (RMS error over [z, l] relative
+	// to Atol + Rtol·|y|; next step h·clamp(0.9·err^(−1/5), 0.2, 10)).
+	// A numerical failure returns an error wrapping ErrODEStepUnderflow,
+	// ErrODENonFinite or ErrODEMaxSteps (z1, logdet then unspecified).
+	ODESolveDopri5(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error)
+}
+
+// ODENumParams returns the length of θ for dims (which it panics on if
+// invalid).
+func ODENumParams(dims []int) int {
+	checkODEDims("ODENumParams", dims)
+	p := 0
+	for l := 0; l+1 < len(dims); l++ {
+		p += dims[l]*dims[l+1] + dims[l+1]
+	}
+	return p
+}
+
+func checkODEDims(op string, dims []int) {
+	if len(dims) < 2 {
+		panic(fmt.Sprintf("native: %s: dims %v: want [D+1, hidden..., D]", op, dims))
+	}
+	for _, v := range dims {
+		if v < 1 || v > 1<<20 {
+			panic(fmt.Sprintf("native: %s: dims %v: every size must be in [1, 2^20]", op, dims))
+		}
+	}
+	if dims[0] != dims[len(dims)-1]+1 {
+		panic(fmt.Sprintf("native: %s: dims %v: dims[0] must be dims[last]+1 (input [z, t])", op, dims))
+	}
+}
+
+// checkODE validates the shared shapes and returns n, D and k (0: exact).
+func checkODE(op string, z, theta, eps *Tensor, dims []int) (n, d, k int) {
+	np := ODENumParams(dims)
+	d = dims[len(dims)-1]
+	if z == nil {
+		panic(fmt.Sprintf("native: %s: z is nil", op))
+	}
+	n = z.rows
+	mustShape(op, "z", z, n, d)
+	mustLen(op, "theta", theta, np)
+	if eps != nil {
+		if eps.rows != n || eps.cols == 0 || eps.cols%d != 0 {
+			panic(fmt.Sprintf("native: %s: eps is %d×%d, want %d×(k·%d) with k ≥ 1", op, eps.rows, eps.cols, n, d))
+		}
+		k = eps.cols / d
+	}
+	return n, d, k
+}
+
+func checkDopri5(op string, t0, t1 float64, opt Dopri5Options) {
+	if math.IsNaN(t0) || math.IsInf(t0, 0) || math.IsNaN(t1) || math.IsInf(t1, 0) {
+		panic(fmt.Sprintf("native: %s: times %g, %g must be finite", op, t0, t1))
+	}
+	if !(opt.Atol >= 0) || !(opt.Rtol >= 0) || !(opt.Atol+opt.Rtol > 0) || math.IsInf(opt.Atol+opt.Rtol, 0) {
+		panic(fmt.Sprintf("native: %s: tolerances atol %g, rtol %g: want finite, ≥ 0, not both 0", op, opt.Atol, opt.Rtol))
+	}
+	if !(opt.H0 > 0) || math.IsInf(opt.H0, 0) {
+		panic(fmt.Sprintf("native: %s: h0 %g, want finite and > 0", op, opt.H0))
+	}
+	if opt.MaxSteps < 1 {
+		panic(fmt.Sprintf("native: %s: max steps %d, want ≥ 1", op, opt.MaxSteps))
+	}
+}
+
+func checkRK4(op string, t0, t1 float64, steps int) {
+	if math.IsNaN(t0) || math.IsInf(t0, 0) || math.IsNaN(t1) || math.IsInf(t1, 0) {
+		panic(fmt.Sprintf("native: %s: times %g, %g must be finite", op, t0, t1))
+	}
+	if steps < 1 {
+		panic(fmt.Sprintf("native: %s: steps %d, want ≥ 1", op, steps))
+	}
+}
+
+// odeError wraps a sentinel with the operation's context.
+func odeError(op string, sentinel error, row int, t, h float64) error {
+	return fmt.Errorf("native: %s: row %d at t = %g (step %g): %w", op, row, t, h, sentinel)
+}
+
+// ---- reference implementation ----------------------------------------------
+
+// refODE is one row's evaluation state for the reference backend.
+type refODE struct {
+	dims  []int
+	off   []int // θ offset of W_l
+	th    []float64
+	v     [][]float64 // tangent directions (D each)
+	c     float64     // trace scale: 1 (exact) or 1/k
+	x     []float64   // [z, t]
+	hs    [][]float64 // hidden outputs h_l
+	ads   [][][]float64
+	fbuf  []float64
+	d     int
+	nhide int
+}
+
+func newRefODE(dims []int, theta []float64, k int) *refODE {
+	d := dims[len(dims)-1]
+	r := &refODE{dims: dims, th: theta, d: d, nhide: len(dims) - 2}
+	o := 0
+	for l := 0; l+1 < len(dims); l++ {
+		r.off = append(r.off, o)
+		o += dims[l]*dims[l+1] + dims[l+1]
+	}
+	m := d
+	if k > 0 {
+		m = k
+	}
+	r.v = make([][]float64, m)
+	if k == 0 {
+		r.c = 1
+		for p := range r.v {
+			r.v[p] = make([]float64, d)
+			r.v[p][p] = 1
+		}
+	} else {
+		r.c = 1 / float64(k)
+	}
+	r.x = make([]float64, d+1)
+	r.hs = make([][]float64, r.nhide)
+	r.ads = make([][][]float64, r.nhide)
+	for l := range r.hs {
+		r.hs[l] = make([]float64, dims[l+1])
+		r.ads[l] = make([][]float64, m)
+		for p := range r.ads[l] {
+			r.ads[l][p] = make([]float64, dims[l+1])
+		}
+	}
+	r.fbuf = make([]float64, d)
+	return r
+}
+
+// setProbes points the Hutchinson directions at row i's probes.
+func (r *refODE) setProbes(eps []float64, k, i int) {
+	if k == 0 {
+		return
+	}
+	for p := 0; p < k; p++ {
+		r.v[p] = eps[(i*k+p)*r.d : (i*k+p+1)*r.d]
+	}
+}
+
+func (r *refODE) w(l, i, j int) float64 { return r.th[r.off[l]+i*r.dims[l+1]+j] }
+func (r *refODE) b(l, j int) float64    { return r.th[r.off[l]+r.dims[l]*r.dims[l+1]+j] }
+
+// eval computes f(z, t) into f and returns the divergence, keeping h_l and
+// the tangents ȧ_l^p for vjp.
+func (r *refODE) eval(z []float64, t float64, f []float64) float64 {
+	copy(r.x, z)
+	r.x[r.d] = t
+	L := len(r.dims) - 2 // index of the output layer
+	in := r.x
+	for l := 0; l <= L; l++ {
+		dout := r.dims[l+1]
+		out := f
+		if l < L {
+			out = r.hs[l]
+		}
+		for j := 0; j < dout; j++ {
+			s := r.b(l, j)
+			for i := range in {
+				s += in[i] * r.w(l, i, j)
+			}
+			if l < L {
+				s = math.Tanh(s)
+			}
+			out[j] = s
+		}
+		in = out
+	}
+	tr := 0.0
+	for p, v := range r.v {
+		// ȧ_0 = [v, 0] W_0; ḣ = (1 − h²) ȧ; ȧ_{l+1} = ḣ W_{l+1}.
+		tin := v
+		for l := 0; l <= L; l++ {
+			dout := r.dims[l+1]
+			tout := r.fbuf
+			if l < L {
+				tout = r.ads[l][p]
+			}
+			for j := 0; j < dout; j++ {
+				s := 0.0
+				for i := range tin {
+					s += tin[i] * r.w(l, i, j)
+				}
+				tout[j] = s
+			}
+			if l < L {
+				hd := make([]float64, dout)
+				for j := range hd {
+					hd[j] = (1 - r.hs[l][j]*r.hs[l][j]) * tout[j]
+				}
+				tin = hd
+			}
+		}
+		for j := 0; j < r.d; j++ {
+			tr += v[j] * r.fbuf[j]
+		}
+	}
+	return r.c * tr
+}
+
+// vjp, after eval at the same (z, t), adds ∂Λ/∂θ to g and sets gz = ∂Λ/∂z
+// for Λ = az·f + atr·tr. The derivation is in csrc/cpu/ode.inc.
+func (r *refODE) vjp(az []float64, atr float64, g, gz []float64) {
+	L := len(r.dims) - 2
+	m := len(r.v)
+	abar := append([]float64(nil), az...)
+	adbar := make([][]float64, m)
+	for p := range adbar {
+		adbar[p] = make([]float64, r.d)
+		for j := range adbar[p] {
+			adbar[p][j] = atr * r.c * r.v[p][j]
+		}
+	}
+	for l := L; l >= 0; l-- {
+		din, dout := r.dims[l], r.dims[l+1]
+		in := r.x
+		tin := make([][]float64, m)
+		if l > 0 {
+			in = r.hs[l-1]
+			for p := range tin {
+				tin[p] = make([]float64, din)
+				for i := range tin[p] {
+					tin[p][i] = (1 - in[i]*in[i]) * r.ads[l-1][p][i]
+				}
+			}
+		} else {
+			for p := range tin {
+				tin[p] = append(append([]float64(nil), r.v[p]...), 0)
+			}
+		}
+		gw := g[r.off[l]:]
+		for i := 0; i < din; i++ {
+			for j := 0; j < dout; j++ {
+				s := in[i] * abar[j]
+				for p := range tin {
+					s += tin[p][i] * adbar[p][j]
+				}
+				gw[i*dout+j] += s
+			}
+		}
+		for j := 0; j < dout; j++ {
+			gw[din*dout+j] += abar[j]
+		}
+		inbar := make([]float64, din)
+		indbar := make([][]float64, m)
+		for i := 0; i < din; i++ {
+			for j := 0; j < dout; j++ {
+				inbar[i] += r.w(l, i, j) * abar[j]
+			}
+		}
+		for p := range indbar {
+			indbar[p] = make([]float64, din)
+			for i := 0; i < din; i++ {
+				for j := 0; j < dout; j++ {
+					indbar[p][i] += r.w(l, i, j) * adbar[p][j]
+				}
+			}
+		}
+		if l == 0 {
+			copy(gz, inbar[:r.d])
+			return
+		}
+		h := r.hs[l-1]
+		abar = make([]float64, din)
+		for i := 0; i < din; i++ {
+			s := 1 - h[i]*h[i]
+			cross := 0.0
+			for p := 0; p < m; p++ {
+				cross += indbar[p][i] * r.ads[l-1][p][i]
+			}
+			abar[i] = s*inbar[i] - 2*h[i]*s*cross
+		}
+		for p := range adbar {
+			adbar[p] = make([]float64, din)
+			for i := 0; i < din; i++ {
+				adbar[p][i] = (1 - h[i]*h[i]) * indbar[p][i]
+			}
+		}
+	}
+}
+
+// aug evaluates the augmented dynamics [f, tr] of y = [z, l] into out.
+func (r *refODE) aug(t float64, y, out []float64) {
+	out[r.d] = r.eval(y[:r.d], t, out[:r.d])
+}
+
+func refODESetup(z, theta, eps *Tensor, dims []int, op string) (n, d, k int, rr *refODE, epsv []float64) {
+	n, d, k = checkODE(op, z, theta, eps, dims)
+	rr = newRefODE(dims, f64(theta), k)
+	if eps != nil {
+		epsv = f64(eps)
+	}
+	return
+}
+
+func (ref) ODEFuncForward(dz, trace, z, theta, eps *Tensor, dims []int, t float64) {
+	n, d, k, rr, ev := refODESetup(z, theta, eps, dims, "ODEFuncForward")
+	mustShape("ODEFuncForward", "dz", dz, n, d)
+	mustLen("ODEFuncForward", "trace", trace, n)
+	zs, fs, ts := f64(z), f64(dz), f64(trace)
+	for i := 0; i < n; i++ {
+		rr.setProbes(ev, k, i)
+		ts[i] = rr.eval(zs[i*d:(i+1)*d], t, fs[i*d:(i+1)*d])
+	}
+}
+
+func (ref) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *Tensor, dims []int, t float64) {
+	n, d, k, rr, ev := refODESetup(z, theta, eps, dims, "ODEFuncVJP")
+	mustShape("ODEFuncVJP", "gz", gz, n, d)
+	mustShape("ODEFuncVJP", "az", az, n, d)
+	mustLen("ODEFuncVJP", "atr", atr, n)
+	mustLen("ODEFuncVJP", "gtheta", gtheta, theta.Len())
+	zs, gzs, as, trs, g := f64(z), f64(gz), f64(az), f64(atr), f64(gtheta)
+	for j := range g {
+		g[j] = 0
+	}
+	f := make([]float64, d)
+	for i := 0; i < n; i++ {
+		rr.setProbes(ev, k, i)
+		rr.eval(zs[i*d:(i+1)*d], t, f)
+		rr.vjp(as[i*d:(i+1)*d], trs[i], g, gzs[i*d:(i+1)*d])
+	}
+}
+
+func (ref) ODESolveRK4(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
+	n, d, k, rr, ev := refODESetup(z0, theta, eps, dims, "ODESolveRK4")
+	checkRK4("ODESolveRK4", t0, t1, steps)
+	mustShape("ODESolveRK4", "z1", z1, n, d)
+	mustLen("ODESolveRK4", "logdet", logdet, n)
+	zs, outs, lds := f64(z0), f64(z1), f64(logdet)
+	h := (t1 - t0) / float64(steps)
+	y, yt := make([]float64, d+1), make([]float64, d+1)
+	ks := [4][]float64{make([]float64, d+1), make([]float64, d+1), make([]float64, d+1), make([]float64, d+1)}
+	for i := 0; i < n; i++ {
+		rr.setProbes(ev, k, i)
+		copy(y, zs[i*d:(i+1)*d])
+		y[d] = 0
+		for s := 0; s < steps; s++ {
+			t := t0 + float64(s)*h
+			rr.aug(t, y, ks[0])
+			for j := range yt {
+				yt[j] = y[j] + 0.5*h*ks[0][j]
+			}
+			rr.aug(t+0.5*h, yt, ks[1])
+			for j := range yt {
+				yt[j] = y[j] + 0.5*h*ks[1][j]
+			}
+			rr.aug(t+0.5*h, yt, ks[2])
+			for j := range yt {
+				yt[j] = y[j] + h*ks[2][j]
+			}
+			rr.aug(t+h, yt, ks[3])
+			for j := range y {
+				y[j] += h / 6 * (ks[0][j] + 2*ks[1][j] + 2*ks[2][j] + ks[3][j])
+			}
+		}
+		copy(outs[i*d:(i+1)*d], y[:d])
+		lds[i] = y[d]
+	}
+	return ODEStats{NFE: 4 * steps * n, Accepted: steps * n}
+}
+
+// Dormand–Prince 5(4) tableau: nodes, stage weights, 5th- and 4th-order
+// solution weights.
+var (
+	dpC = [7]float64{0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1, 1}
+	dpA = [7][6]float64{
+		{},
+		{1.0 / 5},
+		{3.0 / 40, 9.0 / 40},
+		{44.0 / 45, -56.0 / 15, 32.0 / 9},
+		{19372.0 / 6561, -25360.0 / 2187, 64448.0 / 6561, -212.0 / 729},
+		{9017.0 / 3168, -355.0 / 33, 46732.0 / 5247, 49.0 / 176, -5103.0 / 18656},
+		{35.0 / 384, 0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84},
+	}
+	dpB  = [7]float64{35.0 / 384, 0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84, 0}
+	dpBs = [7]float64{5179.0 / 57600, 0, 7571.0 / 16695, 393.0 / 640, -92097.0 / 339200, 187.0 / 2100, 1.0 / 40}
+)
+
+func allFinite(v []float64) bool {
+	for _, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func (ref) ODESolveDopri5(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
+	const op = "ODESolveDopri5"
+	n, d, k, rr, ev := refODESetup(z0, theta, eps, dims, op)
+	checkDopri5(op, t0, t1, opt)
+	mustShape(op, "z1", z1, n, d)
+	mustLen(op, "logdet", logdet, n)
+	zs, outs, lds := f64(z0), f64(z1), f64(logdet)
+	var st ODEStats
+	span, dir := math.Abs(t1-t0), 1.0
+	if t1 < t0 {
+		dir = -1
+	}
+	d1 := d + 1
+	y, yn, yt := make([]float64, d1), make([]float64, d1), make([]float64, d1)
+	var K [7][]float64
+	for s := range K {
+		K[s] = make([]float64, d1)
+	}
+	for i := 0; i < n; i++ {
+		rr.setProbes(ev, k, i)
+		copy(y, zs[i*d:(i+1)*d])
+		y[d] = 0
+		t, h := t0, math.Min(opt.H0, span)
+		if span > 0 {
+			rr.aug(t, y, K[0])
+			st.NFE++
+			if !allFinite(K[0]) || !allFinite(y) {
+				return st, odeError(op, ErrODENonFinite, i, t, h)
+			}
+		}
+		for attempts := 0; span > 0 && dir*(t1-t) > 0; attempts++ {
+			if attempts >= opt.MaxSteps {
+				return st, fmt.Errorf("native: %s: row %d at t = %g: %w (%d attempts)", op, i, t, ErrODEMaxSteps, opt.MaxSteps)
+			}
+			if h < 1e-12*span {
+				return st, odeError(op, ErrODEStepUnderflow, i, t, h)
+			}
+			rem := dir * (t1 - t)
+			last := h >= rem
+			hs := h
+			if last {
+				hs = rem
+			}
+			hh := dir * hs
+			for s := 1; s < 7; s++ {
+				for j := 0; j < d1; j++ {
+					acc := 0.0
+					for q := 0; q < s; q++ {
+						acc += dpA[s][q] * K[q][j]
+					}
+					yt[j] = y[j] + hh*acc
+				}
+				rr.aug(t+dpC[s]*hh, yt, K[s])
+				st.NFE++
+			}
+			copy(yn, yt)
+			e2 := 0.0
+			for j := 0; j < d1; j++ {
+				e := 0.0
+				for q := 0; q < 7; q++ {
+					e += (dpB[q] - dpBs[q]) * K[q][j]
+				}
+				sc := opt.Atol + opt.Rtol*math.Max(math.Abs(y[j]), math.Abs(yn[j]))
+				r := hh * e / sc
+				e2 += r * r
+			}
+			err := math.Sqrt(e2 / float64(d1))
+			finite := !math.IsNaN(err) && !math.IsInf(err, 0)
+			if finite && err <= 1 {
+				copy(y, yn)
+				copy(K[0], K[6])
+				if last {
+					t = t1
+				} else {
+					t += hh
+				}
+				st.Accepted++
+				if !allFinite(y) || !allFinite(K[0]) {
+					return st, odeError(op, ErrODENonFinite, i, t, hs)
+				}
+				fac := 10.0
+				if err > 0 {
+					fac = math.Min(10, math.Max(0.2, 0.9*math.Pow(err, -0.2)))
+				}
+				h = hs * fac
+			} else {
+				fac := 0.2
+				if finite {
+					fac = math.Max(0.2, 0.9*math.Pow(err, -0.2))
+				}
+				h = hs * fac
+			}
+		}
+		copy(outs[i*d:(i+1)*d], y[:d])
+		lds[i] = y[d]
+	}
+	return st, nil
+}
