@@ -84,7 +84,7 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed (data, initialisation, batch order)")
 	fs.IntVar(&o.threads, "threads", runtime.NumCPU(), "host threads for the cpu backend")
 	fs.StringVar(&o.backend, "backend", native.DefaultBackend(), "compute backend: "+strings.Join(native.Backends(), ", "))
-	fs.StringVar(&o.dtype, "dtype", "float32", "element type: float32 or float64 (ref: float64 only)")
+	fs.StringVar(&o.dtype, "dtype", "float32", "element type: float32 or float64 (the ref backend computes in float64 only, and defaults to it)")
 	fs.StringVar(&o.out, "out", "lrmf-out", "output `DIR` for report.json and transformed.csv")
 	fs.BoolVar(&o.gradientFit, "gradient-fit", false, "fit θA*, θB* by gradient ascent even when a closed form exists")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
@@ -334,6 +334,9 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		if ck, err = o.fromCheckpoint(set); err != nil {
 			return 0, err
 		}
+	}
+	if o.backend == "ref" && !set["dtype"] {
+		o.dtype = "float64" // the reference backend's only type
 	}
 	if err := o.validate(set); err != nil {
 		return 0, err

@@ -14,38 +14,51 @@ import (
 	"github.com/lrmf-go/lrmf/native"
 )
 
+// alignCase is one lrmf.Align configuration of the smoke tests.
+type alignCase struct {
+	name            string
+	flow, dens      lrmf.ModelSpec
+	fitSteps, steps int
+}
+
+var smallRealNVP = lrmf.ModelSpec{Kind: "realnvp", Hidden: 16}
+
+// alignCases: with a Gaussian density θA*, θB* are fitted in closed form and
+// 300 joint steps stay comparable across backends. A Real NVP density is
+// fitted by gradient steps, and that training is chaotic: on the moons,
+// kernels that differ only in float32 summation order (the cpu backend's
+// packed GEMM against a plain one) move c_AB by 0.18 nats after 300 fit
+// steps, while after 50 fit steps and 100 joint steps the runs agree to
+// 2e-7. So that case runs the short horizon.
+var alignCases = []alignCase{
+	{"affine-gaussian", lrmf.ModelSpec{Kind: "affine"}, lrmf.ModelSpec{Kind: "gaussian"}, 300, 300},
+	{"realnvp-gaussian", smallRealNVP, lrmf.ModelSpec{Kind: "gaussian"}, 300, 300},
+	{"realnvp-realnvp", smallRealNVP, smallRealNVP, 50, 100},
+}
+
+func runAlign(t *testing.T, be native.Backend, c alignCase, p data.Pair) *lrmf.Result {
+	t.Helper()
+	res, err := lrmf.Align(context.Background(), p.A, p.B, lrmf.Config{
+		Backend: be, Flow: c.flow, Density: c.dens,
+		Steps: c.steps, FitSteps: c.fitSteps, Batch: 256, Seed: 7,
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", be.Name(), err)
+	}
+	return res
+}
+
 // TestAlignMatchesCPU runs lrmf.Align on the moons pair on the cuda backend
 // and on the float32 cpu backend with the same seed and configuration, and
-// compares the final LRMF (and the first step's mini-batch loss, which no
-// training noise has touched yet). Both compute in float32 with different
-// summation orders, so after a few hundred Adam steps the runs differ by
-// rounding amplified through training; the allowed difference is
-// max(1e-3, 2·|cpu32 − cpu64|), the float32 noise the cpu backend itself
-// shows against float64.
+// compares the final LRMF (and, with the closed-form Gaussian fit, the first
+// joint step's mini-batch loss, which no training noise has touched yet).
+// Both compute in float32 with different summation orders; the allowed
+// difference is max(1e-3, 2·|cpu32 − cpu64|), the float32 noise the cpu
+// backend itself shows against float64.
 func TestAlignMatchesCPU(t *testing.T) {
 	p := data.MoonsPair(2000, 0.05, 50, 1)
-	small := lrmf.ModelSpec{Kind: "realnvp", Hidden: 16}
-	cases := []struct {
-		name       string
-		flow, dens lrmf.ModelSpec
-	}{
-		{"affine-gaussian", lrmf.ModelSpec{Kind: "affine"}, lrmf.ModelSpec{Kind: "gaussian"}},
-		{"realnvp-gaussian", small, lrmf.ModelSpec{Kind: "gaussian"}},
-		{"realnvp-realnvp", small, small},
-	}
-	for _, c := range cases {
+	for _, c := range alignCases {
 		t.Run(c.name, func(t *testing.T) {
-			run := func(be native.Backend) *lrmf.Result {
-				t.Helper()
-				res, err := lrmf.Align(context.Background(), p.A, p.B, lrmf.Config{
-					Backend: be, Flow: c.flow, Density: c.dens,
-					Steps: 300, FitSteps: 300, Batch: 256, Seed: 7,
-				})
-				if err != nil {
-					t.Fatalf("%s: %v", be.Name(), err)
-				}
-				return res
-			}
 			gpu := newTestBackend(t)
 			cpu32, err := native.NewCPU(native.Float32, 1)
 			if err != nil {
@@ -58,25 +71,65 @@ func TestAlignMatchesCPU(t *testing.T) {
 			}
 			defer cpu64.Close()
 
-			rg, r32, r64 := run(gpu), run(cpu32), run(cpu64)
+			rg, r32, r64 := runAlign(t, gpu, c, p), runAlign(t, cpu32, c, p), runAlign(t, cpu64, c, p)
 			noise := math.Abs(r32.LRMF - r64.LRMF)
 			tol := math.Max(1e-3, 2*noise)
-			t.Logf("LRMF cuda %.6f, cpu/float32 %.6f, cpu/float64 %.6f (|cuda−cpu32| = %.2e, tolerance %.2e); %.3f ms/step on cuda",
-				rg.LRMF, r32.LRMF, r64.LRMF, math.Abs(rg.LRMF-r32.LRMF), tol, rg.MsPerStep)
+			t.Logf("%s: LRMF cuda %.6f, cpu/float32 %.6f, cpu/float64 %.6f (|cuda−cpu32| = %.2e, tolerance %.2e); %.3f ms/step on cuda",
+				c.name, rg.LRMF, r32.LRMF, r64.LRMF, math.Abs(rg.LRMF-r32.LRMF), tol, rg.MsPerStep)
 			if d := math.Abs(rg.LRMF - r32.LRMF); !(d <= tol) {
 				t.Errorf("LRMF on cuda %.6f, on cpu/float32 %.6f: differ by %.2e > %.2e", rg.LRMF, r32.LRMF, d, tol)
 			}
 			if len(rg.History) == 0 || len(r32.History) == 0 {
 				t.Fatal("no joint steps recorded")
 			}
-			l0, c0 := rg.History[0].Loss, r32.History[0].Loss
-			if d := math.Abs(l0 - c0); !(d <= 1e-4*math.Max(1, math.Abs(c0))) {
-				t.Errorf("first joint-step loss on cuda %.8g, on cpu/float32 %.8g", l0, c0)
+			if c.dens.Kind == "gaussian" {
+				l0, c0 := rg.History[0].Loss, r32.History[0].Loss
+				if d := math.Abs(l0 - c0); !(d <= 1e-4*math.Max(1, math.Abs(c0))) {
+					t.Errorf("first joint-step loss on cuda %.8g, on cpu/float32 %.8g", l0, c0)
+				}
 			}
 			if rg.Steps != r32.Steps {
 				t.Errorf("cuda took %d joint steps, cpu %d", rg.Steps, r32.Steps)
 			}
 		})
+	}
+}
+
+// fakeDevice is the device name of tests/gpu/fakecuda, the CPU stand-in
+// driver whose launches run the cpu backend's own C kernels.
+const fakeDevice = "fakecuda (CPU stand-in)"
+
+// TestFakeDriverBitIdentical runs only on tests/gpu/fakecuda. There every
+// launch computes with the same C entry points as the float32 cpu backend
+// on one thread, so any difference in the results is a bug in this
+// package's host logic (arguments, offsets, views, pool, copies, reads).
+// The whole Align run, 300 fit and 300 joint steps included, must agree to
+// the bit.
+func TestFakeDriverBitIdentical(t *testing.T) {
+	b := newTestBackend(t)
+	if b.Device() != fakeDevice {
+		t.Skip("runs on the fakecuda stand-in driver only")
+	}
+	p := data.MoonsPair(2000, 0.05, 50, 1)
+	cpu32, err := native.NewCPU(native.Float32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cpu32.Close()
+	for _, c := range []alignCase{
+		{"affine-gaussian", lrmf.ModelSpec{Kind: "affine"}, lrmf.ModelSpec{Kind: "gaussian"}, 300, 300},
+		{"realnvp-realnvp", smallRealNVP, smallRealNVP, 300, 300},
+	} {
+		rg, rc := runAlign(t, b, c, p), runAlign(t, cpu32, c, p)
+		if math.Float64bits(rg.LRMF) != math.Float64bits(rc.LRMF) || math.Float64bits(rg.CAB) != math.Float64bits(rc.CAB) {
+			t.Errorf("%s: LRMF %v, c_AB %v on fakecuda; %v, %v on cpu", c.name, rg.LRMF, rg.CAB, rc.LRMF, rc.CAB)
+		}
+		for i := range min(len(rg.History), len(rc.History)) {
+			if rg.History[i] != rc.History[i] {
+				t.Errorf("%s: step %d: %+v on fakecuda, %+v on cpu", c.name, i+1, rg.History[i], rc.History[i])
+				break
+			}
+		}
 	}
 }
 

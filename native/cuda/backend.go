@@ -12,21 +12,23 @@
 //
 // # Threads
 //
-// A Backend owns a CUDA context created with the driver API, one stream,
-// and a cuBLAS handle bound to that stream. Every method pins its goroutine
-// to its OS thread for the duration of the call (runtime.LockOSThread) and
-// makes the context current there if it is not (one cuCtxGetCurrent per
-// call, a thread-local read), then launches kernels directly with
-// cuLaunchKernel: there is no hand-off to a context goroutine. Like every
-// native.Backend it is not safe for concurrent use, but consecutive calls
-// may come from different goroutines (the conformance suite's subtests do).
+// A Backend retains the device's primary context through the driver API
+// (the context the CUDA runtime inside cuBLAS uses too) and owns one stream,
+// a cuBLAS handle bound to it, and its allocations. Every method pins its
+// goroutine to its OS thread for the duration of the call
+// (runtime.LockOSThread) and makes the context current there if it is not
+// (one cuCtxGetCurrent per call, a thread-local read), then launches kernels
+// directly with cuLaunchKernel: there is no hand-off to a context goroutine.
+// Like every native.Backend it is not safe for concurrent use, but
+// consecutive calls may come from different goroutines (the conformance
+// suite's subtests do).
 //
 // # Memory
 //
 // Tensors hold a device pointer and an element offset; View shares the
 // allocation. Allocations come from a pool of size classes; a tensor's block
 // returns to the pool when the garbage collector finds the tensor (and all
-// its views) unreachable. Close frees everything by destroying the context.
+// its views) unreachable. Close frees every allocation of the backend.
 //
 // # Asynchrony
 //
@@ -37,9 +39,26 @@
 package cuda
 
 /*
-#cgo LDFLAGS: -ldl
+#cgo LDFLAGS: -lcuda -ldl
+#include <cuda.h>
 #include <stdlib.h>
 #include "cublas_shim.h"
+
+// lrmf_ctx_current returns the calling thread's current context.
+static CUcontext lrmf_ctx_current(void) {
+	CUcontext cur = NULL;
+	if (cuCtxGetCurrent(&cur) != CUDA_SUCCESS) return NULL;
+	return cur;
+}
+
+// lrmf_ctx_ensure makes want current on the calling thread unless it is:
+// one thread-local read in the common case, and no Go allocation (cu's
+// CurrentContext moves its result to the heap).
+static int lrmf_ctx_ensure(CUcontext want) {
+	CUcontext cur = NULL;
+	if (cuCtxGetCurrent(&cur) == CUDA_SUCCESS && cur == want) return 0;
+	return (int)cuCtxSetCurrent(want);
+}
 */
 import "C"
 
@@ -80,13 +99,15 @@ func (s Stats) Launches() uint64 { return s.Kernels + s.Gemms }
 // Backend is the CUDA backend. New returns it as a native.Backend; assert
 // to *Backend for GemmEngine, Stats, Synchronize and SetGemmKernel.
 type Backend struct {
-	dev    cu.Device
-	ctx    cu.CUContext
-	mod    cu.Module
-	stream cu.Stream
-	fns    [numKernels]cu.Function
-	pool   *pool
-	closed bool
+	dev      cu.Device
+	ctx      cu.CUContext // the device's primary context
+	rawCtx   C.CUcontext  // the same context, for lrmf_ctx_ensure
+	retained bool         // the primary context is retained
+	mod      cu.Module
+	stream   cu.Stream
+	fns      [numKernels]cu.Function
+	pool     *pool
+	closed   bool
 
 	blas      *C.lrmf_cublas // nil: GEMM runs on lrmf_k_gemm
 	blasInfo  string
@@ -113,8 +134,8 @@ var _ native.Backend = (*Backend)(nil)
 // New returns a CUDA backend on device 0 (the first device CUDA_VISIBLE_DEVICES
 // leaves visible). threads is ignored: the GPU parallelises each call.
 // The GEMM engine is cuBLAS when a libcublas.so.13, .12, .11 or libcublas.so
-// loads, else the lrmf_k_gemm kernel; LRMF_CUDA_GEMM=kernel in the
-// environment forces the kernel.
+// loads, else the lrmf_k_gemm kernel; with LRMF_CUDA_GEMM=kernel in the
+// environment cuBLAS is not even loaded.
 func New(threads int) (native.Backend, error) {
 	b, err := open(0)
 	if err != nil {
@@ -143,9 +164,18 @@ func open(ordinal int) (b *Backend, err error) {
 	if b.name, err = b.dev.Name(); err != nil {
 		b.name = b.dev.String()
 	}
-	// cuCtxCreate makes the context current on this thread.
-	if b.ctx, err = b.dev.MakeContext(cu.SchedAuto); err != nil {
-		return fail("cuCtxCreate", err)
+	// The device's primary context: the one the CUDA runtime inside cuBLAS
+	// binds to as well (cudaSetDevice makes it current since CUDA 12), so
+	// the two never disagree about which context a thread has current.
+	if b.ctx, err = b.dev.RetainPrimaryCtx(); err != nil {
+		return fail("cuDevicePrimaryCtxRetain", err)
+	}
+	b.retained = true
+	if err = cu.SetCurrentContext(b.ctx); err != nil {
+		return fail("cuCtxSetCurrent", err)
+	}
+	if b.rawCtx = C.lrmf_ctx_current(); b.rawCtx == nil {
+		return fail("cuCtxGetCurrent", fmt.Errorf("no current context after cuCtxSetCurrent"))
 	}
 	if b.mod, err = cu.LoadData(fatbin); err != nil {
 		return fail("cuModuleLoadData (the embedded lrmf_kernels.fatbin)", err)
@@ -161,6 +191,10 @@ func open(ordinal int) (b *Backend, err error) {
 	if b.scratch, err = b.newBuffer(8); err != nil {
 		return fail("cuMemAlloc", err)
 	}
+	if os.Getenv("LRMF_CUDA_GEMM") == "kernel" {
+		b.blasErr = "LRMF_CUDA_GEMM=kernel: cuBLAS not loaded"
+		return b, nil
+	}
 	var msg [512]C.char
 	b.blas = C.lrmf_cublas_open(unsafe.Pointer(b.stream.C()), &msg[0], C.int(len(msg)))
 	if b.blas == nil {
@@ -168,9 +202,6 @@ func open(ordinal int) (b *Backend, err error) {
 	} else {
 		C.lrmf_cublas_info(b.blas, &msg[0], C.int(len(msg)))
 		b.blasInfo = C.GoString(&msg[0])
-	}
-	if os.Getenv("LRMF_CUDA_GEMM") == "kernel" {
-		b.useKernel = true
 	}
 	return b, nil
 }
@@ -188,9 +219,10 @@ func (b *Backend) release() {
 	if b.mod != (cu.Module{}) {
 		b.mod.Unload()
 	}
-	b.pool.close()
-	if b.ctx != (cu.CUContext{}) {
-		b.ctx.Destroy() // frees every allocation of the context
+	b.pool.freeAll()
+	if b.retained {
+		b.dev.ReleasePrimaryCtx()
+		b.retained = false
 	}
 }
 
@@ -239,9 +271,10 @@ func (b *Backend) Synchronize() {
 	b.must("cuStreamSynchronize", b.stream.Synchronize())
 }
 
-// Close waits for the stream, then destroys the cuBLAS handle, the stream,
-// the module and the context, which frees all device memory. Tensors of a
-// closed backend must not be used; Close is idempotent.
+// Close waits for the stream, then destroys the cuBLAS handle, the stream
+// and the module, frees every device allocation the backend made and
+// releases its hold on the primary context. Tensors of a closed backend must
+// not be used; Close is idempotent.
 func (b *Backend) Close() {
 	if b.closed {
 		return
@@ -260,11 +293,9 @@ func (b *Backend) enter() {
 		runtime.UnlockOSThread()
 		panic("native: cuda: backend used after Close")
 	}
-	if cur, err := cu.CurrentContext(); err != nil || cur != b.ctx {
-		if err := cu.SetCurrentContext(b.ctx); err != nil {
-			runtime.UnlockOSThread()
-			panic(fmt.Sprintf("native: cuda: cuCtxSetCurrent: %v", err))
-		}
+	if rc := C.lrmf_ctx_ensure(b.rawCtx); rc != 0 {
+		runtime.UnlockOSThread()
+		panic(fmt.Sprintf("native: cuda: cuCtxSetCurrent: CUresult %d", int(rc)))
 	}
 }
 

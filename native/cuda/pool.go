@@ -45,6 +45,7 @@ type devStore struct {
 type pool struct {
 	mu     sync.Mutex
 	free   map[int64][]cu.DevicePtr // class size → free blocks
+	all    map[cu.DevicePtr]int64   // every block held, free or in use → class
 	closed bool
 
 	// Counters (under mu).
@@ -59,7 +60,9 @@ type alloc struct {
 	class int64
 }
 
-func newPool() *pool { return &pool{free: map[int64][]cu.DevicePtr{}} }
+func newPool() *pool {
+	return &pool{free: map[int64][]cu.DevicePtr{}, all: map[cu.DevicePtr]int64{}}
+}
 
 // classSize rounds n bytes up to its size class.
 func classSize(n int64) int64 {
@@ -100,6 +103,7 @@ func (p *pool) get(n int64) (cu.DevicePtr, int64, error) {
 	p.mu.Lock()
 	p.allocs++
 	p.reserved += c
+	p.all[ptr] = c
 	p.mu.Unlock()
 	return ptr, c, nil
 }
@@ -122,17 +126,24 @@ func (p *pool) trim() {
 		for _, ptr := range l {
 			if cu.MemFree(ptr) == nil {
 				p.reserved -= c
+				delete(p.all, ptr)
 			}
 		}
 		delete(p.free, c)
 	}
 }
 
-// close stops the pool: blocks of tensors collected later are ignored
-// (destroying the context has freed them).
-func (p *pool) close() {
+// freeAll frees every block, in use or not, and stops the pool: blocks of
+// tensors collected later are ignored. The context must be current.
+func (p *pool) freeAll() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	for ptr := range p.all {
+		cu.MemFree(ptr)
+	}
 	p.closed = true
-	p.free = nil
-	p.mu.Unlock()
+	p.free, p.all, p.reserved = nil, nil, 0
 }

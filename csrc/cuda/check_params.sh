@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# check_params.sh [FATBIN|PTX] — checks the PTX kernel signatures of the lrmf
+# CUDA kernels against the launch contract of lrmf_kernels.h: every
+# `.entry lrmf_k_*` exists with an unmangled name, and each parameter is
+# 8 bytes and of the documented kind (u = int64/pointer as .u64/.s64/.b64,
+# f = double as .f64), because the Go launcher copies every argument as
+# 8 raw bytes. Default input: native/cuda/lrmf_kernels.fatbin. Needs
+# cuobjdump (CUOBJDUMP=...) for a fatbin. Exit status 0 only if all match.
+set -euo pipefail
+
+in=${1:-native/cuda/lrmf_kernels.fatbin}
+if [[ ! -f $in ]]; then
+  echo "check_params: $in: no such file (build it with csrc/cuda/build_fatbin.sh)" >&2
+  exit 2
+fi
+if [[ $in == *.ptx ]]; then
+  ptx=$(cat "$in")
+else
+  ptx=$("${CUOBJDUMP:-cuobjdump}" -ptx "$in")
+fi
+
+# The contract: kernel name and one letter per parameter, in order.
+expected='
+fill u f u
+axpy u f u u
+dot u u u u
+sum u u u
+bias_add u u u u
+bias_grad u u u u
+relu_fwd u u u
+relu_bwd u u u u
+tanh_fwd u u u
+tanh_bwd u u u u
+bias_relu_fwd u u u u
+bias_relu_bwd_dz u u u u u
+gauss_logp u u u u u f u u
+gauss_bwd_dx u u u u u u
+gauss_bwd_params u u u u u u u u u
+logdet_acc u u u u
+affine_fwd u u u u u f u u
+affine_inv u u u u u u
+adam u u u u u f f f f f f
+gather_rows u u u u u
+copy_cols u u u u u u
+add_cols u u u u u u
+coupling_fwd u u u u u f u u u u
+coupling_inv u u u u u f u u u
+coupling_bwd u u u u u f u u u u u u
+gemm u u u u u f u u u u f u u
+'
+
+# Signatures found in the PTX: "name letters..." (x = anything not 8 bytes).
+# A fatbin may hold several PTX copies; identical lines are merged.
+found=$(awk '
+  /\.entry[ \t]+[A-Za-z_0-9$]+[ \t]*\(/ {
+    name = $0
+    sub(/.*\.entry[ \t]+/, "", name); sub(/[ \t]*\(.*/, "", name)
+    sig = name; inside = 1
+    if ($0 ~ /\)/) { print sig; inside = 0 }
+    next
+  }
+  inside && /\.param/ {
+    t = $0; sub(/.*\.param[ \t]+/, "", t); sub(/[ \t].*/, "", t); sub(/,$/, "", t)
+    if (t == ".u64" || t == ".s64" || t == ".b64") l = "u"
+    else if (t == ".f64") l = "f"
+    else l = "x(" t ")"
+    sig = sig " " l
+  }
+  inside && /\)/ { print sig; inside = 0 }
+' <<<"$ptx" | sort -u)
+
+fail=0
+nexp=0
+while read -r name rest; do
+  [[ -z $name ]] && continue
+  nexp=$((nexp + 1))
+  want="lrmf_k_$name $rest"
+  got=$(grep -E "^lrmf_k_$name( |$)" <<<"$found" || true)
+  if [[ -z $got ]]; then
+    echo "MISSING  lrmf_k_$name"
+    fail=1
+  elif [[ $(wc -l <<<"$got") -ne 1 ]]; then
+    echo "DIFFERENT SIGNATURES lrmf_k_$name:"; echo "$got"
+    fail=1
+  elif [[ $got != "$want" ]]; then
+    echo "MISMATCH lrmf_k_$name: got '${got#* }', want '$rest'"
+    fail=1
+  fi
+done <<<"$expected"
+
+# Entries nobody expects (a typo, a mangled C++ name, a new kernel not in
+# the table) fail too: the table must stay complete.
+while read -r name _; do
+  [[ -z $name ]] && continue
+  if ! grep -qE "^${name#lrmf_k_}( |$)" <<<"$expected" || [[ $name != lrmf_k_* ]]; then
+    echo "UNEXPECTED entry $name"
+    fail=1
+  fi
+done <<<"$found"
+
+if [[ $fail -ne 0 ]]; then
+  echo "check_params: FAILED"
+  exit 1
+fi
+echo "check_params: $nexp kernels, every parameter 8 bytes and as documented"

@@ -1,0 +1,185 @@
+/*
+ * lrmf_kernels.h — the float32 CUDA kernels of lrmf (lrmf_kernels.cu).
+ *
+ * The Go side (native/cuda) loads lrmf_kernels.fatbin with cuModuleLoadData
+ * and launches these kernels by name with cuLaunchKernel. To keep that
+ * launcher trivial every kernel is extern "C" (unmangled name) and EVERY
+ * parameter is exactly 8 bytes: int64_t sizes and flags, double scalars,
+ * pointers (csrc/cuda/check_params.sh verifies this on the PTX).
+ *
+ * Semantics: each kernel is the _f32 CPU kernel of the same name in
+ * csrc/include/lrmf.h (same shapes, same overwrite vs "+=", same double
+ * accumulation of sums), with these differences:
+ *  - No argument checks and no status: the caller validates sizes, leading
+ *    dimensions and pointers first, exactly as lrmf.h specifies.
+ *  - A double parameter whose lrmf.h type is T (fill value, axpy alpha,
+ *    logdet_l, ldm, bound, gemm alpha/beta) is rounded to float on entry,
+ *    as the f32 CPU kernel receives it; adam's hyper-parameters stay double.
+ *  - lrmf_gauss_bwd is split in two launches (dx; dmu and dl), and
+ *    lrmf_bias_relu_bwd in two (bias_relu_bwd_dz, then bias_grad on dz).
+ *  - A launch whose grid would be 0 (units or outputs == 0, m or n == 0)
+ *    must be skipped: gridDim 0 is a launch error, and in each such case the
+ *    CPU kernel writes nothing either. The S kernels always launch (n == 0
+ *    writes *out = 0); C kernels with n == 0 rows still launch (they zero
+ *    their outputs).
+ *
+ * Launch rules (block and grid are 1-D unless stated):
+ *  R(units)   blockDim = 256, gridDim = min(ceil(units/256), 65535). The
+ *             kernel runs a grid-stride loop over `units`, so any grid works.
+ *  C(outputs) blockDim = 256, gridDim = outputs (≤ 2^31−1). Block o computes
+ *             output o: a strided loop over rows into a double per thread,
+ *             then a fixed shared-memory tree reduction (no atomics), so the
+ *             result is bitwise reproducible. Blocks also stride over
+ *             outputs, so a smaller grid is correct too.
+ *  S          blockDim = 1024, gridDim = 1. One block reduces all n elements
+ *             in a fixed order (thread t takes t, t+1024, ...; then a tree),
+ *             in double, and writes one double.
+ *  G(m, n)    blockDim = (16, 16), gridDim = (ceil(n/16), ceil(m/16)): one
+ *             16×16 tile of C per block. Blocks stride over tiles, so
+ *             gridDim.y may be capped at 65535 when m > 1 048 560.
+ *
+ * Smaller blocks (any size) also give correct results (the kernels are
+ * compiled with __launch_bounds__ of the rule's block size, so larger ones
+ * fail to launch), but only the rule fixes the summation order of C and S.
+ *
+ * Kernel table ("f*" = float*, "cf*" = const float*, "i32*" = const
+ * int32_t*, "d*" = double*; all sizes int64_t; NULLABLE = may be 0):
+ *
+ * kernel                    parameters (in order)                    rule
+ * ------------------------- ---------------------------------------- ---------
+ * lrmf_k_fill               n, double v, f* x                        R(n)
+ * lrmf_k_axpy               n, double alpha, cf* x, f* y             R(n)
+ * lrmf_k_dot                n, cf* x, cf* y, d* out                  S
+ * lrmf_k_sum                n, cf* x, d* out                         S
+ * lrmf_k_bias_add           n, d, cf* bias, f* y                     R(n*d)
+ * lrmf_k_bias_grad          n, d, cf* dy, f* db                      C(d)
+ * lrmf_k_relu_fwd           n, cf* x, f* y                           R(n)
+ * lrmf_k_relu_bwd           n, cf* x, cf* dy, f* dx                  R(n)
+ * lrmf_k_tanh_fwd           n, cf* x, f* y                           R(n)
+ * lrmf_k_tanh_bwd           n, cf* y, cf* dy, f* dx                  R(n)
+ * lrmf_k_bias_relu_fwd      n, d, cf* bias, f* y                     R(n*d)
+ * lrmf_k_bias_relu_bwd_dz   n, d, cf* y, cf* dy, f* dz               R(n*d)
+ * lrmf_k_gauss_logp         n, d, cf* x, cf* mu, cf* l,              R(n)
+ *                           double logdet_l, f* u, f* logp
+ * lrmf_k_gauss_bwd_dx       n, d, cf* l, cf* u, cf* dlogp, f* dx     R(n)
+ * lrmf_k_gauss_bwd_params   n, d, cf* x, cf* mu, cf* l, cf* u,       C(d+d*d)
+ *                           cf* dlogp, f* dmu, f* dl
+ * lrmf_k_logdet_acc         n, d, cf* s, f* logdet                   R(n)
+ * lrmf_k_affine_fwd         n, d, cf* x, cf* m, cf* b, double ldm,   R(n)
+ *                           f* y, f* logdet (NULLABLE)
+ * lrmf_k_affine_inv         n, d, cf* y, cf* minv, cf* b, f* x       R(n)
+ * lrmf_k_adam               n, f* p, cf* g, f* m, f* v, double lr,   R(n)
+ *                           double beta1, double beta2, double eps,
+ *                           double bc1, double bc2
+ * lrmf_k_gather_rows        n, d, cf* src, i32* idx, f* dst          R(n*d)
+ * lrmf_k_copy_cols          n, d, c0, k, cf* src, f* dst             R(n*k)
+ * lrmf_k_add_cols           n, d, c0, k, cf* src, f* dst             R(n*k)
+ * lrmf_k_coupling_fwd       n, d, t0, dt, kind, double bound,        R(n)
+ *                           cf* x, cf* h, f* y, f* logdet (NULLABLE)
+ * lrmf_k_coupling_inv       n, d, t0, dt, kind, double bound,        R(n)
+ *                           cf* y, cf* h, f* x
+ * lrmf_k_coupling_bwd       n, d, t0, dt, kind, double bound,        R(n)
+ *                           cf* x, cf* h, cf* dy, cf* dlogdet,
+ *                           f* dx (NULLABLE), f* dh
+ * lrmf_k_gemm               trans_a, trans_b, m, n, k, double alpha, G(m, n)
+ *                           cf* a, lda, cf* b, ldb, double beta,
+ *                           f* c, ldc
+ *
+ * Notes per kernel:
+ *  - gauss_bwd_params: block o < d gives dmu[o]; block d + r*d + c gives
+ *    dl[r*d + c]. Both are overwritten (n == 0 writes zeros).
+ *  - bias_relu_bwd_dz: dz = dy·[y > 0] (dz may alias dy); db is then
+ *    lrmf_k_bias_grad(n, d, dz, db).
+ *  - gather_rows: a negative idx[i] leaves row i of dst unwritten (the CPU
+ *    kernel returns EINVAL instead); validate idx before the call.
+ *  - coupling_*: kind 1 = LRMF_SCALE_EXP (needs bound > 0), 2 =
+ *    LRMF_SCALE_SIGMOID. An invalid (kind, bound) makes the kernel write
+ *    nothing. With dt == 0, h, dlogdet and dh are not read (may be 0).
+ *    y may be x (fwd), x may be y (inv), dx may be dy (bwd).
+ *  - gemm: the simple fallback SGEMM (16×16 shared-memory tiles, float
+ *    accumulation, row-major as lrmf.h: C = alpha·op(A)·op(B) + beta·C).
+ *    trans_x != 0 means op(X) = Xᵀ. beta == 0 does not read C; k == 0 gives
+ *    C = beta·C. Correct for any sizes and leading dimensions, but far from
+ *    cuBLAS speed (no register tiling).
+ *  - Elementwise kernels allow in-place use as lrmf.h states (y == x,
+ *    dx == dy); other outputs must not alias inputs.
+ */
+#ifndef LRMF_KERNELS_H
+#define LRMF_KERNELS_H
+
+#include <stdint.h>
+
+/* Launch-rule constants (shared with the Go side by documentation). */
+#define LRMF_K_BLOCK 256      /* R and C blockDim */
+#define LRMF_K_GRID_MAX 65535 /* R gridDim cap */
+#define LRMF_K_SBLOCK 1024    /* S blockDim */
+#define LRMF_K_TILE 16        /* G blockDim is TILE×TILE, one C tile each */
+
+/* Scale kinds of the coupling kernels (same values as lrmf.h). */
+#define LRMF_K_SCALE_EXP 1
+#define LRMF_K_SCALE_SIGMOID 2
+
+#ifdef __CUDACC__
+/* Declarations for CUDA code that links lrmf_cuda_kernels (the .cu includes
+ * this header, so a mismatch with the definitions does not compile). */
+#define LRMF_K extern "C" __global__
+
+LRMF_K void lrmf_k_fill(int64_t n, double v, float *x);
+LRMF_K void lrmf_k_axpy(int64_t n, double alpha, const float *x, float *y);
+LRMF_K void lrmf_k_dot(int64_t n, const float *x, const float *y, double *out);
+LRMF_K void lrmf_k_sum(int64_t n, const float *x, double *out);
+LRMF_K void lrmf_k_bias_add(int64_t n, int64_t d, const float *bias, float *y);
+LRMF_K void lrmf_k_bias_grad(int64_t n, int64_t d, const float *dy, float *db);
+LRMF_K void lrmf_k_relu_fwd(int64_t n, const float *x, float *y);
+LRMF_K void lrmf_k_relu_bwd(int64_t n, const float *x, const float *dy,
+                            float *dx);
+LRMF_K void lrmf_k_tanh_fwd(int64_t n, const float *x, float *y);
+LRMF_K void lrmf_k_tanh_bwd(int64_t n, const float *y, const float *dy,
+                            float *dx);
+LRMF_K void lrmf_k_bias_relu_fwd(int64_t n, int64_t d, const float *bias,
+                                 float *y);
+LRMF_K void lrmf_k_bias_relu_bwd_dz(int64_t n, int64_t d, const float *y,
+                                    const float *dy, float *dz);
+LRMF_K void lrmf_k_gauss_logp(int64_t n, int64_t d, const float *x,
+                              const float *mu, const float *l, double logdet_l,
+                              float *u, float *logp);
+LRMF_K void lrmf_k_gauss_bwd_dx(int64_t n, int64_t d, const float *l,
+                                const float *u, const float *dlogp, float *dx);
+LRMF_K void lrmf_k_gauss_bwd_params(int64_t n, int64_t d, const float *x,
+                                    const float *mu, const float *l,
+                                    const float *u, const float *dlogp,
+                                    float *dmu, float *dl);
+LRMF_K void lrmf_k_logdet_acc(int64_t n, int64_t d, const float *s,
+                              float *logdet);
+LRMF_K void lrmf_k_affine_fwd(int64_t n, int64_t d, const float *x,
+                              const float *m, const float *b, double ldm,
+                              float *y, float *logdet);
+LRMF_K void lrmf_k_affine_inv(int64_t n, int64_t d, const float *y,
+                              const float *minv, const float *b, float *x);
+LRMF_K void lrmf_k_adam(int64_t n, float *p, const float *g, float *m, float *v,
+                        double lr, double beta1, double beta2, double eps,
+                        double bc1, double bc2);
+LRMF_K void lrmf_k_gather_rows(int64_t n, int64_t d, const float *src,
+                               const int32_t *idx, float *dst);
+LRMF_K void lrmf_k_copy_cols(int64_t n, int64_t d, int64_t c0, int64_t k,
+                             const float *src, float *dst);
+LRMF_K void lrmf_k_add_cols(int64_t n, int64_t d, int64_t c0, int64_t k,
+                            const float *src, float *dst);
+LRMF_K void lrmf_k_coupling_fwd(int64_t n, int64_t d, int64_t t0, int64_t dt,
+                                int64_t kind, double bound, const float *x,
+                                const float *h, float *y, float *logdet);
+LRMF_K void lrmf_k_coupling_inv(int64_t n, int64_t d, int64_t t0, int64_t dt,
+                                int64_t kind, double bound, const float *y,
+                                const float *h, float *x);
+LRMF_K void lrmf_k_coupling_bwd(int64_t n, int64_t d, int64_t t0, int64_t dt,
+                                int64_t kind, double bound, const float *x,
+                                const float *h, const float *dy,
+                                const float *dlogdet, float *dx, float *dh);
+LRMF_K void lrmf_k_gemm(int64_t trans_a, int64_t trans_b, int64_t m, int64_t n,
+                        int64_t k, double alpha, const float *a, int64_t lda,
+                        const float *b, int64_t ldb, double beta, float *c,
+                        int64_t ldc);
+
+#endif /* __CUDACC__ */
+
+#endif /* LRMF_KERNELS_H */

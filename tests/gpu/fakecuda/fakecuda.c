@@ -1,0 +1,449 @@
+/*
+ * fakecuda.c — a CPU stand-in for libcuda.so.1, for checking the HOST logic
+ * of native/cuda on a machine without a GPU (tests/gpu/fakecuda/run.sh).
+ *
+ * It implements the few driver entry points that gorgonia.org/cu, the probe
+ * and native/cuda call at run time (the binary binds the others lazily and
+ * never calls them), with "device" memory in host malloc, and runs each
+ * lrmf_k_* launch synchronously with the CPU kernels of csrc/cpu (the CUDA
+ * kernels are specified as those kernels). Along the way it checks what a
+ * real driver would reject or what would silently go wrong on a GPU:
+ *  - a call without a current, live context (CUDA_ERROR_INVALID_CONTEXT);
+ *  - grid or block dimensions different from the launch rules of
+ *    csrc/cuda/lrmf_kernels.h (R, C, S, G), and zero-sized grids;
+ *  - every pointer argument and copy range inside a live allocation;
+ *  - a CPU kernel's argument error (EINVAL) becomes CUDA_ERROR_INVALID_VALUE.
+ * It says nothing about the CUDA kernels themselves, cuBLAS, or real
+ * asynchrony: those need the GPU run (tests/gpu/run.sh).
+ */
+#include <cuda.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lrmf.h"
+
+#define FAIL(rc, ...)                                   \
+	do {                                                \
+		fprintf(stderr, "fakecuda: " __VA_ARGS__);      \
+		fputc('\n', stderr);                            \
+		return (rc);                                    \
+	} while (0)
+
+struct block {
+	char *p;
+	size_t n;
+};
+
+struct CUctx_st {
+	int destroyed;
+	struct block *blocks;
+	size_t nblocks, cap;
+};
+
+struct CUfunc_st {
+	char name[64];
+};
+
+static __thread CUcontext current;
+
+static CUresult need_ctx(const char *op) {
+	if (!current) FAIL(CUDA_ERROR_INVALID_CONTEXT, "%s without a current context", op);
+	if (current->destroyed) FAIL(CUDA_ERROR_CONTEXT_IS_DESTROYED, "%s on a destroyed context", op);
+	return CUDA_SUCCESS;
+}
+
+/* inside reports whether [p, p+n) lies in one live allocation (n may be 0:
+ * then p must be inside or one past the end of one). */
+static int inside(uintptr_t p, size_t n) {
+	for (size_t i = 0; i < current->nblocks; i++) {
+		uintptr_t b = (uintptr_t)current->blocks[i].p;
+		if (p >= b && p + n <= b + current->blocks[i].n) return 1;
+	}
+	return 0;
+}
+
+CUresult cuInit(unsigned int flags) { (void)flags; return CUDA_SUCCESS; }
+CUresult cuDriverGetVersion(int *v) { *v = 11080; return CUDA_SUCCESS; }
+CUresult cuDeviceGetCount(int *n) { *n = 1; return CUDA_SUCCESS; }
+CUresult cuDeviceGet(CUdevice *d, int ordinal) {
+	if (ordinal != 0) return CUDA_ERROR_INVALID_DEVICE;
+	*d = 0;
+	return CUDA_SUCCESS;
+}
+CUresult cuDeviceGetName(char *name, int len, CUdevice d) {
+	(void)d;
+	snprintf(name, len, "fakecuda (CPU stand-in)");
+	return CUDA_SUCCESS;
+}
+CUresult cuGetErrorName(CUresult rc, const char **s) {
+	*s = rc == 0 ? "CUDA_SUCCESS" : "CUDA_ERROR_FAKE";
+	return CUDA_SUCCESS;
+}
+CUresult cuGetErrorString(CUresult rc, const char **s) {
+	*s = rc == 0 ? "no error" : "fakecuda error";
+	return CUDA_SUCCESS;
+}
+
+CUresult cuCtxCreate(CUcontext *pctx, unsigned int flags, CUdevice dev) {
+	(void)flags;
+	(void)dev;
+	CUcontext c = calloc(1, sizeof *c);
+	*pctx = current = c;
+	return CUDA_SUCCESS;
+}
+/* The primary context: retained and released with a count; at zero it is
+ * destroyed (its memory freed) and the next retain makes a new one. */
+static CUcontext primary;
+static int primary_refs;
+
+static CUresult destroy_ctx(CUcontext c);
+
+CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev) {
+	if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+	if (!primary) primary = calloc(1, sizeof *primary);
+	primary_refs++;
+	*pctx = primary;
+	return CUDA_SUCCESS;
+}
+CUresult cuDevicePrimaryCtxRelease(CUdevice dev) {
+	if (dev != 0 || !primary || primary_refs <= 0) return CUDA_ERROR_INVALID_CONTEXT;
+	if (--primary_refs == 0) {
+		if (primary->nblocks)
+			fprintf(stderr, "fakecuda: primary context released with %zu allocations live\n", primary->nblocks);
+		destroy_ctx(primary);
+		primary = NULL;
+	}
+	return CUDA_SUCCESS;
+}
+
+CUresult cuCtxGetCurrent(CUcontext *pctx) { *pctx = current; return CUDA_SUCCESS; }
+CUresult cuCtxSetCurrent(CUcontext c) { current = c; return CUDA_SUCCESS; }
+CUresult cuCtxDestroy(CUcontext c) { return destroy_ctx(c); }
+
+static CUresult destroy_ctx(CUcontext c) {
+	if (!c || c->destroyed) return CUDA_ERROR_INVALID_CONTEXT;
+	for (size_t i = 0; i < c->nblocks; i++) free(c->blocks[i].p);
+	free(c->blocks);
+	c->blocks = NULL;
+	c->nblocks = c->cap = 0;
+	c->destroyed = 1; /* kept, so stale handles compare unequal to new ones */
+	if (current == c) current = NULL;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuModuleLoadData(CUmodule *m, const void *image) {
+	CUresult rc = need_ctx("cuModuleLoadData");
+	if (rc) return rc;
+	if (!image) return CUDA_ERROR_INVALID_VALUE;
+	*m = (CUmodule)(uintptr_t)1;
+	return CUDA_SUCCESS;
+}
+CUresult cuModuleUnload(CUmodule m) { (void)m; return CUDA_SUCCESS; }
+
+static const char *const known[] = {
+	"lrmf_k_fill", "lrmf_k_axpy", "lrmf_k_dot", "lrmf_k_sum", "lrmf_k_bias_add", "lrmf_k_bias_grad",
+	"lrmf_k_relu_fwd", "lrmf_k_relu_bwd", "lrmf_k_tanh_fwd", "lrmf_k_tanh_bwd", "lrmf_k_bias_relu_fwd",
+	"lrmf_k_bias_relu_bwd_dz", "lrmf_k_gauss_logp", "lrmf_k_gauss_bwd_dx", "lrmf_k_gauss_bwd_params",
+	"lrmf_k_logdet_acc", "lrmf_k_affine_fwd", "lrmf_k_affine_inv", "lrmf_k_adam", "lrmf_k_gather_rows",
+	"lrmf_k_copy_cols", "lrmf_k_add_cols", "lrmf_k_coupling_fwd", "lrmf_k_coupling_inv",
+	"lrmf_k_coupling_bwd", "lrmf_k_gemm",
+};
+
+CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) {
+	(void)m;
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+		if (strcmp(known[i], name) == 0) {
+			CUfunction fn = calloc(1, sizeof *fn);
+			snprintf(fn->name, sizeof fn->name, "%s", name);
+			*f = fn;
+			return CUDA_SUCCESS;
+		}
+	}
+	return CUDA_ERROR_NOT_FOUND;
+}
+
+CUresult cuStreamCreate(CUstream *s, unsigned int flags) {
+	(void)flags;
+	CUresult rc = need_ctx("cuStreamCreate");
+	if (rc) return rc;
+	*s = (CUstream)(uintptr_t)2;
+	return CUDA_SUCCESS;
+}
+CUresult cuStreamDestroy(CUstream s) { (void)s; return CUDA_SUCCESS; }
+CUresult cuStreamSynchronize(CUstream s) { (void)s; return need_ctx("cuStreamSynchronize"); }
+CUresult cuCtxSynchronize(void) { return need_ctx("cuCtxSynchronize"); }
+
+CUresult cuMemAlloc(CUdeviceptr *p, size_t n) {
+	CUresult rc = need_ctx("cuMemAlloc");
+	if (rc) return rc;
+	if (n == 0) return CUDA_ERROR_INVALID_VALUE;
+	void *q = NULL;
+	if (posix_memalign(&q, 256, n)) return CUDA_ERROR_OUT_OF_MEMORY;
+	memset(q, 0xA5, n); /* not zero: New must clear what it hands out */
+	if (current->nblocks == current->cap) {
+		current->cap = current->cap ? 2 * current->cap : 64;
+		current->blocks = realloc(current->blocks, current->cap * sizeof *current->blocks);
+	}
+	current->blocks[current->nblocks++] = (struct block){q, n};
+	*p = (CUdeviceptr)(uintptr_t)q;
+	return CUDA_SUCCESS;
+}
+CUresult cuMemFree(CUdeviceptr p) {
+	CUresult rc = need_ctx("cuMemFree");
+	if (rc) return rc;
+	for (size_t i = 0; i < current->nblocks; i++) {
+		if ((uintptr_t)current->blocks[i].p == (uintptr_t)p) {
+			free(current->blocks[i].p);
+			current->blocks[i] = current->blocks[--current->nblocks];
+			return CUDA_SUCCESS;
+		}
+	}
+	FAIL(CUDA_ERROR_INVALID_VALUE, "cuMemFree of %#lx: not an allocation", (unsigned long)p);
+}
+
+CUresult cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t n, CUstream s) {
+	(void)s;
+	CUresult rc = need_ctx("cuMemcpyHtoDAsync");
+	if (rc) return rc;
+	if (!inside(dst, n)) FAIL(CUDA_ERROR_INVALID_VALUE, "HtoD of %zu bytes to %#lx: outside the allocations", n, (unsigned long)dst);
+	memcpy((void *)(uintptr_t)dst, src, n);
+	return CUDA_SUCCESS;
+}
+CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t n, CUstream s) {
+	(void)s;
+	CUresult rc = need_ctx("cuMemcpyDtoHAsync");
+	if (rc) return rc;
+	if (!inside(src, n)) FAIL(CUDA_ERROR_INVALID_VALUE, "DtoH of %zu bytes from %#lx: outside the allocations", n, (unsigned long)src);
+	memcpy(dst, (void *)(uintptr_t)src, n);
+	return CUDA_SUCCESS;
+}
+CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
+	(void)s;
+	CUresult rc = need_ctx("cuMemcpyDtoDAsync");
+	if (rc) return rc;
+	if (!inside(dst, n) || !inside(src, n)) FAIL(CUDA_ERROR_INVALID_VALUE, "DtoD of %zu bytes: outside the allocations", n);
+	memmove((void *)(uintptr_t)dst, (void *)(uintptr_t)src, n);
+	return CUDA_SUCCESS;
+}
+CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int v, size_t n, CUstream s) {
+	(void)s;
+	CUresult rc = need_ctx("cuMemsetD32Async");
+	if (rc) return rc;
+	if (!inside(dst, 4 * n)) FAIL(CUDA_ERROR_INVALID_VALUE, "memset of %zu words: outside the allocations", n);
+	uint32_t *p = (uint32_t *)(uintptr_t)dst;
+	for (size_t i = 0; i < n; i++) p[i] = v;
+	return CUDA_SUCCESS;
+}
+
+/* ---- launches ---------------------------------------------------------- */
+
+static int64_t I(void **a, int i) { return *(int64_t *)a[i]; }
+static double D(void **a, int i) { return *(double *)a[i]; }
+static float *F(void **a, int i) { return (float *)(uintptr_t)*(uint64_t *)a[i]; }
+
+static int rgrid(int64_t units) {
+	int64_t g = (units + 255) / 256;
+	return (int)(g < 65535 ? g : 65535);
+}
+
+/* check_ptr: a pointer argument must be inside an allocation (or NULL when
+ * nullable, or anything when the extent is 0). */
+static int check_ptr(const char *k, int i, const void *p, int64_t elems, int nullable) {
+	if (elems == 0) return 1;
+	if (!p && nullable) return 1;
+	if (!p || !inside((uintptr_t)p, (size_t)elems * 4)) {
+		fprintf(stderr, "fakecuda: %s: argument %d (%p, %lld elements) is outside the allocations\n", k, i, p,
+		        (long long)elems);
+		return 0;
+	}
+	return 1;
+}
+#define PTR(i, elems, nullable) \
+	if (!check_ptr(k, i, F(a, i), (elems), (nullable))) return CUDA_ERROR_INVALID_VALUE
+
+static unsigned long long launches;
+
+CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                        unsigned shmem, CUstream s, void **a, void **extra) {
+	(void)s;
+	(void)extra;
+	CUresult rc = need_ctx("cuLaunchKernel");
+	if (rc) return rc;
+	const char *k = f->name;
+	launches++;
+	if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0)
+		FAIL(CUDA_ERROR_INVALID_VALUE, "%s: zero grid or block (%u,%u,%u)x(%u,%u,%u)", k, gx, gy, gz, bx, by, bz);
+	if (shmem != 0) FAIL(CUDA_ERROR_INVALID_VALUE, "%s: dynamic shared memory %u", k, shmem);
+	/* Expected launch shape. */
+	char rule = 0;
+	int64_t units = 0;
+	int err = 0;
+#define RULE(r, u) (rule = (r), units = (u))
+	const char *n_ = k + 7; /* after "lrmf_k_" */
+	if (!strcmp(n_, "fill") || !strcmp(n_, "axpy") || !strcmp(n_, "relu_fwd") || !strcmp(n_, "relu_bwd") ||
+	    !strcmp(n_, "tanh_fwd") || !strcmp(n_, "tanh_bwd") || !strcmp(n_, "adam"))
+		RULE('R', I(a, 0));
+	else if (!strcmp(n_, "bias_add") || !strcmp(n_, "bias_relu_fwd") || !strcmp(n_, "bias_relu_bwd_dz") ||
+	         !strcmp(n_, "gather_rows"))
+		RULE('R', I(a, 0) * I(a, 1));
+	else if (!strcmp(n_, "copy_cols") || !strcmp(n_, "add_cols"))
+		RULE('R', I(a, 0) * I(a, 3));
+	else if (!strcmp(n_, "gauss_logp") || !strcmp(n_, "gauss_bwd_dx") || !strcmp(n_, "logdet_acc") ||
+	         !strcmp(n_, "affine_fwd") || !strcmp(n_, "affine_inv") || !strncmp(n_, "coupling_", 9))
+		RULE('R', I(a, 0));
+	else if (!strcmp(n_, "bias_grad"))
+		RULE('C', I(a, 1));
+	else if (!strcmp(n_, "gauss_bwd_params"))
+		RULE('C', I(a, 1) + I(a, 1) * I(a, 1));
+	else if (!strcmp(n_, "dot") || !strcmp(n_, "sum"))
+		RULE('S', 1);
+	else if (!strcmp(n_, "gemm"))
+		RULE('G', 0);
+	switch (rule) {
+	case 'R':
+		if (bx != 256 || by != 1 || gy != 1 || gx != (unsigned)rgrid(units))
+			FAIL(CUDA_ERROR_INVALID_VALUE, "%s: R(%lld) launched as (%u,%u)x(%u,%u)", k, (long long)units, gx, gy, bx, by);
+		break;
+	case 'C':
+		if (bx != 256 || by != 1 || gy != 1 || gx != (unsigned)units)
+			FAIL(CUDA_ERROR_INVALID_VALUE, "%s: C(%lld) launched as (%u,%u)x(%u,%u)", k, (long long)units, gx, gy, bx, by);
+		break;
+	case 'S':
+		if (bx != 1024 || by != 1 || gx != 1 || gy != 1)
+			FAIL(CUDA_ERROR_INVALID_VALUE, "%s: S launched as (%u,%u)x(%u,%u)", k, gx, gy, bx, by);
+		break;
+	case 'G': {
+		int64_t m = I(a, 2), n = I(a, 3);
+		int64_t ex = (n + 15) / 16, ey = (m + 15) / 16;
+		if (ey > 65535) ey = 65535;
+		if (bx != 16 || by != 16 || gx != ex || gy != ey)
+			FAIL(CUDA_ERROR_INVALID_VALUE, "%s: G(m=%lld, n=%lld) launched as (%u,%u)x(%u,%u)", k, (long long)m,
+			     (long long)n, gx, gy, bx, by);
+		break;
+	}
+	default:
+		FAIL(CUDA_ERROR_NOT_FOUND, "%s: unknown kernel", k);
+	}
+
+	if (!strcmp(n_, "fill")) {
+		PTR(2, I(a, 0), 0);
+		err = lrmf_fill_f32(I(a, 0), (float)D(a, 1), F(a, 2));
+	} else if (!strcmp(n_, "axpy")) {
+		PTR(2, I(a, 0), 0); PTR(3, I(a, 0), 0);
+		err = lrmf_axpy_f32(I(a, 0), (float)D(a, 1), F(a, 2), F(a, 3));
+	} else if (!strcmp(n_, "dot")) {
+		PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0); PTR(3, 2, 0);
+		err = lrmf_dot_f32(I(a, 0), F(a, 1), F(a, 2), (double *)F(a, 3));
+	} else if (!strcmp(n_, "sum")) {
+		PTR(1, I(a, 0), 0); PTR(2, 2, 0);
+		err = lrmf_sum_f32(I(a, 0), F(a, 1), (double *)F(a, 2));
+	} else if (!strcmp(n_, "bias_add")) {
+		PTR(2, I(a, 1), 0); PTR(3, I(a, 0) * I(a, 1), 0);
+		err = lrmf_bias_add_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3));
+	} else if (!strcmp(n_, "bias_grad")) {
+		PTR(2, I(a, 0) * I(a, 1), 0); PTR(3, I(a, 1), 0);
+		err = lrmf_bias_grad_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3));
+	} else if (!strcmp(n_, "relu_fwd")) {
+		PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0);
+		err = lrmf_relu_fwd_f32(I(a, 0), F(a, 1), F(a, 2));
+	} else if (!strcmp(n_, "relu_bwd")) {
+		PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0); PTR(3, I(a, 0), 0);
+		err = lrmf_relu_bwd_f32(I(a, 0), F(a, 1), F(a, 2), F(a, 3));
+	} else if (!strcmp(n_, "tanh_fwd")) {
+		PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0);
+		err = lrmf_tanh_fwd_f32(I(a, 0), F(a, 1), F(a, 2));
+	} else if (!strcmp(n_, "tanh_bwd")) {
+		PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0); PTR(3, I(a, 0), 0);
+		err = lrmf_tanh_bwd_f32(I(a, 0), F(a, 1), F(a, 2), F(a, 3));
+	} else if (!strcmp(n_, "bias_relu_fwd")) {
+		PTR(2, I(a, 1), 0); PTR(3, I(a, 0) * I(a, 1), 0);
+		err = lrmf_bias_relu_fwd_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3));
+	} else if (!strcmp(n_, "bias_relu_bwd_dz")) {
+		int64_t nd = I(a, 0) * I(a, 1);
+		PTR(2, nd, 0); PTR(3, nd, 0); PTR(4, nd, 0);
+		/* The CPU kernel also sums db; it goes to a scratch vector. */
+		float *db = calloc((size_t)I(a, 1) + 1, sizeof *db);
+		err = lrmf_bias_relu_bwd_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3), F(a, 4), db);
+		free(db);
+	} else if (!strcmp(n_, "gauss_logp")) {
+		int64_t n = I(a, 0), d = I(a, 1);
+		PTR(2, n * d, 0); PTR(3, d, 0); PTR(4, d * d, 0); PTR(6, n * d, 0); PTR(7, n, 0);
+		err = lrmf_gauss_logp_f32(n, d, F(a, 2), F(a, 3), F(a, 4), (float)D(a, 5), F(a, 6), F(a, 7));
+	} else if (!strcmp(n_, "gauss_bwd_dx")) {
+		int64_t n = I(a, 0), d = I(a, 1);
+		PTR(2, d * d, 0); PTR(3, n * d, 0); PTR(4, n, 0); PTR(5, n * d, 0);
+		/* The CPU kernel also sums dmu and dl (and reads x and mu, which
+		 * only they need): scratch for all of them. */
+		float *tmp = calloc((size_t)(n * d + 2 * d + d * d + 1), sizeof *tmp);
+		err = lrmf_gauss_bwd_f32(n, d, tmp, tmp + n * d, F(a, 2), F(a, 3), F(a, 4), F(a, 5), tmp + n * d + d,
+		                         tmp + n * d + 2 * d);
+		free(tmp);
+	} else if (!strcmp(n_, "gauss_bwd_params")) {
+		int64_t n = I(a, 0), d = I(a, 1);
+		PTR(2, n * d, 0); PTR(3, d, 0); PTR(4, d * d, 0); PTR(5, n * d, 0); PTR(6, n, 0); PTR(7, d, 0); PTR(8, d * d, 0);
+		err = lrmf_gauss_bwd_f32(n, d, F(a, 2), F(a, 3), F(a, 4), F(a, 5), F(a, 6), NULL, F(a, 7), F(a, 8));
+	} else if (!strcmp(n_, "logdet_acc")) {
+		PTR(2, I(a, 0) * I(a, 1), 0); PTR(3, I(a, 0), 0);
+		err = lrmf_logdet_acc_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3));
+	} else if (!strcmp(n_, "affine_fwd")) {
+		int64_t n = I(a, 0), d = I(a, 1);
+		PTR(2, n * d, 0); PTR(3, d * d, 0); PTR(4, d, 0); PTR(6, n * d, 0); PTR(7, n, 1);
+		err = lrmf_affine_fwd_f32(n, d, F(a, 2), F(a, 3), F(a, 4), (float)D(a, 5), F(a, 6), F(a, 7));
+	} else if (!strcmp(n_, "affine_inv")) {
+		int64_t n = I(a, 0), d = I(a, 1);
+		PTR(2, n * d, 0); PTR(3, d * d, 0); PTR(4, d, 0); PTR(5, n * d, 0);
+		err = lrmf_affine_inv_f32(n, d, F(a, 2), F(a, 3), F(a, 4), F(a, 5));
+	} else if (!strcmp(n_, "adam")) {
+		int64_t n = I(a, 0);
+		PTR(1, n, 0); PTR(2, n, 0); PTR(3, n, 0); PTR(4, n, 0);
+		err = lrmf_adam_f32(n, F(a, 1), F(a, 2), F(a, 3), F(a, 4), D(a, 5), D(a, 6), D(a, 7), D(a, 8), D(a, 9), D(a, 10));
+	} else if (!strcmp(n_, "gather_rows")) {
+		int64_t n = I(a, 0), d = I(a, 1);
+		PTR(3, n, 0); PTR(4, n * d, 0);
+		/* src's extent is the caller's n_src·d, unknown here: check its
+		 * start only. */
+		PTR(2, 1, 0);
+		err = lrmf_gather_rows_f32(n, d, F(a, 2), (const int32_t *)F(a, 3), F(a, 4));
+	} else if (!strcmp(n_, "copy_cols")) {
+		int64_t n = I(a, 0), d = I(a, 1);
+		PTR(4, n * d, 0); PTR(5, n * I(a, 3), 0);
+		err = lrmf_copy_cols_f32(n, d, I(a, 2), I(a, 3), F(a, 4), F(a, 5));
+	} else if (!strcmp(n_, "add_cols")) {
+		int64_t n = I(a, 0), d = I(a, 1);
+		PTR(4, n * I(a, 3), 0); PTR(5, n * d, 0);
+		err = lrmf_add_cols_f32(n, d, I(a, 2), I(a, 3), F(a, 4), F(a, 5));
+	} else if (!strcmp(n_, "coupling_fwd")) {
+		int64_t n = I(a, 0), d = I(a, 1), dt = I(a, 3);
+		PTR(6, n * d, 0); PTR(7, n * 2 * dt, 0); PTR(8, n * d, 0); PTR(9, n, 1);
+		err = lrmf_coupling_fwd_f32(n, d, I(a, 2), dt, (int)I(a, 4), (float)D(a, 5), F(a, 6), F(a, 7), F(a, 8), F(a, 9));
+	} else if (!strcmp(n_, "coupling_inv")) {
+		int64_t n = I(a, 0), d = I(a, 1), dt = I(a, 3);
+		PTR(6, n * d, 0); PTR(7, n * 2 * dt, 0); PTR(8, n * d, 0);
+		err = lrmf_coupling_inv_f32(n, d, I(a, 2), dt, (int)I(a, 4), (float)D(a, 5), F(a, 6), F(a, 7), F(a, 8));
+	} else if (!strcmp(n_, "coupling_bwd")) {
+		int64_t n = I(a, 0), d = I(a, 1), dt = I(a, 3);
+		PTR(6, n * d, 0); PTR(7, n * 2 * dt, 0); PTR(8, n * d, 0); PTR(9, n, 0); PTR(10, n * d, 1);
+		PTR(11, n * 2 * dt, 0);
+		err = lrmf_coupling_bwd_f32(n, d, I(a, 2), dt, (int)I(a, 4), (float)D(a, 5), F(a, 6), F(a, 7), F(a, 8), F(a, 9),
+		                            F(a, 10), F(a, 11));
+	} else if (!strcmp(n_, "gemm")) {
+		int ta = (int)I(a, 0), tb = (int)I(a, 1);
+		int64_t m = I(a, 2), n = I(a, 3), kk = I(a, 4), lda = I(a, 7), ldb = I(a, 9), ldc = I(a, 12);
+		PTR(6, (ta ? kk : m) * lda, 0); PTR(8, (tb ? n : kk) * ldb, 0); PTR(11, m * ldc, 0);
+		if (kk == 0) { /* C = beta·C (the CPU kernel wants lda ≥ 1) */
+			float beta = (float)D(a, 10), *c = F(a, 11);
+			for (int64_t i = 0; i < m * ldc; i++) c[i] = beta == 0 ? 0 : beta * c[i];
+		} else {
+			/* The packed GEMM the cpu backend uses, for identical sums. */
+			int64_t lw = lrmf_gemm_work_f32(m, n, kk);
+			float *w = lw > 0 ? malloc((size_t)lw * sizeof *w) : NULL;
+			err = lrmf_gemm_ws_f32(ta, tb, m, n, kk, (float)D(a, 5), F(a, 6), lda, F(a, 8), ldb, (float)D(a, 10),
+			                       F(a, 11), ldc, w, lw);
+			free(w);
+		}
+	}
+	if (err) FAIL(CUDA_ERROR_INVALID_VALUE, "%s: the CPU kernel returned %d", k, err);
+	return CUDA_SUCCESS;
+}
