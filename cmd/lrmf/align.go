@@ -107,7 +107,8 @@ built-in moons pair (2000 points each, the second rotated by 50°).
 
 Outputs in --out (each written atomically, only when the run finishes):
   report.json      status, converged, lrmf, c_ab, steps, seconds, ms_per_step,
-                   history (per step: loss, grad_t, grad_s), the full config
+                   arm_accuracy (built-in labelled data), history (per step:
+                   loss, grad_t, grad_s), the full config
   transformed.csv  T(A), in A's row order
   checkpoint.lrmf  the trained models, optimiser and random state (versioned,
                    checksummed): lrmf apply --model uses it, --resume continues it.
