@@ -21,9 +21,11 @@ import (
 type pool struct {
 	threads int
 
-	gen     atomic.Uint64 // dispatch generation; workers run when it changes
-	nb      int           // blocks of the current dispatch (read after gen)
-	run     func(blk int) // the job of the current dispatch
+	// state is gen<<16 | nb: the dispatch generation (workers act when it
+	// changes) and that dispatch's block count, published together so a
+	// worker never pairs one dispatch's generation with another's count.
+	state   atomic.Uint64
+	run     func(blk int) // the job of the current dispatch (participants only)
 	pending atomic.Int64  // participating workers not yet done
 	closed  atomic.Bool
 
@@ -39,6 +41,7 @@ func newPool(threads int) *pool {
 	if threads < 1 {
 		threads = 1
 	}
+	threads = min(threads, 1<<16-1) // the block count shares a word with the generation
 	return &pool{threads: threads}
 }
 
@@ -46,7 +49,7 @@ func (p *pool) startWorkers() {
 	n := p.threads - 1
 	p.wake = make([]chan struct{}, n)
 	p.parked = make([]atomic.Bool, n)
-	g0 := p.gen.Load() // before the dispatch that starts the workers
+	g0 := p.state.Load() >> 16 // before the dispatch that starts the workers
 	for w := 0; w < n; w++ {
 		p.wake[w] = make(chan struct{}, 1)
 		go p.worker(w, g0)
@@ -57,24 +60,25 @@ func (p *pool) startWorkers() {
 // last is the generation already seen when the worker was started.
 func (p *pool) worker(w int, last uint64) {
 	for {
-		g := p.await(w, last)
+		st := p.await(w, last)
 		if p.closed.Load() {
 			return
 		}
-		last = g
-		if w+1 < p.nb {
+		last = st >> 16
+		if nb := int(st & 0xffff); w+1 < nb {
 			p.run(w + 1)
 			p.pending.Add(-1)
 		}
 	}
 }
 
-// await returns the first generation after last, spinning, then parking.
+// await returns the first state whose generation differs from last,
+// spinning, then parking.
 func (p *pool) await(w int, last uint64) uint64 {
 	start := time.Now()
 	for i := 0; ; i++ {
-		if g := p.gen.Load(); g != last {
-			return g
+		if st := p.state.Load(); st>>16 != last {
+			return st
 		}
 		if i&127 == 127 {
 			if time.Since(start) > spinFor {
@@ -85,14 +89,14 @@ func (p *pool) await(w int, last uint64) uint64 {
 	}
 	for {
 		p.parked[w].Store(true)
-		if g := p.gen.Load(); g != last { // re-check after announcing
+		if st := p.state.Load(); st>>16 != last { // re-check after announcing
 			p.parked[w].Store(false)
-			return g
+			return st
 		}
 		<-p.wake[w]
 		p.parked[w].Store(false)
-		if g := p.gen.Load(); g != last {
-			return g
+		if st := p.state.Load(); st>>16 != last {
+			return st
 		}
 	}
 }
@@ -122,9 +126,10 @@ func (p *pool) do(nb int, run func(blk int)) {
 		return
 	}
 	p.once.Do(p.startWorkers)
-	p.run, p.nb = run, nb
+	p.run = run
 	p.pending.Store(int64(nb - 1))
-	p.gen.Add(1) // publishes run and nb
+	gen := p.state.Load()>>16 + 1
+	p.state.Store(gen<<16 | uint64(nb)) // publishes run with the block count
 	for w := 0; w < nb-1; w++ {
 		if p.parked[w].Load() {
 			select {
@@ -148,7 +153,7 @@ func (p *pool) close() {
 		return
 	}
 	p.once.Do(func() {}) // workers never start after close
-	p.gen.Add(1)
+	p.state.Store((p.state.Load()>>16 + 1) << 16)
 	for _, ch := range p.wake {
 		select {
 		case ch <- struct{}{}:
