@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "77477967229406bdf33f161049547273c44d0d5f069a549074ae9ab85f679936"
+const csrcHash = "59f5d1478953ea9a1205d751aff1b76f29739684ffe6a40d64c83dea314c07a1"

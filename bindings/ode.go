@@ -13,6 +13,14 @@ package bindings
 #cgo noescape lrmf_ode_rk4_f64
 #cgo noescape lrmf_ode_dopri5_f32
 #cgo noescape lrmf_ode_dopri5_f64
+#cgo noescape lrmf_ode_rk4_save_f32
+#cgo noescape lrmf_ode_rk4_save_f64
+#cgo noescape lrmf_ode_rk4_bwd_f32
+#cgo noescape lrmf_ode_rk4_bwd_f64
+#cgo noescape lrmf_ode_dopri5_save_f32
+#cgo noescape lrmf_ode_dopri5_save_f64
+#cgo noescape lrmf_ode_dopri5_bwd_f32
+#cgo noescape lrmf_ode_dopri5_bwd_f64
 #cgo nocallback lrmf_odefunc_work_f64
 #cgo nocallback lrmf_odefunc_nparams_f64
 #cgo nocallback lrmf_odefunc_fwd_f32
@@ -23,6 +31,14 @@ package bindings
 #cgo nocallback lrmf_ode_rk4_f64
 #cgo nocallback lrmf_ode_dopri5_f32
 #cgo nocallback lrmf_ode_dopri5_f64
+#cgo nocallback lrmf_ode_rk4_save_f32
+#cgo nocallback lrmf_ode_rk4_save_f64
+#cgo nocallback lrmf_ode_rk4_bwd_f32
+#cgo nocallback lrmf_ode_rk4_bwd_f64
+#cgo nocallback lrmf_ode_dopri5_save_f32
+#cgo nocallback lrmf_ode_dopri5_save_f64
+#cgo nocallback lrmf_ode_dopri5_bwd_f32
+#cgo nocallback lrmf_ode_dopri5_bwd_f64
 
 #include "lrmf.h"
 */
@@ -311,4 +327,219 @@ func ODESolveDopri5[T Float](n int, dims []int64, theta []T, t0, t1 float64, opt
 			pd(z0), ki, pd(eps), pd(z1), pd(logdet), &cnfe, &cacc, pw(work), lw)
 	}
 	return int(cnfe), int(cacc), odeStatus(op, rc)
+}
+
+func pi64(v []int64) *C.int64_t { return (*C.int64_t)(unsafe.Pointer(unsafe.SliceData(v))) }
+
+// ODESolveRK4Save is [ODESolveRK4] that also stores each row's step start
+// states z (float64) in states: n×steps×D, row i's step s at
+// states[(i·steps+s)·D:]. [ODESolveRK4Backward] reads them.
+func ODESolveRK4Save[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps int, z0 []T, k int, eps, z1, logdet []T, states, work []float64) (nfe int, err error) {
+	const op = "ODESolveRK4Save"
+	d, err := checkODE(op, n, dims, theta, z0, "z0", k, eps, work)
+	if err != nil {
+		return 0, err
+	}
+	if steps < 1 {
+		return 0, &Error{op, fmt.Sprintf("steps = %d, want ≥ 1", steps)}
+	}
+	if err := checkFiniteT(op, t0, t1); err != nil {
+		return 0, err
+	}
+	if err := checkRows(op, "z1", len(z1), n, d); err != nil {
+		return 0, err
+	}
+	if err := checkLen(op, "logdet", len(logdet), n); err != nil {
+		return 0, err
+	}
+	sd, ok := mul(steps, d)
+	if !ok {
+		return 0, errOverflow(op)
+	}
+	if err := checkRows(op, "states", len(states), n, sd); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	var cnfe C.int64_t
+	var rc C.int
+	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
+	if is32[T]() {
+		rc = C.lrmf_ode_rk4_save_f32(i64(n), nl, pdims(dims), pf(theta), C.double(t0), C.double(t1), i64(steps),
+			pf(z0), ki, pf(eps), pf(z1), pf(logdet), pw(states), &cnfe, pw(work), lw)
+	} else {
+		rc = C.lrmf_ode_rk4_save_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t0), C.double(t1), i64(steps),
+			pd(z0), ki, pd(eps), pd(z1), pd(logdet), pw(states), &cnfe, pw(work), lw)
+	}
+	if err := status(op, rc); err != nil {
+		return 0, err
+	}
+	return int(cnfe), nil
+}
+
+// checkODEBwd validates the upstream and output arguments of the backward
+// kernels and returns D.
+func checkODEBwd[T Float](op string, n int, dims []int64, theta []T, k int, eps, a1, ald, gz0, gtheta []T, work []float64) (int, error) {
+	d, err := checkODE(op, n, dims, theta, a1, "a1", k, eps, work)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkLen(op, "ald", len(ald), n); err != nil {
+		return 0, err
+	}
+	if err := checkRows(op, "gz0", len(gz0), n, d); err != nil {
+		return 0, err
+	}
+	if err := checkLen(op, "gtheta", len(gtheta), len(theta)); err != nil {
+		return 0, err
+	}
+	return d, nil
+}
+
+// ODESolveRK4Backward is the exact reverse of the RK4 solve that
+// [ODESolveRK4Save] recorded in states (same n, dims, θ, t0, t1, steps, k,
+// eps): for L = Σ a1·z1 + Σ ald·logdet (a1 n×D, ald n) it sets
+//
+//	gz0    = ∂L/∂z0  n×D (out)
+//	gtheta = ∂L/∂θ   len(theta) (out, summed over rows in float64; n == 0
+//	                 zeroes it)
+//
+// and returns the f evaluations (7·steps·n: 3 per step to rebuild the stage
+// inputs, one before each VJP) and VJPs (4·steps·n) it made.
+func ODESolveRK4Backward[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps int, k int, eps []T, states []float64, a1, ald, gz0, gtheta []T, work []float64) (nfe, nvjp int, err error) {
+	const op = "ODESolveRK4Backward"
+	d, err := checkODEBwd(op, n, dims, theta, k, eps, a1, ald, gz0, gtheta, work)
+	if err != nil {
+		return 0, 0, err
+	}
+	if steps < 1 {
+		return 0, 0, &Error{op, fmt.Sprintf("steps = %d, want ≥ 1", steps)}
+	}
+	if err := checkFiniteT(op, t0, t1); err != nil {
+		return 0, 0, err
+	}
+	sd, ok := mul(steps, d)
+	if !ok {
+		return 0, 0, errOverflow(op)
+	}
+	if err := checkRows(op, "states", len(states), n, sd); err != nil {
+		return 0, 0, err
+	}
+	var cnfe, cvjp C.int64_t
+	var rc C.int
+	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
+	if is32[T]() {
+		rc = C.lrmf_ode_rk4_bwd_f32(i64(n), nl, pdims(dims), pf(theta), C.double(t0), C.double(t1), i64(steps), ki, pf(eps),
+			pw(states), pf(a1), pf(ald), pf(gz0), pf(gtheta), &cnfe, &cvjp, pw(work), lw)
+	} else {
+		rc = C.lrmf_ode_rk4_bwd_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t0), C.double(t1), i64(steps), ki, pd(eps),
+			pw(states), pd(a1), pd(ald), pd(gz0), pd(gtheta), &cnfe, &cvjp, pw(work), lw)
+	}
+	if err := status(op, rc); err != nil {
+		return 0, 0, err
+	}
+	return int(cnfe), int(cvjp), nil
+}
+
+// ODESolveDopri5Save is [ODESolveDopri5] that also records each row's
+// accepted steps for [ODESolveDopri5Backward]: tape (float64,
+// n×MaxSteps×(D+2)) holds row i's step m at tape[(i·MaxSteps+m)·(D+2):] as
+// [t, signed h, z at the step start], and nacc[i] (n) their count.
+func ODESolveDopri5Save[T Float](n int, dims []int64, theta []T, t0, t1 float64, opt Dopri5Options, z0 []T, k int, eps, z1, logdet []T, tape []float64, nacc []int64, work []float64) (nfe, accepted int, err error) {
+	const op = "ODESolveDopri5Save"
+	d, err := checkODE(op, n, dims, theta, z0, "z0", k, eps, work)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := checkFiniteT(op, t0, t1); err != nil {
+		return 0, 0, err
+	}
+	if !(opt.Atol >= 0) || !(opt.Rtol >= 0) || !(opt.Atol+opt.Rtol > 0) || math.IsInf(opt.Atol+opt.Rtol, 0) {
+		return 0, 0, &Error{op, fmt.Sprintf("tolerances atol = %g, rtol = %g: want finite, ≥ 0, not both 0", opt.Atol, opt.Rtol)}
+	}
+	if !(opt.H0 > 0) || math.IsInf(opt.H0, 0) {
+		return 0, 0, &Error{op, fmt.Sprintf("h0 = %g, want finite and > 0", opt.H0)}
+	}
+	if opt.MaxSteps < 1 {
+		return 0, 0, &Error{op, fmt.Sprintf("max steps = %d, want ≥ 1", opt.MaxSteps)}
+	}
+	if err := checkRows(op, "z1", len(z1), n, d); err != nil {
+		return 0, 0, err
+	}
+	if err := checkLen(op, "logdet", len(logdet), n); err != nil {
+		return 0, 0, err
+	}
+	per, ok := mul(opt.MaxSteps, d+2)
+	if !ok {
+		return 0, 0, errOverflow(op)
+	}
+	if err := checkRows(op, "tape", len(tape), n, per); err != nil {
+		return 0, 0, err
+	}
+	if err := checkLen(op, "nacc", len(nacc), n); err != nil {
+		return 0, 0, err
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	var cnfe, cacc C.int64_t
+	var rc C.int
+	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
+	at, rt, h0, ms := C.double(opt.Atol), C.double(opt.Rtol), C.double(opt.H0), i64(opt.MaxSteps)
+	if is32[T]() {
+		rc = C.lrmf_ode_dopri5_save_f32(i64(n), nl, pdims(dims), pf(theta), C.double(t0), C.double(t1), at, rt, h0, ms,
+			pf(z0), ki, pf(eps), pf(z1), pf(logdet), pw(tape), pi64(nacc), &cnfe, &cacc, pw(work), lw)
+	} else {
+		rc = C.lrmf_ode_dopri5_save_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t0), C.double(t1), at, rt, h0, ms,
+			pd(z0), ki, pd(eps), pd(z1), pd(logdet), pw(tape), pi64(nacc), &cnfe, &cacc, pw(work), lw)
+	}
+	return int(cnfe), int(cacc), odeStatus(op, rc)
+}
+
+// ODESolveDopri5Backward is the exact reverse of the accepted steps that
+// [ODESolveDopri5Save] recorded (same n, dims, θ, k, eps, maxSteps): the
+// gradients of L = Σ a1·z1 + Σ ald·logdet as in [ODESolveRK4Backward]. The
+// step sizes are treated as constants (the error estimate and step control
+// are not differentiated), so this is the gradient of the computed discrete
+// solution. It returns the f evaluations (11 per accepted step) and VJPs
+// (6 per accepted step) it made.
+func ODESolveDopri5Backward[T Float](n int, dims []int64, theta []T, maxSteps, k int, eps []T, tape []float64, nacc []int64, a1, ald, gz0, gtheta []T, work []float64) (nfe, nvjp int, err error) {
+	const op = "ODESolveDopri5Backward"
+	d, err := checkODEBwd(op, n, dims, theta, k, eps, a1, ald, gz0, gtheta, work)
+	if err != nil {
+		return 0, 0, err
+	}
+	if maxSteps < 1 {
+		return 0, 0, &Error{op, fmt.Sprintf("max steps = %d, want ≥ 1", maxSteps)}
+	}
+	per, ok := mul(maxSteps, d+2)
+	if !ok {
+		return 0, 0, errOverflow(op)
+	}
+	if err := checkRows(op, "tape", len(tape), n, per); err != nil {
+		return 0, 0, err
+	}
+	if err := checkLen(op, "nacc", len(nacc), n); err != nil {
+		return 0, 0, err
+	}
+	for i, v := range nacc[:n] {
+		if v < 0 || v > int64(maxSteps) {
+			return 0, 0, &Error{op, fmt.Sprintf("nacc[%d] = %d outside [0, %d]", i, v, maxSteps)}
+		}
+	}
+	var cnfe, cvjp C.int64_t
+	var rc C.int
+	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
+	if is32[T]() {
+		rc = C.lrmf_ode_dopri5_bwd_f32(i64(n), nl, pdims(dims), pf(theta), i64(maxSteps), ki, pf(eps),
+			pw(tape), pi64(nacc), pf(a1), pf(ald), pf(gz0), pf(gtheta), &cnfe, &cvjp, pw(work), lw)
+	} else {
+		rc = C.lrmf_ode_dopri5_bwd_f64(i64(n), nl, pdims(dims), pd(theta), i64(maxSteps), ki, pd(eps),
+			pw(tape), pi64(nacc), pd(a1), pd(ald), pd(gz0), pd(gtheta), &cnfe, &cvjp, pw(work), lw)
+	}
+	if err := status(op, rc); err != nil {
+		return 0, 0, err
+	}
+	return int(cnfe), int(cvjp), nil
 }

@@ -168,6 +168,100 @@ func testODEAllocs[T bindings.Float](t *testing.T) {
 		_, _, err = bindings.ODESolveDopri5(8, dims, theta, 0, 1, bindings.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.1, MaxSteps: 1000}, z, 0, nil, dz, tr, work)
 	}), "ODESolveDopri5")
 	require.NoError(t, err)
+	states, gz := make([]float64, 8*4*2), make([]T, 16)
+	assert.Zero(t, testing.AllocsPerRun(20, func() {
+		_, err = bindings.ODESolveRK4Save(8, dims, theta, 0, 1, 4, z, 2, eps, dz, tr, states, work)
+		if err == nil {
+			_, _, err = bindings.ODESolveRK4Backward(8, dims, theta, 0, 1, 4, 2, eps, states, dz, tr, gz, g, work)
+		}
+	}), "ODESolveRK4Save+Backward")
+	require.NoError(t, err)
+	opt := bindings.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.1, MaxSteps: 100}
+	tape, nacc := make([]float64, 8*100*4), make([]int64, 8)
+	assert.Zero(t, testing.AllocsPerRun(20, func() {
+		_, _, err = bindings.ODESolveDopri5Save(8, dims, theta, 0, 1, opt, z, 0, nil, dz, tr, tape, nacc, work)
+		if err == nil {
+			_, _, err = bindings.ODESolveDopri5Backward(8, dims, theta, 100, 0, nil, tape, nacc, dz, tr, gz, g, work)
+		}
+	}), "ODESolveDopri5Save+Backward")
+	require.NoError(t, err)
 }
 
 func TestODEAllocs(t *testing.T) { both(t, testODEAllocs[float32], testODEAllocs[float64]) }
+
+// Gradients through a solve of the linear dynamics f = a·z + b (dims [2, 1],
+// θ = [a, 0, b]): one RK4 step multiplies z by R(a·h) = 1 + x + x²/2 + x³/6
+// + x⁴/24 (x = a·h), so ∂z1/∂z0 = R^steps exactly; logdet = a·(t1 − t0), so
+// with a1 = 0, ald = 1 the θ-gradient is [t1 − t0, 0, 0] and gz0 = 0. For
+// Dormand–Prince at tight tolerance ∂z1/∂z0 ≈ e^{a(t1 − t0)}.
+func testODEBackwardLinear[T bindings.Float](t *testing.T) {
+	dims := []int64{2, 1}
+	wl, err := bindings.ODEFuncWorkLen(dims, 0)
+	require.NoError(t, err)
+	work := make([]float64, wl)
+	a, b := 0.5, -0.25
+	theta := conv[T](a, 0, b)
+	// Not the fixed point −b/a = 0.5: there z is constant, the error
+	// estimate is 0 and the steps grow to the whole span, which is exact
+	// for z but not for its derivative (the step control does not see it).
+	z0 := conv[T](1, -2, 0.75)
+	const n, steps, t0, t1 = 3, 6, 0.25, 1.75
+	z1, ld := make([]T, n), make([]T, n)
+	states := make([]float64, n*steps)
+	_, err = bindings.ODESolveRK4Save(n, dims, theta, t0, t1, steps, z0, 0, nil, z1, ld, states, work)
+	require.NoError(t, err)
+	assert.Equal(t, float64(z0[1]), states[steps], "row 1's first state is z0")
+	x := a * (t1 - t0) / steps
+	r := math.Pow(1+x+x*x/2+x*x*x/6+x*x*x*x/24, steps)
+	gz, gth := make([]T, n), make([]T, 3)
+	nfe, nvjp, err := bindings.ODESolveRK4Backward(n, dims, theta, t0, t1, steps, 0, nil, states, conv[T](1, 2, -1), conv[T](0, 0, 0), gz, gth, work)
+	require.NoError(t, err)
+	assert.Equal(t, 7*steps*n, nfe)
+	assert.Equal(t, 4*steps*n, nvjp)
+	near(t, []float64{r, 2 * r, -r}, gz)
+	_, _, err = bindings.ODESolveRK4Backward(n, dims, theta, t0, t1, steps, 0, nil, states, conv[T](0, 0, 0), conv[T](1, 1, 1), gz, gth, work)
+	require.NoError(t, err)
+	near(t, []float64{0, 0, 0}, gz)
+	near(t, []float64{n * (t1 - t0), 0, 0}, gth)
+
+	opt := bindings.Dopri5Options{Atol: 1e-12, Rtol: 1e-12, H0: 0.1, MaxSteps: 500}
+	tape, nacc := make([]float64, n*opt.MaxSteps*3), make([]int64, n)
+	_, acc, err := bindings.ODESolveDopri5Save(n, dims, theta, t0, t1, opt, z0, 0, nil, z1, ld, tape, nacc, work)
+	require.NoError(t, err)
+	assert.Equal(t, int64(acc), nacc[0]+nacc[1]+nacc[2])
+	assert.Equal(t, t0, tape[0], "row 0's first step starts at t0")
+	nfe, nvjp, err = bindings.ODESolveDopri5Backward(n, dims, theta, opt.MaxSteps, 0, nil, tape, nacc, conv[T](1, 2, -1), conv[T](1, 1, 1), gz, gth, work)
+	require.NoError(t, err)
+	assert.Equal(t, 11*acc, nfe)
+	assert.Equal(t, 6*acc, nvjp)
+	e := math.Exp(a * (t1 - t0))
+	// The solve is accurate to ~1e-11, not to the last bits.
+	loose := func(want []float64, got []T) {
+		t.Helper()
+		for i := range want {
+			assert.InDelta(t, want[i], float64(got[i]), math.Max(tol[T](), 1e-9)*math.Max(1, math.Abs(want[i])), "index %d", i)
+		}
+	}
+	loose([]float64{e, 2 * e, -e}, gz)
+	// ∂z1/∂a = (z0 + b/a)(t1 − t0)e^{aT} − (b/a²)(e^{aT} − 1) per row, weighted.
+	dza := func(z float64) float64 {
+		return (z+b/a)*(t1-t0)*e - b/(a*a)*(e-1)
+	}
+	// ∂z1/∂b = (e^{aT} − 1)/a per row (the t coefficient's is not checked).
+	loose([]float64{dza(1) + 2*dza(-2) - dza(0.75) + n*(t1-t0), 2 * (e - 1) / a}, []T{gth[0], gth[2]})
+
+	// Validation: a tape count outside [0, MaxSteps].
+	nacc[1] = int64(opt.MaxSteps + 1)
+	_, _, err = bindings.ODESolveDopri5Backward(n, dims, theta, opt.MaxSteps, 0, nil, tape, nacc, z0, ld, gz, gth, work)
+	if assert.Error(t, err) {
+		assert.Equal(t, "bindings: ODESolveDopri5Backward: nacc[1] = 501 outside [0, 500]", err.Error())
+	}
+	_, _, err = bindings.ODESolveRK4Backward(n, dims, theta, t0, t1, steps, 0, nil, states[:1], z0, ld, gz, gth, work)
+	if assert.Error(t, err) {
+		assert.Equal(t, "bindings: ODESolveRK4Backward: len(states) = 1 < 18 required", err.Error())
+	}
+}
+
+func TestODEBackwardLinear(t *testing.T) {
+	both(t, testODEBackwardLinear[float32], testODEBackwardLinear[float64])
+}

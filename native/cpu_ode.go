@@ -23,6 +23,9 @@ type cpuODE struct {
 	opt        bindings.Dopri5Options
 	work       [][]float64 // per block
 	nfe, accep []int       // per block
+	vjp        []int       // per block (backward passes)
+	tape       *ODETape    // recording (mode 1) or replayed (mode 2)
+	mode       int         // 0: plain solve, 1: record into tape, 2: backward
 }
 
 // setODE stores dims (as int64, reallocated only when they change), k and
@@ -44,6 +47,7 @@ func (c *cpu[T]) setODE(dims []int, k, d, nb int) {
 		o.work = make([][]float64, c.pool.threads)
 		o.nfe = make([]int, c.pool.threads)
 		o.accep = make([]int, c.pool.threads)
+		o.vjp = make([]int, c.pool.threads)
 	}
 	wl, err := bindings.ODEFuncWorkLen(o.dims, k)
 	must("ODEFuncWorkLen", err)
@@ -90,12 +94,51 @@ func (c *cpu[T]) runODE(blk, lo, hi int) error {
 		}
 		return bindings.ODEFuncVJP(n, o.dims, j.a, T(o.t), j.b[lo*d:hi*d], k, eps, j.f[lo*d:hi*d], j.g[lo:hi], j.c[lo*d:hi*d], g, o.work[blk])
 	case opODESolveRK4:
-		nfe, err := bindings.ODESolveRK4(n, o.dims, j.a, o.t0, o.t1, o.steps, j.b[lo*d:hi*d], k, eps, j.c[lo*d:hi*d], j.d[lo:hi], o.work[blk])
-		o.nfe[blk], o.accep[blk] = nfe, o.steps*n
+		var nfe int
+		var err error
+		switch o.mode {
+		case 0:
+			nfe, err = bindings.ODESolveRK4(n, o.dims, j.a, o.t0, o.t1, o.steps, j.b[lo*d:hi*d], k, eps, j.c[lo*d:hi*d], j.d[lo:hi], o.work[blk])
+		case 1:
+			per := o.tape.perRowBuf
+			nfe, err = bindings.ODESolveRK4Save(n, o.dims, j.a, o.t0, o.t1, o.steps, j.b[lo*d:hi*d], k, eps, j.c[lo*d:hi*d], j.d[lo:hi],
+				o.tape.buf[lo*per:hi*per], o.work[blk])
+		default:
+			g := j.h
+			if blk > 0 {
+				g = c.partial(blk, len(j.h))
+			}
+			per := o.tape.perRowBuf
+			var nv int
+			nfe, nv, err = bindings.ODESolveRK4Backward(n, o.dims, j.a, o.t0, o.t1, o.steps, k, eps, o.tape.buf[lo*per:hi*per],
+				j.f[lo*d:hi*d], j.g[lo:hi], j.c[lo*d:hi*d], g, o.work[blk])
+			o.nfe[blk], o.accep[blk], o.vjp[blk] = nfe, 0, nv
+			return err
+		}
+		o.nfe[blk], o.accep[blk], o.vjp[blk] = nfe, o.steps*n, 0
 		return err
 	case opODESolveDopri5:
-		nfe, acc, err := bindings.ODESolveDopri5(n, o.dims, j.a, o.t0, o.t1, o.opt, j.b[lo*d:hi*d], k, eps, j.c[lo*d:hi*d], j.d[lo:hi], o.work[blk])
-		o.nfe[blk], o.accep[blk] = nfe, acc
+		if o.mode == 2 {
+			g := j.h
+			if blk > 0 {
+				g = c.partial(blk, len(j.h))
+			}
+			per := o.tape.perRowBuf
+			nfe, nv, err := bindings.ODESolveDopri5Backward(n, o.dims, j.a, o.opt.MaxSteps, k, eps, o.tape.buf[lo*per:hi*per], o.tape.nacc[lo:hi],
+				j.f[lo*d:hi*d], j.g[lo:hi], j.c[lo*d:hi*d], g, o.work[blk])
+			o.nfe[blk], o.accep[blk], o.vjp[blk] = nfe, 0, nv
+			return err
+		}
+		var nfe, acc int
+		var err error
+		if o.mode == 1 {
+			per := o.tape.perRowBuf
+			nfe, acc, err = bindings.ODESolveDopri5Save(n, o.dims, j.a, o.t0, o.t1, o.opt, j.b[lo*d:hi*d], k, eps, j.c[lo*d:hi*d], j.d[lo:hi],
+				o.tape.buf[lo*per:hi*per], o.tape.nacc[lo:hi], o.work[blk])
+		} else {
+			nfe, acc, err = bindings.ODESolveDopri5(n, o.dims, j.a, o.t0, o.t1, o.opt, j.b[lo*d:hi*d], k, eps, j.c[lo*d:hi*d], j.d[lo:hi], o.work[blk])
+		}
+		o.nfe[blk], o.accep[blk], o.vjp[blk] = nfe, acc, 0
 		if err != nil {
 			// Report the row in the batch, not in the block.
 			return fmt.Errorf("rows [%d, %d): %w", lo, hi, err)
@@ -136,7 +179,17 @@ func (c *cpu[T]) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *Tensor, dims []i
 }
 
 func (c *cpu[T]) ODESolveRK4(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
-	const op = "ODESolveRK4"
+	return c.rk4("ODESolveRK4", nil, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+}
+
+func (c *cpu[T]) ODESolveRK4Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
+	if tape == nil {
+		panic("native: ODESolveRK4Record: tape is nil")
+	}
+	return c.rk4("ODESolveRK4Record", tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+}
+
+func (c *cpu[T]) rk4(op string, tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
 	n, d, k := checkODE(op, z0, theta, eps, dims)
 	checkRK4(op, t0, t1, steps)
 	mustShape(op, "z1", z1, n, d)
@@ -145,6 +198,11 @@ func (c *cpu[T]) ODESolveRK4(z1, logdet, z0, theta, eps *Tensor, dims []int, t0,
 	c.setODE(dims, k, d, nb)
 	o := &c.ode
 	o.t0, o.t1, o.steps = t0, t1, steps
+	o.mode, o.tape = 0, tape
+	if tape != nil {
+		tape.prepare(tapeRK4, n, d, k, steps, t0, t1)
+		o.mode = 1
+	}
 	j := &c.job
 	j.a, j.b, j.e, j.c, j.d = c.s(theta), c.s(z0), c.optEps(eps), c.s(z1), c.s(logdet)
 	c.dispatch(opODESolveRK4, n, nb)
@@ -156,12 +214,23 @@ func (c *cpu[T]) odeStats(nb int) ODEStats {
 	for b := 0; b < nb; b++ {
 		st.NFE += c.ode.nfe[b]
 		st.Accepted += c.ode.accep[b]
+		st.VJP += c.ode.vjp[b]
 	}
 	return st
 }
 
 func (c *cpu[T]) ODESolveDopri5(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
-	const op = "ODESolveDopri5"
+	return c.dopri5("ODESolveDopri5", nil, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+}
+
+func (c *cpu[T]) ODESolveDopri5Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
+	if tape == nil {
+		panic("native: ODESolveDopri5Record: tape is nil")
+	}
+	return c.dopri5("ODESolveDopri5Record", tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+}
+
+func (c *cpu[T]) dopri5(op string, tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
 	n, d, k := checkODE(op, z0, theta, eps, dims)
 	checkDopri5(op, t0, t1, opt)
 	mustShape(op, "z1", z1, n, d)
@@ -172,6 +241,11 @@ func (c *cpu[T]) ODESolveDopri5(z1, logdet, z0, theta, eps *Tensor, dims []int, 
 	o := &c.ode
 	o.t0, o.t1 = t0, t1
 	o.opt = bindings.Dopri5Options{Atol: opt.Atol, Rtol: opt.Rtol, H0: opt.H0, MaxSteps: opt.MaxSteps}
+	o.mode, o.tape = 0, tape
+	if tape != nil {
+		tape.prepare(tapeDopri5, n, d, k, opt.MaxSteps, t0, t1)
+		o.mode = 1
+	}
 	j := &c.job
 	j.a, j.b, j.e, j.c, j.d = c.s(theta), c.s(z0), c.optEps(eps), c.s(z1), c.s(logdet)
 	j.op, j.units, j.nb = opODESolveDopri5, n, nb
@@ -193,4 +267,31 @@ func (c *cpu[T]) ODESolveDopri5(z1, logdet, z0, theta, eps *Tensor, dims []int, 
 		first = fmt.Errorf("native: %s: %w", op, err)
 	}
 	return st, first
+}
+
+// odeBackward runs a Backward over row blocks with per-block θ partials
+// reduced in block order.
+func (c *cpu[T]) odeBackward(op opcode, gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape, n, d, k, evalsPerRow int) ODEStats {
+	nb := c.pool.split(n, 3*evalsPerRow*odeCost(dims, k))
+	c.setODE(dims, k, d, nb)
+	c.ensurePartial(nb, theta.Len())
+	o := &c.ode
+	o.t0, o.t1, o.steps, o.mode, o.tape = tape.t0, tape.t1, tape.steps, 2, tape
+	o.opt.MaxSteps = tape.steps
+	j := &c.job
+	j.a, j.e, j.f, j.g, j.c, j.h = c.s(theta), c.optEps(eps), c.s(a1), c.s(ald), c.s(gz0), c.s(gtheta)
+	c.dispatch(op, n, nb)
+	c.reduce(nb, j.h)
+	return c.odeStats(nb)
+}
+
+func (c *cpu[T]) ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) ODEStats {
+	n, d, k := checkTape("ODESolveRK4Backward", tape, tapeRK4, gz0, gtheta, a1, ald, theta, eps, dims)
+	return c.odeBackward(opODESolveRK4, gz0, gtheta, a1, ald, theta, eps, dims, tape, n, d, k, 7*tape.steps)
+}
+
+func (c *cpu[T]) ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) ODEStats {
+	n, d, k := checkTape("ODESolveDopri5Backward", tape, tapeDopri5, gz0, gtheta, a1, ald, theta, eps, dims)
+	// A typical solve makes a few tens of accepted steps of 11 evaluations.
+	return c.odeBackward(opODESolveDopri5, gz0, gtheta, a1, ald, theta, eps, dims, tape, n, d, k, 200)
 }

@@ -306,7 +306,26 @@ func TestCPUODEAllocatesNothing(t *testing.T) {
 		b.Fill(eps, 1)
 		dz, tr, gz, g := b.New(n, d), b.New(n, 1), b.New(n, d), b.New(1, np)
 		opt := native.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.1, MaxSteps: 1000}
+		// The backward passes on a smaller batch (still split over the 3
+		// threads): a block that runs for milliseconds lets the pool's
+		// workers park, and parking may allocate in the runtime (see pool).
+		var rk4Tape, dpTape native.ODETape
+		const nb = 60
+		zb, epsb, z1b, ldb, a1, ald, gzb := b.New(nb, d), b.New(nb, 2*d), b.New(nb, d), b.New(nb, 1), b.New(nb, d), b.New(nb, 1), b.New(nb, d)
+		b.Fill(epsb, 1)
+		b.Fill(a1, 0.5)
+		b.Fill(ald, -1)
 		for name, f := range map[string]func(){
+			"ODESolveRK4Record+Backward": func() {
+				b.ODESolveRK4Record(&rk4Tape, z1b, ldb, zb, theta, epsb, dims, 0, 1, 2)
+				b.ODESolveRK4Backward(gzb, g, a1, ald, theta, epsb, dims, &rk4Tape)
+			},
+			"ODESolveDopri5Record+Backward": func() {
+				if _, err := b.ODESolveDopri5Record(&dpTape, z1b, ldb, zb, theta, nil, dims, 0, 1, opt); err != nil {
+					t.Fatal(err)
+				}
+				b.ODESolveDopri5Backward(gzb, g, a1, ald, theta, nil, dims, &dpTape)
+			},
 			"ODEFuncForward": func() { b.ODEFuncForward(dz, tr, z, theta, eps, dims, 0.5) },
 			"ODEFuncVJP":     func() { b.ODEFuncVJP(gz, g, z, theta, nil, dz, tr, dims, 0.5) },
 			"ODESolveRK4":    func() { b.ODESolveRK4(dz, tr, z, theta, eps, dims, 0, 1, 2) },
@@ -316,11 +335,194 @@ func TestCPUODEAllocatesNothing(t *testing.T) {
 				}
 			},
 		} {
-			f()
+			// Warm up: besides the workspaces, the pool's workers park
+			// and wake on the first dispatches, and the runtime may
+			// allocate its wait records then (not in steady state).
+			for i := 0; i < 10; i++ {
+				f()
+			}
 			if a := testing.AllocsPerRun(5, f); a != 0 {
 				t.Errorf("%v %s: %.1f allocations per call, want 0", dt, name, a)
 			}
 		}
+		be.Close()
+	}
+}
+
+// TestRefODESolveBackwardFiniteDifferences checks the gradients through a
+// recorded solve against central differences of the solve itself, for
+// L = Σ a1⊙z1 + Σ ald⊙logdet, w.r.t. every element of z0 and θ, to 1e-6
+// relative to max(1, |gradient|): RK4 with 8 steps (forward and backward
+// in time), and Dormand–Prince at atol = rtol = 1e-8 with a perturbation
+// of 1e-7. The replay gradient treats the accepted step sizes as constants;
+// the test checks that under each ±1e-7 perturbation every row keeps the
+// same number of accepted steps and evaluations (the same accept/reject
+// decisions) and that the steps' times move by < 1e-6. The step sizes
+// themselves are smooth in the inputs (h·0.9·err^(−1/5)), but their effect
+// on z1 is of the order of the local error (~1e-8), well below the
+// tolerance — this is why the comparison holds for the replayed gradient.
+// Exact trace and Hutchinson (fixed probes).
+func TestRefODESolveBackwardFiniteDifferences(t *testing.T) {
+	const tol = 1e-6
+	type solver struct {
+		name string
+		step float64
+		run  func(f *odeFixture, tape *native.ODETape, z1, ld, z0, th, eps *native.Tensor) native.ODEStats
+		back func(f *odeFixture, gz, gth, a1, ald, th, eps *native.Tensor, tape *native.ODETape) native.ODEStats
+	}
+	dopt := native.Dopri5Options{Atol: 1e-8, Rtol: 1e-8, H0: 0.05, MaxSteps: 10000}
+	solvers := []solver{
+		{"rk4", 1e-6,
+			func(f *odeFixture, tape *native.ODETape, z1, ld, z0, th, eps *native.Tensor) native.ODEStats {
+				return f.r.ODESolveRK4Record(tape, z1, ld, z0, th, eps, f.dims, 0, 1, 8)
+			},
+			func(f *odeFixture, gz, gth, a1, ald, th, eps *native.Tensor, tape *native.ODETape) native.ODEStats {
+				return f.r.ODESolveRK4Backward(gz, gth, a1, ald, th, eps, f.dims, tape)
+			}},
+		{"rk4(t1<t0)", 1e-6,
+			func(f *odeFixture, tape *native.ODETape, z1, ld, z0, th, eps *native.Tensor) native.ODEStats {
+				return f.r.ODESolveRK4Record(tape, z1, ld, z0, th, eps, f.dims, 1, 0.25, 5)
+			},
+			func(f *odeFixture, gz, gth, a1, ald, th, eps *native.Tensor, tape *native.ODETape) native.ODEStats {
+				return f.r.ODESolveRK4Backward(gz, gth, a1, ald, th, eps, f.dims, tape)
+			}},
+		{"dopri5", 1e-7,
+			func(f *odeFixture, tape *native.ODETape, z1, ld, z0, th, eps *native.Tensor) native.ODEStats {
+				st, err := f.r.ODESolveDopri5Record(tape, z1, ld, z0, th, eps, f.dims, 0, 1, dopt)
+				if err != nil {
+					panic(err)
+				}
+				return st
+			},
+			func(f *odeFixture, gz, gth, a1, ald, th, eps *native.Tensor, tape *native.ODETape) native.ODEStats {
+				return f.r.ODESolveDopri5Backward(gz, gth, a1, ald, th, eps, f.dims, tape)
+			}},
+	}
+	for _, sv := range solvers {
+		for _, dims := range [][]int{{3, 16, 16, 16, 2}, {4, 5, 3}} {
+			for _, k := range []int{0, 2} {
+				t.Run(fmt.Sprintf("%s/dims=%v/k=%d", sv.name, dims, k), func(t *testing.T) {
+					f := newODEFixture(t, dims, uint64(100+len(dims)*10+k))
+					n, d, np := 3, f.d, f.np
+					z0, theta := f.uniform(n*d, 1.5), f.uniform(np, 0.9)
+					var eps *native.Tensor
+					if k > 0 {
+						eps = f.up(n, k*d, f.uniform(n*k*d, 1))
+					}
+					a1, ald := f.up(n, d, f.uniform(n*d, 1)), f.up(n, 1, f.uniform(n, 1))
+					var tape native.ODETape
+					st0 := sv.run(f, &tape, f.r.New(n, d), f.r.New(n, 1), f.up(n, d, z0), f.up(1, np, theta), eps)
+					var steps0 [][]float64
+					for i := 0; i < n; i++ {
+						steps0 = append(steps0, tape.Steps(nil, i))
+					}
+					gz, gth := f.r.New(n, d), f.r.New(1, np)
+					bst := sv.back(f, gz, gth, a1, ald, f.up(1, np, theta), eps, &tape)
+					t.Logf("forward %+v, backward %+v, tape %d floats/row", st0, bst, tape.FloatsPerRow())
+					var probe native.ODETape
+					loss := func(z0, theta []float64) float64 {
+						z1, ld := f.r.New(n, d), f.r.New(n, 1)
+						st := sv.run(f, &probe, z1, ld, f.up(n, d, z0), f.up(1, np, theta), eps)
+						if st != st0 {
+							t.Fatalf("perturbed solve %+v, unperturbed %+v: the step decisions changed", st, st0)
+						}
+						for i := 0; i < n; i++ {
+							s := probe.Steps(nil, i)
+							for m := range s {
+								if math.Abs(s[m]-steps0[i][m]) > 1e-6 {
+									t.Fatalf("row %d: perturbed step sequence moved by %.3g", i, s[m]-steps0[i][m])
+								}
+							}
+						}
+						return f.r.Dot(a1, z1) + f.r.Dot(ald, ld)
+					}
+					for _, c := range []struct {
+						name string
+						v, g []float64
+					}{{"z0", z0, f.down(gz)}, {"θ", theta, f.down(gth)}} {
+						for i := range c.v {
+							v0 := c.v[i]
+							c.v[i] = v0 + sv.step
+							lp := loss(z0, theta)
+							c.v[i] = v0 - sv.step
+							lm := loss(z0, theta)
+							c.v[i] = v0
+							want := (lp - lm) / (2 * sv.step)
+							if diff := math.Abs(c.g[i] - want); !(diff <= tol*math.Max(1, math.Abs(want))) {
+								t.Errorf("∂L/∂%s[%d]: backward %.12g, finite differences %.12g (|diff| %.3g)", c.name, i, c.g[i], want, diff)
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkCPUODEGradient times plain and recorded solves and their
+// backward passes on the cpu backend (the paper's 2-D [16, 16, 16] tanh
+// dynamics and a wider [64, 64, 64] one), 512 rows, exact trace, float64,
+// to compare the costs of the forward and the backward.
+func BenchmarkCPUODEGradient(b *testing.B) {
+	for _, dims := range [][]int{{3, 16, 16, 16, 2}, {3, 64, 64, 64, 2}} {
+		be, err := native.NewCPU(native.Float64, 4)
+		if err != nil {
+			b.Skip(err)
+		}
+		ob := be.(native.ODEBackend)
+		n, d, np := 512, 2, native.ODENumParams(dims)
+		rng := rand.New(rand.NewPCG(1, 2))
+		vals := func(k int, s float64) []float64 {
+			v := make([]float64, k)
+			for i := range v {
+				v[i] = s * (2*rng.Float64() - 1)
+			}
+			return v
+		}
+		up := func(r, c int, v []float64) *native.Tensor { t := be.New(r, c); be.Upload(t, v); return t }
+		z0, th := up(n, d, vals(n*d, 1.5)), up(1, np, vals(np, 0.5))
+		z1, ld, gz, g := be.New(n, d), be.New(n, 1), be.New(n, d), be.New(1, np)
+		a1, ald := up(n, d, vals(n*d, 1)), up(n, 1, vals(n, 1))
+		var tape native.ODETape
+		opt := native.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.05, MaxSteps: 200}
+		name := fmt.Sprintf("dims=%v", dims)
+		b.Run(name+"/rk4-8/forward", func(b *testing.B) {
+			for b.Loop() {
+				ob.ODESolveRK4(z1, ld, z0, th, nil, dims, 0, 1, 8)
+			}
+		})
+		b.Run(name+"/rk4-8/record", func(b *testing.B) {
+			for b.Loop() {
+				ob.ODESolveRK4Record(&tape, z1, ld, z0, th, nil, dims, 0, 1, 8)
+			}
+		})
+		b.Run(name+"/rk4-8/backward", func(b *testing.B) {
+			ob.ODESolveRK4Record(&tape, z1, ld, z0, th, nil, dims, 0, 1, 8)
+			for b.Loop() {
+				ob.ODESolveRK4Backward(gz, g, a1, ald, th, nil, dims, &tape)
+			}
+		})
+		b.Run(name+"/dopri5/forward", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := ob.ODESolveDopri5(z1, ld, z0, th, nil, dims, 0, 1, opt); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/dopri5/backward", func(b *testing.B) {
+			st, err := ob.ODESolveDopri5Record(&tape, z1, ld, z0, th, nil, dims, 0, 1, opt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var bs native.ODEStats
+			for b.Loop() {
+				bs = ob.ODESolveDopri5Backward(gz, g, a1, ald, th, nil, dims, &tape)
+			}
+			b.ReportMetric(float64(st.NFE)/float64(n), "fwdNFE/row")
+			b.ReportMetric(float64(st.Accepted)/float64(n), "accepted/row")
+			b.ReportMetric(float64(bs.NFE)/float64(n), "bwdNFE/row")
+			b.ReportMetric(float64(bs.VJP)/float64(n), "VJP/row")
+		})
 		be.Close()
 	}
 }

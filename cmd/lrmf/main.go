@@ -6,6 +6,7 @@
 //	lrmf align [flags]            align A to B (built-in moons by default)
 //	lrmf apply --model F --in X --out Y   map data with a trained flow
 //	lrmf data NAME --out FILE     write a built-in dataset
+//	lrmf reproduce NAME           rerun an experiment of the paper (example-2.2)
 //	lrmf help [COMMAND]           show help
 //
 // Exit status: 0 success (for align: converged), 3 align ran but did not
@@ -53,6 +54,7 @@ func commands() []command {
 		{"align", "align dataset A to dataset B and report whether it succeeded", runAlign, helpAlign},
 		{"apply", "map data with a trained model's flow (or its inverse)", runApply, helpApply},
 		{"data", "write a built-in dataset to a CSV or .npy file", runData, helpData},
+		{"reproduce", "recompute a result of the paper (example-2.2)", runReproduce, helpReproduce},
 	}
 }
 
@@ -66,9 +68,9 @@ Usage:
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprint(w, `  help     show help for a command
+	fmt.Fprint(w, `  help       show help for a command
 
 Run "lrmf help COMMAND" or "lrmf COMMAND --help" for a command's flags.
 Exit status: 0 success (align: converged), 3 align ran but did not converge,

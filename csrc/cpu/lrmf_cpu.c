@@ -17,6 +17,7 @@
 #include "kernels.inc"
 #include "gemm.inc"
 #include "ode.inc"
+#include "gmm.inc"
 #undef T
 #undef S
 
@@ -25,5 +26,6 @@
 #include "kernels.inc"
 #include "gemm.inc"
 #include "ode.inc"
+#include "gmm.inc"
 #undef T
 #undef S

@@ -299,7 +299,97 @@ LRMF_DECLARE(double, f64)
 LRMF_DECLARE_ODE(float, f32)
 LRMF_DECLARE_ODE(double, f64)
 
+/* Gradients through a solve (discretize-then-optimize: the exact reverse of
+ * the computed steps). For L = Σ a1·z1 + Σ ald·logdet:
+ *   gz0 = ∂L/∂z0 (n×D, out), gtheta = ∂L/∂θ (out, summed over rows in
+ *   double; n == 0 zeroes it); a1 n×D, ald n; same dims, θ, k, eps as the
+ *   forward. work as above (lrmf_odefunc_work_*).
+ * RK4: lrmf_ode_rk4_save is lrmf_ode_rk4 that also stores each row's step
+ * start states z in `states` (double, n×steps×D: row i, step s at
+ * states + (i·steps + s)·D); lrmf_ode_rk4_bwd replays the steps backwards
+ * from them (per step: 3 evaluations of g to rebuild the stage inputs, then
+ * 4 × (evaluation + VJP); *nfe, *nvjp are those counts, NULL: skip).
+ * Dormand–Prince: lrmf_ode_dopri5_save is lrmf_ode_dopri5 that also records
+ * each row's accepted steps in `tape` (double, n×max_steps×(D+2): row i's
+ * step m at tape + (i·max_steps + m)·(D+2) is [t, signed h, z at the step
+ * start (D)]) and their count in nacc[i] (n); lrmf_ode_dopri5_bwd
+ * backpropagates exactly through the 5th-order update of each accepted
+ * step in reverse (5 evaluations to rebuild the stages, then 6 × (evaluation
+ * + VJP) per step); the error estimate and step-size control are not
+ * differentiated (the step sequence is treated as a constant). EINVAL also
+ * for nacc[i] outside [0, max_steps]. */
+#define LRMF_DECLARE_ODE_BWD(T, S)                                             \
+  int lrmf_ode_rk4_save_##S(int64_t n, int64_t nl, const int64_t *dims,        \
+                            const T *theta, double t0, double t1,              \
+                            int64_t steps, const T *z0, int64_t k,             \
+                            const T *eps, T *z1, T *logdet, double *states,    \
+                            int64_t *nfe, double *work, int64_t lwork);        \
+  int lrmf_ode_rk4_bwd_##S(int64_t n, int64_t nl, const int64_t *dims,         \
+                           const T *theta, double t0, double t1,               \
+                           int64_t steps, int64_t k, const T *eps,             \
+                           const double *states, const T *a1, const T *ald,    \
+                           T *gz0, T *gtheta, int64_t *nfe, int64_t *nvjp,     \
+                           double *work, int64_t lwork);                       \
+  int lrmf_ode_dopri5_save_##S(                                                \
+      int64_t n, int64_t nl, const int64_t *dims, const T *theta, double t0,   \
+      double t1, double atol, double rtol, double h0, int64_t max_steps,       \
+      const T *z0, int64_t k, const T *eps, T *z1, T *logdet, double *tape,    \
+      int64_t *nacc, int64_t *nfe, int64_t *naccept, double *work,             \
+      int64_t lwork);                                                          \
+  int lrmf_ode_dopri5_bwd_##S(                                                 \
+      int64_t n, int64_t nl, const int64_t *dims, const T *theta,              \
+      int64_t max_steps, int64_t k, const T *eps, const double *tape,          \
+      const int64_t *nacc, const T *a1, const T *ald, T *gz0, T *gtheta,       \
+      int64_t *nfe, int64_t *nvjp, double *work, int64_t lwork);
+
+LRMF_DECLARE_ODE_BWD(float, f32)
+LRMF_DECLARE_ODE_BWD(double, f64)
+
+#undef LRMF_DECLARE_ODE_BWD
+
 #undef LRMF_DECLARE_ODE
+
+/* ---- Gaussian mixture (CPU only so far) -----------------------------------
+ *
+ * K components with full covariance, parameterised like lrmf_gauss_*:
+ * component c has mean mu_c (row c of the K×d mu) and L_c (rows
+ * [c·d, (c+1)·d) of the (K·d)×d l) with L_cᵀL_c = Σ_c⁻¹, and weight
+ * π_c = softmax(logits)_c (logits: K unconstrained log-weights). A
+ * diagonal covariance is the special case of a diagonal L_c. logdet_l[c] =
+ * ln|det L_c| is computed by the caller. Every row is computed in double
+ * (max-shifted logsumexp); rows are independent, so callers may split a
+ * batch into row blocks (the sums of the backward are then partials to add
+ * up). K ≥ 1 else LRMF_EINVAL. */
+#define LRMF_DECLARE_GMM(T, S)                                                 \
+  /* For each row x_i of the n×d x:                                          \
+   *   u_ic    = L_c (x_i − mu_c)            u n×(K·d) (out; u_ic at          \
+   *                                         u + (i·K + c)·d)                  \
+   *   lp_ic   = ln π_c − (d/2) ln 2π + logdet_l[c] − ½‖u_ic‖²                 \
+   *   logp_i  = logsumexp_c lp_ic           logp n (out)                      \
+   *   resp_ic = exp(lp_ic − logp_i)         resp n×K (out)                    \
+   * u and resp are kept for lrmf_gmm_bwd. */                                  \
+  int lrmf_gmm_logp_##S(int64_t n, int64_t d, int64_t k, const T *x,           \
+                        const T *mu, const T *l, const T *logits,              \
+                        const T *logdet_l, T *u, T *resp, T *logp);            \
+                                                                               \
+  /* Backward of lrmf_gmm_logp for upstream dlogp (n), with                  \
+   * w_ic = dlogp_i·resp_ic and g_ic = L_cᵀ u_ic:                              \
+   *   dx_i       = −Σ_c w_ic g_ic            dx n×d (out; NULL: skip)        \
+   *   dmu_c      = Σ_i w_ic g_ic             dmu K×d (out)                    \
+   *   dl_c       = −Σ_i w_ic u_ic (x_i − mu_c)ᵀ   dl (K·d)×d (out)            \
+   *   dlogits_c  = Σ_i w_ic − π_c Σ_i dlogp_i     dlogits K (out)             \
+   *   wsum_c     = Σ_i w_ic                  wsum K (out)                     \
+   * dl is the data term only: the ln|det L_c| term is wsum_c·L_c⁻ᵀ, which    \
+   * the caller adds. n == 0 zeroes every sum. */                              \
+  int lrmf_gmm_bwd_##S(int64_t n, int64_t d, int64_t k, const T *x,            \
+                       const T *mu, const T *l, const T *logits, const T *u,   \
+                       const T *resp, const T *dlogp, T *dx, T *dmu, T *dl,    \
+                       T *dlogits, T *wsum);
+
+LRMF_DECLARE_GMM(float, f32)
+LRMF_DECLARE_GMM(double, f64)
+
+#undef LRMF_DECLARE_GMM
 
 #ifdef __cplusplus
 }

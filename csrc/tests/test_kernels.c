@@ -1480,6 +1480,31 @@ static int TEST(ode_rk4)(void) {
   CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 4, NULL, 0, NULL, s, ld, NULL, work, lw) == LRMF_EINVAL);
   CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 4, z, 0, NULL, s, NULL, NULL, work, lw) == LRMF_EINVAL);
   CHECK(UNTOUCHED(s, 2));
+  /* Gradients through the solve: one step multiplies z by R(x) = 1 + x +
+   * x²/2 + x³/6 + x⁴/24 (x = a·h), so ∂z1/∂z0 = R^steps; ∂logdet/∂a =
+   * t1 − t0. The saved states start at z0. */
+  {
+    double states[2 * 100];
+    T a1[2] = {1, -2}, ald[2] = {1, 1}, gz[2], gth[3];
+    int64_t nvjp = -1;
+    CHECK(K(ode_rk4_save)(2, 2, dims, th, 0.0, 1.0, 100, z, 0, NULL, z1, ld, states, &nfe, work, lw) == LRMF_OK);
+    CHECK(states[0] == (double)z[0] && states[100] == (double)z[1]);
+    CHECK(K(ode_rk4_bwd)(2, 2, dims, th, 0.0, 1.0, 100, 0, NULL, states, a1, ald, gz, gth, &nfe, &nvjp, work, lw) == LRMF_OK);
+    CHECK(nfe == 7 * 100 * 2 && nvjp == 4 * 100 * 2);
+    const double x = (double)(T)a / 100;
+    const double r = pow(1 + x + x * x / 2 + x * x * x / 6 + x * x * x * x / 24, 100);
+    CHECK(near(gz[0], r, TOL, 3.0) && near(gz[1], -2 * r, TOL, 6.0));
+    T zero[2] = {0, 0};
+    CHECK(K(ode_rk4_bwd)(2, 2, dims, th, 0.0, 1.0, 100, 0, NULL, states, zero, ald, gz, gth, NULL, NULL, work, lw) == LRMF_OK);
+    CHECK(gz[0] == 0 && gz[1] == 0 && near(gth[0], 2.0, TOL, 2.0) && gth[1] == 0 && gth[2] == 0);
+    CHECK(K(ode_rk4_save)(2, 2, dims, th, 0.0, 1.0, 100, z, 0, NULL, z1, ld, NULL, NULL, work, lw) == LRMF_EINVAL);
+    CHECK(K(ode_rk4_bwd)(2, 2, dims, th, 0.0, 1.0, 100, 0, NULL, NULL, a1, ald, gz, gth, NULL, NULL, work, lw) == LRMF_EINVAL);
+    CHECK(K(ode_rk4_bwd)(2, 2, dims, th, 0.0, 1.0, 100, 0, NULL, states, a1, ald, gz, NULL, NULL, NULL, work, lw) == LRMF_EINVAL);
+    /* n == 0 zeroes gtheta. */
+    gth[0] = 7;
+    CHECK(K(ode_rk4_bwd)(0, 2, dims, th, 0.0, 1.0, 100, 0, NULL, NULL, NULL, NULL, NULL, gth, NULL, NULL, NULL, 0) == LRMF_OK);
+    CHECK(gth[0] == 0);
+  }
   free(work);
   return errs;
 }
@@ -1515,6 +1540,27 @@ static int TEST(ode_dopri5)(void) {
   /* t0 == t1: identity, logdet 0, no evaluations. */
   CHECK(K(ode_dopri5)(2, 2, dims, th, 0.5, 0.5, 1e-6, 1e-6, 0.1, 10, z, 0, NULL, z1, ld, &nfe, &acc, work, lw) == LRMF_OK);
   CHECK(z1[0] == z[0] && z1[1] == z[1] && ld[0] == 0 && ld[1] == 0 && nfe == 0 && acc == 0);
+  /* Gradients through the recorded accepted steps: ∂z1/∂z0 ≈ e^{a(t1−t0)}
+   * at tight tolerance; ∂logdet/∂a = t1 − t0 exactly. */
+  {
+    enum { MS = 2000 };
+    double *tape = xmalloc(2 * MS * 3 * sizeof(double));
+    int64_t nacc[2] = {-1, -1}, nvjp = -1;
+    T a1[2] = {1, -2}, ald[2] = {0, 0}, gz[2], gth[3];
+    CHECK(K(ode_dopri5_save)(2, 2, dims, th, 1.0, -1.0, 1e-12, 1e-12, 0.1, MS, z, 0, NULL, z1, ld, tape, nacc, &nfe, &acc, work, lw) == LRMF_OK);
+    CHECK(nacc[0] > 0 && nacc[0] + nacc[1] == acc && tape[0] == 1.0 && tape[2] == (double)z[0]);
+    CHECK(K(ode_dopri5_bwd)(2, 2, dims, th, MS, 0, NULL, tape, nacc, a1, ald, gz, gth, &nfe, &nvjp, work, lw) == LRMF_OK);
+    CHECK(nfe == 11 * acc && nvjp == 6 * acc);
+    const double e = exp(-2 * (double)(T)a);
+    CHECK(near(gz[0], e, 1e-9 > TOL ? 1e-9 : TOL, 1.0) && near(gz[1], -2 * e, 1e-9 > TOL ? 1e-9 : TOL, 1.0));
+    T zero[2] = {0, 0}, one[2] = {1, 1};
+    CHECK(K(ode_dopri5_bwd)(2, 2, dims, th, MS, 0, NULL, tape, nacc, zero, one, gz, gth, NULL, NULL, work, lw) == LRMF_OK);
+    CHECK(gz[0] == 0 && gz[1] == 0 && near(gth[0], -4.0, TOL, 4.0));
+    nacc[1] = MS + 1;
+    CHECK(K(ode_dopri5_bwd)(2, 2, dims, th, MS, 0, NULL, tape, nacc, a1, ald, gz, gth, NULL, NULL, work, lw) == LRMF_EINVAL);
+    CHECK(K(ode_dopri5_save)(2, 2, dims, th, 1.0, -1.0, 1e-6, 1e-6, 0.1, MS, z, 0, NULL, z1, ld, NULL, nacc, NULL, NULL, work, lw) == LRMF_EINVAL);
+    free(tape);
+  }
   free(work);
   return errs;
 }

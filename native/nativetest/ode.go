@@ -110,6 +110,7 @@ func testODE(h *harness) {
 						h.t.Errorf("ODESolveDopri5 stats%s: %+v, reference %+v", name, sb, sr)
 					}
 				}
+				testODEBackward(h, b, r, dims, n, k, z, theta, epsB, epsR, name)
 			}
 		}
 	}
@@ -144,6 +145,53 @@ func testODE(h *harness) {
 			if !errors.Is(err, c.want) {
 				h.t.Errorf("%s backend, %s: error %v, want %v", be.Name(), c.name, err, c.want)
 			}
+		}
+	}
+}
+
+// testODEBackward compares recorded solves and their backward passes
+// (RK4 both directions, Dormand–Prince) with the reference: z1, logdet,
+// the gradients w.r.t. z0 and θ (outputs poisoned), and the work counts.
+func testODEBackward(h *harness, b, r native.ODEBackend, dims []int, n, k int, z, theta pair, epsB, epsR *native.Tensor, name string) {
+	d, np := dims[len(dims)-1], native.ODENumParams(dims)
+	a1, ald := h.rand(n, d, 1), h.rand(n, 1, 1)
+	var tb, tr native.ODETape
+	opt := native.Dopri5Options{Atol: 1e-6, Rtol: 1e-6, H0: 0.05, MaxSteps: 200}
+	for _, c := range []struct {
+		solver string
+		t0, t1 float64
+	}{{"rk4", 0, 1}, {"rk4", 1, -0.5}, {"dopri5", 0, 1}, {"dopri5", 1, 0}} {
+		cn := fmt.Sprintf("(%s %g→%g)%s", c.solver, c.t0, c.t1, name)
+		z1, ld := h.out(n, d), h.out(n, 1)
+		var sb, sr native.ODEStats
+		if c.solver == "rk4" {
+			sb = b.ODESolveRK4Record(&tb, z1.b, ld.b, z.b, theta.b, epsB, dims, c.t0, c.t1, 4)
+			sr = r.ODESolveRK4Record(&tr, z1.r, ld.r, z.r, theta.r, epsR, dims, c.t0, c.t1, 4)
+		} else {
+			var errB, errR error
+			sb, errB = b.ODESolveDopri5Record(&tb, z1.b, ld.b, z.b, theta.b, epsB, dims, c.t0, c.t1, opt)
+			sr, errR = r.ODESolveDopri5Record(&tr, z1.r, ld.r, z.r, theta.r, epsR, dims, c.t0, c.t1, opt)
+			if errB != nil || errR != nil {
+				h.t.Fatalf("ODESolveDopri5Record%s: errors %v (reference %v)", cn, errB, errR)
+			}
+		}
+		h.checkODE("Record.z1"+cn, z1)
+		h.checkODE("Record.logdet"+cn, ld)
+		if sb != sr {
+			h.t.Errorf("Record stats%s: %+v, reference %+v", cn, sb, sr)
+		}
+		gz, gth := h.out(n, d), h.out(1, np)
+		if c.solver == "rk4" {
+			sb = b.ODESolveRK4Backward(gz.b, gth.b, a1.b, ald.b, theta.b, epsB, dims, &tb)
+			sr = r.ODESolveRK4Backward(gz.r, gth.r, a1.r, ald.r, theta.r, epsR, dims, &tr)
+		} else {
+			sb = b.ODESolveDopri5Backward(gz.b, gth.b, a1.b, ald.b, theta.b, epsB, dims, &tb)
+			sr = r.ODESolveDopri5Backward(gz.r, gth.r, a1.r, ald.r, theta.r, epsR, dims, &tr)
+		}
+		h.checkODE("Backward.gz0"+cn, gz)
+		h.checkODE("Backward.gtheta"+cn, gth)
+		if sb != sr {
+			h.t.Errorf("Backward stats%s: %+v, reference %+v", cn, sb, sr)
 		}
 	}
 }

@@ -144,6 +144,7 @@ func Run(t *testing.T, b native.Backend) {
 	sub("Columns", testColumns)
 	sub("Coupling", testCoupling)
 	sub("ODE", testODE)
+	sub("GMM", testGMM)
 	sub("View", testView)
 	sub("Deterministic", testDeterministic)
 }
