@@ -245,6 +245,24 @@ func checkSame(op, name string, have int, ref string, want int) error {
 // C = beta·C. C must not overlap A or B.
 func Gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) error {
 	const op = "Gemm"
+	if err := checkGemm(op, transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc); err != nil {
+		return err
+	}
+	if m == 0 || n == 0 {
+		return nil
+	}
+	ta, tb := cbool(transA), cbool(transB)
+	if is32[T]() {
+		return status(op, C.lrmf_gemm_f32(ta, tb, i64(m), i64(n), i64(k),
+			C.float(alpha), pf(a), i64(lda), pf(b), i64(ldb), C.float(beta), pf(c), i64(ldc)))
+	}
+	return status(op, C.lrmf_gemm_f64(ta, tb, i64(m), i64(n), i64(k),
+		C.double(alpha), pd(a), i64(lda), pd(b), i64(ldb), C.double(beta), pd(c), i64(ldc)))
+}
+
+// checkGemm validates the sizes, leading dimensions and slice lengths of
+// Gemm and GemmWS, in that order.
+func checkGemm(op string, transA, transB bool, m, n, k, la, lda, lb, ldb, lc, ldc int) error {
 	if m < 0 {
 		return errNeg(op, "m", m)
 	}
@@ -271,25 +289,13 @@ func Gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b 
 	if err := checkLD(op, "ldc", ldc, n); err != nil {
 		return err
 	}
-	if err := checkMat(op, "a", len(a), ar, ac, lda); err != nil {
+	if err := checkMat(op, "a", la, ar, ac, lda); err != nil {
 		return err
 	}
-	if err := checkMat(op, "b", len(b), br, bc, ldb); err != nil {
+	if err := checkMat(op, "b", lb, br, bc, ldb); err != nil {
 		return err
 	}
-	if err := checkMat(op, "c", len(c), m, n, ldc); err != nil {
-		return err
-	}
-	if m == 0 || n == 0 {
-		return nil
-	}
-	ta, tb := cbool(transA), cbool(transB)
-	if is32[T]() {
-		return status(op, C.lrmf_gemm_f32(ta, tb, i64(m), i64(n), i64(k),
-			C.float(alpha), pf(a), i64(lda), pf(b), i64(ldb), C.float(beta), pf(c), i64(ldc)))
-	}
-	return status(op, C.lrmf_gemm_f64(ta, tb, i64(m), i64(n), i64(k),
-		C.double(alpha), pd(a), i64(lda), pd(b), i64(ldb), C.double(beta), pd(c), i64(ldc)))
+	return checkMat(op, "c", lc, m, n, ldc)
 }
 
 // BiasAdd adds bias (d) to every row of y (n×d): y[i,j] += bias[j].

@@ -41,39 +41,7 @@ func GemmWorkLen[T Float](m, n, k int) int {
 // B or C.
 func GemmWS[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int, work []T) error {
 	const op = "GemmWS"
-	if m < 0 {
-		return errNeg(op, "m", m)
-	}
-	if n < 0 {
-		return errNeg(op, "n", n)
-	}
-	if k < 0 {
-		return errNeg(op, "k", k)
-	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
-	if err := checkLD(op, "lda", lda, ac); err != nil {
-		return err
-	}
-	if err := checkLD(op, "ldb", ldb, bc); err != nil {
-		return err
-	}
-	if err := checkLD(op, "ldc", ldc, n); err != nil {
-		return err
-	}
-	if err := checkMat(op, "a", len(a), ar, ac, lda); err != nil {
-		return err
-	}
-	if err := checkMat(op, "b", len(b), br, bc, ldb); err != nil {
-		return err
-	}
-	if err := checkMat(op, "c", len(c), m, n, ldc); err != nil {
+	if err := checkGemm(op, transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc); err != nil {
 		return err
 	}
 	if m == 0 || n == 0 {
