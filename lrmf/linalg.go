@@ -13,8 +13,6 @@ import (
 // D×D parameters on the backend and bring them here only for what has no
 // kernel: determinants, inverses and symmetric square roots.
 
-var sqrt = math.Sqrt
-
 // errSingular reports a matrix whose determinant or inverse is not finite.
 var errSingular = errors.New("matrix is singular or not finite")
 

@@ -19,6 +19,7 @@
 package lrmf
 
 import (
+	"math"
 	"math/rand/v2"
 
 	"github.com/lrmf-go/lrmf/native"
@@ -106,5 +107,5 @@ func gradNorm(be native.Backend, ps []*Param) float64 {
 	for _, p := range ps {
 		s += be.Dot(p.Grad, p.Grad)
 	}
-	return sqrt(s)
+	return math.Sqrt(s)
 }

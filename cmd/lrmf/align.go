@@ -370,9 +370,6 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		Steps: o.steps, FitSteps: o.fitSteps, GradientFit: o.gradientFit, Batch: batch,
 		LR: o.lr, FitLR: o.fitLR, Schedule: o.schedule, ClipNorm: o.clipNorm, Tol: o.tol, Threshold: o.threshold, Seed: o.seed,
 	}
-	if cfg.FitLR == 0 {
-		cfg.FitLR = cfg.LR
-	}
 	tag := runTag{Seed: o.seed, A: o.a, B: o.b}
 	if o.a == "" {
 		tag.Data, tag.N = o.dataName, o.n

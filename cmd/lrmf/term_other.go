@@ -4,6 +4,6 @@ package main
 
 import "io"
 
-// isTerminal is false where terminal detection is not implemented; progress
-// is then printed as plain lines.
+// isTerminal reports false on platforms without a termios probe, so
+// progress is printed as plain periodic lines there.
 func isTerminal(io.Writer) bool { return false }
