@@ -154,3 +154,67 @@ func TestJointStepAllocatesNothing(t *testing.T) {
 		be.Close()
 	}
 }
+
+// newFFJORDJoint prepares phase 2 of an FFJORD flow + FFJORD density run
+// on the moons pair, both at their Glorot initialisation (the adaptive
+// solver's work depends on the field; the report's NFE metric says how
+// much it did).
+func newFFJORDJoint(tb testing.TB, be native.Backend, o FFJORDOptions, batch int) *jointState {
+	p := data.MoonsPair(max(2000, batch), 0.05, 50, 1)
+	n, _ := p.A.Dims()
+	cfg := Config{Backend: be, Batch: batch, Steps: 1 << 20}.withDefaults(n, n)
+	rng := data.NewRand(1)
+	r := &run{cfg: cfg, be: be, rng: rng, dim: 2, a: toTensor(be, p.A), b: toTensor(be, p.B)}
+	f, err := NewFFJORD(be, 2, o, rng)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d, err := FFJORDDensity(o)(be, 2, rng)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r.newJoint(f, d, 0)
+}
+
+// BenchmarkFFJORDStep times one joint step of FFJORD LRMF (T forward and
+// backward on b rows, θS on 2b rows, Adam) with the paper's dynamics
+// (2 transforms of [16, 16, 16] tanh) in float32, and reports the mean
+// evaluations of f per row and transform, forward and backward.
+func BenchmarkFFJORDStep(b *testing.B) {
+	for _, threads := range []int{2} {
+		for _, batch := range []int{256, 2000} {
+			for _, solver := range []string{"rk4", "dopri5"} {
+				for _, trace := range []string{"exact", "hutchinson"} {
+					o := FFJORDOptions{Solver: solver, Steps: 10, Trace: trace}
+					b.Run(fmt.Sprintf("float32/threads=%d/batch=%d/%s/%s", threads, batch, solver, trace), func(b *testing.B) {
+						be, err := native.NewCPU(native.Float32, threads)
+						if err != nil {
+							b.Skip(err)
+						}
+						defer be.Close()
+						j := newFFJORDJoint(b, be, o, batch)
+						p, err := j.grad(0)
+						if err != nil {
+							b.Fatal(err)
+						}
+						j.update(1, p)
+						s0 := j.flow.(*FFJORD).SolverStats().Add(j.dens.(*FlowDensity).f.(*FFJORD).SolverStats())
+						b.ReportAllocs()
+						b.ResetTimer()
+						for i := 1; i <= b.N; i++ {
+							p, err := j.grad(i)
+							if err != nil {
+								b.Fatal(err)
+							}
+							j.update(i, p)
+						}
+						b.StopTimer()
+						s1 := j.flow.(*FFJORD).SolverStats().Add(j.dens.(*FlowDensity).f.(*FFJORD).SolverStats())
+						b.ReportMetric(float64(s1.NFE-s0.NFE)/float64(s1.Rows-s0.Rows), "NFE/row")
+						b.ReportMetric(float64(s1.BackwardNFE-s0.BackwardNFE)/float64(s1.BackwardRows-s0.BackwardRows), "bwdNFE/row")
+					})
+				}
+			}
+		}
+	}
+}

@@ -12,6 +12,8 @@ const evalChunk = 8192
 
 // meanLogProb returns ℓ(X; θ) = mean_i ln P(x_i; θ) over all rows of x.
 func meanLogProb(be native.Backend, d Density, x *native.Tensor) (float64, error) {
+	setInference(d, true)
+	defer setInference(d, false)
 	n := x.Rows()
 	logp := be.New(min(n, evalChunk), 1)
 	total := 0.0
@@ -32,6 +34,8 @@ func meanLogProb(be native.Backend, d Density, x *native.Tensor) (float64, error
 // Transform returns T(x) and the per-row ln|det ∂T/∂x| for an n×D x,
 // computed in chunks.
 func Transform(be native.Backend, t Flow, x *native.Tensor) (y, logdet *native.Tensor, err error) {
+	setInference(t, true)
+	defer setInference(t, false)
 	n := x.Rows()
 	y, logdet = be.New(n, x.Cols()), be.New(n, 1)
 	for lo := 0; lo < n; lo += evalChunk {

@@ -10,21 +10,38 @@ import (
 // ModelSpec names a built-in flow or density and its size, in a form that
 // survives JSON (report.json, checkpoints) and rebuilds the same model.
 type ModelSpec struct {
-	// Kind is "affine" (flows), "gaussian" (densities) or "realnvp" (both).
+	// Kind is "affine" (flows), "gaussian" (densities), "realnvp" or
+	// "ffjord" (both).
 	Kind string `json:"kind"`
-	// Real NVP only (zero values take RealNVPOptions' defaults).
-	Blocks int     `json:"blocks,omitempty"`
-	Hidden int     `json:"hidden,omitempty"`
-	Depth  int     `json:"depth,omitempty"`
-	Scale  string  `json:"scale,omitempty"` // "exp" (soft-bounded) or "sigmoid"
-	Bound  float64 `json:"bound,omitempty"` // exp scale's bound on ln s
+	// Real NVP and FFJORD (zero values take RealNVPOptions' or
+	// FFJORDOptions' defaults).
+	Blocks int `json:"blocks,omitempty"`
+	Hidden int `json:"hidden,omitempty"`
+	Depth  int `json:"depth,omitempty"`
+	// Real NVP only.
+	Scale string  `json:"scale,omitempty"` // "exp" (soft-bounded) or "sigmoid"
+	Bound float64 `json:"bound,omitempty"` // exp scale's bound on ln s
+	// FFJORD only: see FFJORDOptions.
+	Solver   string  `json:"solver,omitempty"`    // "dopri5" or "rk4"
+	ODESteps int     `json:"ode_steps,omitempty"` // RK4 steps
+	Atol     float64 `json:"atol,omitempty"`
+	Rtol     float64 `json:"rtol,omitempty"`
+	MaxSteps int     `json:"max_steps,omitempty"` // Dormand–Prince step budget
+	Trace    string  `json:"trace,omitempty"`     // "exact" or "hutchinson"
+	Probes   int     `json:"probes,omitempty"`    // Hutchinson probes
 }
 
 // FlowKinds and DensityKinds list the built-in model kinds.
 var (
-	FlowKinds    = []string{"affine", "realnvp"}
-	DensityKinds = []string{"gaussian", "realnvp"}
+	FlowKinds    = []string{"affine", "realnvp", "ffjord"}
+	DensityKinds = []string{"gaussian", "realnvp", "ffjord"}
 )
+
+// FFJORD returns the FFJORD options s names, defaults filled in.
+func (s ModelSpec) FFJORD() FFJORDOptions {
+	return FFJORDOptions{Blocks: s.Blocks, Hidden: s.Hidden, Depth: s.Depth, Solver: s.Solver, Steps: s.ODESteps,
+		Atol: s.Atol, Rtol: s.Rtol, MaxSteps: s.MaxSteps, Trace: s.Trace, Probes: s.Probes}.withDefaults()
+}
 
 func (s ModelSpec) realNVP() (RealNVPOptions, error) {
 	o := RealNVPOptions{Blocks: s.Blocks, Hidden: s.Hidden, Depth: s.Depth}
@@ -45,6 +62,11 @@ func (s ModelSpec) realNVP() (RealNVPOptions, error) {
 // Normalized fills in the defaults, so two specs of the same model compare
 // equal.
 func (s ModelSpec) Normalized() ModelSpec {
+	if s.Kind == "ffjord" {
+		o := s.FFJORD()
+		return ModelSpec{Kind: s.Kind, Blocks: o.Blocks, Hidden: o.Hidden, Depth: o.Depth, Solver: o.Solver, ODESteps: o.Steps,
+			Atol: o.Atol, Rtol: o.Rtol, MaxSteps: o.MaxSteps, Trace: o.Trace, Probes: o.Probes}
+	}
 	if s.Kind != "realnvp" {
 		return ModelSpec{Kind: s.Kind}
 	}
@@ -70,6 +92,8 @@ func (s ModelSpec) FlowMaker() (FlowMaker, error) {
 			return nil, err
 		}
 		return RealNVPFlow(o), nil
+	case "ffjord":
+		return FFJORDFlow(s.FFJORD()), nil
 	}
 	return nil, fmt.Errorf("lrmf: unknown flow %q (available: %s)", s.Kind, strings.Join(FlowKinds, ", "))
 }
@@ -85,6 +109,8 @@ func (s ModelSpec) DensityMaker() (DensityMaker, error) {
 			return nil, err
 		}
 		return RealNVPDensity(o), nil
+	case "ffjord":
+		return FFJORDDensity(s.FFJORD()), nil
 	}
 	return nil, fmt.Errorf("lrmf: unknown density %q (available: %s)", s.Kind, strings.Join(DensityKinds, ", "))
 }
