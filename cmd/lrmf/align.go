@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,12 @@ type alignOpts struct {
 	depth           int
 	scale           string
 	bound           float64
+	solver, trace   string
+	odeSteps        int
+	atol, rtol      float64
+	odeMaxSteps     int
+	probes          int
+	prefit          int
 	steps, fitSteps int
 	batch           int
 	lr, fitLR       float64
@@ -65,11 +72,19 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs.StringVar(&o.b, "b", "", "dataset B: a CSV or .npy `FILE` with the same D (needs --a)")
 	fs.StringVar(&o.dataName, "data", "moons", "built-in dataset pair when --a/--b are not given: "+strings.Join(data.Names(), ", "))
 	fs.IntVar(&o.n, "n", 2000, "points per built-in dataset")
-	fs.StringVar(&o.flow, "flow", "realnvp", "flow T: realnvp (affine couplings) or affine (T(x) = AᵀA·x + b)")
-	fs.StringVar(&o.density, "density", "realnvp", "density family: realnvp (flow with a standard-normal base) or gaussian (full covariance)")
-	fs.IntVar(&o.blocks, "blocks", 4, "Real NVP coupling blocks (paper: 4)")
-	fs.IntVar(&o.hidden, "hidden", 32, "Real NVP hidden units per layer (paper: 512)")
-	fs.IntVar(&o.depth, "depth", 2, "Real NVP hidden layers per coupling network (paper: 2)")
+	fs.StringVar(&o.flow, "flow", "realnvp", "flow T: realnvp (affine couplings), ffjord (continuous flow) or affine (T(x) = AᵀA·x + b)")
+	fs.StringVar(&o.density, "density", "realnvp", "density family: realnvp or ffjord (flows with a standard-normal base) or gaussian (full covariance)")
+	fs.IntVar(&o.blocks, "blocks", 0, "Real NVP coupling blocks or stacked FFJORD transforms (0: realnvp 4, ffjord 2, as in the paper)")
+	fs.IntVar(&o.hidden, "hidden", 0, "hidden units per layer of the Real NVP coupling networks or FFJORD dynamics (0: realnvp 32, ffjord 16; paper: 512, 16)")
+	fs.IntVar(&o.depth, "depth", 0, "hidden layers of the Real NVP coupling networks or FFJORD dynamics (0: realnvp 2, ffjord 3, as in the paper)")
+	fs.StringVar(&o.solver, "solver", "dopri5", "FFJORD ODE solver: dopri5 (adaptive Dormand–Prince 5(4)) or rk4 (fixed steps)")
+	fs.IntVar(&o.odeSteps, "ode-steps", 10, "FFJORD RK4 steps over t ∈ [0, 1]")
+	fs.Float64Var(&o.atol, "atol", 1e-5, "FFJORD Dormand–Prince absolute tolerance")
+	fs.Float64Var(&o.rtol, "rtol", 1e-5, "FFJORD Dormand–Prince relative tolerance")
+	fs.IntVar(&o.odeMaxSteps, "ode-max-steps", 200, "FFJORD Dormand–Prince step attempts per row and solve before giving up")
+	fs.StringVar(&o.trace, "trace", "exact", "FFJORD divergence: exact (D tangent passes) or hutchinson (Rademacher probes, unbiased)")
+	fs.IntVar(&o.probes, "probes", 1, "Hutchinson probes per row (with --trace hutchinson)")
+	fs.IntVar(&o.prefit, "prefit", 0, "Adam steps pre-fitting the flow to the identity (0: 500 for an ffjord flow, none otherwise; negative: none)")
 	fs.StringVar(&o.scale, "scale", "exp", "Real NVP scale function: exp (ln s soft-bounded by --scale-bound) or sigmoid (s = sigmoid(h + 2), GLOW)")
 	fs.Float64Var(&o.bound, "scale-bound", 4, "bound B of the exp scale: ln s = B·tanh(h/B)")
 	fs.IntVar(&o.steps, "steps", 20000, "joint-phase step budget")
@@ -137,16 +152,53 @@ type report struct {
 	StoppedBy string      `json:"stopped_by"`
 	FitStepsA int         `json:"fit_steps_a"`
 	FitStepsB int         `json:"fit_steps_b"`
-	Seconds   float64     `json:"seconds"`
-	FitSec    float64     `json:"fit_seconds"`
-	JointSec  float64     `json:"joint_seconds"`
-	MsPerStep float64     `json:"ms_per_step"`
-	Data      reportData  `json:"data"`
-	Config    reportCfg   `json:"config"`
+	// PrefitSteps and PrefitMSE: the identity pre-fit of the flow.
+	PrefitSteps int        `json:"prefit_steps,omitempty"`
+	PrefitMSE   float64    `json:"prefit_mse,omitempty"`
+	Seconds     float64    `json:"seconds"`
+	FitSec      float64    `json:"fit_seconds"`
+	JointSec    float64    `json:"joint_seconds"`
+	MsPerStep   float64    `json:"ms_per_step"`
+	Data        reportData `json:"data"`
+	Config      reportCfg  `json:"config"`
 	// ArmAccuracy is the share of A's points whose nearest neighbour in B,
 	// after T, carries the same label (built-in data with labels only).
-	ArmAccuracy *float64     `json:"arm_accuracy,omitempty"`
-	History     []lrmf.Point `json:"history"`
+	ArmAccuracy *float64 `json:"arm_accuracy,omitempty"`
+	// NFE summarises the ODE solver work (FFJORD models only): mean
+	// evaluations of the dynamics per row and transform, forward and in
+	// backward passes; Solver has the raw counts per model.
+	NFE     *reportNFE         `json:"nfe,omitempty"`
+	Solver  *lrmf.SolverReport `json:"solver,omitempty"`
+	History []lrmf.Point       `json:"history"`
+}
+
+// reportNFE is report.json's NFE summary.
+type reportNFE struct {
+	Flow     *nfeSummary `json:"flow,omitempty"`
+	DensityS *nfeSummary `json:"density_s,omitempty"`
+}
+
+// nfeSummary is one model's mean evaluations of f per row and transform.
+type nfeSummary struct {
+	Forward  float64 `json:"forward_per_row"`
+	Backward float64 `json:"backward_per_row"`
+}
+
+func summarizeNFE(r *lrmf.SolverReport) *reportNFE {
+	if r == nil {
+		return nil
+	}
+	sum := func(s *lrmf.SolverStats) *nfeSummary {
+		if s == nil {
+			return nil
+		}
+		n := &nfeSummary{Forward: s.NFEPerRow()}
+		if s.BackwardRows > 0 {
+			n.Backward = float64(s.BackwardNFE) / float64(s.BackwardRows)
+		}
+		return n
+	}
+	return &reportNFE{Flow: sum(r.Flow), DensityS: sum(r.DensityS)}
 }
 
 type reportData struct {
@@ -187,6 +239,22 @@ func (o *alignOpts) validate(set map[string]bool) error {
 	if o.schedule != "cosine" && o.schedule != "constant" {
 		return usagef("unknown --schedule %q (available: cosine, constant)", o.schedule)
 	}
+	if o.solver != "dopri5" && o.solver != "rk4" {
+		return usagef("unknown --solver %q (available: dopri5, rk4)", o.solver)
+	}
+	if o.trace != "exact" && o.trace != "hutchinson" {
+		return usagef("unknown --trace %q (available: exact, hutchinson)", o.trace)
+	}
+	if o.flow != "ffjord" && o.density != "ffjord" {
+		for _, f := range []string{"solver", "ode-steps", "atol", "rtol", "ode-max-steps", "trace", "probes"} {
+			if set[f] {
+				return usagef("--%s applies to ffjord models only (--flow ffjord or --density ffjord)", f)
+			}
+		}
+	}
+	if set["probes"] && o.trace != "hutchinson" {
+		return usagef("--probes needs --trace hutchinson")
+	}
 	checks := []struct {
 		bad  bool
 		flag string
@@ -194,9 +262,15 @@ func (o *alignOpts) validate(set map[string]bool) error {
 		want string
 	}{
 		{o.n < 1, "n", o.n, "a positive integer"},
-		{o.blocks < 1, "blocks", o.blocks, "a positive integer"},
-		{o.hidden < 1, "hidden", o.hidden, "a positive integer"},
-		{o.depth < 1, "depth", o.depth, "a positive integer"},
+		{o.blocks < 0, "blocks", o.blocks, "a positive integer (0: the model's default)"},
+		{o.hidden < 0, "hidden", o.hidden, "a positive integer (0: the model's default)"},
+		{o.depth < 0, "depth", o.depth, "a positive integer (0: the model's default)"},
+		{o.odeSteps < 1, "ode-steps", o.odeSteps, "a positive integer"},
+		{!(o.atol >= 0) || math.IsInf(o.atol, 0), "atol", o.atol, "non-negative and finite"},
+		{!(o.rtol >= 0) || math.IsInf(o.rtol, 0), "rtol", o.rtol, "non-negative and finite"},
+		{o.atol+o.rtol == 0, "rtol", o.rtol, "positive when --atol is 0"},
+		{o.odeMaxSteps < 1, "ode-max-steps", o.odeMaxSteps, "a positive integer"},
+		{o.probes < 1, "probes", o.probes, "a positive integer"},
 		{!(o.bound > 0) || math.IsInf(o.bound, 0), "scale-bound", o.bound, "positive and finite"},
 		{o.steps < 1, "steps", o.steps, "a positive integer"},
 		{o.fitSteps < 1, "fit-steps", o.fitSteps, "a positive integer"},
@@ -263,12 +337,31 @@ func (o *alignOpts) fromCheckpoint(set map[string]bool) (*lrmf.Checkpoint, error
 	return ck, nil
 }
 
-// spec returns the ModelSpec of a model kind with the Real NVP flags.
+// Real NVP's sizes when the flags leave them at 0 (the library's default
+// width, 64, is slower for no gain on the built-in 2-D data).
+const (
+	cliRealNVPBlocks = 4
+	cliRealNVPHidden = 32
+	cliRealNVPDepth  = 2
+)
+
+// spec returns the ModelSpec of a model kind with the Real NVP and FFJORD
+// flags.
 func (o *alignOpts) spec(kind string) lrmf.ModelSpec {
-	if kind != "realnvp" {
+	switch kind {
+	case "ffjord":
+		s := lrmf.ModelSpec{Kind: kind, Blocks: o.blocks, Hidden: o.hidden, Depth: o.depth, Solver: o.solver, ODESteps: o.odeSteps,
+			Atol: o.atol, Rtol: o.rtol, MaxSteps: o.odeMaxSteps, Trace: o.trace}
+		if o.trace == "hutchinson" {
+			s.Probes = o.probes
+		}
+		return s.Normalized()
+	case "realnvp":
+	default:
 		return lrmf.ModelSpec{Kind: kind}
 	}
-	s := lrmf.ModelSpec{Kind: kind, Blocks: o.blocks, Hidden: o.hidden, Depth: o.depth, Scale: o.scale}
+	s := lrmf.ModelSpec{Kind: kind, Blocks: cmp.Or(o.blocks, cliRealNVPBlocks), Hidden: cmp.Or(o.hidden, cliRealNVPHidden),
+		Depth: cmp.Or(o.depth, cliRealNVPDepth), Scale: o.scale}
 	if o.scale == "exp" {
 		s.Bound = o.bound
 	}
@@ -369,6 +462,7 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		Backend: be, Flow: o.spec(o.flow), Density: o.spec(o.density),
 		Steps: o.steps, FitSteps: o.fitSteps, GradientFit: o.gradientFit, Batch: batch,
 		LR: o.lr, FitLR: o.fitLR, Schedule: o.schedule, ClipNorm: o.clipNorm, Tol: o.tol, Threshold: o.threshold, Seed: o.seed,
+		IdentityPrefit: o.prefit,
 	}
 	tag := runTag{Seed: o.seed, A: o.a, B: o.b}
 	if o.a == "" {
@@ -412,6 +506,8 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		Data:    reportData{Source: src, RowsA: na, RowsB: nb, Dim: dim},
 		Config:  reportCfg{Config: res.Config, Backend: be.Name(), DType: be.DType().String(), Threads: be.Threads()},
 		History: res.History,
+		Solver:  res.Solver, NFE: summarizeNFE(res.Solver),
+		PrefitSteps: res.PrefitSteps, PrefitMSE: res.PrefitMSE,
 	}
 	if o.a == "" {
 		rep.Config.N = o.n
@@ -428,6 +524,16 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	}
 	fmt.Fprintf(stdout, "%s: LRMF = %.6g nats (threshold %g) after %d steps (%s), c_AB = %.6g, %.3f ms/step, %.2f s\n",
 		res.Status, res.LRMF, cfg.Threshold, res.Steps, res.StoppedBy, res.CAB, res.MsPerStep, res.TotalSeconds)
+	if n := rep.NFE; n != nil {
+		for _, m := range []struct {
+			name string
+			s    *nfeSummary
+		}{{"flow", n.Flow}, {"density θS", n.DensityS}} {
+			if m.s != nil {
+				fmt.Fprintf(stdout, "NFE (%s): %.1f per row and transform forward, %.1f in backward passes\n", m.name, m.s.Forward, m.s.Backward)
+			}
+		}
+	}
 	if rep.ArmAccuracy != nil {
 		fmt.Fprintf(stdout, "arm accuracy (nearest neighbour in B after T has the same label): %.4f\n", *rep.ArmAccuracy)
 	}

@@ -119,7 +119,14 @@ func TestAlignBadInput(t *testing.T) {
 		{"unwritable out", []string{"--out", filepath.Join(notDir, "sub")}, 1, "--out"},
 		{"realnvp in 1-D", []string{"--data", "gauss1d"}, 1, "at least 2 dimensions"},
 		{"bad scale", []string{"--scale", "softplus"}, 2, `unknown --scale "softplus"`},
-		{"bad hidden", []string{"--hidden", "0"}, 2, "--hidden = 0"},
+		{"bad hidden", []string{"--hidden", "-1"}, 2, "--hidden = -1"},
+		{"bad solver", []string{"--flow", "ffjord", "--solver", "euler"}, 2, `unknown --solver "euler"`},
+		{"bad trace", []string{"--density", "ffjord", "--trace", "approx"}, 2, `unknown --trace "approx"`},
+		{"ode flag without ffjord", []string{"--atol", "1e-3"}, 2, "--atol applies to ffjord models only"},
+		{"probes without hutchinson", []string{"--flow", "ffjord", "--probes", "2"}, 2, "--probes needs --trace hutchinson"},
+		{"no tolerance", []string{"--flow", "ffjord", "--atol", "0", "--rtol", "0"}, 2, "--rtol = 0"},
+		{"ode max steps", []string{"--flow", "ffjord", "--ode-max-steps", "0"}, 2, "--ode-max-steps = 0"},
+		{"solver gives up", []string{"--flow", "ffjord", "--density", "gaussian", "--ode-max-steps", "1"}, 1, "maximum number of steps"},
 		{"resume missing", []string{"--resume", filepath.Join(dir, "nope.lrmf")}, 1, "nope.lrmf"},
 		{"resume not a checkpoint", []string{"--resume", good}, 1, "not a valid lrmf checkpoint"},
 		{"resume with model flag", []string{"--resume", good, "--flow", "affine"}, 2, "--flow cannot be changed when resuming"},
@@ -141,6 +148,46 @@ func TestAlignBadInput(t *testing.T) {
 			assert.Empty(t, entries, "files were written to --out")
 		})
 	}
+}
+
+// An FFJORD run reports its solver work, and the solver's typed errors
+// reach the user with a hint.
+func TestAlignFFJORD(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	code, stdout, stderr := lrmfRun("align", "--out", dir, "--quiet", "--flow", "ffjord", "--density", "gaussian", "--solver", "rk4",
+		"--ode-steps", "4", "--steps", "20", "--prefit", "20", "--n", "300", "--batch", "64")
+	require.Contains(t, []int{0, 3}, code, "stderr: %s", stderr)
+	assert.Contains(t, stdout, "NFE (flow): 16.0 per row and transform forward")
+	var rep struct {
+		NFE struct {
+			Flow struct {
+				Forward  float64 `json:"forward_per_row"`
+				Backward float64 `json:"backward_per_row"`
+			} `json:"flow"`
+		} `json:"nfe"`
+		Solver struct {
+			Flow struct {
+				Solves int `json:"solves"`
+			} `json:"flow"`
+		} `json:"solver"`
+		Config struct {
+			Flow           map[string]any `json:"flow"`
+			IdentityPrefit int            `json:"identity_prefit"`
+		} `json:"config"`
+		PrefitSteps int `json:"prefit_steps"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &rep))
+	// RK4 with 4 steps: 16 evaluations forward; the backward pass rebuilds
+	// 3 stage inputs and evaluates 4 stages per step.
+	assert.Equal(t, 16.0, rep.NFE.Flow.Forward)
+	assert.Equal(t, 28.0, rep.NFE.Flow.Backward)
+	// 20 pre-fit + 20 joint steps × 2 blocks, plus the evaluation of T(A).
+	assert.Equal(t, 2*(20+20+1), rep.Solver.Flow.Solves)
+	assert.Equal(t, "rk4", rep.Config.Flow["solver"])
+	assert.Equal(t, 20, rep.Config.IdentityPrefit)
+	assert.Equal(t, 20, rep.PrefitSteps)
 }
 
 func TestHelpAndUsage(t *testing.T) {
