@@ -290,8 +290,8 @@ func TestShiftDetectsRotation(t *testing.T) {
 }
 
 // The gradient-fit path (Real NVP density) runs end to end on a small
-// budget, is reproducible for a seed, and dΛ, with θA and θB fitted from
-// θS, is not negative beyond the fits' noise.
+// budget, is reproducible for a seed, and dΛ on a rotated pair is not
+// negative beyond the fits' noise (θA, θB and θS get equal budgets).
 func TestShiftGradientFitRealNVP(t *testing.T) {
 	p := data.MoonsPair(200, 0.05, 50, 2)
 	cfg := ShiftConfig{
