@@ -327,7 +327,8 @@ func ShiftTest(ctx context.Context, a, b *mat.Dense, cfg ShiftConfig) (*ShiftRes
 
 // atLeast reports x ≥ obs, counting values within a relative 1e-9 of obs
 // as ties (a relabelling that reproduces the observed split sums the same
-// rows in another order).
+// rows in another order) and a NaN as ≥: both err on the conservative
+// side.
 func atLeast(x, obs float64) bool {
 	return x >= obs-1e-9*math.Abs(obs) || math.IsNaN(x)
 }

@@ -316,7 +316,7 @@ func runShiftTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if !o.scoreOnly && (res.DLambdaP < o.alpha) != rep.Shift {
 		fmt.Fprintf(stdout, "note: the likelihood-ratio test disagrees at alpha = %g (dΛ p = %.3g)\n", o.alpha, res.DLambdaP)
 	}
-	fmt.Fprintf(stdout, "alpha = %g, %d relabellings (smallest possible p = %.3g), %.3f ms per relabelling, %.2f s\n",
+	fmt.Fprintf(stdout, "alpha = %g, %d relabellings (smallest possible p = %.3g), %.3g ms per relabelling, %.3g s in all\n",
 		o.alpha, res.Permutations, 1/float64(res.Permutations+1), res.MsPerPermutation, res.Seconds)
 	if o.out != "" {
 		fmt.Fprintf(stdout, "wrote %s\n", o.out)
