@@ -32,8 +32,8 @@ type ShiftConfig struct {
 
 	// Permutations is N, the number of random relabellings of A ∪ B
 	// (default DefaultPermutations; negative is an error). Cost: the score
-	// statistic needs only θS, fitted once, so each relabelling costs one
-	// log-likelihood and one gradient pass over A ∪ B. dΛ refits θA and θB
+	// statistic needs only θS, fitted once, so each relabelling costs two
+	// log-likelihood passes and one gradient pass over A ∪ B. dΛ refits θA and θB
 	// to every relabelled pair: free with the closed-form Gaussian
 	// (tens of thousands of relabellings per second at n = 2×2000, D = 2),
 	// but two gradient fits of FitSteps steps each otherwise (a Real NVP
@@ -85,7 +85,15 @@ type ShiftResult struct {
 	// over all of the density's parameters). Under H0 (one θ is optimal
 	// for both sets) both gradients vanish as the sets grow; GradA and
 	// GradB are ‖g_A‖ and ‖g_B‖.
-	Score, GradA, GradB float64
+	//
+	// S assumes θS is (close to) a maximiser: a residual pooled gradient g
+	// (GradPooled = ‖∇θ ℓ(A ∪ B; θS)‖, 0 up to rounding for closed-form
+	// fits) adds about 2‖g‖ to S under every relabelling and masks the
+	// shift: with g_A = g + a, g_B = g + b and nA·a + nB·b = 0,
+	// S ≈ 2‖g‖ + ĝ·(a + b) to first order, and a + b = 0 when nA = nB. An
+	// under-fitted θS thus costs the score test power; give gradient fits
+	// more steps when GradPooled is not small next to S.
+	Score, GradA, GradB, GradPooled float64
 	// ScoreP is the permutation p-value of Score:
 	// (1 + #{relabellings with S* ≥ S}) / (N + 1).
 	ScoreP float64
@@ -95,6 +103,8 @@ type ShiftResult struct {
 	// ℓ(A; θA) ≥ ℓ(A; θS), and likewise for B). With nA = nB, θS also
 	// maximises ℓ(A; θ) + ℓ(B; θ) and dΛ is METHOD §2's likelihood ratio;
 	// for the Gaussian it is then ln det Σ_S − ½ ln det S_A − ½ ln det S_B.
+	// With nA ≠ nB it is at least METHOD's value (θS maximises the
+	// size-weighted sum instead); gaussShift derives the Gaussian's form.
 	// DLambdaP is its permutation p-value. Both are NaN with ScoreOnly.
 	DLambda, DLambdaP float64
 	// LogLikA = ℓ(A; θA), LogLikB = ℓ(B; θB) (NaN with ScoreOnly);
@@ -127,6 +137,8 @@ func (s *shiftStats) finish() {
 // of the pooled data [A; B] that form the relabelled A and B.
 type shiftEval interface {
 	eval(ctx context.Context, a, b []int32) (shiftStats, error)
+	// pooledGrad returns ‖∇θ ℓ(A ∪ B; θS)‖.
+	pooledGrad() (float64, error)
 }
 
 func (c ShiftConfig) validate() error {
@@ -314,6 +326,9 @@ func ShiftTest(ctx context.Context, a, b *mat.Dense, cfg ShiftConfig) (*ShiftRes
 
 	np1 := float64(cfg.Permutations + 1)
 	res.Score, res.GradA, res.GradB = obs.score, obs.gradA, obs.gradB
+	if res.GradPooled, err = ev.pooledGrad(); err != nil {
+		return nil, err
+	}
 	res.ScoreP = float64(1+geScore) / np1
 	res.DLambda, res.DLambdaP = math.NaN(), math.NaN()
 	res.LogLikA, res.LogLikB, res.LogLikSA, res.LogLikSB = obs.llA, obs.llB, obs.llSA, obs.llSB
@@ -541,6 +556,27 @@ func (g *gaussShift) eval(_ context.Context, a, b []int32) (shiftStats, error) {
 	return st, nil
 }
 
+// pooledGrad returns ‖∇θ ℓ(A ∪ B; θS)‖ from the totals: ∇μ = Σ_S⁻¹ mean x,
+// ∇L = −L Σ_S + L⁻ᵀ (both 0 up to rounding).
+func (g *gaussShift) pooledGrad() (float64, error) {
+	d, n := g.d, float64(len(g.x)/g.d)
+	norm2 := 0.0
+	for j := range d {
+		mu, gl := 0.0, 0.0
+		for k := range d {
+			mu += g.prec[j*d+k] * g.t1[k] / n
+			s := 0.0
+			for t := range d {
+				s += g.l[j*d+t] * g.t2[t*d+k] / n
+			}
+			gl = g.linvT[j*d+k] - s
+			norm2 += gl * gl
+		}
+		norm2 += mu * mu
+	}
+	return math.Sqrt(norm2), nil
+}
+
 // cholLogDet returns ln det of the symmetric d×d matrix a (row-major) by
 // an in-place Cholesky factorisation into l, and false when a is not
 // positive definite.
@@ -637,6 +673,10 @@ func newGenericShift(ctx context.Context, be native.Backend, pooled *mat.Dense, 
 	}
 	g.gA, g.gB = newFullGrad(be, g.ds, g.xa), newFullGrad(be, g.ds, g.xb)
 	return g, nil
+}
+
+func (g *genericShift) pooledGrad() (float64, error) {
+	return newFullGrad(g.r.be, g.ds, g.pooled).norm()
 }
 
 func (g *genericShift) eval(ctx context.Context, a, b []int32) (shiftStats, error) {

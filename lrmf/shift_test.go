@@ -132,6 +132,8 @@ func TestShiftFastMatchesGeneric(t *testing.T) {
 	} {
 		assert.InDelta(t, c.want, c.got, 1e-9*(1+math.Abs(c.want)), c.name)
 	}
+	assert.Less(t, fast.GradPooled, 1e-12)
+	assert.Less(t, gen.GradPooled, 1e-12)
 	assert.Equal(t, fast.ScoreP, gen.ScoreP)
 	assert.Equal(t, fast.DLambdaP, gen.DLambdaP)
 }
@@ -309,6 +311,7 @@ func TestShiftGradientFitRealNVP(t *testing.T) {
 		assert.False(t, math.IsNaN(v) || math.IsInf(v, 0))
 	}
 	assert.Greater(t, r1.DLambda, -0.05)
+	assert.Greater(t, r1.GradPooled, 0.0) // 30 steps do not converge
 	for _, pv := range []float64{r1.ScoreP, r1.DLambdaP} {
 		assert.Contains(t, []float64{0.25, 0.5, 0.75, 1}, pv)
 	}

@@ -45,7 +45,7 @@ func TestShiftTestJSON(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	var rep map[string]any
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
-	for _, k := range []string{"shift", "alpha", "score", "score_p", "grad_a", "grad_b", "dlambda", "dlambda_p",
+	for _, k := range []string{"shift", "alpha", "score", "score_p", "grad_a", "grad_b", "grad_pooled", "dlambda", "dlambda_p",
 		"loglik_a", "loglik_b", "loglik_sa", "loglik_sb", "permutations", "seed", "density", "closed_form", "backend", "data", "seconds", "ms_per_permutation"} {
 		assert.Contains(t, rep, k)
 	}
