@@ -64,7 +64,7 @@ func shiftFlags(o *shiftOpts) *flag.FlagSet {
 	fs.Float64Var(&o.tol, "tol", 1e-4, "a gradient fit stops when its full-data gradient norm falls below it")
 	fs.IntVar(&o.perms, "permutations", lrmf.DefaultPermutations, "N: random relabellings of A ∪ B for the p-values (smallest p = 1/(N+1))")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed (built-in data, relabellings, initialisation)")
-	fs.Float64Var(&o.alpha, "alpha", 0.05, "significance level: a shift is reported when the score test's p < alpha")
+	fs.Float64Var(&o.alpha, "alpha", 0.05, "significance level: a shift is reported when the score test's p ≤ alpha")
 	fs.BoolVar(&o.scoreOnly, "score-only", false, "compute only the score test (no per-relabelling fits; fast for any density)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as one JSON object instead of text")
 	fs.StringVar(&o.out, "out", "", "also write the JSON result to `FILE` (atomically)")
@@ -88,8 +88,9 @@ is fitted to A ∪ B, θA and θB to each set, and two statistics are computed
 
 Each gets a permutation p-value: A ∪ B is relabelled at random into sets of
 the original sizes --permutations times and p = (1 + #{S* ≥ S}) / (N + 1).
-The verdict ("shift detected" or "no shift detected") uses the score test's
-p against --alpha; dΛ and its p-value are reported beside it. With no
+Under H0 (A and B exchangeable) P(p ≤ alpha) ≤ alpha. The verdict ("shift
+detected" when p ≤ --alpha, else "no shift detected") uses the score test's
+p; dΛ and its p-value are reported beside it. With no
 --a/--b it tests the built-in moons pair (B rotated by 50°: a shift).
 
 Cost: the Gaussian density is fitted in closed form, and a relabelling
@@ -258,8 +259,8 @@ func runShiftTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	note("lrmf shift-test: %s, A %d×%d, B %d×%d, density %s (%s), %d relabellings, seed %d, %s",
 		src, na, dim, nb, dim, o.density, fitKind, o.perms, o.seed, backend)
-	if floor := 1 / float64(o.perms+1); floor >= o.alpha {
-		note("note: with %d relabellings the smallest p-value is %.3g, not below --alpha %g: no shift can be detected; raise --permutations", o.perms, floor, o.alpha)
+	if floor := 1 / float64(o.perms+1); floor > o.alpha {
+		note("note: with %d relabellings the smallest p-value is %.3g, above --alpha %g: no shift can be detected; raise --permutations", o.perms, floor, o.alpha)
 	}
 	if !closedForm && !o.scoreOnly {
 		note("note: %s refits θA and θB (2 × %d steps) for each of the %d relabellings; this takes a while (use --score-only, or fewer --permutations, for a quick answer)", o.density, o.fitSteps, o.perms)
@@ -280,7 +281,7 @@ func runShiftTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 0, err
 	}
 	rep := shiftReport{
-		Shift: res.ScoreP < o.alpha, Alpha: o.alpha,
+		Shift: res.ScoreP <= o.alpha, Alpha: o.alpha,
 		Score: res.Score, ScoreP: res.ScoreP, GradA: res.GradA, GradB: res.GradB, GradPooled: res.GradPooled,
 		LogLikSA: res.LogLikSA, LogLikSB: res.LogLikSB,
 		Permutations: res.Permutations, Seed: res.Seed, Density: res.Density, ClosedForm: res.ClosedForm, Backend: backend,
@@ -319,7 +320,7 @@ func runShiftTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		verdict += fmt.Sprintf("; dΛ = %.4g nats, p = %.3g", res.DLambda, res.DLambdaP)
 	}
 	fmt.Fprintln(stdout, verdict)
-	if !o.scoreOnly && (res.DLambdaP < o.alpha) != rep.Shift {
+	if !o.scoreOnly && (res.DLambdaP <= o.alpha) != rep.Shift {
 		fmt.Fprintf(stdout, "note: the likelihood-ratio test disagrees at alpha = %g (dΛ p = %.3g)\n", o.alpha, res.DLambdaP)
 	}
 	fmt.Fprintf(stdout, "alpha = %g, %d relabellings (smallest possible p = %.3g), %.3g ms per relabelling, %.3g s in all\n",

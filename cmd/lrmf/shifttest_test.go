@@ -35,7 +35,7 @@ func TestShiftTestVerdicts(t *testing.T) {
 	code, stdout, stderr = lrmfRun("shift-test", "--a", a, "--b", b, "--score-only", "--permutations", "9")
 	require.Equal(t, 0, code, stderr)
 	assert.NotContains(t, stdout, "dΛ")
-	assert.Contains(t, stderr, "smallest p-value is 0.1, not below --alpha")
+	assert.Contains(t, stderr, "smallest p-value is 0.1, above --alpha 0.05")
 }
 
 // --json prints one parseable object; --out writes the same object.
