@@ -7,10 +7,12 @@
 //	lrmf apply --model F --in X --out Y   map data with a trained flow
 //	lrmf data NAME --out FILE     write a built-in dataset
 //	lrmf reproduce NAME           rerun an experiment of the paper (example-2.2)
+//	lrmf shift-test [flags]       test whether A and B differ (score test, dΛ)
 //	lrmf help [COMMAND]           show help
 //
-// Exit status: 0 success (for align: converged), 3 align ran but did not
-// converge, 2 usage error, 1 any other error.
+// Exit status: 0 success (for align: converged; for shift-test: the test
+// ran, whatever its verdict), 3 align ran but did not converge, 2 usage
+// error, 1 any other error.
 package main
 
 import (
@@ -55,6 +57,7 @@ func commands() []command {
 		{"apply", "map data with a trained model's flow (or its inverse)", runApply, helpApply},
 		{"data", "write a built-in dataset to a CSV or .npy file", runData, helpData},
 		{"reproduce", "recompute a result of the paper (example-2.2)", runReproduce, helpReproduce},
+		{"shift-test", "test whether A and B differ (score test and dΛ, permutation p-values)", runShiftTest, helpShiftTest},
 	}
 }
 
@@ -68,9 +71,9 @@ Usage:
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
-	fmt.Fprint(w, `  help       show help for a command
+	fmt.Fprint(w, `  help        show help for a command
 
 Run "lrmf help COMMAND" or "lrmf COMMAND --help" for a command's flags.
 Exit status: 0 success (align: converged), 3 align ran but did not converge,
