@@ -51,10 +51,10 @@ func shiftFlags(o *shiftOpts) *flag.FlagSet {
 	fs.StringVar(&o.b, "b", "", "dataset B: a CSV or .npy `FILE` with the same D (needs --a)")
 	fs.StringVar(&o.dataName, "data", "moons", "built-in dataset pair when --a/--b are not given: "+strings.Join(data.Names(), ", "))
 	fs.IntVar(&o.n, "n", 2000, "points per built-in dataset")
-	fs.StringVar(&o.density, "density", "gaussian", "density family: gaussian (full covariance, closed-form fits) or realnvp (gradient fits)")
-	fs.IntVar(&o.blocks, "blocks", 4, "Real NVP coupling blocks")
-	fs.IntVar(&o.hidden, "hidden", 32, "Real NVP hidden units per layer")
-	fs.IntVar(&o.depth, "depth", 2, "Real NVP hidden layers per coupling network")
+	fs.StringVar(&o.density, "density", "gaussian", "density family: gaussian (full covariance, closed-form fits), realnvp or ffjord (gradient fits; ffjord with its default solver, dopri5 at atol = rtol = 1e-5 and the exact trace)")
+	fs.IntVar(&o.blocks, "blocks", 0, "Real NVP coupling blocks or FFJORD transforms (0: realnvp 4, ffjord 2)")
+	fs.IntVar(&o.hidden, "hidden", 0, "hidden units per layer (0: realnvp 32, ffjord 16)")
+	fs.IntVar(&o.depth, "depth", 0, "hidden layers per network (0: realnvp 2, ffjord 3)")
 	fs.StringVar(&o.scale, "scale", "exp", "Real NVP scale function: exp or sigmoid")
 	fs.Float64Var(&o.bound, "scale-bound", 4, "bound B of the exp scale: ln s = B·tanh(h/B)")
 	fs.BoolVar(&o.gradientFit, "gradient-fit", false, "fit by gradient ascent even when a closed form exists")
@@ -166,9 +166,9 @@ func (o *shiftOpts) validate(set map[string]bool) error {
 		want string
 	}{
 		{o.n < 1, "n", o.n, "a positive integer"},
-		{o.blocks < 1, "blocks", o.blocks, "a positive integer"},
-		{o.hidden < 1, "hidden", o.hidden, "a positive integer"},
-		{o.depth < 1, "depth", o.depth, "a positive integer"},
+		{o.blocks < 0, "blocks", o.blocks, "a positive integer (0: the model's default)"},
+		{o.hidden < 0, "hidden", o.hidden, "a positive integer (0: the model's default)"},
+		{o.depth < 0, "depth", o.depth, "a positive integer (0: the model's default)"},
 		{!(o.bound > 0) || math.IsInf(o.bound, 0), "scale-bound", o.bound, "positive and finite"},
 		{o.fitSteps < 1, "fit-steps", o.fitSteps, "a positive integer"},
 		{o.batch < 1, "batch", o.batch, "a positive integer"},
@@ -187,7 +187,8 @@ func (o *shiftOpts) validate(set map[string]bool) error {
 }
 
 func (o *shiftOpts) spec() lrmf.ModelSpec {
-	return (&alignOpts{blocks: o.blocks, hidden: o.hidden, depth: o.depth, scale: o.scale, bound: o.bound}).spec(o.density)
+	return (&alignOpts{blocks: o.blocks, hidden: o.hidden, depth: o.depth, scale: o.scale, bound: o.bound,
+		solver: "dopri5", odeSteps: 10, atol: 1e-5, rtol: 1e-5, odeMaxSteps: 200, trace: "exact"}).spec(o.density)
 }
 
 func runShiftTest(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {

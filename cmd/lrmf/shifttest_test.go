@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lrmf-go/lrmf/lrmf"
 )
 
 // The default (built-in moons, B rotated by 50°) is a shift; two files
@@ -79,6 +81,20 @@ func TestShiftTestRealNVP(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
 	assert.Equal(t, false, rep["closed_form"])
 	assert.Contains(t, []float64{0.2, 0.4, 0.6, 0.8, 1}, rep["score_p"])
+}
+
+// FFJORD densities take the generic path with their default sizes.
+func TestShiftTestFFJORD(t *testing.T) {
+	code, stdout, stderr := lrmfRun("shift-test", "--density", "ffjord", "--n", "100", "--fit-steps", "5", "--batch", "32",
+		"--permutations", "3", "--score-only", "--json")
+	require.Equal(t, 0, code, stderr)
+	var rep struct {
+		Density lrmf.ModelSpec `json:"density"`
+		ScoreP  float64        `json:"score_p"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
+	assert.Equal(t, lrmf.ModelSpec{Kind: "ffjord"}.Normalized(), rep.Density)
+	assert.Contains(t, []float64{0.25, 0.5, 0.75, 1}, rep.ScoreP)
 }
 
 // Usage errors exit 2 naming the flag; file errors exit 1 naming the file.
