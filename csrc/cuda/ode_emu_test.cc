@@ -238,7 +238,7 @@ static void test(const std::vector<int64_t> &dims, int64_t n, int64_t k) {
     cmp("dopri5_bwd.gtheta", cs, gt.data(), gtc.data(), gt.size());
   }
 
-  /* Typed failures, per row: max steps, and a NaN in θ. */
+  /* Typed failures, per row: max steps, a NaN in θ, step underflow. */
   {
     std::vector<float> z1(n * D), ld(n);
     std::vector<int64_t> info(3 * n);
@@ -263,6 +263,17 @@ static void test(const std::vector<int64_t> &dims, int64_t n, int64_t k) {
     for (int64_t i = 0; i < n; i++)
       if (info[i] != LRMF_ODE_NONFINITE) {
         fprintf(stderr, "FAIL %s NaN θ: row %lld status %lld\n", cs,
+                (long long)i, (long long)info[i]);
+        failures++;
+      }
+    run(g, [&] {
+      lrmf_k_ode_dopri5(n, nl, dims.data(), th.data(), 0, 1, 1e-300, 0, 0.1,
+                        1000, z.data(), k, ep, z1.data(), ld.data(), NULL,
+                        info.data());
+    });
+    for (int64_t i = 0; i < n; i++)
+      if (info[i] != LRMF_ODE_UNDERFLOW) {
+        fprintf(stderr, "FAIL %s underflow: row %lld status %lld\n", cs,
                 (long long)i, (long long)info[i]);
         failures++;
       }
