@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "59f5d1478953ea9a1205d751aff1b76f29739684ffe6a40d64c83dea314c07a1"
+const csrcHash = "29d6f7b99f7e59183de224230e629ceec557c891849127b47be0cb559d242c00"

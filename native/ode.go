@@ -20,7 +20,7 @@ import (
 // [p·D, (p+1)·D)). Probes stay fixed over a solve.
 //
 // These operations are an optional capability, ODEBackend, rather than
-// methods of Backend, so that backends without them (native/cuda, for now)
+// methods of Backend, so that backends without them (any outside this repo)
 // still satisfy Backend; callers type-assert.
 
 // Sentinel errors of ODESolveDopri5 (the bindings' sentinels, so errors.Is
@@ -64,6 +64,36 @@ type ODETape struct {
 	buf       []float64
 	nacc      []int64
 	perRowBuf int
+
+	// Ext is the recorded data of a backend that keeps it in its own
+	// memory instead of the tape's host buffers (native/cuda: device
+	// buffers), set through PrepareExt; nil after a solve recorded by the
+	// cpu or ref backend. Only the backend that recorded the solve reads
+	// it, and the built-in backends refuse to run Backward on such a tape.
+	Ext any
+}
+
+// PrepareExt sets tp up for a solve recorded by a backend that keeps the
+// data itself in ext (see Ext): it records the solve's shape — RK4 with
+// steps steps, or Dormand–Prince (dopri5) with steps = MaxSteps — for n
+// rows of dimension d with k probes (0: exact trace) from t0 to t1, so
+// that FloatsPerRow and Accepted report it, drops the host step buffer,
+// and returns the n accepted-step counts (zeroed) for the backend to fill
+// after a Dormand–Prince solve. Steps panics on such a tape.
+func (tp *ODETape) PrepareExt(ext any, dopri5 bool, n, d, k, steps int, t0, t1 float64) (nacc []int64) {
+	method, per := tapeRK4, steps*d
+	if dopri5 {
+		method, per = tapeDopri5, steps*(d+2)
+	}
+	tp.method, tp.n, tp.d, tp.k, tp.steps, tp.t0, tp.t1, tp.perRowBuf = method, n, d, k, steps, t0, t1, per
+	tp.buf = tp.buf[:0]
+	if cap(tp.nacc) < n {
+		tp.nacc = make([]int64, n)
+	}
+	tp.nacc = tp.nacc[:n]
+	clear(tp.nacc)
+	tp.Ext = ext
+	return tp.nacc
 }
 
 const (
@@ -94,6 +124,9 @@ func (tp *ODETape) Steps(dst []float64, i int) []float64 {
 		}
 		return dst
 	}
+	if tp.Ext != nil {
+		panic("native: ODETape.Steps: the steps of this tape are held by the backend that recorded it")
+	}
 	per := tp.d + 2
 	for m := 0; m < int(tp.nacc[i]); m++ {
 		e := tp.buf[(i*tp.steps+m)*per:]
@@ -109,6 +142,7 @@ func (tp *ODETape) prepare(method, n, d, k, steps int, t0, t1 float64) {
 		per = steps * (d + 2)
 	}
 	tp.method, tp.n, tp.d, tp.k, tp.steps, tp.t0, tp.t1, tp.perRowBuf = method, n, d, k, steps, t0, t1, per
+	tp.Ext = nil
 	if need := n * per; cap(tp.buf) < need {
 		tp.buf = make([]float64, need)
 	}
@@ -124,6 +158,9 @@ func (tp *ODETape) prepare(method, n, d, k, steps int, t0, t1 float64) {
 func checkTape(op string, tape *ODETape, method int, gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int) (n, d, k int) {
 	if tape == nil || tape.method != method {
 		panic(fmt.Sprintf("native: %s: the tape holds no solve of this method (record it with the matching Record)", op))
+	}
+	if tape.Ext != nil {
+		panic(fmt.Sprintf("native: %s: the tape was recorded by a backend that holds it in its own memory (%T)", op, tape.Ext))
 	}
 	n, d, k = checkODE(op, a1, theta, eps, dims)
 	if n != tape.n || d != tape.d || k != tape.k {

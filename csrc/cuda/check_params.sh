@@ -47,6 +47,13 @@ coupling_fwd u u u u u f u u u u
 coupling_inv u u u u u f u u u
 coupling_bwd u u u u u f u u u u u u
 gemm u u u u u f u u u u f u u
+ode_fwd u u u u f u u u u u
+ode_vjp u u u u f u u u u u u u
+ode_gsum u u u u
+ode_rk4 u u u u f f u u u u u u u
+ode_rk4_bwd u u u u f f u u u u u u u u
+ode_dopri5 u u u u f f f f f u u u u u u u u
+ode_dopri5_bwd u u u u u u u u u u u u u
 '
 
 # Signatures found in the PTX: "name letters..." (x = anything not 8 bytes).

@@ -37,13 +37,20 @@
  *  G(m, n)    blockDim = (16, 16), gridDim = (ceil(n/16), ceil(m/16)): one
  *             16×16 tile of C per block. Blocks stride over tiles, so
  *             gridDim.y may be capped at 65535 when m > 1 048 560.
+ *  O(n, np)   blockDim = 128, gridDim = min(ceil(n/128), 65535), and
+ *             sharedMem = 8·np bytes of dynamic shared memory (np = θ's
+ *             length for dims): the FFJORD kernels. One thread per row
+ *             (rows stride over the grid), θ staged as double in shared
+ *             memory; n == 0 must be skipped. The only rule with dynamic
+ *             shared memory; every other launch passes 0.
  *
  * Smaller blocks (any size) also give correct results (the kernels are
  * compiled with __launch_bounds__ of the rule's block size, so larger ones
  * fail to launch), but only the rule fixes the summation order of C and S.
  *
  * Kernel table ("f*" = float*, "cf*" = const float*, "i32*" = const
- * int32_t*, "d*" = double*; all sizes int64_t; NULLABLE = may be 0):
+ * int32_t*, "i64*" = int64_t* in device memory, "d*" = double*; all
+ * sizes int64_t; NULLABLE = may be 0):
  *
  * kernel                    parameters (in order)                    rule
  * ------------------------- ---------------------------------------- ---------
@@ -84,6 +91,30 @@
  * lrmf_k_gemm               trans_a, trans_b, m, n, k, double alpha, G(m, n)
  *                           cf* a, lda, cf* b, ldb, double beta,
  *                           f* c, ldc
+ * lrmf_k_ode_fwd            n, nl, i64* dims, cf* theta, double t,  O(n, np)
+ *                           cf* z, k, cf* eps (NULLABLE), f* dz,
+ *                           f* trace
+ * lrmf_k_ode_vjp            n, nl, i64* dims, cf* theta, double t,  O(n, np)
+ *                           cf* z, k, cf* eps (NULLABLE), cf* az,
+ *                           cf* atr, f* gz, d* gpart
+ * lrmf_k_ode_gsum           n, np, d* gpart, f* gtheta              C(np)
+ * lrmf_k_ode_rk4            n, nl, i64* dims, cf* theta, double t0, O(n, np)
+ *                           double t1, steps, cf* z0, k,
+ *                           cf* eps (NULLABLE), f* z1, f* logdet,
+ *                           d* states (NULLABLE)
+ * lrmf_k_ode_rk4_bwd        n, nl, i64* dims, cf* theta, double t0, O(n, np)
+ *                           double t1, steps, k, cf* eps (NULLABLE),
+ *                           d* states, cf* a1, cf* ald, f* gz0,
+ *                           d* gpart
+ * lrmf_k_ode_dopri5         n, nl, i64* dims, cf* theta, double t0, O(n, np)
+ *                           double t1, double atol, double rtol,
+ *                           double h0, max_steps, cf* z0, k,
+ *                           cf* eps (NULLABLE), f* z1, f* logdet,
+ *                           d* tape (NULLABLE), i64* info
+ * lrmf_k_ode_dopri5_bwd     n, nl, i64* dims, cf* theta, max_steps,  O(n, np)
+ *                           k, cf* eps (NULLABLE), d* tape,
+ *                           i64* info, cf* a1, cf* ald, f* gz0,
+ *                           d* gpart
  *
  * Notes per kernel:
  *  - gauss_bwd_params: block o < d gives dmu[o]; block d + r*d + c gives
@@ -103,6 +134,27 @@
  *    cuBLAS speed (no register tiling).
  *  - Elementwise kernels allow in-place use as lrmf.h states (y == x,
  *    dx == dy); other outputs must not alias inputs.
+ *  - ode_* (FFJORD, lrmf.h's LRMF_DECLARE_ODE and _BWD for float): dims
+ *    (nl int64s) is in device memory; k == 0 is the exact trace (eps not
+ *    read). The caller checks dims against lrmf.h's rules AND the frame
+ *    limits below (LRMF_K_ODE_*), which the kernels do not check. Every
+ *    row is computed in double, as on the CPU. t of ode_fwd/ode_vjp is
+ *    rounded to float (a T in lrmf.h); t0, t1, atol, rtol, h0 are double.
+ *    Layouts differ from the CPU's so that a warp's threads (consecutive
+ *    rows) touch consecutive addresses ("row-minor"):
+ *      gpart  double np×n: row i's θ-gradient, parameter p at p·n + i;
+ *             lrmf_k_ode_gsum then writes gtheta[p] = Σ_i (block-tree
+ *             order). ode_vjp and the *_bwd kernels overwrite it.
+ *      states double steps×D×n: RK4 start state of step s, component j
+ *             of row i at (s·D + j)·n + i.
+ *      tape   double max_steps×(D+2)×n: accepted step m of row i,
+ *             [t, signed h, z (D)], component c at (m·(D+2) + c)·n + i.
+ *      info   int64 3×n: info[i] = row i's status (LRMF_K_ODE_OK or a
+ *             failure below), info[n+i] its f evaluations, info[2n+i]
+ *             its accepted steps (the count ode_dopri5_bwd replays).
+ *    Status per row instead of the CPU's first-failure-stops-the-batch:
+ *    every row runs; a failed row leaves z1/logdet unwritten. The host
+ *    reports the failure of the lowest failing row.
  */
 #ifndef LRMF_KERNELS_H
 #define LRMF_KERNELS_H
@@ -114,6 +166,26 @@
 #define LRMF_K_GRID_MAX 65535 /* R gridDim cap */
 #define LRMF_K_SBLOCK 1024    /* S blockDim */
 #define LRMF_K_TILE 16        /* G blockDim is TILE×TILE, one C tile each */
+
+/* FFJORD kernels: block size of the O rule and the per-thread frame
+ * limits, checked by the caller: D ≤ 8, tangent directions m (D exact, k
+ * Hutchinson) ≤ 8, every width ≤ 32, Σ hidden widths ≤ 96, m·Σ hidden ≤
+ * 384, nl ≤ 8 entries of dims, np ≤ 6144 (θ as double in 48 KiB of
+ * shared memory; the other limits imply np ≤ 5864). */
+#define LRMF_K_OBLOCK 128
+#define LRMF_K_ODE_MAXD 8
+#define LRMF_K_ODE_MAXM 8
+#define LRMF_K_ODE_MAXW 32
+#define LRMF_K_ODE_MAXSH 96
+#define LRMF_K_ODE_MAXMSH 384
+#define LRMF_K_ODE_MAXNL 8
+#define LRMF_K_ODE_MAXP 6144
+
+/* Per-row status of lrmf_k_ode_dopri5 (same values as lrmf.h's). */
+#define LRMF_K_ODE_OK 0
+#define LRMF_K_ODE_UNDERFLOW (-2)
+#define LRMF_K_ODE_NONFINITE (-3)
+#define LRMF_K_ODE_MAXSTEPS (-4)
 
 /* Scale kinds of the coupling kernels (same values as lrmf.h). */
 #define LRMF_K_SCALE_EXP 1
@@ -179,6 +251,38 @@ LRMF_K void lrmf_k_gemm(int64_t trans_a, int64_t trans_b, int64_t m, int64_t n,
                         int64_t k, double alpha, const float *a, int64_t lda,
                         const float *b, int64_t ldb, double beta, float *c,
                         int64_t ldc);
+LRMF_K void lrmf_k_ode_fwd(int64_t n, int64_t nl, const int64_t *dims,
+                           const float *theta, double t, const float *z,
+                           int64_t k, const float *eps, float *dz,
+                           float *trace);
+LRMF_K void lrmf_k_ode_vjp(int64_t n, int64_t nl, const int64_t *dims,
+                           const float *theta, double t, const float *z,
+                           int64_t k, const float *eps, const float *az,
+                           const float *atr, float *gz, double *gpart);
+LRMF_K void lrmf_k_ode_gsum(int64_t n, int64_t np, const double *gpart,
+                            float *gtheta);
+LRMF_K void lrmf_k_ode_rk4(int64_t n, int64_t nl, const int64_t *dims,
+                           const float *theta, double t0, double t1,
+                           int64_t steps, const float *z0, int64_t k,
+                           const float *eps, float *z1, float *logdet,
+                           double *states);
+LRMF_K void lrmf_k_ode_rk4_bwd(int64_t n, int64_t nl, const int64_t *dims,
+                               const float *theta, double t0, double t1,
+                               int64_t steps, int64_t k, const float *eps,
+                               const double *states, const float *a1,
+                               const float *ald, float *gz0, double *gpart);
+LRMF_K void lrmf_k_ode_dopri5(int64_t n, int64_t nl, const int64_t *dims,
+                              const float *theta, double t0, double t1,
+                              double atol, double rtol, double h0,
+                              int64_t max_steps, const float *z0, int64_t k,
+                              const float *eps, float *z1, float *logdet,
+                              double *tape, int64_t *info);
+LRMF_K void lrmf_k_ode_dopri5_bwd(int64_t n, int64_t nl, const int64_t *dims,
+                                  const float *theta, int64_t max_steps,
+                                  int64_t k, const float *eps,
+                                  const double *tape, const int64_t *info,
+                                  const float *a1, const float *ald,
+                                  float *gz0, double *gpart);
 
 #endif /* __CUDACC__ */
 

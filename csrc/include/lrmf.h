@@ -215,7 +215,11 @@ LRMF_DECLARE(double, f64)
 
 #undef LRMF_DECLARE
 
-/* ---- FFJORD: the dynamics MLP and its ODE solvers (CPU only so far) ------
+/* ---- FFJORD: the dynamics MLP and its ODE solvers ---------------------------
+ *
+ * (csrc/cuda has float twins, lrmf_k_ode_*, with the same maths and
+ * row-minor layouts for their tapes and per-row status words; see
+ * csrc/cuda/lrmf_kernels.h.)
  *
  * Dynamics f(z, t; θ): an MLP on x = [z, t] (length D+1) with sizes
  * dims = [D+1, H1, ..., HL, D] (nl = L+2 entries, every entry ≥ 1,

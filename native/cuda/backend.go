@@ -116,14 +116,16 @@ type Backend struct {
 
 	// Kernel arguments: params[i] = &args[i], set once, so a launch fills
 	// args and passes params[:n] without allocating.
-	args   [16]uint64
-	params [16]unsafe.Pointer
+	args   [20]uint64
+	params [20]unsafe.Pointer
 
 	scratch  *buffer   // 8 bytes: the double of Dot and Sum
 	result   []float64 // host side of scratch
 	h32      []float32 // Upload/Download staging
 	idx      *buffer   // GatherRows indices (int32)
 	idxBytes int64
+
+	ode odeState // FFJORD scratch (ode.go)
 
 	stats Stats
 	name  string // device name
@@ -344,12 +346,17 @@ func dptr(p cu.DevicePtr) uint64 { return uint64(p) }
 
 // launch enqueues kernel k with the given grid and block and 8-byte args.
 func (b *Backend) launch(k kernel, gx, gy, bx, by int, args ...uint64) {
+	b.launchShared(k, gx, gy, bx, by, 0, args...)
+}
+
+// launchShared is launch with shmem bytes of dynamic shared memory.
+func (b *Backend) launchShared(k kernel, gx, gy, bx, by, shmem int, args ...uint64) {
 	n := copy(b.args[:], args)
 	if n != len(args) {
 		panic("native: cuda: too many kernel arguments")
 	}
 	b.stats.Kernels++
-	if err := b.fns[k].Launch(gx, gy, 1, bx, by, 1, 0, b.stream, b.params[:n]); err != nil {
+	if err := b.fns[k].Launch(gx, gy, 1, bx, by, 1, shmem, b.stream, b.params[:n]); err != nil {
 		panic(fmt.Sprintf("native: cuda: launching %s: %v", kernelNames[k], err))
 	}
 }

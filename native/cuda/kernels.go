@@ -45,6 +45,13 @@ const (
 	kCouplingInv
 	kCouplingBwd
 	kGemm
+	kODEFwd
+	kODEVJP
+	kODEGsum
+	kODERK4
+	kODERK4Bwd
+	kODEDopri5
+	kODEDopri5Bwd
 	numKernels
 )
 
@@ -75,6 +82,13 @@ var kernelNames = [numKernels]string{
 	kCouplingInv:    "lrmf_k_coupling_inv",
 	kCouplingBwd:    "lrmf_k_coupling_bwd",
 	kGemm:           "lrmf_k_gemm",
+	kODEFwd:         "lrmf_k_ode_fwd",
+	kODEVJP:         "lrmf_k_ode_vjp",
+	kODEGsum:        "lrmf_k_ode_gsum",
+	kODERK4:         "lrmf_k_ode_rk4",
+	kODERK4Bwd:      "lrmf_k_ode_rk4_bwd",
+	kODEDopri5:      "lrmf_k_ode_dopri5",
+	kODEDopri5Bwd:   "lrmf_k_ode_dopri5_bwd",
 }
 
 // Launch shapes of the kernel contract (csrc/cuda/lrmf_kernels.h).
@@ -85,4 +99,5 @@ const (
 	blockS    = 1024  // S: one block (deterministic reductions)
 	tileGemm  = 16    // G: (16, 16) blocks over C
 	maxGridYZ = 65535 // CUDA's limit on gridDim.y
+	blockO    = 128   // O(n, np): one thread per row, 8·np bytes of shared memory
 )

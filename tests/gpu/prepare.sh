@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # tests/gpu/prepare.sh — builds, on the development machine, what
 # tests/gpu/run.sh runs on the lent GPU machine (which has no Go):
-#   tests/gpu/bin/cuda.test  the native/cuda test binary, kernels embedded.
+#   tests/gpu/bin/cuda.test  the native/cuda test binary, kernels embedded,
+# after checking the kernels' signatures (check_params.sh) and the FFJORD
+# kernels' logic on the host (csrc/cuda/ode_emu_test.cc).
 # Needs Go and nvcc (Debian's CUDA 11.8 is enough: the binary needs only
 # libcuda.so.1 at load time and dlopens cuBLAS 13/12/11 at run time).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 bash csrc/cuda/build_fatbin.sh native/cuda/lrmf_kernels.fatbin
+bash csrc/cuda/check_params.sh native/cuda/lrmf_kernels.fatbin
+# The FFJORD kernels' logic against the CPU kernels, emulated on the host
+# (csrc/cuda/ode_emu_test.cc; under a second), before device time is spent.
+emu=$(mktemp -d)
+"${CC:-cc}" -O2 -std=gnu11 -Icsrc/include -c -o "$emu/lrmf_cpu.o" csrc/cpu/lrmf_cpu.c
+"${CXX:-g++}" -std=c++17 -O2 -Wall -Wno-unknown-pragmas -Icsrc/cuda -Icsrc/include -o "$emu/ode_emu" \
+	csrc/cuda/ode_emu_test.cc "$emu/lrmf_cpu.o" -lm
+"$emu/ode_emu"
+rm -rf "$emu"
 mkdir -p tests/gpu/bin
 go test -tags cuda -c -o tests/gpu/bin/cuda.test ./native/cuda/
 

@@ -8,7 +8,8 @@
 # when time runs short):
 #   1. environment (nvidia-smi, driver, cuBLAS found)        -> env.txt
 #   2. conformance suite + lrmf.Align smoke runs + unit tests -> tests.log
-#   3. benchmarks: GEMM, launch cost, Real NVP LRMF step      -> bench.log
+#   3. benchmarks: GEMM, launch cost, Real NVP LRMF step,
+#      FFJORD solves (RK4(10) + backward, Dormand–Prince)     -> bench.log
 #   4. PyTorch eager baseline (tests/gpu/torch_step.py)       -> torch.log
 #   5. optional: CMake -DLRMF_CUDA=ON build + ctest (nvcc 13) -> ctest.log
 #   6. summary table                                          -> summary.md
@@ -120,6 +121,15 @@ if ((t > 10)); then
 	log "Real NVP step: exit $?"
 fi
 
+t=$(left 60)
+if ((t > 10)); then
+	# 8 cases (RK4 and Dormand–Prince, batch 2000 and 65536, exact and
+	# Hutchinson trace), each a warm-up and 5 timed solve + backward.
+	log "benchmarks: FFJORD solves (timeout ${t}s)"
+	timeout "$t" "$BIN" -test.run '^$' -test.bench '^BenchmarkODE$' -test.benchtime 5x >>"$OUT/bench.log" 2>&1
+	log "FFJORD: exit $?"
+fi
+
 # ---- 4. PyTorch baseline -------------------------------------------------
 t=$(left 100)
 if ((t > 10)) && python3 -c 'import torch' 2>/dev/null; then
@@ -167,6 +177,10 @@ ctest_line=$(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -1)
 	for c in affine-gaussian realnvp-gaussian realnvp-realnvp; do
 		echo "| lrmf.Align cuda vs cpu: $c | $(grep -m1 -E -- "--- (PASS|FAIL): TestAlignMatchesCPU/$c " "$OUT/tests.log" | awk '{sub(":", "", $2); print $2}') |"
 	done
+	echo "| FFJORD kernel parity (TestConformance/ODE subtests) | $(grep -cE -- '--- PASS: TestConformance/(GemmKernel/)?ODE ' "$OUT/tests.log") passed, $(grep -cE -- '--- FAIL: TestConformance/(GemmKernel/)?ODE ' "$OUT/tests.log") failed |"
+	for c in TestODEMatchesCPU TestODETapeOwnership TestODELimits; do
+		echo "| $c | $(grep -m1 -E -- "--- (PASS|FAIL): $c " "$OUT/tests.log" | awk '{sub(":", "", $2); print $2}') |"
+	done
 	echo "| ctest (CMake -DLRMF_CUDA=ON) | ${ctest_line:-see ctest.log} |"
 	echo
 	grep -oE '[a-z-]+: LRMF cuda .*' "$OUT/tests.log" | sed 's/^/    /'
@@ -181,6 +195,19 @@ ctest_line=$(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -1)
 	echo "|---|---|---|"
 	for s in 2048x2048x2048 8192x8192x8192 131072x512x512; do
 		echo "| $s | $(bench "Gemm/cublas/$s" TFLOP/s) | $(bench "Gemm/kernel/$s" TFLOP/s) |"
+	done
+	echo
+	echo "| FFJORD, dynamics [3, 16, 16, 16, 2] | ms per solve + backward | f evals/row (forward) | steps/row |"
+	echo "|---|---|---|---|"
+	for sv in rk4 dopri5; do
+		for b in 2000 65536; do
+			for tr in exact hutchinson; do
+				key="ODE/$sv/batch=$b/$tr"
+				label="RK4(10)"
+				[[ $sv == dopri5 ]] && label="Dormand–Prince (tol 1e-5)"
+				echo "| $label, batch $b, $tr trace | $(bench "$key" ms/solve+bwd) | $(bench "$key" nfe/row) | $(bench "$key" steps/row) |"
+			done
+		done
 	done
 	echo
 	echo "host cost per call: Axpy launch $(bench 'Launch/Axpy' ns/op) ns, Dot with read-back $(bench 'Launch/Dot' ns/op) ns"

@@ -12,7 +12,10 @@
  *  - grid or block dimensions different from the launch rules of
  *    csrc/cuda/lrmf_kernels.h (R, C, S, G), and zero-sized grids;
  *  - every pointer argument and copy range inside a live allocation;
- *  - a CPU kernel's argument error (EINVAL) becomes CUDA_ERROR_INVALID_VALUE.
+ *  - a CPU kernel's argument error (EINVAL) becomes CUDA_ERROR_INVALID_VALUE;
+ *  - the FFJORD launches (rule O): dims in device memory, dynamic shared
+ *    memory of exactly 8·np bytes, and the row-minor layouts of gpart,
+ *    states, tape and info, which ode_launch converts for the CPU kernels.
  * It says nothing about the CUDA kernels themselves, cuBLAS, or real
  * asynchrony: those need the GPU run (tests/gpu/run.sh).
  */
@@ -148,7 +151,8 @@ static const char *const known[] = {
 	"lrmf_k_bias_relu_bwd_dz", "lrmf_k_gauss_logp", "lrmf_k_gauss_bwd_dx", "lrmf_k_gauss_bwd_params",
 	"lrmf_k_logdet_acc", "lrmf_k_affine_fwd", "lrmf_k_affine_inv", "lrmf_k_adam", "lrmf_k_gather_rows",
 	"lrmf_k_copy_cols", "lrmf_k_add_cols", "lrmf_k_coupling_fwd", "lrmf_k_coupling_inv",
-	"lrmf_k_coupling_bwd", "lrmf_k_gemm",
+	"lrmf_k_coupling_bwd", "lrmf_k_gemm", "lrmf_k_ode_fwd", "lrmf_k_ode_vjp", "lrmf_k_ode_gsum", "lrmf_k_ode_rk4",
+	"lrmf_k_ode_rk4_bwd", "lrmf_k_ode_dopri5", "lrmf_k_ode_dopri5_bwd",
 };
 
 CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) {
@@ -265,6 +269,175 @@ static int check_ptr(const char *k, int i, const void *p, int64_t elems, int nul
 
 static unsigned long long launches;
 
+/* ---- FFJORD launches ----------------------------------------------------
+ *
+ * The lrmf_k_ode_* kernels differ from the CPU kernels in layout (row-minor
+ * gpart, states, tape and info; see csrc/cuda/lrmf_kernels.h) and in
+ * leaving θ-gradients per row for lrmf_k_ode_gsum. ode_launch converts
+ * between the layouts and runs the CPU kernels: the f32 kernels where the
+ * outputs are float, and, where a row's double θ-gradient is needed, the
+ * f64 kernel on that row's inputs widened from float — the same arithmetic
+ * as the f32 kernel, which widens its inputs and works in double, without
+ * rounding the per-row gradient to float. Dormand–Prince runs row by row,
+ * so that, as on the GPU, a failing row does not stop the others. */
+
+static const int64_t *I64P(void **a, int i) { return (const int64_t *)(uintptr_t)*(uint64_t *)a[i]; }
+static double *DP(void **a, int i) { return (double *)(uintptr_t)*(uint64_t *)a[i]; }
+
+static void widen(double *dst, const float *src, int64_t n) {
+	for (int64_t i = 0; i < n; i++) dst[i] = (double)src[i];
+}
+
+/* ode_launch runs ODE kernel n_ (name after "lrmf_k_") with arguments a;
+ * the launch shape and the dims pointer were checked. Returns a CPU status
+ * (LRMF_OK or LRMF_EINVAL) after reporting what was wrong. */
+static int ode_launch(const char *k, const char *n_, void **a, int64_t np) {
+	const int64_t n = I(a, 0), nl = I(a, 1), *dims = I64P(a, 2), d = dims[nl - 1];
+	int64_t kk = 0; /* probes */
+	if (!strcmp(n_, "ode_fwd") || !strcmp(n_, "ode_vjp")) kk = I(a, 6);
+	else if (!strcmp(n_, "ode_rk4")) kk = I(a, 8);
+	else if (!strcmp(n_, "ode_rk4_bwd")) kk = I(a, 7);
+	else if (!strcmp(n_, "ode_dopri5")) kk = I(a, 11);
+	else if (!strcmp(n_, "ode_dopri5_bwd")) kk = I(a, 5);
+	const int64_t lwork = lrmf_odefunc_work_f64(nl, dims, kk);
+	if (lwork < 0) {
+		fprintf(stderr, "fakecuda: %s: bad k = %lld\n", k, (long long)kk);
+		return LRMF_EINVAL;
+	}
+	const int64_t ke = kk * d; /* probe floats per row */
+	double *work = malloc((size_t)lwork * sizeof *work);
+	double *th = malloc((size_t)np * sizeof *th), *g = malloc((size_t)np * sizeof *g);
+	/* Per-row double copies: z/a1 (d), eps (k·d), az (d), atr/ald, gz. */
+	double *r = malloc((size_t)(4 * d + ke + 2) * sizeof *r);
+	double *rz = r, *reps = r + d, *raz = reps + ke, *rgz = raz + d, *rat = rgz + d;
+	double *row = NULL; /* a row's states or tape, CPU layout */
+	int err = LRMF_OK;
+#define ARG(i, elems, nullable)                                         \
+	if (!check_ptr(k, i, F(a, i), (elems), (nullable))) {           \
+		err = LRMF_EINVAL;                                      \
+		goto out;                                               \
+	}
+	ARG(3, np, 0);
+	widen(th, F(a, 3), np);
+	if (!strcmp(n_, "ode_fwd")) {
+		ARG(5, n * d, 0); ARG(7, n * ke, 0); ARG(8, n * d, 0); ARG(9, n, 0);
+		err = lrmf_odefunc_fwd_f32(n, nl, dims, F(a, 3), (float)D(a, 4), F(a, 5), kk, F(a, 7), F(a, 8), F(a, 9), work,
+		                           lwork);
+	} else if (!strcmp(n_, "ode_vjp")) {
+		ARG(5, n * d, 0); ARG(7, n * ke, 0); ARG(8, n * d, 0); ARG(9, n, 0); ARG(10, n * d, 0);
+		ARG(11, 2 * np * n, 0);
+		const float *z = F(a, 5), *eps = F(a, 7), *az = F(a, 8), *atr = F(a, 9);
+		float *gz = F(a, 10);
+		double *gpart = DP(a, 11);
+		for (int64_t i = 0; i < n && !err; i++) {
+			widen(rz, z + i * d, d);
+			widen(reps, eps + i * ke, ke);
+			widen(raz, az + i * d, d);
+			widen(rat, atr + i, 1);
+			err = lrmf_odefunc_vjp_f64(1, nl, dims, th, (double)(float)D(a, 4), rz, kk, reps, raz, rat, rgz, g,
+			                           work, lwork);
+			for (int64_t j = 0; j < d; j++) gz[i * d + j] = (float)rgz[j];
+			for (int64_t p = 0; p < np; p++) gpart[p * n + i] = g[p];
+		}
+	} else if (!strcmp(n_, "ode_rk4")) {
+		const int64_t steps = I(a, 6);
+		ARG(7, n * d, 0); ARG(9, n * ke, 0); ARG(10, n * d, 0); ARG(11, n, 0); ARG(12, 2 * steps * d * n, 1);
+		double *states = DP(a, 12);
+		if (!states) {
+			err = lrmf_ode_rk4_f32(n, nl, dims, F(a, 3), D(a, 4), D(a, 5), steps, F(a, 7), kk, F(a, 9), F(a, 10),
+			                       F(a, 11), NULL, work, lwork);
+		} else {
+			row = malloc((size_t)(n * steps * d) * sizeof *row);
+			err = lrmf_ode_rk4_save_f32(n, nl, dims, F(a, 3), D(a, 4), D(a, 5), steps, F(a, 7), kk, F(a, 9),
+			                            F(a, 10), F(a, 11), row, NULL, work, lwork);
+			for (int64_t i = 0; i < n; i++)
+				for (int64_t s = 0; s < steps; s++)
+					for (int64_t j = 0; j < d; j++)
+						states[(s * d + j) * n + i] = row[(i * steps + s) * d + j];
+		}
+	} else if (!strcmp(n_, "ode_rk4_bwd")) {
+		const int64_t steps = I(a, 6);
+		ARG(8, n * ke, 0); ARG(9, 2 * steps * d * n, 0); ARG(10, n * d, 0); ARG(11, n, 0); ARG(12, n * d, 0);
+		ARG(13, 2 * np * n, 0);
+		const float *eps = F(a, 8), *a1 = F(a, 10), *ald = F(a, 11);
+		const double *states = DP(a, 9);
+		float *gz0 = F(a, 12);
+		double *gpart = DP(a, 13);
+		row = malloc((size_t)(steps * d) * sizeof *row);
+		for (int64_t i = 0; i < n && !err; i++) {
+			for (int64_t s = 0; s < steps; s++)
+				for (int64_t j = 0; j < d; j++) row[s * d + j] = states[(s * d + j) * n + i];
+			widen(reps, eps + i * ke, ke);
+			widen(rz, a1 + i * d, d);
+			widen(rat, ald + i, 1);
+			err = lrmf_ode_rk4_bwd_f64(1, nl, dims, th, D(a, 4), D(a, 5), steps, kk, reps, row, rz, rat, rgz, g, NULL,
+			                           NULL, work, lwork);
+			for (int64_t j = 0; j < d; j++) gz0[i * d + j] = (float)rgz[j];
+			for (int64_t p = 0; p < np; p++) gpart[p * n + i] = g[p];
+		}
+	} else if (!strcmp(n_, "ode_dopri5")) {
+		const int64_t ms = I(a, 9), per = d + 2;
+		ARG(10, n * d, 0); ARG(12, n * ke, 0); ARG(13, n * d, 0); ARG(14, n, 0); ARG(15, 2 * ms * per * n, 1);
+		ARG(16, 2 * 3 * n, 0);
+		double *tape = DP(a, 15);
+		int64_t *info = (int64_t *)DP(a, 16);
+		row = malloc((size_t)(ms * per) * sizeof *row);
+		for (int64_t i = 0; i < n; i++) {
+			int64_t nacc = 0, nfe = 0, acc = 0;
+			const float *z0 = F(a, 10) + i * d, *eps = kk > 0 ? F(a, 12) + i * ke : NULL;
+			int rc = lrmf_ode_dopri5_save_f32(1, nl, dims, F(a, 3), D(a, 4), D(a, 5), D(a, 6), D(a, 7), D(a, 8), ms,
+			                                  z0, kk, eps, F(a, 13) + i * d, F(a, 14) + i, row, &nacc, &nfe, &acc,
+			                                  work, lwork);
+			if (rc == LRMF_EINVAL) {
+				err = rc;
+				break;
+			}
+			info[i] = rc;
+			info[n + i] = nfe;
+			info[2 * n + i] = acc;
+			if (tape)
+				for (int64_t m = 0; m < nacc; m++)
+					for (int64_t c = 0; c < per; c++) tape[(m * per + c) * n + i] = row[m * per + c];
+		}
+	} else if (!strcmp(n_, "ode_dopri5_bwd")) {
+		const int64_t ms = I(a, 4), per = d + 2;
+		ARG(6, n * ke, 0); ARG(7, 2 * ms * per * n, 0); ARG(8, 2 * 3 * n, 0); ARG(9, n * d, 0); ARG(10, n, 0);
+		ARG(11, n * d, 0); ARG(12, 2 * np * n, 0);
+		const float *eps = F(a, 6), *a1 = F(a, 9), *ald = F(a, 10);
+		const double *tape = DP(a, 7);
+		const int64_t *info = (const int64_t *)DP(a, 8);
+		float *gz0 = F(a, 11);
+		double *gpart = DP(a, 12);
+		row = malloc((size_t)(ms * per) * sizeof *row);
+		for (int64_t i = 0; i < n && !err; i++) {
+			const int64_t nacc = info[2 * n + i];
+			if (nacc < 0 || nacc > ms) {
+				fprintf(stderr, "fakecuda: %s: row %lld has %lld accepted steps, max %lld\n", k, (long long)i,
+				        (long long)nacc, (long long)ms);
+				err = LRMF_EINVAL;
+				break;
+			}
+			for (int64_t m = 0; m < nacc; m++)
+				for (int64_t c = 0; c < per; c++) row[m * per + c] = tape[(m * per + c) * n + i];
+			widen(reps, eps + i * ke, ke);
+			widen(rz, a1 + i * d, d);
+			widen(rat, ald + i, 1);
+			err = lrmf_ode_dopri5_bwd_f64(1, nl, dims, th, ms, kk, reps, row, &nacc, rz, rat, rgz, g, NULL, NULL, work,
+			                              lwork);
+			for (int64_t j = 0; j < d; j++) gz0[i * d + j] = (float)rgz[j];
+			for (int64_t p = 0; p < np; p++) gpart[p * n + i] = g[p];
+		}
+	}
+#undef ARG
+out:
+	free(work);
+	free(th);
+	free(g);
+	free(r);
+	free(row);
+	return err;
+}
+
 CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                         unsigned shmem, CUstream s, void **a, void **extra) {
 	(void)s;
@@ -275,7 +448,8 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
 	launches++;
 	if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0)
 		FAIL(CUDA_ERROR_INVALID_VALUE, "%s: zero grid or block (%u,%u,%u)x(%u,%u,%u)", k, gx, gy, gz, bx, by, bz);
-	if (shmem != 0) FAIL(CUDA_ERROR_INVALID_VALUE, "%s: dynamic shared memory %u", k, shmem);
+	const int ode = !strncmp(k, "lrmf_k_ode_", 11) && strcmp(k, "lrmf_k_ode_gsum") != 0;
+	if (shmem != 0 && !ode) FAIL(CUDA_ERROR_INVALID_VALUE, "%s: dynamic shared memory %u", k, shmem);
 	/* Expected launch shape. */
 	char rule = 0;
 	int64_t units = 0;
@@ -301,6 +475,10 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
 		RULE('S', 1);
 	else if (!strcmp(n_, "gemm"))
 		RULE('G', 0);
+	else if (!strcmp(n_, "ode_gsum"))
+		RULE('C', I(a, 1));
+	else if (ode)
+		RULE('O', I(a, 0));
 	switch (rule) {
 	case 'R':
 		if (bx != 256 || by != 1 || gy != 1 || gx != (unsigned)rgrid(units))
@@ -322,6 +500,24 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
 			FAIL(CUDA_ERROR_INVALID_VALUE, "%s: G(m=%lld, n=%lld) launched as (%u,%u)x(%u,%u)", k, (long long)m,
 			     (long long)n, gx, gy, bx, by);
 		break;
+	}
+	case 'O': {
+		/* dims (nl int64s in device memory) give θ's length, which sets
+		 * the shared memory: 8·np bytes. */
+		int64_t nl = I(a, 1);
+		if (nl < 2 || !inside((uintptr_t)I64P(a, 2), (size_t)nl * 8))
+			FAIL(CUDA_ERROR_INVALID_VALUE, "%s: dims (%lld entries at %p) outside the allocations", k, (long long)nl,
+			     (const void *)I64P(a, 2));
+		int64_t np = lrmf_odefunc_nparams_f64(nl, I64P(a, 2));
+		if (np < 0) FAIL(CUDA_ERROR_INVALID_VALUE, "%s: invalid dims", k);
+		int64_t ex = (units + 127) / 128;
+		if (ex > 65535) ex = 65535;
+		if (bx != 128 || by != 1 || gy != 1 || gx != ex || shmem != 8 * np)
+			FAIL(CUDA_ERROR_INVALID_VALUE, "%s: O(%lld, np=%lld) launched as (%u,%u)x(%u,%u) with %u bytes of shared memory",
+			     k, (long long)units, (long long)np, gx, gy, bx, by, shmem);
+		err = ode_launch(k, n_, a, np);
+		if (err) FAIL(CUDA_ERROR_INVALID_VALUE, "%s: the CPU kernel returned %d", k, err);
+		return CUDA_SUCCESS;
 	}
 	default:
 		FAIL(CUDA_ERROR_NOT_FOUND, "%s: unknown kernel", k);
@@ -428,6 +624,16 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
 		PTR(11, n * 2 * dt, 0);
 		err = lrmf_coupling_bwd_f32(n, d, I(a, 2), dt, (int)I(a, 4), (float)D(a, 5), F(a, 6), F(a, 7), F(a, 8), F(a, 9),
 		                            F(a, 10), F(a, 11));
+	} else if (!strcmp(n_, "ode_gsum")) {
+		int64_t n = I(a, 0), np = I(a, 1);
+		PTR(2, 2 * np * n, 0); PTR(3, np, 0);
+		const double *gp = DP(a, 2);
+		float *gt = F(a, 3);
+		for (int64_t p = 0; p < np; p++) {
+			double acc = 0;
+			for (int64_t i = 0; i < n; i++) acc += gp[p * n + i];
+			gt[p] = (float)acc;
+		}
 	} else if (!strcmp(n_, "gemm")) {
 		int ta = (int)I(a, 0), tb = (int)I(a, 1);
 		int64_t m = I(a, 2), n = I(a, 3), kk = I(a, 4), lda = I(a, 7), ldb = I(a, 9), ldc = I(a, 12);

@@ -1,0 +1,436 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"unsafe"
+
+	"gorgonia.org/cu"
+
+	"github.com/lrmf-go/lrmf/native"
+)
+
+// FFJORD on the GPU: native.ODEBackend over the lrmf_k_ode_* kernels of
+// csrc/cuda (float32 data, every row computed in double as on the CPU).
+//
+// Each call is one launch over the whole batch — one thread per row, θ
+// staged in shared memory (rule O of csrc/cuda/lrmf_kernels.h) — so an
+// RK4 or Dormand–Prince solve, with all its steps and per-row adaptive step
+// sizes, is a single kernel. θ-gradients are written per row (gpart, np×n
+// doubles kept by the backend) and reduced over rows by lrmf_k_ode_gsum in
+// a fixed order, so they are deterministic.
+//
+// The kernels keep a row's activations and tangents in a fixed per-thread
+// frame, which bounds the network: D ≤ 8, tangent directions (D for the
+// exact trace, k probes otherwise) ≤ 8, every width ≤ 32, Σ hidden widths
+// ≤ 96, (directions)·Σ hidden ≤ 384, at most 8 entries in dims. The
+// paper's [D+1, 16, 16, 16, D] fits for D ≤ 8. Larger networks panic with
+// a message naming the limit.
+//
+// A Dormand–Prince solve reads back 3 int64s per row (status, f
+// evaluations, accepted steps) to report the statistics and the first
+// failing row: one synchronisation per solve.
+
+var _ native.ODEBackend = (*Backend)(nil)
+
+// Frame limits of the lrmf_k_ode_* kernels (LRMF_K_ODE_* in
+// csrc/cuda/lrmf_kernels.h).
+const (
+	odeMaxD   = 8
+	odeMaxM   = 8
+	odeMaxW   = 32
+	odeMaxSH  = 96
+	odeMaxMSH = 384
+	odeMaxNL  = 8
+	odeMaxP   = 6144
+)
+
+// Per-row status words of lrmf_k_ode_dopri5 (lrmf.h's LRMF_ODE_*).
+const (
+	odeOK        = 0
+	odeUnderflow = -2
+	odeNonFinite = -3
+	odeMaxSteps  = -4
+)
+
+// odeState is the backend's FFJORD scratch, grown to the largest call and
+// reused.
+type odeState struct {
+	dims     []int64 // dims last uploaded to dimsBuf
+	dimsBuf  *buffer // odeMaxNL int64s
+	gpart    *buffer // per-row θ-gradients, np×n doubles
+	gpartCap int64
+	info     *buffer // status, f evaluations, accepted steps: 3×n int64s
+	infoCap  int64
+	hostInfo []int64 // host copy of info
+}
+
+// odeTape is the device side of a native.ODETape recorded by this backend
+// (its Ext): the RK4 start states or the Dormand–Prince step tape in the
+// kernels' row-minor layouts, and the Dormand–Prince per-row info words,
+// whose accepted-step counts the backward replays.
+type odeTape struct {
+	b        *Backend
+	dopri5   bool
+	n, d, k  int
+	steps    int // RK4 steps or Dormand–Prince MaxSteps
+	t0, t1   float64
+	data     *buffer // double: steps×D×n (RK4) or MaxSteps×(D+2)×n
+	dataCap  int64
+	info     *buffer // int64: 3×n (Dormand–Prince)
+	infoCap  int64
+	nacc     []int64 // the tape's host counts (ODETape.PrepareExt)
+	accepted int     // Σ nacc
+}
+
+// grow returns a device buffer of at least need bytes in *buf, replacing a
+// smaller one (whose block returns to the pool when collected; stream order
+// keeps that safe), and its address; 0 when need is 0.
+func (b *Backend) grow(op string, buf **buffer, capacity *int64, need int64) uint64 {
+	if need <= 0 {
+		return 0
+	}
+	if *buf == nil || *capacity < need {
+		nb, err := b.newBuffer(need)
+		b.must(op+": cuMemAlloc", err)
+		*buf, *capacity = nb, classSize(need)
+	}
+	return dptr((*buf).ptr)
+}
+
+// odeDims uploads dims (as int64) unless they are the ones on the device,
+// and returns their device address.
+func (b *Backend) odeDims(op string, dims []int) uint64 {
+	o := &b.ode
+	if o.dimsBuf == nil {
+		var c int64
+		b.grow(op, &o.dimsBuf, &c, 8*odeMaxNL)
+	}
+	same := len(o.dims) == len(dims)
+	for i := 0; same && i < len(dims); i++ {
+		same = o.dims[i] == int64(dims[i])
+	}
+	if !same {
+		o.dims = o.dims[:0]
+		for _, v := range dims {
+			o.dims = append(o.dims, int64(v))
+		}
+		b.stats.Copies++
+		// Pageable source: the driver has staged it when the call returns.
+		b.must(op+": cuMemcpyHtoDAsync", cu.MemcpyHtoDAsync(o.dimsBuf.ptr, unsafe.Pointer(&o.dims[0]), 8*int64(len(o.dims)), b.stream))
+	}
+	return dptr(o.dimsBuf.ptr)
+}
+
+// odeGpart returns the per-row gradient scratch for np parameters and n rows.
+func (b *Backend) odeGpart(op string, np, n int) uint64 {
+	return b.grow(op, &b.ode.gpart, &b.ode.gpartCap, 8*int64(np)*int64(n))
+}
+
+// launchO launches an O(n, np) kernel: 128 threads, one per row, rows
+// striding over a grid capped like R, and 8·np bytes of shared memory.
+func (b *Backend) launchO(k kernel, n, np int, args ...uint64) {
+	if n <= 0 {
+		return
+	}
+	b.launchShared(k, min((n+blockO-1)/blockO, maxGridR), 1, blockO, 1, 8*np, args...)
+}
+
+// readInfo copies the 3·n info words at ptr to the host (waits for them).
+func (b *Backend) readInfo(op string, ptr uint64, n int) []int64 {
+	o := &b.ode
+	if cap(o.hostInfo) < 3*n {
+		o.hostInfo = make([]int64, 3*n)
+	}
+	h := o.hostInfo[:3*n]
+	b.stats.Copies++
+	b.stats.Syncs++
+	b.must(op+": cuMemcpyDtoHAsync", cu.MemcpyDtoHAsync(unsafe.Pointer(&h[0]), cu.DevicePtr(ptr), 8*int64(3*n), b.stream))
+	return h
+}
+
+// tapeFor returns the device side kept in tape by this backend, or a new one.
+func (b *Backend) tapeFor(tape *native.ODETape) *odeTape {
+	if et, ok := tape.Ext.(*odeTape); ok && et.b == b {
+		return et
+	}
+	return &odeTape{b: b}
+}
+
+// ODEFuncForward sets dz[i] = f(z[i], t; θ) and trace[i] = tr(∂f/∂z).
+func (b *Backend) ODEFuncForward(dz, trace, z, theta, eps *native.Tensor, dims []int, t float64) {
+	const op = "ODEFuncForward"
+	n, d, k := checkODE(op, z, theta, eps, dims)
+	mustShape(op, "dz", dz, n, d)
+	mustLen(op, "trace", trace, n)
+	np := checkODELimits(op, dims, k)
+	if n == 0 {
+		return
+	}
+	b.enter()
+	defer b.leave()
+	dd := b.odeDims(op, dims)
+	b.launchO(kODEFwd, n, np, i64(n), i64(len(dims)), dd, addr(theta), f64(t), addr(z), i64(k), addr(eps),
+		addr(dz), addr(trace))
+}
+
+// ODEFuncVJP sets gz = ∂Λ/∂z and gtheta = ∂Λ/∂θ (summed over rows) for
+// Λ = Σ az⊙f + Σ atr⊙trace.
+func (b *Backend) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *native.Tensor, dims []int, t float64) {
+	const op = "ODEFuncVJP"
+	n, d, k := checkODE(op, z, theta, eps, dims)
+	mustShape(op, "gz", gz, n, d)
+	mustShape(op, "az", az, n, d)
+	mustLen(op, "atr", atr, n)
+	mustLen(op, "gtheta", gtheta, theta.Len())
+	np := checkODELimits(op, dims, k)
+	b.enter()
+	defer b.leave()
+	var gp uint64
+	if n > 0 {
+		dd := b.odeDims(op, dims)
+		gp = b.odeGpart(op, np, n)
+		b.launchO(kODEVJP, n, np, i64(n), i64(len(dims)), dd, addr(theta), f64(t), addr(z), i64(k), addr(eps),
+			addr(az), addr(atr), addr(gz), gp)
+	}
+	b.launchC(kODEGsum, np, i64(n), i64(np), gp, addr(gtheta))
+}
+
+// ODESolveRK4 integrates the augmented ODE with steps RK4 steps (one
+// launch for the batch).
+func (b *Backend) ODESolveRK4(z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, steps int) native.ODEStats {
+	return b.rk4("ODESolveRK4", nil, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+}
+
+// ODESolveRK4Record is ODESolveRK4 that keeps the step start states on
+// the device, in tape.
+func (b *Backend) ODESolveRK4Record(tape *native.ODETape, z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, steps int) native.ODEStats {
+	if tape == nil {
+		panic("native: ODESolveRK4Record: tape is nil")
+	}
+	return b.rk4("ODESolveRK4Record", tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+}
+
+func (b *Backend) rk4(op string, tape *native.ODETape, z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, steps int) native.ODEStats {
+	n, d, k := checkODE(op, z0, theta, eps, dims)
+	checkRK4(op, t0, t1, steps)
+	mustShape(op, "z1", z1, n, d)
+	mustLen(op, "logdet", logdet, n)
+	np := checkODELimits(op, dims, k)
+	b.enter()
+	defer b.leave()
+	var states uint64
+	if tape != nil {
+		et := b.tapeFor(tape)
+		et.dopri5, et.n, et.d, et.k, et.steps, et.t0, et.t1 = false, n, d, k, steps, t0, t1
+		et.nacc, et.accepted = tape.PrepareExt(et, false, n, d, k, steps, t0, t1), 0
+		states = b.grow(op, &et.data, &et.dataCap, 8*int64(n)*int64(steps)*int64(d))
+	}
+	st := native.ODEStats{NFE: 4 * steps * n, Accepted: steps * n}
+	if n == 0 {
+		return st
+	}
+	dd := b.odeDims(op, dims)
+	b.launchO(kODERK4, n, np, i64(n), i64(len(dims)), dd, addr(theta), f64(t0), f64(t1), i64(steps),
+		addr(z0), i64(k), addr(eps), addr(z1), addr(logdet), states)
+	return st
+}
+
+// ODESolveDopri5 integrates the augmented ODE with adaptive Dormand–Prince
+// 5(4) steps controlled per row (one launch for the batch, then one
+// read-back of the rows' status and counts).
+func (b *Backend) ODESolveDopri5(z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, opt native.Dopri5Options) (native.ODEStats, error) {
+	return b.dopri5("ODESolveDopri5", nil, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+}
+
+// ODESolveDopri5Record is ODESolveDopri5 that keeps each row's accepted
+// steps on the device, in tape.
+func (b *Backend) ODESolveDopri5Record(tape *native.ODETape, z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, opt native.Dopri5Options) (native.ODEStats, error) {
+	if tape == nil {
+		panic("native: ODESolveDopri5Record: tape is nil")
+	}
+	return b.dopri5("ODESolveDopri5Record", tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+}
+
+func (b *Backend) dopri5(op string, tape *native.ODETape, z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, opt native.Dopri5Options) (native.ODEStats, error) {
+	n, d, k := checkODE(op, z0, theta, eps, dims)
+	checkDopri5(op, t0, t1, opt)
+	mustShape(op, "z1", z1, n, d)
+	mustLen(op, "logdet", logdet, n)
+	np := checkODELimits(op, dims, k)
+	b.enter()
+	defer b.leave()
+	var et *odeTape
+	var tp, info uint64
+	if tape != nil {
+		et = b.tapeFor(tape)
+		et.dopri5, et.n, et.d, et.k, et.steps, et.t0, et.t1 = true, n, d, k, opt.MaxSteps, t0, t1
+		et.nacc, et.accepted = tape.PrepareExt(et, true, n, d, k, opt.MaxSteps, t0, t1), 0
+		tp = b.grow(op, &et.data, &et.dataCap, 8*int64(n)*int64(opt.MaxSteps)*int64(d+2))
+		info = b.grow(op, &et.info, &et.infoCap, 8*3*int64(n))
+	} else {
+		info = b.grow(op, &b.ode.info, &b.ode.infoCap, 8*3*int64(n))
+	}
+	if n == 0 {
+		return native.ODEStats{}, nil
+	}
+	dd := b.odeDims(op, dims)
+	b.launchO(kODEDopri5, n, np, i64(n), i64(len(dims)), dd, addr(theta), f64(t0), f64(t1),
+		f64(opt.Atol), f64(opt.Rtol), f64(opt.H0), i64(opt.MaxSteps), addr(z0), i64(k), addr(eps),
+		addr(z1), addr(logdet), tp, info)
+	h := b.readInfo(op, info, n)
+	var st native.ODEStats
+	first := -1
+	for i := 0; i < n; i++ {
+		st.NFE += int(h[n+i])
+		st.Accepted += int(h[2*n+i])
+		if h[i] != odeOK && first < 0 {
+			first = i
+		}
+	}
+	if et != nil {
+		copy(et.nacc, h[2*n:3*n])
+		et.accepted = st.Accepted
+	}
+	if first < 0 {
+		return st, nil
+	}
+	var sentinel error
+	switch h[first] {
+	case odeUnderflow:
+		sentinel = native.ErrODEStepUnderflow
+	case odeNonFinite:
+		sentinel = native.ErrODENonFinite
+	case odeMaxSteps:
+		sentinel = native.ErrODEMaxSteps
+	default:
+		panic(fmt.Sprintf("native: cuda: %s: row %d: unknown solver status %d", op, first, h[first]))
+	}
+	return st, fmt.Errorf("native: cuda: %s: row %d: %w", op, first, sentinel)
+}
+
+// checkTape validates a Backward's arguments against the tape (the checks
+// and messages of package native) and returns its device side, n, D and k.
+func (b *Backend) checkTape(op string, tape *native.ODETape, dopri5 bool, gz0, gtheta, a1, ald, theta, eps *native.Tensor, dims []int) (et *odeTape, n, d, k int) {
+	if tape != nil {
+		et, _ = tape.Ext.(*odeTape)
+	}
+	if et == nil || et.b != b || et.dopri5 != dopri5 {
+		panic(fmt.Sprintf("native: %s: the tape holds no solve of this method (record it with the matching Record)", op))
+	}
+	n, d, k = checkODE(op, a1, theta, eps, dims)
+	if n != et.n || d != et.d || k != et.k {
+		panic(fmt.Sprintf("native: %s: a1 is %d×%d with k = %d, the tape recorded %d×%d with k = %d", op, n, d, k, et.n, et.d, et.k))
+	}
+	mustShape(op, "gz0", gz0, n, d)
+	mustLen(op, "ald", ald, n)
+	mustLen(op, "gtheta", gtheta, theta.Len())
+	return et, n, d, k
+}
+
+// ODESolveRK4Backward differentiates the RK4 solve recorded in tape.
+func (b *Backend) ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *native.Tensor, dims []int, tape *native.ODETape) native.ODEStats {
+	const op = "ODESolveRK4Backward"
+	et, n, _, k := b.checkTape(op, tape, false, gz0, gtheta, a1, ald, theta, eps, dims)
+	np := checkODELimits(op, dims, k)
+	b.enter()
+	defer b.leave()
+	var gp uint64
+	if n > 0 {
+		dd := b.odeDims(op, dims)
+		gp = b.odeGpart(op, np, n)
+		b.launchO(kODERK4Bwd, n, np, i64(n), i64(len(dims)), dd, addr(theta), f64(et.t0), f64(et.t1),
+			i64(et.steps), i64(k), addr(eps), dptr(et.data.ptr), addr(a1), addr(ald), addr(gz0), gp)
+	}
+	b.launchC(kODEGsum, np, i64(n), i64(np), gp, addr(gtheta))
+	return native.ODEStats{NFE: 7 * et.steps * n, VJP: 4 * et.steps * n}
+}
+
+// ODESolveDopri5Backward differentiates the Dormand–Prince solve recorded
+// in tape, replaying each row's accepted steps in reverse.
+func (b *Backend) ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *native.Tensor, dims []int, tape *native.ODETape) native.ODEStats {
+	const op = "ODESolveDopri5Backward"
+	et, n, _, k := b.checkTape(op, tape, true, gz0, gtheta, a1, ald, theta, eps, dims)
+	np := checkODELimits(op, dims, k)
+	b.enter()
+	defer b.leave()
+	var gp uint64
+	if n > 0 {
+		dd := b.odeDims(op, dims)
+		gp = b.odeGpart(op, np, n)
+		b.launchO(kODEDopri5Bwd, n, np, i64(n), i64(len(dims)), dd, addr(theta), i64(et.steps), i64(k),
+			addr(eps), dptr(et.data.ptr), dptr(et.info.ptr), addr(a1), addr(ald), addr(gz0), gp)
+	}
+	b.launchC(kODEGsum, np, i64(n), i64(np), gp, addr(gtheta))
+	return native.ODEStats{NFE: 11 * et.accepted, VJP: 6 * et.accepted}
+}
+
+// ---- checks (package native's, with the same messages) --------------------
+
+// checkODE validates the shared shapes and returns n, D and k (0: exact).
+func checkODE(op string, z, theta, eps *native.Tensor, dims []int) (n, d, k int) {
+	np := native.ODENumParams(dims)
+	d = dims[len(dims)-1]
+	if z == nil {
+		panic(fmt.Sprintf("native: %s: z is nil", op))
+	}
+	n = z.Rows()
+	mustShape(op, "z", z, n, d)
+	mustLen(op, "theta", theta, np)
+	if eps != nil {
+		if eps.Rows() != n || eps.Cols() == 0 || eps.Cols()%d != 0 {
+			panic(fmt.Sprintf("native: %s: eps is %d×%d, want %d×(k·%d) with k ≥ 1", op, eps.Rows(), eps.Cols(), n, d))
+		}
+		k = eps.Cols() / d
+	}
+	return n, d, k
+}
+
+// checkODELimits panics unless dims and k fit the kernels' per-thread
+// frame (the LRMF_K_ODE_* limits); it returns θ's length.
+func checkODELimits(op string, dims []int, k int) int {
+	d := dims[len(dims)-1]
+	m := k
+	if m == 0 {
+		m = d
+	}
+	sh := 0
+	for _, w := range dims[1 : len(dims)-1] {
+		sh += w
+	}
+	np := native.ODENumParams(dims)
+	if len(dims) > odeMaxNL || d > odeMaxD || m > odeMaxM || slices.Max(dims) > odeMaxW || sh > odeMaxSH ||
+		m*sh > odeMaxMSH || np > odeMaxP {
+		panic(fmt.Sprintf("native: cuda: %s: dims %v with %d trace directions exceed the CUDA kernels' limits "+
+			"(≤ %d entries, D ≤ %d, directions ≤ %d, widths ≤ %d, Σ hidden ≤ %d, directions·Σ hidden ≤ %d)",
+			op, dims, m, odeMaxNL, odeMaxD, odeMaxM, odeMaxW, odeMaxSH, odeMaxMSH))
+	}
+	return np
+}
+
+func checkDopri5(op string, t0, t1 float64, opt native.Dopri5Options) {
+	if math.IsNaN(t0) || math.IsInf(t0, 0) || math.IsNaN(t1) || math.IsInf(t1, 0) {
+		panic(fmt.Sprintf("native: %s: times %g, %g must be finite", op, t0, t1))
+	}
+	if !(opt.Atol >= 0) || !(opt.Rtol >= 0) || !(opt.Atol+opt.Rtol > 0) || math.IsInf(opt.Atol+opt.Rtol, 0) {
+		panic(fmt.Sprintf("native: %s: tolerances atol %g, rtol %g: want finite, ≥ 0, not both 0", op, opt.Atol, opt.Rtol))
+	}
+	if !(opt.H0 > 0) || math.IsInf(opt.H0, 0) {
+		panic(fmt.Sprintf("native: %s: h0 %g, want finite and > 0", op, opt.H0))
+	}
+	if opt.MaxSteps < 1 {
+		panic(fmt.Sprintf("native: %s: max steps %d, want ≥ 1", op, opt.MaxSteps))
+	}
+}
+
+func checkRK4(op string, t0, t1 float64, steps int) {
+	if math.IsNaN(t0) || math.IsInf(t0, 0) || math.IsNaN(t1) || math.IsInf(t1, 0) {
+		panic(fmt.Sprintf("native: %s: times %g, %g must be finite", op, t0, t1))
+	}
+	if steps < 1 {
+		panic(fmt.Sprintf("native: %s: steps %d, want ≥ 1", op, steps))
+	}
+}
