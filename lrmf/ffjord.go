@@ -194,7 +194,7 @@ func NewFFJORD(be native.Backend, d int, o FFJORDOptions, rng *rand.Rand) (*FFJO
 	}
 	ob, ok := be.(native.ODEBackend)
 	if !ok {
-		return nil, fmt.Errorf("lrmf: FFJORD: backend %s has no ODE kernels (use cpu or ref)", be.Name())
+		return nil, fmt.Errorf("lrmf: FFJORD: backend %s has no ODE kernels", be.Name())
 	}
 	f := &FFJORD{be: ob, d: d, o: o, rng: rng, tapes: make([]native.ODETape, o.Blocks)}
 	f.dims = append(f.dims, d+1)
@@ -202,6 +202,11 @@ func NewFFJORD(be native.Backend, d int, o FFJORDOptions, rng *rand.Rand) (*FFJO
 		f.dims = append(f.dims, o.Hidden)
 	}
 	f.dims = append(f.dims, d)
+	if lim, ok := be.(native.ODELimiter); ok {
+		if err := lim.ODESupports(f.dims, o.Probes); err != nil {
+			return nil, fmt.Errorf("lrmf: FFJORD on backend %s: %w", be.Name(), err)
+		}
+	}
 	np := native.ODENumParams(f.dims)
 	v := make([]float64, np)
 	for k := 0; k < o.Blocks; k++ {

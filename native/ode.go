@@ -218,6 +218,15 @@ type ODEBackend interface {
 	ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) ODEStats
 }
 
+// ODELimiter is implemented by ODE backends whose kernels only take
+// networks up to some size (native/cuda: a per-thread frame); callers
+// check before building a model rather than meet a panic mid-run.
+type ODELimiter interface {
+	// ODESupports returns nil if dims with k Hutchinson probes (0: the
+	// exact trace) can run, else an error naming the limit.
+	ODESupports(dims []int, k int) error
+}
+
 // ODENumParams returns the length of θ for dims (which it panics on if
 // invalid).
 func ODENumParams(dims []int) int {

@@ -35,6 +35,7 @@ import (
 // failing row: one synchronisation per solve.
 
 var _ native.ODEBackend = (*Backend)(nil)
+var _ native.ODELimiter = (*Backend)(nil)
 
 // Frame limits of the lrmf_k_ode_* kernels (LRMF_K_ODE_* in
 // csrc/cuda/lrmf_kernels.h).
@@ -387,6 +388,18 @@ func checkODE(op string, z, theta, eps *native.Tensor, dims []int) (n, d, k int)
 		k = eps.Cols() / d
 	}
 	return n, d, k
+}
+
+// ODESupports implements native.ODELimiter: it returns an error unless
+// dims with k probes (0: exact trace) fit the kernels' per-thread frame.
+func (b *Backend) ODESupports(dims []int, k int) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	checkODELimits("ODESupports", dims, k)
+	return nil
 }
 
 // checkODELimits panics unless dims and k fit the kernels' per-thread

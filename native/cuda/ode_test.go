@@ -175,3 +175,18 @@ func TestODELimits(t *testing.T) {
 		t.Errorf("width 64: panic %q", msg)
 	}
 }
+
+// ODESupports answers the same limits as an error, so lrmf can refuse a
+// model up front instead of panicking mid-run.
+func TestODESupports(t *testing.T) {
+	gpu := newTestBackend(t)
+	if err := gpu.ODESupports([]int{3, 16, 16, 16, 2}, 0); err != nil {
+		t.Errorf("the paper's network: %v", err)
+	}
+	if err := gpu.ODESupports([]int{3, 64, 2}, 0); err == nil || !strings.Contains(err.Error(), "limits") {
+		t.Errorf("width 64: err = %v", err)
+	}
+	if err := gpu.ODESupports([]int{10, 16, 9}, 0); err == nil {
+		t.Error("D = 9 with the exact trace: no error")
+	}
+}
