@@ -69,6 +69,18 @@ func dots(x *mat.Dense, c color.Color, radius vg.Length) (*plotter.Scatter, erro
 	return s, nil
 }
 
+// faintDots returns a scatter of at most 400 evenly spaced rows of x as
+// faint small dots, to show where data lie over a heat map.
+func faintDots(x *mat.Dense, c color.Color) (*plotter.Scatter, error) {
+	n, _ := x.Dims()
+	k := (n + 399) / 400
+	sub := mat.NewDense((n+k-1)/k, 2, nil)
+	for i := 0; i < n; i += k {
+		sub.SetRow(i/k, x.RawRowView(i)[:2])
+	}
+	return dots(sub, withAlpha(c, 150), 0.7)
+}
+
 // bounds returns the bounding box of the rows of the given n×2 sets (nil
 // sets are skipped).
 func bounds(sets ...*mat.Dense) (x0, x1, y0, y1 float64) {
@@ -153,7 +165,8 @@ func Scatter(a, ta, b *mat.Dense, ells []Ellipse) (*gplot.Plot, error) {
 
 // LossCurve returns a panel of the training history: the mini-batch LRMF
 // of every joint step (light, thinned to at most 2000 points), its running
-// mean over a window of len(hist)/50 steps (blue), a red line at zero, and
+// median over the len(hist)/50 steps up to each (blue; a median, so that a
+// single outlying batch does not show as a plateau), a red line at zero, and
 // final, the LRMF on the full data after training, as a black dot at the
 // last step (NaN: omitted). The y range covers the 99th percentile of the
 // losses (and 0 and final); larger early values are cut off, which the axis
@@ -176,15 +189,17 @@ func LossCurve(hist []lrmf.Point, final float64) (*gplot.Plot, error) {
 		}
 	}
 	win := max(1, n/50)
-	mean := make(plotter.XYs, 0, len(raw))
-	sum := 0.0
-	for i, v := range losses {
-		sum += v
-		if i >= win {
-			sum -= losses[i-win]
-		}
-		if i >= win-1 && ((i-win+1)%stride == 0 || i == n-1) {
-			mean = append(mean, plotter.XY{X: float64(hist[i].Step), Y: sum / float64(win)})
+	median := make(plotter.XYs, 0, len(raw))
+	buf := make([]float64, win)
+	for i := win - 1; i < n; i++ {
+		if (i-win+1)%stride == 0 || i == n-1 {
+			copy(buf, losses[i-win+1:i+1])
+			slices.Sort(buf)
+			m := buf[win/2]
+			if win%2 == 0 {
+				m = (buf[win/2-1] + buf[win/2]) / 2
+			}
+			median = append(median, plotter.XY{X: float64(hist[i].Step), Y: m})
 		}
 	}
 	sorted := slices.Clone(losses)
@@ -208,6 +223,7 @@ func LossCurve(hist []lrmf.Point, final float64) (*gplot.Plot, error) {
 		x0, x1 = x0-1, x1+1
 	}
 	p.Legend.Top = true
+	p.Legend.TextStyle.Font.Size = 10
 	rl, err := plotter.NewLine(raw)
 	if err != nil {
 		return nil, err
@@ -215,14 +231,14 @@ func LossCurve(hist []lrmf.Point, final float64) (*gplot.Plot, error) {
 	rl.LineStyle = draw.LineStyle{Color: colRaw, Width: 0.6}
 	p.Add(rl)
 	p.Legend.Add("mini-batch", rl)
-	if win > 1 && len(mean) > 1 {
-		ml, err := plotter.NewLine(mean)
+	if win > 1 && len(median) > 1 {
+		ml, err := plotter.NewLine(median)
 		if err != nil {
 			return nil, err
 		}
 		ml.LineStyle = draw.LineStyle{Color: ColorA, Width: 1.8}
 		p.Add(ml)
-		p.Legend.Add(fmt.Sprintf("mean of %d steps", win), ml)
+		p.Legend.Add(fmt.Sprintf("median of %d steps", win), ml)
 	}
 	zero, err := plotter.NewLine(plotter.XYs{{X: x0, Y: 0}, {X: x1, Y: 0}})
 	if err != nil {
@@ -323,9 +339,11 @@ func densityPalette() palette.Palette {
 
 // Density returns a heat map of exp(logp) on g (logp has NX·NY values,
 // logp[j·NX + i] at (x_i, y_j), e.g. from lrmf.EvalLogProb on g.Points();
-// −∞ is zero density), white where the density is 0 and dark where it is
-// largest, with the rows of pts (n×2; nil to omit) drawn over it as small
-// dots in colour c.
+// −∞ is zero density): white where the density is 0, through yellow and
+// red, to black from its 99.5th percentile over the grid up (so that the
+// sharp peaks of an overfitted density do not wash out the rest). At most
+// 400 evenly spaced rows of pts (n×2; nil to omit) are drawn over it as
+// faint dots in colour c.
 func Density(g Grid, logp []float64, pts *mat.Dense, c color.Color) (*gplot.Plot, error) {
 	if err := g.check(); err != nil {
 		return nil, err
@@ -346,16 +364,21 @@ func Density(g Grid, logp []float64, pts *mat.Dense, c color.Color) (*gplot.Plot
 		z[i] = math.Exp(v)
 	}
 	gz := gridZ{g, z}
-	hm := plotter.NewHeatMap(gz, densityPalette())
+	pal := densityPalette()
+	hm := plotter.NewHeatMap(gz, pal)
 	hm.Rasterized = true
 	hm.Min = 0
+	sorted := slices.Clone(z)
+	slices.Sort(sorted)
+	hm.Max = sorted[len(sorted)*995/1000]
 	if !(hm.Max > 0) {
 		hm.Max = 1
 	}
+	hm.Overflow = pal.Colors()[len(pal.Colors())-1]
 	p := newPlot("density", "x₀", "x₁")
 	p.Add(hm)
 	if pts != nil {
-		d, err := dots(pts, withAlpha(c, 110), 0.9)
+		d, err := faintDots(pts, c)
 		if err != nil {
 			return nil, err
 		}
@@ -365,12 +388,14 @@ func Density(g Grid, logp []float64, pts *mat.Dense, c color.Color) (*gplot.Plot
 	return p, nil
 }
 
-// arrows draws an arrow from each point P_k along s·V_k, coloured from
-// light to dark by |V_k|/max|V|.
+// arrows draws an arrow from each point P_k along s·V_k, shortened to
+// maxLen (data units) if longer, coloured from light to dark by
+// min(1, |V_k|/vdark).
 type arrows struct {
-	p, v  []plotter.XY
-	scale float64
-	vmax  float64
+	p, v   []plotter.XY
+	scale  float64
+	maxLen float64
+	vdark  float64
 }
 
 func (a *arrows) Plot(c draw.Canvas, plt *gplot.Plot) {
@@ -378,13 +403,17 @@ func (a *arrows) Plot(c draw.Canvas, plt *gplot.Plot) {
 	for k, p := range a.p {
 		v := a.v[k]
 		m := math.Hypot(v.X, v.Y)
-		if m == 0 || a.vmax == 0 {
+		if m == 0 || a.vdark == 0 {
 			continue
 		}
-		t := m / a.vmax
+		t := min(1, m/a.vdark)
 		col := color.NRGBA{R: uint8(200 * (1 - t)), G: uint8(215 * (1 - t)), B: uint8(255 - 140*t), A: 255}
+		s := a.scale
+		if s*m > a.maxLen {
+			s = a.maxLen / m
+		}
 		x0, y0 := trX(p.X), trY(p.Y)
-		x1, y1 := trX(p.X+a.scale*v.X), trY(p.Y+a.scale*v.Y)
+		x1, y1 := trX(p.X+s*v.X), trY(p.Y+s*v.Y)
 		if !c.Contains(vg.Point{X: x0, Y: y0}) {
 			continue
 		}
@@ -409,9 +438,12 @@ func (a *arrows) Plot(c draw.Canvas, plt *gplot.Plot) {
 // Displacement returns the displacement field of a flow on g: at every
 // grid point x_k (row k of g.Points()) an arrow from x_k along
 // s·v_k, v_k = x_k − T(x_k) (tx holds T(x_k), (NX·NY)×2), so pointing back
-// from where T sends x_k; length (scaled by one s for all arrows, chosen so
-// that the longest spans 0.9 of a grid cell, and stated in the title) and
-// darkness grow with |v_k|. The rows of pts (n×2; nil to omit) are drawn
+// from where T sends x_k. Length and darkness grow with |v_k|: the length
+// is s·|v_k| with one s for all arrows, chosen so that the 75th percentile
+// of |v_k| spans 0.9 of a grid cell, except that arrows are cut at 1.5
+// cells (far from the data a flow's extrapolation can be wild); the title
+// states s, max |v_k| and how many arrows were cut. Darkness saturates at
+// the 95th percentile. The rows of pts (n×2; nil to omit) are drawn
 // underneath as faint dots in colour c.
 func Displacement(g Grid, tx, pts *mat.Dense, c color.Color) (*gplot.Plot, error) {
 	if err := g.check(); err != nil {
@@ -430,18 +462,35 @@ func Displacement(g Grid, tx, pts *mat.Dense, c color.Color) (*gplot.Plot, error
 	}
 	x := g.Points()
 	ar := &arrows{}
+	norms := make([]float64, 0, g.NX*g.NY)
 	for k := 0; k < g.NX*g.NY; k++ {
 		p := plotter.XY{X: x.At(k, 0), Y: x.At(k, 1)}
 		v := plotter.XY{X: p.X - tx.At(k, 0), Y: p.Y - tx.At(k, 1)}
+		if !finite(v.X) || !finite(v.Y) {
+			return nil, fmt.Errorf("plot: Displacement: T(x) is not finite at grid point %d", k)
+		}
 		ar.p, ar.v = append(ar.p, p), append(ar.v, v)
-		ar.vmax = max(ar.vmax, math.Hypot(v.X, v.Y))
+		norms = append(norms, math.Hypot(v.X, v.Y))
 	}
+	slices.Sort(norms)
+	vmax := norms[len(norms)-1]
+	ar.vdark = norms[len(norms)*95/100]
 	cell := min((g.X1-g.X0)/float64(g.NX-1), (g.Y1-g.Y0)/float64(g.NY-1))
-	ar.scale = 1
-	if ar.vmax > 0 {
-		ar.scale = 0.9 * cell / ar.vmax
+	ar.scale, ar.maxLen = 1, 1.5*cell
+	if q := norms[len(norms)*3/4]; q > 0 {
+		ar.scale = 0.9 * cell / q
 	}
-	p := newPlot(fmt.Sprintf("x − T(x) (×%.2g; max |v| = %.3g)", ar.scale, ar.vmax), "x₀", "x₁")
+	cut := 0
+	for _, m := range norms {
+		if ar.scale*m > ar.maxLen {
+			cut++
+		}
+	}
+	title := fmt.Sprintf("x − T(x) ×%.2g (max |v| %.3g)", ar.scale, vmax)
+	if cut > 0 {
+		title = fmt.Sprintf("x − T(x) ×%.2g (max |v| %.3g; %d cut)", ar.scale, vmax, cut)
+	}
+	p := newPlot(title, "x₀", "x₁")
 	if pts != nil {
 		d, err := dots(pts, withAlpha(c, 60), 0.8)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"image"
 	"image/png"
 	"io"
@@ -164,7 +165,8 @@ func TestPanelsWritePNGAndSVG(t *testing.T) {
 	}
 	dsp, err := Displacement(g, tx, p.A, ColorA)
 	require.NoError(t, err)
-	assert.Contains(t, dsp.Title.Text, "max |v| = 1)")
+	// Every |v| is 1, so the scale is 0.9 cell / 1 and none is cut.
+	assert.Equal(t, fmt.Sprintf("x − T(x) ×%.2g (max |v| 1)", 0.9*(g.X1-g.X0)/float64(g.NX-1)), dsp.Title.Text)
 	paths, err = Save(dsp, PanelSize, PanelSize, filepath.Join(dir, "disp"))
 	require.NoError(t, err)
 	checkPNG(t, paths[0], 480, 480)

@@ -165,7 +165,7 @@ func densityPanel(res *lrmf.Result, pn Panel, a, ta, b *mat.Dense, gridFor func(
 		return nil, err
 	}
 	if pn == PanelDensityS {
-		d, err := dots(b, withAlpha(ColorB, 110), 0.9)
+		d, err := faintDots(b, ColorB)
 		if err != nil {
 			return nil, err
 		}
