@@ -54,6 +54,8 @@ type xys struct{ m *mat.Dense }
 
 func (p xys) Len() int                { r, _ := p.m.Dims(); return r }
 func (p xys) XY(i int) (x, y float64) { return p.m.At(i, 0), p.m.At(i, 1) }
+
+// withAlpha returns c with alpha a (0–255), not premultiplied.
 func withAlpha(c color.Color, a uint8) color.Color {
 	r, g, b, _ := c.RGBA()
 	return color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: a}
@@ -398,6 +400,7 @@ type arrows struct {
 	vdark  float64
 }
 
+// Plot implements gplot.Plotter.
 func (a *arrows) Plot(c draw.Canvas, plt *gplot.Plot) {
 	trX, trY := plt.Transforms(&c)
 	for k, p := range a.p {

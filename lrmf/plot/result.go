@@ -205,7 +205,8 @@ func gaussianEllipses(res *lrmf.Result, ta *mat.Dense) ([]Ellipse, error) {
 }
 
 // Moments returns the sample mean (length D) and the maximum-likelihood
-// covariance (1/n) Σ (x_i − m)(x_i − m)ᵀ (D×D) of the rows of the n×D x.
+// covariance (1/n) Σ (x_i − m)(x_i − m)ᵀ (D×D) of the rows of the n×D x
+// (n ≥ 1).
 func Moments(x *mat.Dense) (mean []float64, cov *mat.SymDense) {
 	n, d := x.Dims()
 	mean = make([]float64, d)
