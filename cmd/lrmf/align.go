@@ -54,6 +54,7 @@ type alignOpts struct {
 	quiet           bool
 	resume          string
 	ckEvery         int
+	plots           bool
 }
 
 // runTag is what lrmf align records in a checkpoint's Config.Tag so that
@@ -105,6 +106,7 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
 	fs.StringVar(&o.resume, "resume", "", "continue the run saved in checkpoint `FILE` (its settings and data are reused; --steps may extend it)")
 	fs.IntVar(&o.ckEvery, "checkpoint-every", 0, "also save DIR/checkpoint.lrmf every N joint steps (it is always saved at the end and on interrupt)")
+	fs.BoolVar(&o.plots, "plots", true, "for 2-D data also write DIR/scatter, lrmf and displacement .png and .svg (A, T(A), B; LRMF per step; x − T(x))")
 	return fs
 }
 
@@ -294,7 +296,7 @@ func (o *alignOpts) validate(set map[string]bool) error {
 // resumable lists the flags that may be given with --resume; the others
 // would change the saved run.
 var resumable = map[string]bool{"resume": true, "steps": true, "out": true, "threads": true, "backend": true,
-	"dtype": true, "quiet": true, "checkpoint-every": true, "a": true, "b": true}
+	"dtype": true, "quiet": true, "checkpoint-every": true, "a": true, "b": true, "plots": true}
 
 // fromCheckpoint reads the --resume checkpoint and takes the run's settings
 // and data source from it.
@@ -538,6 +540,9 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		fmt.Fprintf(stdout, "arm accuracy (nearest neighbour in B after T has the same label): %.4f\n", *rep.ArmAccuracy)
 	}
 	fmt.Fprintf(stdout, "wrote %s, %s and %s\n", filepath.Join(o.out, "report.json"), filepath.Join(o.out, "transformed.csv"), ckPath)
+	if err := writeAlignFigures(o.plots, o.out, src, a, b, res, stdout); err != nil {
+		return 0, err
+	}
 	if !res.Converged {
 		return exitNotConverged, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,15 +17,21 @@ import (
 	"github.com/lrmf-go/lrmf/lrmf"
 )
 
-// experiment is one paper result that lrmf reproduce can recompute.
+// experiment is one paper result that lrmf reproduce can recompute, with
+// the --n and --seed it uses when they are not given.
 type experiment struct {
 	summary string
-	run     func(o *reproduceOpts, stdout io.Writer) error
+	run     func(ctx context.Context, o *reproduceOpts, stdout, stderr io.Writer) error
+	n       int
+	seed    uint64
+	trains  bool // runs lrmf.Align: --steps, --fit-steps and --threads apply
 }
 
 func experiments() map[string]experiment {
 	return map[string]experiment{
-		"example-2.2": {"vanishing gradient of a Gaussian-mixture likelihood (regression of √(−ln|g|) on μ)", reproduceExample22},
+		"example-2.2": {"vanishing gradient of a Gaussian-mixture likelihood (regression of √(−ln|g|) on μ)", reproduceExample22, 100000, example22DefaultSeed, false},
+		"fig8":        {"affine flow + Gaussian density on blobs and moons: moments matched, LRMF → 0 (plots)", reproduceFig8, figN, figSeed, true},
+		"fig9":        {"Real NVP flow + Real NVP density on blobs and moons: LRMF → 0, arms kept (plots)", reproduceFig9, figN, figSeed, true},
 	}
 }
 
@@ -38,9 +45,11 @@ func experimentNames() []string {
 }
 
 type reproduceOpts struct {
-	n    int
-	seed uint64
-	out  string
+	n               int
+	seed            uint64
+	out             string
+	steps, fitSteps int
+	threads         int
 }
 
 // example22DefaultSeed is the draw lrmf reproduce uses by default; see the
@@ -49,9 +58,12 @@ const example22DefaultSeed = 3
 
 func reproduceFlags(o *reproduceOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet("reproduce", flag.ContinueOnError)
-	fs.IntVar(&o.n, "n", 100000, "sample size of A")
-	fs.Uint64Var(&o.seed, "seed", example22DefaultSeed, "random seed of the sample")
-	fs.StringVar(&o.out, "out", ".", "output `DIR` for NAME.csv (created if missing)")
+	fs.IntVar(&o.n, "n", 0, "sample size of A (and of B) (default: example-2.2 100000, fig8/fig9 2000)")
+	fs.Uint64Var(&o.seed, "seed", 0, "random seed of the sample (default: example-2.2 3, fig8/fig9 1)")
+	fs.StringVar(&o.out, "out", ".", "output `DIR` for NAME.csv or the figures (created if missing)")
+	fs.IntVar(&o.steps, "steps", 0, "fig8/fig9: joint-phase step budget (default: lrmf align's, 20000)")
+	fs.IntVar(&o.fitSteps, "fit-steps", 0, "fig9: step budget of each gradient fit of θA*, θB* (default: lrmf align's, 20000)")
+	fs.IntVar(&o.threads, "threads", runtime.NumCPU(), "fig8/fig9: host threads for the cpu backend")
 	return fs
 }
 
@@ -59,7 +71,8 @@ func helpReproduce(w io.Writer) {
 	fmt.Fprint(w, `Usage: lrmf reproduce NAME [flags]
 
 Recomputes a result of the paper, prints it next to the paper's values and
-writes the series behind it to DIR/NAME.csv. Names:
+writes the series behind it to DIR/NAME.csv, or its figures to DIR as PNG
+and SVG. Names:
 `)
 	ex := experiments()
 	for _, n := range experimentNames() {
@@ -73,13 +86,24 @@ with the Gaussian-mixture kernels. √(−ln|g|) is regressed on μ over the
 indices [20, 80); the paper reports a = 0.6, b = −1.168, r = 0.99996.
 The CSV has the columns mu, g, sqrt_neg_log_abs_g.
 
+fig8, fig9: lrmf align with lrmf align's default settings (n = 2000 points
+per set, seed 1, 20000 joint steps, batch 256, lr 0.003 cosine, float32)
+on the built-in blobs and moons pairs, fig8 with the affine flow and the
+Gaussian density (paper Figure 8), fig9 with a Real NVP flow and a Real NVP
+density (4 blocks, 2 × 32 ReLU; paper Figure 9). Each prints the LRMF on
+the full data, the arm accuracy on moons and the moment errors of T(A)
+against B next to the paper's (qualitative) claims, and writes
+DIR/NAME-DATA-PANEL.png/.svg for the panels scatter, lrmf, density-a,
+density-b, density-s and displacement, and DIR/NAME.png/.svg with both
+datasets' main panels side by side.
+
 Flags:
 `)
 	var o reproduceOpts
 	printDefaults(w, reproduceFlags(&o))
 }
 
-func runReproduce(_ context.Context, args []string, stdout, _ io.Writer) (int, error) {
+func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	var o reproduceOpts
 	fs := reproduceFlags(&o)
 	var name string
@@ -94,8 +118,18 @@ func runReproduce(_ context.Context, args []string, stdout, _ io.Writer) (int, e
 	}
 	rest := fs.Args()
 	if name == "" && len(rest) > 0 {
-		name, rest = rest[0], rest[1:]
+		// Flags may also follow a NAME given after flags.
+		name = rest[0]
+		if err := parseFlags(fs, rest[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				helpReproduce(stdout)
+			}
+			return 0, err
+		}
+		rest = fs.Args()
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	avail := strings.Join(experimentNames(), ", ")
 	ex, ok := experiments()[name]
 	switch {
@@ -105,21 +139,35 @@ func runReproduce(_ context.Context, args []string, stdout, _ io.Writer) (int, e
 		return 0, usagef("unknown experiment %q (available: %s)", name, avail)
 	case len(rest) > 0:
 		return 0, usagef("unexpected argument %q", rest[0])
-	case o.n < 1:
+	case !ex.trains && (set["steps"] || set["fit-steps"] || set["threads"]):
+		return 0, usagef("--steps, --fit-steps and --threads apply to fig8 and fig9 only")
+	case set["n"] && o.n < 1:
 		return 0, usagef("--n = %d: want a positive integer", o.n)
 	case o.out == "":
 		return 0, usagef("--out DIR must not be empty")
+	case set["steps"] && o.steps < 1:
+		return 0, usagef("--steps = %d: want a positive integer", o.steps)
+	case set["fit-steps"] && o.fitSteps < 1:
+		return 0, usagef("--fit-steps = %d: want a positive integer", o.fitSteps)
+	case o.threads < 1:
+		return 0, usagef("--threads = %d: want a positive integer", o.threads)
+	}
+	if !set["n"] {
+		o.n = ex.n
+	}
+	if !set["seed"] {
+		o.seed = ex.seed
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return 0, err
 	}
-	if err := ex.run(&o, stdout); err != nil {
+	if err := ex.run(ctx, &o, stdout, stderr); err != nil {
 		return 0, err
 	}
 	return exitOK, nil
 }
 
-func reproduceExample22(o *reproduceOpts, stdout io.Writer) error {
+func reproduceExample22(_ context.Context, o *reproduceOpts, stdout, _ io.Writer) error {
 	res, err := lrmf.Example22(o.n, o.seed)
 	if err != nil {
 		return err
