@@ -125,8 +125,12 @@ built-in moons pair (2000 points each, the second rotated by 50°).
 Outputs in --out (each written atomically, only when the run finishes):
   report.json      status, converged, lrmf, c_ab, steps, seconds, ms_per_step,
                    arm_accuracy (built-in labelled data), history (per step:
-                   loss, grad_t, grad_s), the full config
+                   loss, grad_t, grad_s), the full config; FFJORD models
+                   add nfe (evaluations of the dynamics per row) and solver
   transformed.csv  T(A), in A's row order
+  scatter, lrmf, displacement (.png and .svg)
+                   A, T(A) and B; the LRMF curve; x − T(x) (2-D data only,
+                   unless --plots=false)
   checkpoint.lrmf  the trained models, optimiser and random state (versioned,
                    checksummed): lrmf apply --model uses it, --resume continues it.
                    It is also saved on Ctrl-C and, with --checkpoint-every, during the run.
