@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/csv"
+	"image"
+	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -36,10 +38,25 @@ func TestReproduceExample22(t *testing.T) {
 		assert.InDelta(t, 4+16*float64(i)/99, mu, 1e-12)
 		assert.InDelta(t, math.Sqrt(-math.Log(math.Abs(g))), y, 1e-12*y)
 	}
-	// No temporary file is left behind.
+	// The plot decodes as a 576×384 PNG with more than one colour.
+	pf, err := os.Open(filepath.Join(dir, "example-2.2.png"))
+	require.NoError(t, err)
+	defer pf.Close()
+	img, err := png.Decode(pf)
+	require.NoError(t, err)
+	assert.Equal(t, image.Rect(0, 0, 576, 384), img.Bounds())
+	colours := map[[3]uint32]bool{}
+	for y := 0; y < 384; y += 4 {
+		for x := 0; x < 576; x += 4 {
+			r, g, b, _ := img.At(x, y).RGBA()
+			colours[[3]uint32{r, g, b}] = true
+		}
+	}
+	assert.Greater(t, len(colours), 2, "the plot looks blank")
+	// No temporary file is left behind: the CSV, the PNG and the SVG.
 	ents, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	assert.Len(t, ents, 1)
+	assert.Len(t, ents, 3)
 }
 
 func TestReproduceSmallN(t *testing.T) {

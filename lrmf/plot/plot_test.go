@@ -280,3 +280,26 @@ func TestBuildRealNVP(t *testing.T) {
 	svg := checkSVG(t, paths[1])
 	assert.False(t, strings.Contains(svg, "3σ"), "Real NVP densities have no ellipses")
 }
+
+// The regression panel decodes, and the measured line (red) and the
+// fitted points (blue) are drawn.
+func TestRegressionPanel(t *testing.T) {
+	x, y := make([]float64, 100), make([]float64, 100)
+	for i := range x {
+		x[i] = 4 + 16*float64(i)/99
+		y[i] = 0.6*x[i] - 1.17 + 0.01*math.Sin(float64(i))
+	}
+	p, err := Regression("Example 2.2", "μ", "√(−ln|g|)", x, y, 20, 80, 0.6, -1.17, 0.99996, &[2]float64{0.6, -1.168})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	paths, err := Save(p, 6*72, 4*72, filepath.Join(dir, "reg"))
+	require.NoError(t, err)
+	img := checkPNG(t, paths[0], 6*DPI, 4*DPI)
+	checkSVG(t, paths[1])
+	assert.Greater(t, countColour(img, 215, 35, 35, 30), 50, "red fitted line")
+	assert.Greater(t, countColour(img, 31, 90, 200, 30), 50, "blue fit-range points")
+	_, err = Regression("", "", "", x, y[:5], 0, 5, 1, 0, 1, nil)
+	assert.Error(t, err)
+	_, err = Regression("", "", "", x, y, 50, 40, 1, 0, 1, nil)
+	assert.ErrorContains(t, err, "fit range")
+}
