@@ -25,7 +25,20 @@ func resumeConfig(be native.Backend) Config {
 
 // An interrupted run resumed from its checkpoint ends bit-identical to the
 // uninterrupted run (same configuration, CPU backend, same thread count).
+// FFJORD with Hutchinson probes, which come from the run's random stream:
+// the checkpoint's RNG state must restore them too.
+func resumeConfigFFJORD(be native.Backend) Config {
+	o := ModelSpec{Kind: "ffjord", Hidden: 6, Depth: 2, Solver: "rk4", ODESteps: 3, Trace: "hutchinson", Probes: 1}
+	return Config{Backend: be, Flow: o, Density: o, Steps: 40, FitSteps: 10, Batch: 32, LR: 1e-3, Seed: 7, IdentityPrefit: 10}
+}
+
 func TestResumeIsBitIdentical(t *testing.T) {
+	for name, mk := range map[string]func(native.Backend) Config{"realnvp": resumeConfig, "ffjord": resumeConfigFFJORD} {
+		t.Run(name, func(t *testing.T) { testResume(t, mk) })
+	}
+}
+
+func testResume(t *testing.T, resumeConfig func(native.Backend) Config) {
 	p := data.MoonsPair(300, 0.05, 50, 2)
 	be, err := native.Open(native.DefaultBackend(), native.Float64, 2)
 	require.NoError(t, err)
