@@ -288,6 +288,23 @@ func (c Config) validate(na, nb int) error {
 	return nil
 }
 
+// checkPair validates A and B (non-empty, finite, the same number of
+// columns) and returns their rows and dimension.
+func checkPair(a, b *mat.Dense) (na, nb, dim int, err error) {
+	if err := checkData("A", a); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := checkData("B", b); err != nil {
+		return 0, 0, 0, err
+	}
+	na, dim = a.Dims()
+	nb, dimB := b.Dims()
+	if dim != dimB {
+		return 0, 0, 0, fmt.Errorf("lrmf: A has %d columns and B has %d: the datasets must have the same dimension", dim, dimB)
+	}
+	return na, nb, dim, nil
+}
+
 // checkData validates one dataset: non-empty and finite.
 func checkData(name string, x *mat.Dense) error {
 	if x == nil || x.IsEmpty() {
@@ -319,16 +336,9 @@ func checkData(name string, x *mat.Dense) error {
 // context ends the run; Result.Status says which.
 func Align(ctx context.Context, a, b *mat.Dense, cfg Config) (*Result, error) {
 	start := time.Now()
-	if err := checkData("A", a); err != nil {
+	na, nb, dim, err := checkPair(a, b)
+	if err != nil {
 		return nil, err
-	}
-	if err := checkData("B", b); err != nil {
-		return nil, err
-	}
-	na, dim := a.Dims()
-	nb, dimB := b.Dims()
-	if dim != dimB {
-		return nil, fmt.Errorf("lrmf: A has %d columns and B has %d: the datasets must have the same dimension", dim, dimB)
 	}
 	cfg = cfg.withDefaults(na, nb)
 	if err := cfg.validate(na, nb); err != nil {

@@ -23,24 +23,31 @@ func newBenchJoint(tb testing.TB, be native.Backend, batch int) *jointState {
 	return r.newJoint(NewAffine(be, 2), dS, 0)
 }
 
-// newRealNVPJoint prepares phase 2 of a Real NVP flow + Real NVP density
-// run on the moons pair (θS at its initialisation: the cost of a step does
-// not depend on the parameter values).
-func newRealNVPJoint(tb testing.TB, be native.Backend, o RealNVPOptions, batch int) *jointState {
+// newModelJoint prepares phase 2 of a run of the flow and density the
+// makers build on the moons pair (both at their initialisation: the cost of
+// a step does not depend on the parameter values, except through the
+// adaptive ODE solver's step count, which FFJORD benchmarks report).
+func newModelJoint(tb testing.TB, be native.Backend, batch int, mkFlow FlowMaker, mkDensity DensityMaker) *jointState {
 	p := data.MoonsPair(max(2000, batch), 0.05, 50, 1)
 	n, _ := p.A.Dims()
 	cfg := Config{Backend: be, Batch: batch, Steps: 1 << 20}.withDefaults(n, n)
 	rng := data.NewRand(1)
 	r := &run{cfg: cfg, be: be, rng: rng, dim: 2, a: toTensor(be, p.A), b: toTensor(be, p.B)}
-	f, err := NewRealNVP(be, 2, o, rng)
+	f, err := mkFlow(be, 2, rng)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	d, err := RealNVPDensity(o)(be, 2, rng)
+	d, err := mkDensity(be, 2, rng)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return r.newJoint(f, d, 0)
+}
+
+// newRealNVPJoint prepares phase 2 of a Real NVP flow + Real NVP density
+// run on the moons pair.
+func newRealNVPJoint(tb testing.TB, be native.Backend, o RealNVPOptions, batch int) *jointState {
+	return newModelJoint(tb, be, batch, RealNVPFlow(o), RealNVPDensity(o))
 }
 
 // realNVPStepFlops counts the multiply-adds (×2) of one joint step of Real
@@ -155,27 +162,6 @@ func TestJointStepAllocatesNothing(t *testing.T) {
 	}
 }
 
-// newFFJORDJoint prepares phase 2 of an FFJORD flow + FFJORD density run
-// on the moons pair, both at their Glorot initialisation (the adaptive
-// solver's work depends on the field; the report's NFE metric says how
-// much it did).
-func newFFJORDJoint(tb testing.TB, be native.Backend, o FFJORDOptions, batch int) *jointState {
-	p := data.MoonsPair(max(2000, batch), 0.05, 50, 1)
-	n, _ := p.A.Dims()
-	cfg := Config{Backend: be, Batch: batch, Steps: 1 << 20}.withDefaults(n, n)
-	rng := data.NewRand(1)
-	r := &run{cfg: cfg, be: be, rng: rng, dim: 2, a: toTensor(be, p.A), b: toTensor(be, p.B)}
-	f, err := NewFFJORD(be, 2, o, rng)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	d, err := FFJORDDensity(o)(be, 2, rng)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return r.newJoint(f, d, 0)
-}
-
 // BenchmarkFFJORDStep times one joint step of FFJORD LRMF (T forward and
 // backward on b rows, θS on 2b rows, Adam) with the paper's dynamics
 // (2 transforms of [16, 16, 16] tanh) in float32, and reports the mean
@@ -192,7 +178,7 @@ func BenchmarkFFJORDStep(b *testing.B) {
 							b.Skip(err)
 						}
 						defer be.Close()
-						j := newFFJORDJoint(b, be, o, batch)
+						j := newModelJoint(b, be, batch, FFJORDFlow(o), FFJORDDensity(o))
 						p, err := j.grad(0)
 						if err != nil {
 							b.Fatal(err)

@@ -194,16 +194,9 @@ func (c ShiftConfig) validate() error {
 // gradient fit, or ctx.Err() when the context ends the run.
 func ShiftTest(ctx context.Context, a, b *mat.Dense, cfg ShiftConfig) (*ShiftResult, error) {
 	start := time.Now()
-	if err := checkData("A", a); err != nil {
+	na, nb, dim, err := checkPair(a, b)
+	if err != nil {
 		return nil, err
-	}
-	if err := checkData("B", b); err != nil {
-		return nil, err
-	}
-	na, dim := a.Dims()
-	nb, dimB := b.Dims()
-	if dim != dimB {
-		return nil, fmt.Errorf("lrmf: A has %d columns and B has %d: the datasets must have the same dimension", dim, dimB)
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err

@@ -3,9 +3,6 @@ package tests
 import (
 	"encoding/json"
 	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,19 +20,7 @@ func TestFFJORDAlignMoons(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the FFJORD run takes several minutes; skipped with -short")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "lrmf")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/lrmf").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-
-	outDir := filepath.Join(dir, "out")
-	out, err = exec.Command(bin, "align", "--flow", "ffjord", "--density", "ffjord", "--steps", "1000", "--fit-steps", "1000",
-		"--out", outDir, "--quiet").CombinedOutput()
-	t.Logf("%s", out)
-	require.NoError(t, err, "lrmf align exited with %v", err)
-
-	raw, err := os.ReadFile(filepath.Join(outDir, "report.json"))
-	require.NoError(t, err)
+	raw := alignReport(t, "--flow", "ffjord", "--density", "ffjord", "--steps", "1000", "--fit-steps", "1000", "--quiet")
 	var rep struct {
 		Status      string  `json:"status"`
 		LRMF        float64 `json:"lrmf"`

@@ -21,20 +21,7 @@ func TestDefaultAlignMoons(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the default run takes about a minute; skipped with -short")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "lrmf")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/lrmf")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-
-	outDir := filepath.Join(dir, "out")
-	run := exec.Command(bin, "align", "--out", outDir, "--quiet")
-	out, err = run.CombinedOutput()
-	t.Logf("%s", out)
-	require.NoError(t, err, "lrmf align exited with %v", err)
-
-	raw, err := os.ReadFile(filepath.Join(outDir, "report.json"))
-	require.NoError(t, err)
+	raw := alignReport(t, "--quiet")
 	var rep struct {
 		Converged   bool    `json:"converged"`
 		LRMF        float64 `json:"lrmf"`
@@ -52,4 +39,21 @@ func TestDefaultAlignMoons(t *testing.T) {
 	assert.Less(t, math.Abs(rep.LRMF), 0.1)
 	assert.GreaterOrEqual(t, rep.ArmAccuracy, 0.9)
 	t.Logf("default run: LRMF %.4f, arm accuracy %.4f, %.1f s", rep.LRMF, rep.ArmAccuracy, rep.Seconds)
+}
+
+// alignReport builds the lrmf command as a user would, runs lrmf align with
+// args (and a fresh --out), requires exit status 0 and returns report.json.
+func alignReport(t *testing.T, args ...string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "lrmf")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/lrmf").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	outDir := filepath.Join(dir, "out")
+	out, err = exec.Command(bin, append([]string{"align", "--out", outDir}, args...)...).CombinedOutput()
+	t.Logf("%s", out)
+	require.NoError(t, err, "lrmf align exited with %v", err)
+	raw, err := os.ReadFile(filepath.Join(outDir, "report.json"))
+	require.NoError(t, err)
+	return raw
 }

@@ -224,23 +224,11 @@ type reportCfg struct {
 
 // validate checks flag values that do not depend on the data.
 func (o *alignOpts) validate(set map[string]bool) error {
-	if (o.a == "") != (o.b == "") {
-		return usagef("--a and --b must be given together")
-	}
-	if o.a != "" && set["data"] {
-		return usagef("--data cannot be combined with --a/--b")
-	}
 	if !slices.Contains(lrmf.FlowKinds, o.flow) {
 		return usagef("unknown --flow %q (available: %s)", o.flow, strings.Join(lrmf.FlowKinds, ", "))
 	}
-	if !slices.Contains(lrmf.DensityKinds, o.density) {
-		return usagef("unknown --density %q (available: %s)", o.density, strings.Join(lrmf.DensityKinds, ", "))
-	}
-	if o.scale != "exp" && o.scale != "sigmoid" {
-		return usagef("unknown --scale %q (available: exp, sigmoid)", o.scale)
-	}
-	if _, err := native.ParseDType(o.dtype); err != nil {
-		return usagef("--dtype: %v", err)
+	if err := checkSourceAndDensity(o.a, o.b, set, o.density, o.scale, o.dtype); err != nil {
+		return err
 	}
 	if o.schedule != "cosine" && o.schedule != "constant" {
 		return usagef("unknown --schedule %q (available: cosine, constant)", o.schedule)
@@ -261,12 +249,7 @@ func (o *alignOpts) validate(set map[string]bool) error {
 	if set["probes"] && o.trace != "hutchinson" {
 		return usagef("--probes needs --trace hutchinson")
 	}
-	checks := []struct {
-		bad  bool
-		flag string
-		val  any
-		want string
-	}{
+	return firstBad([]flagCheck{
 		{o.n < 1, "n", o.n, "a positive integer"},
 		{o.blocks < 0, "blocks", o.blocks, "a positive integer (0: the model's default)"},
 		{o.hidden < 0, "hidden", o.hidden, "a positive integer (0: the model's default)"},
@@ -288,13 +271,7 @@ func (o *alignOpts) validate(set map[string]bool) error {
 		{!(o.threshold > 0) || math.IsInf(o.threshold, 0), "threshold", o.threshold, "positive and finite"},
 		{o.threads < 1, "threads", o.threads, "a positive integer"},
 		{o.out == "", "out", o.out, "a directory"},
-	}
-	for _, c := range checks {
-		if c.bad {
-			return usagef("--%s = %v: want %s", c.flag, c.val, c.want)
-		}
-	}
-	return nil
+	})
 }
 
 // resumable lists the flags that may be given with --resume; the others

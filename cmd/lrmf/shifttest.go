@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -144,27 +143,10 @@ type shiftReport struct {
 }
 
 func (o *shiftOpts) validate(set map[string]bool) error {
-	if (o.a == "") != (o.b == "") {
-		return usagef("--a and --b must be given together")
+	if err := checkSourceAndDensity(o.a, o.b, set, o.density, o.scale, o.dtype); err != nil {
+		return err
 	}
-	if o.a != "" && set["data"] {
-		return usagef("--data cannot be combined with --a/--b")
-	}
-	if !slices.Contains(lrmf.DensityKinds, o.density) {
-		return usagef("unknown --density %q (available: %s)", o.density, strings.Join(lrmf.DensityKinds, ", "))
-	}
-	if o.scale != "exp" && o.scale != "sigmoid" {
-		return usagef("unknown --scale %q (available: exp, sigmoid)", o.scale)
-	}
-	if _, err := native.ParseDType(o.dtype); err != nil {
-		return usagef("--dtype: %v", err)
-	}
-	checks := []struct {
-		bad  bool
-		flag string
-		val  any
-		want string
-	}{
+	return firstBad([]flagCheck{
 		{o.n < 1, "n", o.n, "a positive integer"},
 		{o.blocks < 0, "blocks", o.blocks, "a positive integer (0: the model's default)"},
 		{o.hidden < 0, "hidden", o.hidden, "a positive integer (0: the model's default)"},
@@ -177,13 +159,7 @@ func (o *shiftOpts) validate(set map[string]bool) error {
 		{o.perms < 1, "permutations", o.perms, "a positive integer"},
 		{!(o.alpha > 0 && o.alpha < 1), "alpha", o.alpha, "a level in (0, 1)"},
 		{o.threads < 1, "threads", o.threads, "a positive integer"},
-	}
-	for _, c := range checks {
-		if c.bad {
-			return usagef("--%s = %v: want %s", c.flag, c.val, c.want)
-		}
-	}
-	return nil
+	})
 }
 
 func (o *shiftOpts) spec() lrmf.ModelSpec {

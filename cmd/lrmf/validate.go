@@ -1,0 +1,50 @@
+package main
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/lrmf-go/lrmf/lrmf"
+	"github.com/lrmf-go/lrmf/native"
+)
+
+// flagCheck is one flag-value rule: when bad, the flag's value is rejected
+// with "--flag = val: want …".
+type flagCheck struct {
+	bad  bool
+	flag string
+	val  any
+	want string
+}
+
+// firstBad returns the usage error of the first failed check, or nil.
+func firstBad(checks []flagCheck) error {
+	for _, c := range checks {
+		if c.bad {
+			return usagef("--%s = %v: want %s", c.flag, c.val, c.want)
+		}
+	}
+	return nil
+}
+
+// checkSourceAndDensity validates the flags align and shift-test share: the
+// data source (--a/--b or --data), the density family, Real NVP's scale and
+// the element type.
+func checkSourceAndDensity(a, b string, set map[string]bool, density, scale, dtype string) error {
+	if (a == "") != (b == "") {
+		return usagef("--a and --b must be given together")
+	}
+	if a != "" && set["data"] {
+		return usagef("--data cannot be combined with --a/--b")
+	}
+	if !slices.Contains(lrmf.DensityKinds, density) {
+		return usagef("unknown --density %q (available: %s)", density, strings.Join(lrmf.DensityKinds, ", "))
+	}
+	if scale != "exp" && scale != "sigmoid" {
+		return usagef("unknown --scale %q (available: exp, sigmoid)", scale)
+	}
+	if _, err := native.ParseDType(dtype); err != nil {
+		return usagef("--dtype: %v", err)
+	}
+	return nil
+}
