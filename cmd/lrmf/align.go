@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -394,20 +393,12 @@ func prepareOut(dir string) error {
 func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	var o alignOpts
 	fs := alignFlags(&o)
-	if err := parseFlags(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			helpAlign(stdout)
-		}
+	set, err := parseOnlyFlags(fs, args, stdout, helpAlign, "align")
+	if err != nil {
 		return 0, err
 	}
-	if fs.NArg() > 0 {
-		return 0, usagef("unexpected argument %q (align takes only flags)", fs.Arg(0))
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var ck *lrmf.Checkpoint
 	if o.resume != "" {
-		var err error
 		if ck, err = o.fromCheckpoint(set); err != nil {
 			return 0, err
 		}

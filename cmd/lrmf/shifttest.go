@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -170,17 +169,10 @@ func (o *shiftOpts) spec() lrmf.ModelSpec {
 func runShiftTest(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	var o shiftOpts
 	fs := shiftFlags(&o)
-	if err := parseFlags(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			helpShiftTest(stdout)
-		}
+	set, err := parseOnlyFlags(fs, args, stdout, helpShiftTest, "shift-test")
+	if err != nil {
 		return 0, err
 	}
-	if fs.NArg() > 0 {
-		return 0, usagef("unexpected argument %q (shift-test takes only flags)", fs.Arg(0))
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if o.backend == "ref" && !set["dtype"] {
 		o.dtype = "float64" // the reference backend's only type
 	}

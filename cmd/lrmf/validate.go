@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"flag"
+	"io"
 	"slices"
 	"strings"
 
@@ -47,4 +50,21 @@ func checkSourceAndDensity(a, b string, set map[string]bool, density, scale, dty
 		return usagef("--dtype: %v", err)
 	}
 	return nil
+}
+
+// parseOnlyFlags parses the arguments of a command that takes flags only
+// (help, when asked for, goes to stdout) and returns the set of flags given.
+func parseOnlyFlags(fs *flag.FlagSet, args []string, stdout io.Writer, help func(io.Writer), cmd string) (map[string]bool, error) {
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			help(stdout)
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q (%s takes only flags)", fs.Arg(0), cmd)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set, nil
 }
