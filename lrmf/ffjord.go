@@ -80,6 +80,8 @@ func (o FFJORDOptions) validate(dim int) error {
 		return fmt.Errorf("lrmf: FFJORD needs at least 1 dimension, the data have %d", dim)
 	case o.Blocks < 1 || o.Hidden < 1 || o.Depth < 1:
 		return fmt.Errorf("lrmf: FFJORD blocks=%d hidden=%d depth=%d must be positive", o.Blocks, o.Hidden, o.Depth)
+	case o.Blocks > 1<<10 || o.Hidden > 1<<16 || o.Depth > 1<<8 || dim >= 1<<20:
+		return fmt.Errorf("lrmf: FFJORD blocks=%d hidden=%d depth=%d on %d dimensions: too large (at most 1024 blocks, 65536 units, 256 layers, 2^20−1 dimensions)", o.Blocks, o.Hidden, o.Depth, dim)
 	case o.Solver != "dopri5" && o.Solver != "rk4":
 		return fmt.Errorf("lrmf: FFJORD solver %q: want dopri5 or rk4", o.Solver)
 	case o.Steps < 1:

@@ -185,6 +185,7 @@ func TestFFJORDRejectsBadOptions(t *testing.T) {
 		{lrmf.FFJORDOptions{Atol: -1, Rtol: 1}, "tolerances"},
 		{lrmf.FFJORDOptions{Probes: 3}, "probes"},
 		{lrmf.FFJORDOptions{Steps: -2}, "steps"},
+		{lrmf.FFJORDOptions{Hidden: 1 << 21}, "too large"},
 	} {
 		_, err := lrmf.NewFFJORD(be, 2, c.o, rng)
 		require.ErrorContains(t, err, c.want, "%+v", c.o)

@@ -46,6 +46,8 @@ func (o RealNVPOptions) validate(dim int) error {
 		return fmt.Errorf("lrmf: Real NVP needs at least 2 dimensions to split into halves, the data have %d", dim)
 	case o.Blocks < 1 || o.Hidden < 1 || o.Depth < 1:
 		return fmt.Errorf("lrmf: Real NVP blocks=%d hidden=%d depth=%d must be positive", o.Blocks, o.Hidden, o.Depth)
+	case o.Blocks > 1<<10 || o.Hidden > 1<<16 || o.Depth > 1<<8:
+		return fmt.Errorf("lrmf: Real NVP blocks=%d hidden=%d depth=%d: too large (at most 1024 blocks, 65536 units, 256 layers)", o.Blocks, o.Hidden, o.Depth)
 	case o.Scale.Kind == native.ScaleExp && !(o.Scale.Bound > 0):
 		return fmt.Errorf("lrmf: Real NVP exp scale needs a positive bound, got %v", o.Scale.Bound)
 	case o.Scale.Kind != native.ScaleExp && o.Scale.Kind != native.ScaleSigmoid:

@@ -69,6 +69,8 @@ func TestRealNVPRejectsBadOptions(t *testing.T) {
 	require.ErrorContains(t, err, "at least 2 dimensions")
 	_, err = lrmf.NewRealNVP(be, 2, lrmf.RealNVPOptions{Blocks: -1}, rng)
 	require.Error(t, err)
+	_, err = lrmf.NewRealNVP(be, 2, lrmf.RealNVPOptions{Hidden: 99999999}, rng)
+	require.ErrorContains(t, err, "too large")
 	_, err = lrmf.NewRealNVP(be, 2, lrmf.RealNVPOptions{Scale: native.Scale{Kind: native.ScaleExp, Bound: -1}}, rng)
 	require.ErrorContains(t, err, "positive bound")
 }
