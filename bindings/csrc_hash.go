@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "29d6f7b99f7e59183de224230e629ceec557c891849127b47be0cb559d242c00"
+const csrcHash = "ed9f7cf692b17fb05186c7fe889ba886292e94b7faeae05de92de9bdc24a7ffc"

@@ -15,7 +15,7 @@ import (
 // nats on the full data, reported as converged (so not undershot: c_AB is
 // not under-fitted by more than δ), with every point kept on its own arm
 // (arm accuracy ≥ 0.9). 1000 fit steps per density and 1000 joint steps of
-// batch 128: about 2.5 minutes on 2 cores, so -short skips it.
+// batch 128: about 2 minutes on 2 cores, so -short skips it.
 func TestFFJORDAlignMoons(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the FFJORD run takes minutes; skipped with -short")
