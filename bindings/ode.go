@@ -156,6 +156,13 @@ func checkODE[T Float](op string, n int, dims []int64, theta []T, z []T, zName s
 	return d, nil
 }
 
+func checkFiniteT(op string, t0, t1 float64) error {
+	if math.IsNaN(t0) || math.IsInf(t0, 0) || math.IsNaN(t1) || math.IsInf(t1, 0) {
+		return &Error{op, fmt.Sprintf("times t0 = %g, t1 = %g must be finite", t0, t1)}
+	}
+	return nil
+}
+
 // ODEFuncForward evaluates the dynamics for each row of z (n×D) at time t:
 //
 //	dz[i]    = f(z[i], t; θ)        dz n×D (out)
@@ -233,20 +240,10 @@ func ODEFuncVJP[T Float](n int, dims []int64, theta []T, t T, z []T, k int, eps,
 // row's probes (k > 0) stay fixed over the solve.
 func ODESolveRK4[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps int, z0 []T, k int, eps, z1, logdet []T, work []float64) (nfe int, err error) {
 	const op = "ODESolveRK4"
-	d, err := checkODE(op, n, dims, theta, z0, "z0", k, eps, work)
-	if err != nil {
-		return 0, err
-	}
 	if steps < 1 {
 		return 0, &Error{op, fmt.Sprintf("steps = %d, want ≥ 1", steps)}
 	}
-	if err := checkFiniteT(op, t0, t1); err != nil {
-		return 0, err
-	}
-	if err := checkRows(op, "z1", len(z1), n, d); err != nil {
-		return 0, err
-	}
-	if err := checkLen(op, "logdet", len(logdet), n); err != nil {
+	if _, err := checkSolve(op, n, dims, theta, z0, k, eps, z1, logdet, work, t0, t1); err != nil {
 		return 0, err
 	}
 	if n == 0 {
@@ -268,11 +265,24 @@ func ODESolveRK4[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps 
 	return int(cnfe), nil
 }
 
-func checkFiniteT(op string, t0, t1 float64) error {
-	if math.IsNaN(t0) || math.IsInf(t0, 0) || math.IsNaN(t1) || math.IsInf(t1, 0) {
-		return &Error{op, fmt.Sprintf("times t0 = %g, t1 = %g must be finite", t0, t1)}
+// checkSolve validates the arguments every solver shares (dims, θ, the
+// n×D z0 and z1, logdet of n, probes, workspace, finite times) and
+// returns D.
+func checkSolve[T Float](op string, n int, dims []int64, theta, z0 []T, k int, eps, z1, logdet []T, work []float64, t0, t1 float64) (int, error) {
+	d, err := checkODE(op, n, dims, theta, z0, "z0", k, eps, work)
+	if err != nil {
+		return 0, err
 	}
-	return nil
+	if err := checkFiniteT(op, t0, t1); err != nil {
+		return 0, err
+	}
+	if err := checkRows(op, "z1", len(z1), n, d); err != nil {
+		return 0, err
+	}
+	if err := checkLen(op, "logdet", len(logdet), n); err != nil {
+		return 0, err
+	}
+	return d, nil
 }
 
 // Dopri5Options are the step-control parameters of [ODESolveDopri5].
@@ -280,6 +290,19 @@ type Dopri5Options struct {
 	Atol, Rtol float64 // error tolerances: ≥ 0, Atol + Rtol > 0
 	H0         float64 // first step size (> 0; clipped to |t1 − t0|)
 	MaxSteps   int     // step attempts (accepted or rejected) per row, ≥ 1
+}
+
+// check validates the step control for op.
+func (opt Dopri5Options) check(op string) error {
+	switch {
+	case !(opt.Atol >= 0) || !(opt.Rtol >= 0) || !(opt.Atol+opt.Rtol > 0) || math.IsInf(opt.Atol+opt.Rtol, 0):
+		return &Error{op, fmt.Sprintf("tolerances atol = %g, rtol = %g: want finite, ≥ 0, not both 0", opt.Atol, opt.Rtol)}
+	case !(opt.H0 > 0) || math.IsInf(opt.H0, 0):
+		return &Error{op, fmt.Sprintf("h0 = %g, want finite and > 0", opt.H0)}
+	case opt.MaxSteps < 1:
+		return &Error{op, fmt.Sprintf("max steps = %d, want ≥ 1", opt.MaxSteps)}
+	}
+	return nil
 }
 
 // ODESolveDopri5 is [ODESolveRK4] with adaptive Dormand–Prince 5(4) steps
@@ -290,26 +313,10 @@ type Dopri5Options struct {
 // [ErrODENonFinite] or [ErrODEMaxSteps]; z1 and logdet are then unspecified.
 func ODESolveDopri5[T Float](n int, dims []int64, theta []T, t0, t1 float64, opt Dopri5Options, z0 []T, k int, eps, z1, logdet []T, work []float64) (nfe, accepted int, err error) {
 	const op = "ODESolveDopri5"
-	d, err := checkODE(op, n, dims, theta, z0, "z0", k, eps, work)
-	if err != nil {
+	if _, err := checkSolve(op, n, dims, theta, z0, k, eps, z1, logdet, work, t0, t1); err != nil {
 		return 0, 0, err
 	}
-	if err := checkFiniteT(op, t0, t1); err != nil {
-		return 0, 0, err
-	}
-	if !(opt.Atol >= 0) || !(opt.Rtol >= 0) || !(opt.Atol+opt.Rtol > 0) || math.IsInf(opt.Atol+opt.Rtol, 0) {
-		return 0, 0, &Error{op, fmt.Sprintf("tolerances atol = %g, rtol = %g: want finite, ≥ 0, not both 0", opt.Atol, opt.Rtol)}
-	}
-	if !(opt.H0 > 0) || math.IsInf(opt.H0, 0) {
-		return 0, 0, &Error{op, fmt.Sprintf("h0 = %g, want finite and > 0", opt.H0)}
-	}
-	if opt.MaxSteps < 1 {
-		return 0, 0, &Error{op, fmt.Sprintf("max steps = %d, want ≥ 1", opt.MaxSteps)}
-	}
-	if err := checkRows(op, "z1", len(z1), n, d); err != nil {
-		return 0, 0, err
-	}
-	if err := checkLen(op, "logdet", len(logdet), n); err != nil {
+	if err := opt.check(op); err != nil {
 		return 0, 0, err
 	}
 	if n == 0 {
@@ -336,20 +343,11 @@ func pi64(v []int64) *C.int64_t { return (*C.int64_t)(unsafe.Pointer(unsafe.Slic
 // states[(i·steps+s)·D:]. [ODESolveRK4Backward] reads them.
 func ODESolveRK4Save[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps int, z0 []T, k int, eps, z1, logdet []T, states, work []float64) (nfe int, err error) {
 	const op = "ODESolveRK4Save"
-	d, err := checkODE(op, n, dims, theta, z0, "z0", k, eps, work)
-	if err != nil {
-		return 0, err
-	}
 	if steps < 1 {
 		return 0, &Error{op, fmt.Sprintf("steps = %d, want ≥ 1", steps)}
 	}
-	if err := checkFiniteT(op, t0, t1); err != nil {
-		return 0, err
-	}
-	if err := checkRows(op, "z1", len(z1), n, d); err != nil {
-		return 0, err
-	}
-	if err := checkLen(op, "logdet", len(logdet), n); err != nil {
+	d, err := checkSolve(op, n, dims, theta, z0, k, eps, z1, logdet, work, t0, t1)
+	if err != nil {
 		return 0, err
 	}
 	sd, ok := mul(steps, d)
@@ -448,26 +446,11 @@ func ODESolveRK4Backward[T Float](n int, dims []int64, theta []T, t0, t1 float64
 // [t, signed h, z at the step start], and nacc[i] (n) their count.
 func ODESolveDopri5Save[T Float](n int, dims []int64, theta []T, t0, t1 float64, opt Dopri5Options, z0 []T, k int, eps, z1, logdet []T, tape []float64, nacc []int64, work []float64) (nfe, accepted int, err error) {
 	const op = "ODESolveDopri5Save"
-	d, err := checkODE(op, n, dims, theta, z0, "z0", k, eps, work)
+	d, err := checkSolve(op, n, dims, theta, z0, k, eps, z1, logdet, work, t0, t1)
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := checkFiniteT(op, t0, t1); err != nil {
-		return 0, 0, err
-	}
-	if !(opt.Atol >= 0) || !(opt.Rtol >= 0) || !(opt.Atol+opt.Rtol > 0) || math.IsInf(opt.Atol+opt.Rtol, 0) {
-		return 0, 0, &Error{op, fmt.Sprintf("tolerances atol = %g, rtol = %g: want finite, ≥ 0, not both 0", opt.Atol, opt.Rtol)}
-	}
-	if !(opt.H0 > 0) || math.IsInf(opt.H0, 0) {
-		return 0, 0, &Error{op, fmt.Sprintf("h0 = %g, want finite and > 0", opt.H0)}
-	}
-	if opt.MaxSteps < 1 {
-		return 0, 0, &Error{op, fmt.Sprintf("max steps = %d, want ≥ 1", opt.MaxSteps)}
-	}
-	if err := checkRows(op, "z1", len(z1), n, d); err != nil {
-		return 0, 0, err
-	}
-	if err := checkLen(op, "logdet", len(logdet), n); err != nil {
+	if err := opt.check(op); err != nil {
 		return 0, 0, err
 	}
 	per, ok := mul(opt.MaxSteps, d+2)
