@@ -26,8 +26,7 @@ import (
 
 // alignOpts are the flags of "lrmf align".
 type alignOpts struct {
-	a, b, dataName  string
-	n               int
+	sourceFlags
 	flow, density   string
 	blocks, hidden  int
 	depth           int
@@ -68,10 +67,7 @@ type runTag struct {
 
 func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet("align", flag.ContinueOnError)
-	fs.StringVar(&o.a, "a", "", "dataset A: a CSV or .npy `FILE` of n×D numbers (needs --b)")
-	fs.StringVar(&o.b, "b", "", "dataset B: a CSV or .npy `FILE` with the same D (needs --a)")
-	fs.StringVar(&o.dataName, "data", "moons", "built-in dataset pair when --a/--b are not given: "+strings.Join(data.Names(), ", "))
-	fs.IntVar(&o.n, "n", 2000, "points per built-in dataset")
+	o.sourceFlags.register(fs)
 	fs.StringVar(&o.flow, "flow", "realnvp", "flow T: realnvp (affine couplings), ffjord (continuous flow) or affine (T(x) = AᵀA·x + b)")
 	fs.StringVar(&o.density, "density", "realnvp", "density family: realnvp or ffjord (flows with a standard-normal base) or gaussian (full covariance)")
 	fs.IntVar(&o.blocks, "blocks", 0, "Real NVP coupling blocks or stacked FFJORD transforms (0: realnvp 4, ffjord 2, as in the paper)")

@@ -15,14 +15,12 @@ import (
 
 	"github.com/lrmf-go/lrmf/internal/atomicfile"
 	"github.com/lrmf-go/lrmf/lrmf"
-	"github.com/lrmf-go/lrmf/lrmf/data"
 	"github.com/lrmf-go/lrmf/native"
 )
 
 // shiftOpts are the flags of "lrmf shift-test".
 type shiftOpts struct {
-	a, b, dataName string
-	n              int
+	sourceFlags
 	density        string
 	blocks, hidden int
 	depth          int
@@ -45,10 +43,7 @@ type shiftOpts struct {
 
 func shiftFlags(o *shiftOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet("shift-test", flag.ContinueOnError)
-	fs.StringVar(&o.a, "a", "", "dataset A: a CSV or .npy `FILE` of n×D numbers (needs --b)")
-	fs.StringVar(&o.b, "b", "", "dataset B: a CSV or .npy `FILE` with the same D (needs --a)")
-	fs.StringVar(&o.dataName, "data", "moons", "built-in dataset pair when --a/--b are not given: "+strings.Join(data.Names(), ", "))
-	fs.IntVar(&o.n, "n", 2000, "points per built-in dataset")
+	o.sourceFlags.register(fs)
 	fs.StringVar(&o.density, "density", "gaussian", "density family: gaussian (full covariance, closed-form fits), realnvp or ffjord (gradient fits; ffjord with its default solver, dopri5 at atol = rtol = 1e-5 and the exact trace)")
 	fs.IntVar(&o.blocks, "blocks", 0, "Real NVP coupling blocks or FFJORD transforms (0: realnvp 4, ffjord 2)")
 	fs.IntVar(&o.hidden, "hidden", 0, "hidden units per layer (0: realnvp 32, ffjord 16)")
@@ -180,7 +175,7 @@ func runShiftTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 0, err
 	}
 	// The same loaders, built-in pairs and errors as lrmf align.
-	a, b, _, _, src, err := (&alignOpts{a: o.a, b: o.b, dataName: o.dataName, n: o.n, seed: o.seed}).loadData()
+	a, b, _, _, src, err := (&alignOpts{sourceFlags: o.sourceFlags, seed: o.seed}).loadData()
 	if err != nil {
 		return 0, err
 	}

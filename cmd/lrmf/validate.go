@@ -8,8 +8,23 @@ import (
 	"strings"
 
 	"github.com/lrmf-go/lrmf/lrmf"
+	"github.com/lrmf-go/lrmf/lrmf/data"
 	"github.com/lrmf-go/lrmf/native"
 )
+
+// sourceFlags choose the data of align and shift-test: two files, or a
+// built-in pair of n points per set.
+type sourceFlags struct {
+	a, b, dataName string
+	n              int
+}
+
+func (o *sourceFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.a, "a", "", "dataset A: a CSV or .npy `FILE` of n×D numbers (needs --b)")
+	fs.StringVar(&o.b, "b", "", "dataset B: a CSV or .npy `FILE` with the same D (needs --a)")
+	fs.StringVar(&o.dataName, "data", "moons", "built-in dataset pair when --a/--b are not given: "+strings.Join(data.Names(), ", "))
+	fs.IntVar(&o.n, "n", 2000, "points per built-in dataset")
+}
 
 // flagCheck is one flag-value rule: when bad, the flag's value is rejected
 // with "--flag = val: want …".
