@@ -161,9 +161,9 @@ func BenchmarkFFJORDStep(b *testing.B) {
 					}
 					var s0 SolverStats
 					timeSteps(b, j, func() { s0 = stats() })
-					s1 := stats()
-					b.ReportMetric(float64(s1.NFE-s0.NFE)/float64(s1.Rows-s0.Rows), "NFE/row")
-					b.ReportMetric(float64(s1.BackwardNFE-s0.BackwardNFE)/float64(s1.BackwardRows-s0.BackwardRows), "bwdNFE/row")
+					d := stats().Sub(s0)
+					b.ReportMetric(d.NFEPerRow(), "NFE/row")
+					b.ReportMetric(d.BackwardNFEPerRow(), "bwdNFE/row")
 				})
 			}
 		}

@@ -123,6 +123,22 @@ func (s SolverStats) NFEPerRow() float64 {
 	return float64(s.NFE) / float64(s.Rows)
 }
 
+// BackwardNFEPerRow returns the mean evaluations per row and transform in
+// backward passes (0 before any).
+func (s SolverStats) BackwardNFEPerRow() float64 {
+	if s.BackwardRows == 0 {
+		return 0
+	}
+	return float64(s.BackwardNFE) / float64(s.BackwardRows)
+}
+
+// Sub returns the element-wise difference s − t (the work between two
+// snapshots).
+func (s SolverStats) Sub(t SolverStats) SolverStats {
+	return SolverStats{s.Solves - t.Solves, s.Rows - t.Rows, s.NFE - t.NFE, s.Accepted - t.Accepted,
+		s.Backwards - t.Backwards, s.BackwardRows - t.BackwardRows, s.BackwardNFE - t.BackwardNFE, s.VJP - t.VJP}
+}
+
 // Add returns the element-wise sum s + t.
 func (s SolverStats) Add(t SolverStats) SolverStats {
 	return SolverStats{s.Solves + t.Solves, s.Rows + t.Rows, s.NFE + t.NFE, s.Accepted + t.Accepted,

@@ -193,11 +193,7 @@ func summarizeNFE(r *lrmf.SolverReport) *reportNFE {
 		if s == nil {
 			return nil
 		}
-		n := &nfeSummary{Forward: s.NFEPerRow()}
-		if s.BackwardRows > 0 {
-			n.Backward = float64(s.BackwardNFE) / float64(s.BackwardRows)
-		}
-		return n
+		return &nfeSummary{Forward: s.NFEPerRow(), Backward: s.BackwardNFEPerRow()}
 	}
 	return &reportNFE{Flow: sum(r.Flow), DensityS: sum(r.DensityS)}
 }
