@@ -12,6 +12,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -116,7 +117,7 @@ func TestShiftFastMatchesGeneric(t *testing.T) {
 	cfg := ShiftConfig{Permutations: 49, Seed: 7}
 	fast, err := ShiftTest(context.Background(), a, b, cfg)
 	require.NoError(t, err)
-	cfg.Backend, cfg.NewDensity = refBackend(t), GaussianDensity()
+	cfg.Backend, cfg.NewDensity = refBackend(t), model.GaussianDensity()
 	gen, err := ShiftTest(context.Background(), a, b, cfg)
 	require.NoError(t, err)
 	assert.True(t, fast.ClosedForm)
@@ -140,7 +141,7 @@ func TestShiftFastMatchesGeneric(t *testing.T) {
 
 // numGradMeanLogProb returns ∂ℓ(X; θ)/∂θ for every element of every
 // parameter of d by central differences.
-func numGradMeanLogProb(t *testing.T, be native.Backend, d Density, x *native.Tensor) [][]float64 {
+func numGradMeanLogProb(t *testing.T, be native.Backend, d model.Density, x *native.Tensor) [][]float64 {
 	const h = 1e-5
 	var out [][]float64
 	for _, p := range d.Params() {
@@ -153,7 +154,7 @@ func numGradMeanLogProb(t *testing.T, be native.Backend, d Density, x *native.Te
 				v[i] = old + delta
 				be.Upload(p.Value, v)
 				v[i] = old
-				l, err := MeanLogProb(be, d, x)
+				l, err := model.MeanLogProb(be, d, x)
 				require.NoError(t, err)
 				return l
 			}
@@ -176,7 +177,7 @@ func TestShiftScoreGradientsFiniteDifferences(t *testing.T) {
 	pooled := stack(a, b)
 	fast, err := newGaussShift(pooled, 60, 45, false)
 	require.NoError(t, err)
-	gen, err := newGenericShift(context.Background(), be, pooled, 60, 45, ModelSpec{Kind: "gaussian"}, ShiftConfig{})
+	gen, err := newGenericShift(context.Background(), be, pooled, 60, 45, model.GaussianDensity(), ShiftConfig{}.withDefaults(60, 45))
 	require.NoError(t, err)
 
 	idx := make([]int32, 105)
@@ -297,8 +298,8 @@ func TestShiftDetectsRotation(t *testing.T) {
 func TestShiftGradientFitRealNVP(t *testing.T) {
 	p := data.MoonsPair(200, 0.05, 50, 2)
 	cfg := ShiftConfig{
-		Backend: refBackend(t), Density: ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8},
-		Permutations: 3, FitSteps: 30, Batch: 64, LR: 3e-3, Seed: 4,
+		Backend: refBackend(t), Density: model.ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8},
+		Permutations: 3, FitOptions: FitOptions{FitSteps: 30, Batch: 64, FitLR: 3e-3}, Seed: 4,
 	}
 	var calls int
 	cfg.Progress = func(done, total int) { calls++; assert.Equal(t, 3, total) }
@@ -365,10 +366,10 @@ func TestShiftErrors(t *testing.T) {
 		{"empty", &mat.Dense{}, ok.B, ShiftConfig{}, "dataset A is empty"},
 		{"few rows gaussian", two, ok.B, ShiftConfig{}, "too few rows: A has 2, the test needs at least 3"},
 		{"negative N", ok.A, ok.B, ShiftConfig{Permutations: -1}, "Permutations = -1"},
-		{"schedule", ok.A, ok.B, ShiftConfig{Schedule: "linear"}, "Schedule"},
-		{"density", ok.A, ok.B, ShiftConfig{Density: ModelSpec{Kind: "glow"}}, `unknown density "glow"`},
+		{"schedule", ok.A, ok.B, ShiftConfig{FitOptions: FitOptions{Schedule: "linear"}}, "Schedule"},
+		{"density", ok.A, ok.B, ShiftConfig{Density: model.ModelSpec{Kind: "glow"}}, `unknown density "glow"`},
 		{"degenerate", line, line, ShiftConfig{}, "not positive definite"},
-		{"batch", ok.A, ok.B, ShiftConfig{GradientFit: true, Batch: 51}, "Batch = 51"},
+		{"batch", ok.A, ok.B, ShiftConfig{FitOptions: FitOptions{GradientFit: true, Batch: 51}}, "Batch = 51"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

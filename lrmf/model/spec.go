@@ -1,4 +1,4 @@
-package lrmf
+package model
 
 import (
 	"fmt"
@@ -54,7 +54,7 @@ func (s ModelSpec) realNVP() (RealNVPOptions, error) {
 	case "sigmoid":
 		o.Scale = native.Scale{Kind: native.ScaleSigmoid}
 	default:
-		return o, fmt.Errorf("lrmf: unknown Real NVP scale %q (want exp or sigmoid)", s.Scale)
+		return o, fmt.Errorf("model: unknown Real NVP scale %q (want exp or sigmoid)", s.Scale)
 	}
 	return o.withDefaults(), nil
 }
@@ -95,7 +95,7 @@ func (s ModelSpec) FlowMaker() (FlowMaker, error) {
 	case "ffjord":
 		return FFJORDFlow(s.FFJORD()), nil
 	}
-	return nil, fmt.Errorf("lrmf: unknown flow %q (available: %s)", s.Kind, strings.Join(FlowKinds, ", "))
+	return nil, fmt.Errorf("model: unknown flow %q (available: %s)", s.Kind, strings.Join(FlowKinds, ", "))
 }
 
 // DensityMaker returns the maker of the density s names.
@@ -112,5 +112,5 @@ func (s ModelSpec) DensityMaker() (DensityMaker, error) {
 	case "ffjord":
 		return FFJORDDensity(s.FFJORD()), nil
 	}
-	return nil, fmt.Errorf("lrmf: unknown density %q (available: %s)", s.Kind, strings.Join(DensityKinds, ", "))
+	return nil, fmt.Errorf("model: unknown density %q (available: %s)", s.Kind, strings.Join(DensityKinds, ", "))
 }
