@@ -171,11 +171,11 @@ type Config struct {
 
 // Progress is a snapshot of a running Align.
 type Progress struct {
-	Phase    string // "fit-A", "fit-B", "prefit" or "joint"
-	Step     int    // steps done in this phase
-	Steps    int    // the phase's budget (0: a closed-form fit)
-	Loss     float64
-	GradNorm float64
+	Phase    string        // "fit-A", "fit-B", "prefit" or "joint"
+	Step     int           // steps done in this phase
+	Steps    int           // the phase's budget (0: a closed-form fit)
+	Loss     float64       // the phase's mini-batch loss at Step (joint: LRMF, nats)
+	GradNorm float64       // its gradient norm (joint: ‖g_T‖ + ‖g_S‖)
 	Elapsed  time.Duration // since Align started
 	Done     bool          // the phase has ended
 }

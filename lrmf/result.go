@@ -46,29 +46,30 @@ func verdict(lrmf, threshold float64) Status {
 // Point is one joint-phase step of the training history: the mini-batch
 // LRMF before the update and the two gradient norms.
 type Point struct {
-	Step  int     `json:"step"`
-	Loss  float64 `json:"loss"`
-	GradT float64 `json:"grad_t"`
-	GradS float64 `json:"grad_s"`
+	Step  int     `json:"step"`   // 1-based joint step
+	Loss  float64 `json:"loss"`   // mini-batch LRMF before the update, nats
+	GradT float64 `json:"grad_t"` // ‖g_T‖ = ‖∂LRMF/∂φ‖ before clipping
+	GradS float64 `json:"grad_s"` // ‖g_S‖ = ‖∂LRMF/∂θS‖ before clipping
 }
 
 // Result is the outcome of Align.
 type Result struct {
 	// Config is the configuration used, defaults filled in.
-	Config    Config  `json:"config"`
-	Status    Status  `json:"status"`
-	Converged bool    `json:"converged"`
-	LRMF      float64 `json:"lrmf"` // on the full data, nats
-	CAB       float64 `json:"c_ab"` // ℓ(A; θA*) + ℓ(B; θB*)
-	LogLikTA  float64 `json:"loglik_ta"`
-	LogLikB   float64 `json:"loglik_b"`
-	LogDet    float64 `json:"logdet"` // mean ln|det ∇T| over A
+	Config    Config `json:"config"`
+	Status    Status `json:"status"`    // the verdict
+	Converged bool   `json:"converged"` // Status == Converged
+	// LRMF = CAB − LogLikTA − LogLikB − LogDet on the full data, nats.
+	LRMF     float64 `json:"lrmf"`
+	CAB      float64 `json:"c_ab"`      // ℓ(A; θA*) + ℓ(B; θB*)
+	LogLikTA float64 `json:"loglik_ta"` // ℓ(T(A); θS)
+	LogLikB  float64 `json:"loglik_b"`  // ℓ(B; θS)
+	LogDet   float64 `json:"logdet"`    // mean ln|det ∇T| over A
 
-	Steps     int     `json:"steps"`      // joint steps taken
-	StoppedBy string  `json:"stopped_by"` // "tolerance", "budget", "canceled" or "diverged"
-	FitStepsA int     `json:"fit_steps_a"`
-	FitStepsB int     `json:"fit_steps_b"`
-	History   []Point `json:"history"`
+	Steps     int     `json:"steps"`       // joint steps taken
+	StoppedBy string  `json:"stopped_by"`  // "tolerance", "budget", "canceled" or "diverged"
+	FitStepsA int     `json:"fit_steps_a"` // gradient steps of θA*'s fit (0: closed form)
+	FitStepsB int     `json:"fit_steps_b"` // gradient steps of θB*'s fit (0: closed form)
+	History   []Point `json:"history"`     // one Point per joint step
 	// PrefitSteps is the identity pre-fit's step count and PrefitMSE its
 	// final mean‖T(x) − x‖² on the last mini-batch.
 	PrefitSteps int     `json:"prefit_steps,omitempty"`
@@ -77,10 +78,10 @@ type Result struct {
 	// model integrates an ODE).
 	Solver *SolverReport `json:"solver,omitempty"`
 
-	FitSeconds   float64 `json:"fit_seconds"`
-	JointSeconds float64 `json:"joint_seconds"`
-	TotalSeconds float64 `json:"seconds"`
-	MsPerStep    float64 `json:"ms_per_step"`
+	FitSeconds   float64 `json:"fit_seconds"`   // wall time to the end of phase 1 (fits, pre-fit)
+	JointSeconds float64 `json:"joint_seconds"` // wall time of the joint phase
+	TotalSeconds float64 `json:"seconds"`       // wall time of the whole call
+	MsPerStep    float64 `json:"ms_per_step"`   // JointSeconds per joint step, in ms
 
 	// Flow is the trained T; Density is θS*; DensityA and DensityB are
 	// θA* and θB*. All live on Config.Backend.
@@ -96,10 +97,10 @@ type Result struct {
 // run (nil entries: that model integrates no ODE). Counts cover the whole
 // run: fits, pre-fit, joint steps and the final evaluation.
 type SolverReport struct {
-	Flow     *model.SolverStats `json:"flow,omitempty"`
-	DensityA *model.SolverStats `json:"density_a,omitempty"`
-	DensityB *model.SolverStats `json:"density_b,omitempty"`
-	DensityS *model.SolverStats `json:"density_s,omitempty"`
+	Flow     *model.SolverStats `json:"flow,omitempty"`      // T
+	DensityA *model.SolverStats `json:"density_a,omitempty"` // θA*
+	DensityB *model.SolverStats `json:"density_b,omitempty"` // θB*
+	DensityS *model.SolverStats `json:"density_s,omitempty"` // θS
 }
 
 func solverReport(res *Result) *SolverReport {

@@ -31,7 +31,7 @@ type FFJORDOptions struct {
 	// each); MaxSteps bounds its step attempts per row and solve (default
 	// 200). A recorded solve reserves MaxSteps·(D+2) float64s per row.
 	Atol, Rtol float64
-	MaxSteps   int
+	MaxSteps   int // Dormand–Prince step attempts per row and solve
 	// Trace is "exact" (default: D tangent passes give tr ∂f/∂z exactly) or
 	// "hutchinson" (Probes Rademacher probes ε, tr ≈ mean εᵀ(∂f/∂z)ε: an
 	// unbiased estimate for high D, drawn afresh for every Forward).

@@ -7,9 +7,9 @@ import (
 	"github.com/lrmf-go/lrmf/native"
 )
 
-// FlowDensity is the density of a flow f pulled back from a standard
-// normal base: ln p(x) = ln N(f(x); 0, I) + ln|det ∂f/∂x|. Its parameters
-// are the flow's.
+// FlowDensity is the density of a flow f: R^D → R^D pulled back from a
+// standard normal base: ln p(x) = ln N(f(x); 0, I) + ln|det ∂f/∂x|. Its
+// parameters are the flow's.
 type FlowDensity struct {
 	be       native.Backend
 	f        Flow
@@ -39,7 +39,8 @@ func (p *FlowDensity) Dim() int { return p.d }
 // Params returns the flow's parameters.
 func (p *FlowDensity) Params() []*Param { return p.f.Params() }
 
-// LogProb sets logp[i] = ln N(f(x_i); 0, I) + ln|det ∂f/∂x (x_i)|.
+// LogProb sets logp[i] = ln N(f(x_i); 0, I) + ln|det ∂f/∂x (x_i)| for the
+// n×D batch x (logp: n).
 func (p *FlowDensity) LogProb(logp, x *native.Tensor) error {
 	n := x.Rows()
 	if p.n != n || p.z == nil {
@@ -55,8 +56,10 @@ func (p *FlowDensity) LogProb(logp, x *native.Tensor) error {
 	return nil
 }
 
-// Backward: ∂L/∂z from the base, then through the flow with ∂L/∂logdet =
-// dlogp.
+// Backward takes w = dlogp = ∂L/∂logp (n) for the last LogProb and sets
+// the flow's parameter gradients and, when dx is not nil, dx (n×D) to
+// ∂L/∂x: with z = f(x), ∂L/∂z_i = −w_i z_i from the base, then the flow's
+// Backward with dy = ∂L/∂z and ∂L/∂logdet = w.
 func (p *FlowDensity) Backward(dx, dlogp *native.Tensor) error {
 	if p.z == nil {
 		return fmt.Errorf("model: FlowDensity.Backward called before LogProb")

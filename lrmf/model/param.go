@@ -5,9 +5,9 @@ import "github.com/lrmf-go/lrmf/native"
 // Param is a named trainable tensor and its gradient, of the same shape
 // (rows×cols). Grad holds ∂L/∂Value after the owning model's Backward.
 type Param struct {
-	Name  string
-	Value *native.Tensor
-	Grad  *native.Tensor
+	Name  string         // unique within its model, e.g. "block0.W1"; checkpoints key on it
+	Value *native.Tensor // θ, rows×cols
+	Grad  *native.Tensor // ∂L/∂θ, rows×cols
 }
 
 func newParam(be native.Backend, name string, rows, cols int) *Param {

@@ -14,7 +14,7 @@ import (
 //	m ← β1 m + (1−β1) g,  v ← β2 v + (1−β2) g²,
 //	θ ← θ − lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + ε).
 type Adam struct {
-	LR, Beta1, Beta2, Eps float64
+	LR, Beta1, Beta2, Eps float64 // lr, β1, β2, ε of the update above; LR may change between steps
 
 	be     native.Backend
 	params []*model.Param

@@ -32,8 +32,8 @@ const (
 
 // Example22Result is the outcome of Example22.
 type Example22Result struct {
-	N       int
-	Seed    uint64
+	N       int       // points in the sample of A
+	Seed    uint64    // the sample's seed
 	Backend string    // the backend that evaluated the gradients
 	Mu      []float64 // the grid linspace(4, 20, 100)
 	G       []float64 // g(μ) = ∂ℓ/∂μ

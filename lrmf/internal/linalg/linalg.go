@@ -20,7 +20,7 @@ var ErrSingular = errors.New("matrix is singular or not finite")
 // LU factorisation and inverse, reused from call to call so a training loop
 // allocates nothing (LAPACK through gonum's lapack64 on caller buffers).
 type Mat struct {
-	D    int
+	D    int       // the dimension d
 	Buf  []float64 // the matrix, d·d row-major
 	lu   []float64 // its LU factors after factorize
 	inv  []float64 // its inverse after Inverse
