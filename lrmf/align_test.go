@@ -308,3 +308,14 @@ func TestGMMWithAlign(t *testing.T) {
 	assert.False(t, math.IsNaN(res.LRMF) || math.IsInf(res.LRMF, 0))
 	assert.False(t, math.IsNaN(res.CAB) || math.IsInf(res.CAB, 0))
 }
+
+// Align must keep working when the context is already done before start.
+func TestAlignPreCanceled(t *testing.T) {
+	p := data.Blobs(100, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := Align(ctx, p.A, p.B, Config{})
+	if err == nil || res == nil || res.Status != Canceled {
+		t.Fatalf("Align on a canceled context: res %+v, err %v", res, err)
+	}
+}

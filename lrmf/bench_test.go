@@ -1,7 +1,6 @@
 package lrmf
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
@@ -99,17 +98,6 @@ func BenchmarkAffineStep(b *testing.B) {
 				})
 			}
 		}
-	}
-}
-
-// Align must keep working when the context is already done before start.
-func TestAlignPreCanceled(t *testing.T) {
-	p := data.Blobs(100, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	res, err := Align(ctx, p.A, p.B, Config{})
-	if err == nil || res == nil || res.Status != Canceled {
-		t.Fatalf("Align on a canceled context: res %+v, err %v", res, err)
 	}
 }
 

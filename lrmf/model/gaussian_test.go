@@ -15,6 +15,8 @@ import (
 	"github.com/lrmf-go/lrmf/native"
 )
 
+// newRNG returns the test's source of random inputs, seeded by testseed
+// (fixed by default, printed on failure, replayed with LRMF_TEST_SEED).
 func newRNG(t *testing.T) *rand.Rand {
 	return rand.New(rand.NewPCG(testseed.Seed(t), 7))
 }
@@ -25,18 +27,6 @@ func TestGaussianGradients(t *testing.T) {
 		g := model.NewGaussian(be, d)
 		modeltest.Perturb(be, g.Params(), rng, 0.3)
 		modeltest.DensityGradients(t, be, g, modeltest.Rand(be, rng, 7, d, 2), rng, 1e-6)
-	}
-}
-
-func TestAffineGradientsInverseLogDet(t *testing.T) {
-	be, rng := native.NewRef(), newRNG(t)
-	for _, d := range []int{1, 2, 4} {
-		f := model.NewAffine(be, d)
-		modeltest.Perturb(be, f.Params(), rng, 0.3)
-		x := modeltest.Rand(be, rng, 6, d, 2)
-		modeltest.FlowGradients(t, be, f, x, rng, 1e-6)
-		modeltest.FlowInverse(t, be, f, x, 1e-10)
-		modeltest.FlowLogDet(t, be, f, x, 1e-7)
 	}
 }
 
@@ -112,13 +102,4 @@ func TestGaussianMLE(t *testing.T) {
 	same := be.New(10, 2)
 	be.Fill(same, 1)
 	require.ErrorContains(t, model.NewGaussian(be, 2).FitMLE(same), "degenerate")
-}
-
-func TestAffineInverseOfSingularFails(t *testing.T) {
-	be := native.NewRef()
-	f := model.NewAffine(be, 2)
-	be.Fill(f.Params()[0].Value, 1) // A = [[1,1],[1,1]] is singular
-	x := be.New(3, 2)
-	require.Error(t, f.Inverse(x, x))
-	require.Error(t, f.Forward(be.New(3, 2), be.New(3, 1), x))
 }
