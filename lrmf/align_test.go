@@ -11,9 +11,30 @@ import (
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/lrmf-go/lrmf/internal/testseed"
 	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/lrmf/internal/linalg"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
+
+// affineGaussian returns c with the models these tests were written for,
+// an affine flow and a Gaussian density, and, where c leaves them zero, the
+// step budgets and learning rate such tests used (2000 steps, lr 0.01; the
+// zero Config is now lrmf align's Real NVP run, see DefaultConfig).
+func affineGaussian(c Config) Config {
+	c.Flow, c.Density = model.ModelSpec{Kind: "affine"}, model.ModelSpec{Kind: "gaussian"}
+	if c.Steps == 0 {
+		c.Steps = 2000
+	}
+	if c.FitSteps == 0 {
+		c.FitSteps = 2000
+	}
+	if c.LR == 0 {
+		c.LR = 0.01
+	}
+	return c
+}
 
 // moments returns the mean and the 1/n covariance of the rows of x.
 func moments(x *mat.Dense) ([]float64, *mat.SymDense) {
@@ -45,9 +66,9 @@ func logDetSym(t *testing.T, s mat.Symmetric) float64 {
 // N(mB, SB): M* = SA^{-1/2}(SA^{1/2} SB SA^{1/2})^{1/2} SA^{-1/2},
 // t* = mB − M* mA (METHOD.md §6).
 func otMap(t *testing.T, mA []float64, sA *mat.SymDense, mB []float64, sB *mat.SymDense) (*mat.Dense, []float64) {
-	h, err := symPow(sA, 0.5)
+	h, err := linalg.SymPow(sA, 0.5)
 	require.NoError(t, err)
-	hi, err := symPow(sA, -0.5)
+	hi, err := linalg.SymPow(sA, -0.5)
 	require.NoError(t, err)
 	var inner mat.Dense
 	inner.Product(h, sB, h)
@@ -58,7 +79,7 @@ func otMap(t *testing.T, mA []float64, sA *mat.SymDense, mB []float64, sB *mat.S
 			innerSym.SetSym(i, j, 0.5*(inner.At(i, j)+inner.At(j, i)))
 		}
 	}
-	root, err := symPow(innerSym, 0.5)
+	root, err := linalg.SymPow(innerSym, 0.5)
 	require.NoError(t, err)
 	var m mat.Dense
 	m.Product(hi, root, hi)
@@ -80,21 +101,21 @@ func TestLRMFOracleGaussianAffine(t *testing.T) {
 	be := native.NewRef()
 	p := data.MoonsPair(1000, 0.05, 50, 3)
 	a, b := toTensor(be, p.A), toTensor(be, p.B)
-	rng := rand.New(rand.NewPCG(11, 12))
-	f := NewAffine(be, 2)
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 12))
+	f := model.NewAffine(be, 2)
 	abuf := []float64{1.2 + 0.1*rng.Float64(), 0.3, -0.2, 0.8}
-	be.Upload(f.a.Value, abuf)
-	be.Upload(f.b.Value, []float64{0.4, -0.7})
+	be.Upload(f.Params()[0].Value, abuf)                 // A
+	be.Upload(f.Params()[1].Value, []float64{0.4, -0.7}) // b
 
-	ga, gb := NewGaussian(be, 2), NewGaussian(be, 2)
+	ga, gb := model.NewGaussian(be, 2), model.NewGaussian(be, 2)
 	require.NoError(t, ga.FitMLE(a))
 	require.NoError(t, gb.FitMLE(b))
-	la, err := MeanLogProb(be, ga, a)
+	la, err := model.MeanLogProb(be, ga, a)
 	require.NoError(t, err)
-	lb, err := MeanLogProb(be, gb, b)
+	lb, err := model.MeanLogProb(be, gb, b)
 	require.NoError(t, err)
 
-	y, _, err := Transform(be, f, a)
+	y, _, err := model.Transform(be, f, a)
 	require.NoError(t, err)
 	ty := mat.NewDense(1000, 2, nil)
 	be.Download(ty.RawMatrix().Data, y)
@@ -107,7 +128,7 @@ func TestLRMFOracleGaussianAffine(t *testing.T) {
 			sS.SetSym(i, j, 0.5*(sT.At(i, j)+sB.At(i, j))+0.25*delta[i]*delta[j])
 		}
 	}
-	gs := NewGaussian(be, 2)
+	gs := model.NewGaussian(be, 2)
 	require.NoError(t, gs.SetMoments([]float64{0.5 * (mT[0] + mB[0]), 0.5 * (mT[1] + mB[1])}, sS))
 
 	got, err := EvalLRMF(be, f, gs, la+lb, a, b)
@@ -121,7 +142,7 @@ func transportError(t *testing.T, res *Result, p data.Pair) (mErr, tErr float64)
 	mA, sA := moments(p.A)
 	mB, sB := moments(p.B)
 	mStar, tStar := otMap(t, mA, sA, mB, sB)
-	m, b := res.Flow.(*Affine).Matrix()
+	m, b := res.Flow.(*model.Affine).Matrix()
 	var diff mat.Dense
 	diff.Sub(m, mStar)
 	mErr = mat.Norm(&diff, 2) / mat.Norm(mStar, 2)
@@ -140,7 +161,7 @@ func TestAlignAffineRecoversOTMap(t *testing.T) {
 			be, err := native.Open(native.DefaultBackend(), native.Float64, 2)
 			require.NoError(t, err)
 			defer be.Close()
-			res, err := Align(context.Background(), p.A, p.B, Config{Backend: be, Steps: 3000, Batch: 1000, LR: 0.01, Seed: 1})
+			res, err := Align(context.Background(), p.A, p.B, affineGaussian(Config{Backend: be, Steps: 3000, LR: 0.01, Seed: 1, FitOptions: FitOptions{Batch: 1000}}))
 			require.NoError(t, err)
 			mErr, tErr := transportError(t, res, p)
 			t.Logf("%s: LRMF %.3g after %d steps (%s); ‖M−M*‖/‖M*‖ = %.3g, ‖b−t*‖ rel = %.3g, %.3f ms/step",
@@ -161,14 +182,19 @@ func TestAlignAffineRecoversOTMap(t *testing.T) {
 
 func TestAlignGradientFitMatchesMLE(t *testing.T) {
 	p := data.Blobs(2000, 9)
-	res, err := Align(context.Background(), p.A, p.B, Config{Steps: 1, GradientFit: true, FitSteps: 4000, Batch: 500, FitLR: 0.02, Seed: 2})
+	f64, err := native.Open(native.DefaultBackend(), native.Float64, 0)
+	require.NoError(t, err)
+	defer f64.Close()
+	cfg := affineGaussian(Config{Backend: f64, Steps: 1, Seed: 2})
+	cfg.GradientFit, cfg.FitSteps, cfg.Batch, cfg.FitLR = true, 4000, 500, 0.02
+	res, err := Align(context.Background(), p.A, p.B, cfg)
 	require.NoError(t, err)
 	be := native.NewRef()
-	ga, gb := NewGaussian(be, 2), NewGaussian(be, 2)
+	ga, gb := model.NewGaussian(be, 2), model.NewGaussian(be, 2)
 	require.NoError(t, ga.FitMLE(toTensor(be, p.A)))
 	require.NoError(t, gb.FitMLE(toTensor(be, p.B)))
-	la, _ := MeanLogProb(be, ga, toTensor(be, p.A))
-	lb, _ := MeanLogProb(be, gb, toTensor(be, p.B))
+	la, _ := model.MeanLogProb(be, ga, toTensor(be, p.A))
+	lb, _ := model.MeanLogProb(be, gb, toTensor(be, p.B))
 	t.Logf("gradient-fitted c_AB %.6f after %d+%d steps, closed form %.6f", res.CAB, res.FitStepsA, res.FitStepsB, la+lb)
 	assert.InDelta(t, la+lb, res.CAB, 2e-3)
 	assert.LessOrEqual(t, res.CAB, la+lb+1e-12, "a fitted c_AB cannot exceed the maximum likelihood")
@@ -192,7 +218,7 @@ func TestAlignBadInput(t *testing.T) {
 	}{
 		{"nan", nan, good, Config{}, "dataset A: row 3, column 1 is NaN"},
 		{"dims", good, three, Config{}, "same dimension"},
-		{"batch", good, good, Config{Batch: 11}, "Config.Batch = 11 exceeds the 10 rows of A"},
+		{"batch", good, good, Config{FitOptions: FitOptions{Batch: 11}}, "Config.Batch = 11 exceeds the 10 rows of A"},
 		{"lr", good, good, Config{LR: -1}, "Config.LR"},
 		{"threshold", good, good, Config{Threshold: math.Inf(1)}, "Config.Threshold"},
 		{"empty", &mat.Dense{}, good, Config{}, "dataset A is empty"},
@@ -207,11 +233,11 @@ func TestAlignBadInput(t *testing.T) {
 func TestAlignCancel(t *testing.T) {
 	p := data.Blobs(2000, 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg := Config{Steps: 1 << 30, Seed: 1, ProgressEvery: 10, Progress: func(pr Progress) {
+	cfg := affineGaussian(Config{Steps: 1 << 30, Seed: 1, ProgressEvery: 10, Progress: func(pr Progress) {
 		if pr.Phase == "joint" && pr.Step >= 50 {
 			cancel()
 		}
-	}}
+	}})
 	start := time.Now()
 	res, err := Align(ctx, p.A, p.B, cfg)
 	require.ErrorIs(t, err, context.Canceled)
@@ -225,7 +251,8 @@ func TestAlignCancel(t *testing.T) {
 // nanAfter is an affine flow whose output turns NaN after a number of
 // Forward calls, standing in for any numerical blow-up.
 type nanAfter struct {
-	*Affine
+	*model.Affine
+	be           native.Backend
 	calls, after int
 }
 
@@ -241,10 +268,10 @@ func (f *nanAfter) Forward(y, logdet, x *native.Tensor) error {
 
 func TestAlignDivergenceIsReported(t *testing.T) {
 	p := data.Blobs(500, 1)
-	mk := func(be native.Backend, d int, _ *rand.Rand) (Flow, error) {
-		return &nanAfter{Affine: NewAffine(be, d), after: 30}, nil
+	mk := func(be native.Backend, d int, _ *rand.Rand) (model.Flow, error) {
+		return &nanAfter{Affine: model.NewAffine(be, d), be: be, after: 30}, nil
 	}
-	res, err := Align(context.Background(), p.A, p.B, Config{Steps: 200, NewFlow: mk, Seed: 1})
+	res, err := Align(context.Background(), p.A, p.B, affineGaussian(Config{Steps: 200, NewFlow: mk, Seed: 1}))
 	require.ErrorIs(t, err, ErrDiverged)
 	assert.Contains(t, err.Error(), "at step 31")
 	require.NotNil(t, res)
@@ -260,11 +287,35 @@ func TestAlignReproducible(t *testing.T) {
 		be, err := native.Open(native.DefaultBackend(), native.Float64, 2)
 		require.NoError(t, err)
 		defer be.Close()
-		res, err := Align(context.Background(), p.A, p.B, Config{Backend: be, Steps: 200, Seed: 42})
+		res, err := Align(context.Background(), p.A, p.B, affineGaussian(Config{Backend: be, Steps: 200, Seed: 42}))
 		require.NoError(t, err)
 		return res
 	}
 	r1, r2 := run(), run()
 	assert.Equal(t, math.Float64bits(r1.LRMF), math.Float64bits(r2.LRMF))
 	assert.Equal(t, r1.History, r2.History)
+}
+
+// The mixture plugs into Align through Config.NewDensity (no closed-form
+// MLE, so θA*, θB* are fitted by gradient ascent).
+func TestGMMWithAlign(t *testing.T) {
+	p := data.Blobs(1000, 3)
+	res, err := Align(context.Background(), p.A, p.B, Config{
+		Flow: model.ModelSpec{Kind: "affine"}, NewDensity: model.GMMDensity(2), Steps: 400, LR: 0.02, Seed: 1,
+		FitOptions: FitOptions{FitSteps: 400, Batch: 500}})
+	require.NoError(t, err)
+	t.Logf("GMM(2) + affine on blobs: LRMF %.4g, c_AB %.4g, %d steps (%s)", res.LRMF, res.CAB, res.Steps, res.StoppedBy)
+	assert.False(t, math.IsNaN(res.LRMF) || math.IsInf(res.LRMF, 0))
+	assert.False(t, math.IsNaN(res.CAB) || math.IsInf(res.CAB, 0))
+}
+
+// Align must keep working when the context is already done before start.
+func TestAlignPreCanceled(t *testing.T) {
+	p := data.Blobs(100, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := Align(ctx, p.A, p.B, Config{})
+	if err == nil || res == nil || res.Status != Canceled {
+		t.Fatalf("Align on a canceled context: res %+v, err %v", res, err)
+	}
 }

@@ -1,11 +1,11 @@
 package lrmf
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
 	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -13,24 +13,24 @@ import (
 // with θA*, θB* fitted, for timing single steps.
 func newBenchJoint(tb testing.TB, be native.Backend, batch int) *jointState {
 	p := data.MoonsPair(2000, 0.05, 50, 1)
-	cfg := Config{Backend: be, Batch: batch, Steps: 1 << 20}.withDefaults(2000, 2000)
+	cfg := Config{Backend: be, Steps: 1 << 20, LR: 0.01, FitOptions: FitOptions{Batch: batch}}.withDefaults(2000, 2000)
 	r := &run{cfg: cfg, be: be, rng: data.NewRand(1), dim: 2, a: toTensor(be, p.A), b: toTensor(be, p.B)}
-	dA, dS := NewGaussian(be, 2), NewGaussian(be, 2)
+	dA, dS := model.NewGaussian(be, 2), model.NewGaussian(be, 2)
 	if err := dA.FitMLE(r.a); err != nil {
 		tb.Fatal(err)
 	}
-	copyParams(be, dS.Params(), dA.Params())
-	return r.newJoint(NewAffine(be, 2), dS, 0)
+	model.CopyParams(be, dS.Params(), dA.Params())
+	return r.newJoint(model.NewAffine(be, 2), dS, 0)
 }
 
 // newModelJoint prepares phase 2 of a run of the flow and density the
 // makers build on the moons pair (both at their initialisation: the cost of
 // a step does not depend on the parameter values, except through the
 // adaptive ODE solver's step count, which FFJORD benchmarks report).
-func newModelJoint(tb testing.TB, be native.Backend, batch int, mkFlow FlowMaker, mkDensity DensityMaker) *jointState {
+func newModelJoint(tb testing.TB, be native.Backend, batch int, mkFlow model.FlowMaker, mkDensity model.DensityMaker) *jointState {
 	p := data.MoonsPair(max(2000, batch), 0.05, 50, 1)
 	n, _ := p.A.Dims()
-	cfg := Config{Backend: be, Batch: batch, Steps: 1 << 20}.withDefaults(n, n)
+	cfg := Config{Backend: be, Steps: 1 << 20, LR: 0.01, FitOptions: FitOptions{Batch: batch}}.withDefaults(n, n)
 	rng := data.NewRand(1)
 	r := &run{cfg: cfg, be: be, rng: rng, dim: 2, a: toTensor(be, p.A), b: toTensor(be, p.B)}
 	f, err := mkFlow(be, 2, rng)
@@ -46,8 +46,8 @@ func newModelJoint(tb testing.TB, be native.Backend, batch int, mkFlow FlowMaker
 
 // newRealNVPJoint prepares phase 2 of a Real NVP flow + Real NVP density
 // run on the moons pair.
-func newRealNVPJoint(tb testing.TB, be native.Backend, o RealNVPOptions, batch int) *jointState {
-	return newModelJoint(tb, be, batch, RealNVPFlow(o), RealNVPDensity(o))
+func newRealNVPJoint(tb testing.TB, be native.Backend, o model.RealNVPOptions, batch int) *jointState {
+	return newModelJoint(tb, be, batch, model.RealNVPFlow(o), model.RealNVPDensity(o))
 }
 
 // realNVPStepFlops counts the multiply-adds (×2) of one joint step of Real
@@ -55,7 +55,7 @@ func newRealNVPJoint(tb testing.TB, be native.Backend, o RealNVPOptions, batch i
 // F = 2(dc·H + (depth−1)·H² + 2dt·H) per sample forward and about 2F
 // backward (weight and input gradients), for b samples through T and 2b
 // through θS.
-func realNVPStepFlops(o RealNVPOptions, d, b int) float64 {
+func realNVPStepFlops(o model.RealNVPOptions, d, b int) float64 {
 	dc, dt := d/2, d-d/2
 	f := 2 * float64(dc*o.Hidden+(o.Depth-1)*o.Hidden*o.Hidden+2*dt*o.Hidden)
 	return 3 * f * float64(o.Blocks) * float64(3*b)
@@ -73,9 +73,9 @@ func BenchmarkRealNVPStep(b *testing.B) {
 						b.Skip(err)
 					}
 					defer be.Close()
-					timeSteps(b, newRealNVPJoint(b, be, PaperRealNVP, batch))
-					b.ReportMetric(realNVPStepFlops(PaperRealNVP, 2, batch)/1e9, "GFLOP/step")
-					b.ReportMetric(realNVPStepFlops(PaperRealNVP, 2, batch)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+					timeSteps(b, newRealNVPJoint(b, be, model.PaperRealNVP, batch))
+					b.ReportMetric(realNVPStepFlops(model.PaperRealNVP, 2, batch)/1e9, "GFLOP/step")
+					b.ReportMetric(realNVPStepFlops(model.PaperRealNVP, 2, batch)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 				})
 			}
 		}
@@ -101,17 +101,6 @@ func BenchmarkAffineStep(b *testing.B) {
 	}
 }
 
-// Align must keep working when the context is already done before start.
-func TestAlignPreCanceled(t *testing.T) {
-	p := data.Blobs(100, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	res, err := Align(ctx, p.A, p.B, Config{})
-	if err == nil || res == nil || res.Status != Canceled {
-		t.Fatalf("Align on a canceled context: res %+v, err %v", res, err)
-	}
-}
-
 // A joint-phase step allocates nothing once its buffers exist.
 func TestJointStepAllocatesNothing(t *testing.T) {
 	for _, dt := range []native.DType{native.Float32, native.Float64} {
@@ -119,7 +108,7 @@ func TestJointStepAllocatesNothing(t *testing.T) {
 		if err != nil {
 			t.Skip(err)
 		}
-		for _, j := range []*jointState{newBenchJoint(t, be, 1000), newRealNVPJoint(t, be, RealNVPOptions{Hidden: 16}, 300)} {
+		for _, j := range []*jointState{newBenchJoint(t, be, 1000), newRealNVPJoint(t, be, model.RealNVPOptions{Hidden: 16}, 300)} {
 			step := 0
 			allocs := testing.AllocsPerRun(100, func() {
 				step++
@@ -146,20 +135,20 @@ func BenchmarkFFJORDStep(b *testing.B) {
 	for _, batch := range []int{256, 2000} {
 		for _, solver := range []string{"rk4", "dopri5"} {
 			for _, trace := range []string{"exact", "hutchinson"} {
-				o := FFJORDOptions{Solver: solver, Steps: 10, Trace: trace}
+				o := model.FFJORDOptions{Solver: solver, Steps: 10, Trace: trace}
 				b.Run(fmt.Sprintf("float32/threads=%d/batch=%d/%s/%s", threads, batch, solver, trace), func(b *testing.B) {
 					be, err := native.NewCPU(native.Float32, threads)
 					if err != nil {
 						b.Skip(err)
 					}
 					defer be.Close()
-					j := newModelJoint(b, be, batch, FFJORDFlow(o), FFJORDDensity(o))
-					stats := func() SolverStats {
-						f, _ := SolverStatsOf(j.flow)
-						d, _ := SolverStatsOf(j.dens)
+					j := newModelJoint(b, be, batch, model.FFJORDFlow(o), model.FFJORDDensity(o))
+					stats := func() model.SolverStats {
+						f, _ := model.SolverStatsOf(j.flow)
+						d, _ := model.SolverStatsOf(j.dens)
 						return f.Add(d)
 					}
-					var s0 SolverStats
+					var s0 model.SolverStats
 					timeSteps(b, j, func() { s0 = stats() })
 					d := stats().Sub(s0)
 					b.ReportMetric(d.NFEPerRow(), "NFE/row")

@@ -18,6 +18,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/lrmf-go/lrmf/internal/atomicfile"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -115,7 +116,7 @@ func dataHash(a, b *mat.Dense) string {
 }
 
 // addParams records the values of ps under prefix.
-func (c *Checkpoint) addParams(be native.Backend, prefix string, ps []*Param) {
+func (c *Checkpoint) addParams(be native.Backend, prefix string, ps []*model.Param) {
 	for _, p := range ps {
 		c.addTensor(be, prefix+p.Name, p.Value)
 	}
@@ -143,7 +144,7 @@ func (c *Checkpoint) loadTensor(be native.Backend, name string, t *native.Tensor
 	return nil
 }
 
-func (c *Checkpoint) loadParams(be native.Backend, prefix string, ps []*Param) error {
+func (c *Checkpoint) loadParams(be native.Backend, prefix string, ps []*model.Param) error {
 	for _, p := range ps {
 		if err := c.loadTensor(be, prefix+p.Name, p.Value); err != nil {
 			return err
@@ -153,7 +154,7 @@ func (c *Checkpoint) loadParams(be native.Backend, prefix string, ps []*Param) e
 }
 
 // Flow rebuilds the trained flow T on be.
-func (c *Checkpoint) Flow(be native.Backend) (Flow, error) {
+func (c *Checkpoint) Flow(be native.Backend) (model.Flow, error) {
 	mk, err := c.meta.Config.Flow.FlowMaker()
 	if err != nil {
 		return nil, err

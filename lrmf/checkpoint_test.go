@@ -13,13 +13,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
 func resumeConfig(be native.Backend) Config {
 	return Config{
-		Backend: be, Flow: ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8}, Density: ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8},
-		Steps: 60, FitSteps: 30, Batch: 64, LR: 1e-3, Seed: 7,
+		Backend:    be,
+		Flow:       model.ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8},
+		Density:    model.ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8},
+		Steps:      60,
+		LR:         1e-3,
+		Seed:       7,
+		FitOptions: FitOptions{FitSteps: 30, Batch: 64},
 	}
 }
 
@@ -28,8 +34,8 @@ func resumeConfig(be native.Backend) Config {
 // FFJORD with Hutchinson probes, which come from the run's random stream:
 // the checkpoint's RNG state must restore them too.
 func resumeConfigFFJORD(be native.Backend) Config {
-	o := ModelSpec{Kind: "ffjord", Hidden: 6, Depth: 2, Solver: "rk4", ODESteps: 3, Trace: "hutchinson", Probes: 1}
-	return Config{Backend: be, Flow: o, Density: o, Steps: 40, FitSteps: 10, Batch: 32, LR: 1e-3, Seed: 7, IdentityPrefit: 10}
+	o := model.ModelSpec{Kind: "ffjord", Hidden: 6, Depth: 2, Solver: "rk4", ODESteps: 3, Trace: "hutchinson", Probes: 1}
+	return Config{Backend: be, Flow: o, Density: o, Steps: 40, LR: 1e-3, Seed: 7, IdentityPrefit: 10, FitOptions: FitOptions{FitSteps: 10, Batch: 32}}
 }
 
 func TestResumeIsBitIdentical(t *testing.T) {
@@ -82,7 +88,7 @@ func testResume(t *testing.T, resumeConfig func(native.Backend) Config) {
 	f, err := ck.Flow(be)
 	require.NoError(t, err)
 	x := toTensor(be, p.A)
-	y1, _, err := Transform(be, f, x)
+	y1, _, err := model.Transform(be, f, x)
 	require.NoError(t, err)
 	assert.Equal(t, 300, y1.Rows())
 }
@@ -90,7 +96,7 @@ func testResume(t *testing.T, resumeConfig func(native.Backend) Config) {
 func TestCheckpointRejectsBadFiles(t *testing.T) {
 	p := data.MoonsPair(200, 0.05, 50, 2)
 	be := native.NewRef()
-	cfg := Config{Backend: be, Steps: 5, Batch: 50, Seed: 1}
+	cfg := affineGaussian(Config{Backend: be, Steps: 5, Seed: 1, FitOptions: FitOptions{Batch: 50}})
 	var saved *Checkpoint
 	cfg.Checkpoint = func(c *Checkpoint) error { saved = c; return nil }
 	_, err := Align(context.Background(), p.A, p.B, cfg)
@@ -138,7 +144,7 @@ func TestCheckpointRejectsBadFiles(t *testing.T) {
 	_, err = Align(context.Background(), short.A, short.B, cfg2)
 	require.ErrorContains(t, err, "150+150")
 	cfg3 := cfg2
-	cfg3.Flow = ModelSpec{Kind: "realnvp"}
+	cfg3.Flow = model.ModelSpec{Kind: "realnvp"}
 	_, err = Align(context.Background(), p.A, p.B, cfg3)
 	require.Error(t, err)
 	require.False(t, errors.Is(err, context.Canceled))

@@ -7,13 +7,17 @@ import (
 
 	"github.com/lrmf-go/lrmf/lrmf"
 	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 )
 
 // Align the built-in moons pair (B is A's distribution rotated by 50°) with
 // an affine flow and a Gaussian density, and ask whether it worked.
 func ExampleAlign() {
 	p := data.MoonsPair(2000, 0.05, 50, 1)
-	res, err := lrmf.Align(context.Background(), p.A, p.B, lrmf.Config{Seed: 1})
+	res, err := lrmf.Align(context.Background(), p.A, p.B, lrmf.Config{
+		Flow: model.ModelSpec{Kind: "affine"}, Density: model.ModelSpec{Kind: "gaussian"},
+		Steps: 2000, LR: 0.01, Seed: 1,
+	})
 	if err != nil {
 		log.Fatal(err)
 	}

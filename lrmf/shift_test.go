@@ -11,7 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/lrmf-go/lrmf/internal/testseed"
 	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -66,7 +68,7 @@ func refBackend(t testing.TB) native.Backend {
 // METHOD §6's ln det Σ_S − ½ ln det S_A − ½ ln det S_B, with unequal
 // sizes that plus ½ tr(Σ_S⁻¹(C_A + C_B)) − D (see gaussShift).
 func TestShiftGaussianDLambdaClosedForm(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 2))
 	for _, sizes := range [][2]int{{400, 400}, {250, 600}, {700, 90}} {
 		a := gaussSample(rng, sizes[0], []float64{0, 1, -1}, []float64{1, 0, 0, 0.5, 0.8, 0, -0.2, 0.3, 0.6})
 		b := gaussSample(rng, sizes[1], []float64{0.3, 1, -0.8}, []float64{1.2, 0, 0, 0.1, 0.7, 0, 0.2, -0.3, 0.9})
@@ -110,13 +112,13 @@ func TestShiftGaussianDLambdaClosedForm(t *testing.T) {
 // LogProb and Backward on the reference backend) compute the same
 // statistics, and so, with the same seed, the same p-values.
 func TestShiftFastMatchesGeneric(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 4))
 	a := gaussSample(rng, 300, []float64{0, 0, 0}, []float64{1, 0, 0, 0.3, 1, 0, 0, 0.2, 1})
 	b := gaussSample(rng, 170, []float64{0.1, 0, 0}, []float64{1, 0, 0, 0.3, 1.1, 0, 0, 0.2, 1})
 	cfg := ShiftConfig{Permutations: 49, Seed: 7}
 	fast, err := ShiftTest(context.Background(), a, b, cfg)
 	require.NoError(t, err)
-	cfg.Backend, cfg.NewDensity = refBackend(t), GaussianDensity()
+	cfg.Backend, cfg.NewDensity = refBackend(t), model.GaussianDensity()
 	gen, err := ShiftTest(context.Background(), a, b, cfg)
 	require.NoError(t, err)
 	assert.True(t, fast.ClosedForm)
@@ -140,7 +142,7 @@ func TestShiftFastMatchesGeneric(t *testing.T) {
 
 // numGradMeanLogProb returns ∂ℓ(X; θ)/∂θ for every element of every
 // parameter of d by central differences.
-func numGradMeanLogProb(t *testing.T, be native.Backend, d Density, x *native.Tensor) [][]float64 {
+func numGradMeanLogProb(t *testing.T, be native.Backend, d model.Density, x *native.Tensor) [][]float64 {
 	const h = 1e-5
 	var out [][]float64
 	for _, p := range d.Params() {
@@ -153,7 +155,7 @@ func numGradMeanLogProb(t *testing.T, be native.Backend, d Density, x *native.Te
 				v[i] = old + delta
 				be.Upload(p.Value, v)
 				v[i] = old
-				l, err := MeanLogProb(be, d, x)
+				l, err := model.MeanLogProb(be, d, x)
 				require.NoError(t, err)
 				return l
 			}
@@ -170,13 +172,13 @@ func numGradMeanLogProb(t *testing.T, be native.Backend, d Density, x *native.Te
 // generic path (Density.Backward), for the relabelled sets too.
 func TestShiftScoreGradientsFiniteDifferences(t *testing.T) {
 	be := refBackend(t)
-	rng := rand.New(rand.NewPCG(5, 6))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 6))
 	a := gaussSample(rng, 60, []float64{1, -1}, []float64{1, 0, 0.5, 0.7})
 	b := gaussSample(rng, 45, []float64{0.5, -1}, []float64{0.8, 0, -0.2, 1.1})
 	pooled := stack(a, b)
 	fast, err := newGaussShift(pooled, 60, 45, false)
 	require.NoError(t, err)
-	gen, err := newGenericShift(context.Background(), be, pooled, 60, 45, ModelSpec{Kind: "gaussian"}, ShiftConfig{})
+	gen, err := newGenericShift(context.Background(), be, pooled, 60, 45, model.GaussianDensity(), ShiftConfig{}.withDefaults(60, 45))
 	require.NoError(t, err)
 
 	idx := make([]int32, 105)
@@ -236,8 +238,9 @@ func TestShiftNullCalibration(t *testing.T) {
 	const pairs, perms = 200, 99
 	type tally struct{ at05, at50 int }
 	var score, dl tally
+	seed := testseed.Seed(t)
 	for s := range pairs {
-		rng := rand.New(rand.NewPCG(uint64(s), 99))
+		rng := rand.New(rand.NewPCG(uint64(s), seed)) // pair s of the seed's stream
 		var a, b *mat.Dense
 		if s%2 == 0 {
 			a = gaussSample(rng, 300, []float64{1, 2}, []float64{1, 0, 0.6, 0.5})
@@ -274,7 +277,7 @@ func TestShiftNullCalibration(t *testing.T) {
 // against itself rotated by 50°.
 func TestShiftDetectsRotation(t *testing.T) {
 	p := data.MoonsPair(2000, 0.05, 50, 1)
-	rng := rand.New(rand.NewPCG(8, 9))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 9))
 	blob := gaussSample(rng, 2000, []float64{2, -1}, []float64{1.5, 0, 0.9, 0.4})
 	for _, c := range []struct {
 		name string
@@ -297,8 +300,8 @@ func TestShiftDetectsRotation(t *testing.T) {
 func TestShiftGradientFitRealNVP(t *testing.T) {
 	p := data.MoonsPair(200, 0.05, 50, 2)
 	cfg := ShiftConfig{
-		Backend: refBackend(t), Density: ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8},
-		Permutations: 3, FitSteps: 30, Batch: 64, LR: 3e-3, Seed: 4,
+		Backend: refBackend(t), Density: model.ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8},
+		Permutations: 3, FitOptions: FitOptions{FitSteps: 30, Batch: 64, FitLR: 3e-3}, Seed: 4,
 	}
 	var calls int
 	cfg.Progress = func(done, total int) { calls++; assert.Equal(t, 3, total) }
@@ -365,10 +368,10 @@ func TestShiftErrors(t *testing.T) {
 		{"empty", &mat.Dense{}, ok.B, ShiftConfig{}, "dataset A is empty"},
 		{"few rows gaussian", two, ok.B, ShiftConfig{}, "too few rows: A has 2, the test needs at least 3"},
 		{"negative N", ok.A, ok.B, ShiftConfig{Permutations: -1}, "Permutations = -1"},
-		{"schedule", ok.A, ok.B, ShiftConfig{Schedule: "linear"}, "Schedule"},
-		{"density", ok.A, ok.B, ShiftConfig{Density: ModelSpec{Kind: "glow"}}, `unknown density "glow"`},
+		{"schedule", ok.A, ok.B, ShiftConfig{FitOptions: FitOptions{Schedule: "linear"}}, "Schedule"},
+		{"density", ok.A, ok.B, ShiftConfig{Density: model.ModelSpec{Kind: "glow"}}, `unknown density "glow"`},
 		{"degenerate", line, line, ShiftConfig{}, "not positive definite"},
-		{"batch", ok.A, ok.B, ShiftConfig{GradientFit: true, Batch: 51}, "Batch = 51"},
+		{"batch", ok.A, ok.B, ShiftConfig{FitOptions: FitOptions{GradientFit: true, Batch: 51}}, "Batch = 51"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

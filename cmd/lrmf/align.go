@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -21,6 +20,7 @@ import (
 	"github.com/lrmf-go/lrmf/internal/atomicfile"
 	"github.com/lrmf-go/lrmf/lrmf"
 	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -65,39 +65,53 @@ type runTag struct {
 	B    string `json:"b,omitempty"`
 }
 
+// modelDefaults are the Real NVP and FFJORD sizes and solver settings a
+// zero flag selects (model.ModelSpec.Normalized's defaults), for the flag
+// defaults and their help text.
+var (
+	realNVPDefaults  = model.ModelSpec{Kind: "realnvp"}.Normalized()
+	ffjordDefaults   = model.ModelSpec{Kind: "ffjord"}.Normalized()
+	hutchinsonProbes = model.ModelSpec{Kind: "ffjord", Trace: "hutchinson"}.Normalized().Probes
+)
+
+// alignFlags registers the flags of lrmf align on o. Every default comes
+// from lrmf.DefaultConfig (and the model defaults above), so no flags give
+// the zero lrmf.Config's run.
 func alignFlags(o *alignOpts) *flag.FlagSet {
+	d, rn, fj := lrmf.DefaultConfig(), realNVPDefaults, ffjordDefaults
 	fs := flag.NewFlagSet("align", flag.ContinueOnError)
 	o.sourceFlags.register(fs)
-	fs.StringVar(&o.flow, "flow", "realnvp", "flow T: realnvp (affine couplings), ffjord (continuous flow) or affine (T(x) = AᵀA·x + b)")
-	fs.StringVar(&o.density, "density", "realnvp", "density family: realnvp or ffjord (flows with a standard-normal base) or gaussian (full covariance)")
-	fs.IntVar(&o.blocks, "blocks", 0, "Real NVP coupling blocks or stacked FFJORD transforms (0: realnvp 4, ffjord 2, as in the paper)")
-	fs.IntVar(&o.hidden, "hidden", 0, "hidden units per layer of the Real NVP coupling networks or FFJORD dynamics (0: realnvp 32, ffjord 16; paper: 512, 16)")
-	fs.IntVar(&o.depth, "depth", 0, "hidden layers of the Real NVP coupling networks or FFJORD dynamics (0: realnvp 2, ffjord 3, as in the paper)")
-	fs.StringVar(&o.solver, "solver", "dopri5", "FFJORD ODE solver: dopri5 (adaptive Dormand–Prince 5(4)) or rk4 (fixed steps)")
-	fs.IntVar(&o.odeSteps, "ode-steps", 10, "FFJORD RK4 steps over t ∈ [0, 1]")
-	fs.Float64Var(&o.atol, "atol", 1e-5, "FFJORD Dormand–Prince absolute tolerance")
-	fs.Float64Var(&o.rtol, "rtol", 1e-5, "FFJORD Dormand–Prince relative tolerance")
-	fs.IntVar(&o.odeMaxSteps, "ode-max-steps", 200, "FFJORD Dormand–Prince step attempts per row and solve before giving up")
-	fs.StringVar(&o.trace, "trace", "exact", "FFJORD divergence: exact (D tangent passes) or hutchinson (Rademacher probes, unbiased)")
-	fs.IntVar(&o.probes, "probes", 1, "Hutchinson probes per row (with --trace hutchinson)")
-	fs.IntVar(&o.prefit, "prefit", 0, "Adam steps pre-fitting the flow to the identity (0: 500 for an ffjord flow, none otherwise; negative: none)")
-	fs.StringVar(&o.scale, "scale", "exp", "Real NVP scale function: exp (ln s soft-bounded by --scale-bound) or sigmoid (s = sigmoid(h + 2), GLOW)")
-	fs.Float64Var(&o.bound, "scale-bound", 4, "bound B of the exp scale: ln s = B·tanh(h/B)")
-	fs.IntVar(&o.steps, "steps", 20000, "joint-phase step budget")
-	fs.IntVar(&o.fitSteps, "fit-steps", 20000, "step budget of each gradient fit of θA*, θB* (each step draws 2×batch rows)")
-	fs.IntVar(&o.batch, "batch", 256, "mini-batch size drawn from A and from B (at most the smaller dataset's rows)")
-	fs.Float64Var(&o.lr, "lr", 3e-3, "Adam learning rate of the joint phase")
+	fs.StringVar(&o.flow, "flow", d.Flow.Kind, "flow T: realnvp (affine couplings), ffjord (continuous flow) or affine (T(x) = AᵀA·x + b)")
+	fs.StringVar(&o.density, "density", d.Density.Kind, "density family: realnvp or ffjord (flows with a standard-normal base) or gaussian (full covariance)")
+	fs.IntVar(&o.blocks, "blocks", 0, fmt.Sprintf("Real NVP coupling blocks or stacked FFJORD transforms (0: realnvp %d, ffjord %d, as in the paper)", rn.Blocks, fj.Blocks))
+	fs.IntVar(&o.hidden, "hidden", 0, fmt.Sprintf("hidden units per layer of the Real NVP coupling networks or FFJORD dynamics (0: realnvp %d, ffjord %d; paper: %d, %d)",
+		rn.Hidden, fj.Hidden, model.PaperRealNVP.Hidden, model.PaperFFJORD.Hidden))
+	fs.IntVar(&o.depth, "depth", 0, fmt.Sprintf("hidden layers of the Real NVP coupling networks or FFJORD dynamics (0: realnvp %d, ffjord %d, as in the paper)", rn.Depth, fj.Depth))
+	fs.StringVar(&o.solver, "solver", fj.Solver, "FFJORD ODE solver: dopri5 (adaptive Dormand–Prince 5(4)) or rk4 (fixed steps)")
+	fs.IntVar(&o.odeSteps, "ode-steps", fj.ODESteps, "FFJORD RK4 steps over t ∈ [0, 1]")
+	fs.Float64Var(&o.atol, "atol", fj.Atol, "FFJORD Dormand–Prince absolute tolerance")
+	fs.Float64Var(&o.rtol, "rtol", fj.Rtol, "FFJORD Dormand–Prince relative tolerance")
+	fs.IntVar(&o.odeMaxSteps, "ode-max-steps", fj.MaxSteps, "FFJORD Dormand–Prince step attempts per row and solve before giving up")
+	fs.StringVar(&o.trace, "trace", fj.Trace, "FFJORD divergence: exact (D tangent passes) or hutchinson (Rademacher probes, unbiased)")
+	fs.IntVar(&o.probes, "probes", hutchinsonProbes, "Hutchinson probes per row (with --trace hutchinson)")
+	fs.IntVar(&o.prefit, "prefit", d.IdentityPrefit, fmt.Sprintf("Adam steps pre-fitting the flow to the identity (0: %d for an ffjord flow, none otherwise; negative: none)", lrmf.DefaultFFJORDPrefit))
+	fs.StringVar(&o.scale, "scale", rn.Scale, "Real NVP scale function: exp (ln s soft-bounded by --scale-bound) or sigmoid (s = sigmoid(h + 2), GLOW)")
+	fs.Float64Var(&o.bound, "scale-bound", rn.Bound, "bound B of the exp scale: ln s = B·tanh(h/B)")
+	fs.IntVar(&o.steps, "steps", d.Steps, "joint-phase step budget")
+	fs.IntVar(&o.fitSteps, "fit-steps", d.FitSteps, "step budget of each gradient fit of θA*, θB* (each step draws 2×batch rows)")
+	fs.IntVar(&o.batch, "batch", d.Batch, "mini-batch size drawn from A and from B (at most the smaller dataset's rows)")
+	fs.Float64Var(&o.lr, "lr", d.LR, "Adam learning rate of the joint phase")
 	fs.Float64Var(&o.fitLR, "fit-lr", 0, "Adam learning rate of gradient fits (0: same as --lr)")
-	fs.StringVar(&o.schedule, "schedule", "cosine", "learning-rate schedule of the joint phase: cosine (to lr/100) or constant")
-	fs.Float64Var(&o.clipNorm, "clip", 10, "cap on each model's gradient norm before an Adam step (negative: no clipping)")
-	fs.Float64Var(&o.tol, "tol", 1e-4, "ε: a phase stops when its gradient norm falls below it")
-	fs.Float64Var(&o.threshold, "threshold", 0.1, "δ: alignment succeeded when |LRMF| < δ on the full data (nats)")
-	fs.Uint64Var(&o.seed, "seed", 1, "random seed (data, initialisation, batch order)")
+	fs.StringVar(&o.schedule, "schedule", d.Schedule, "learning-rate schedule of the joint phase: cosine (to lr/100) or constant")
+	fs.Float64Var(&o.clipNorm, "clip", d.ClipNorm, "cap on each model's gradient norm before an Adam step (negative: no clipping)")
+	fs.Float64Var(&o.tol, "tol", d.Tol, "ε: a phase stops when its gradient norm falls below it")
+	fs.Float64Var(&o.threshold, "threshold", d.Threshold, "δ: alignment succeeded when |LRMF| < δ on the full data (nats)")
+	fs.Uint64Var(&o.seed, "seed", d.Seed, "random seed (data, initialisation, batch order)")
 	fs.IntVar(&o.threads, "threads", runtime.NumCPU(), "host threads for the cpu backend")
 	fs.StringVar(&o.backend, "backend", native.DefaultBackend(), "compute backend: "+strings.Join(native.Backends(), ", "))
-	fs.StringVar(&o.dtype, "dtype", "float32", "element type: float32 or float64 (the ref backend computes in float64 only, and defaults to it)")
+	fs.StringVar(&o.dtype, "dtype", lrmf.DefaultDType.String(), "element type: float32 or float64 (the ref backend computes in float64 only, and defaults to it)")
 	fs.StringVar(&o.out, "out", "lrmf-out", "output `DIR` for report.json and transformed.csv")
-	fs.BoolVar(&o.gradientFit, "gradient-fit", false, "fit θA*, θB* by gradient ascent even when a closed form exists")
+	fs.BoolVar(&o.gradientFit, "gradient-fit", d.GradientFit, "fit θA*, θB* by gradient ascent even when a closed form exists")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
 	fs.StringVar(&o.resume, "resume", "", "continue the run saved in checkpoint `FILE` (its settings and data are reused; --steps may extend it)")
 	fs.IntVar(&o.ckEvery, "checkpoint-every", 0, "also save DIR/checkpoint.lrmf every N joint steps (it is always saved at the end and on interrupt)")
@@ -189,7 +203,7 @@ func summarizeNFE(r *lrmf.SolverReport) *reportNFE {
 	if r == nil {
 		return nil
 	}
-	sum := func(s *lrmf.SolverStats) *nfeSummary {
+	sum := func(s *model.SolverStats) *nfeSummary {
 		if s == nil {
 			return nil
 		}
@@ -215,8 +229,8 @@ type reportCfg struct {
 
 // validate checks flag values that do not depend on the data.
 func (o *alignOpts) validate(set map[string]bool) error {
-	if !slices.Contains(lrmf.FlowKinds, o.flow) {
-		return usagef("unknown --flow %q (available: %s)", o.flow, strings.Join(lrmf.FlowKinds, ", "))
+	if !slices.Contains(model.FlowKinds, o.flow) {
+		return usagef("unknown --flow %q (available: %s)", o.flow, strings.Join(model.FlowKinds, ", "))
 	}
 	if err := checkSourceAndDensity(o.a, o.b, set, o.density, o.scale, o.dtype); err != nil {
 		return err
@@ -311,38 +325,33 @@ func (o *alignOpts) fromCheckpoint(set map[string]bool) (*lrmf.Checkpoint, error
 	return ck, nil
 }
 
-// Real NVP's sizes when the flags leave them at 0 (the library's default
-// width, 64, is slower for no gain on the built-in 2-D data).
-const (
-	cliRealNVPBlocks = 4
-	cliRealNVPHidden = 32
-	cliRealNVPDepth  = 2
-)
-
 // spec returns the ModelSpec of a model kind with the Real NVP and FFJORD
-// flags.
-func (o *alignOpts) spec(kind string) lrmf.ModelSpec {
+// flags; zero sizes take the model's defaults (ModelSpec.Normalized).
+func (o *alignOpts) spec(kind string) model.ModelSpec {
+	s := model.ModelSpec{Kind: kind}
 	switch kind {
 	case "ffjord":
-		s := lrmf.ModelSpec{Kind: kind, Blocks: o.blocks, Hidden: o.hidden, Depth: o.depth, Solver: o.solver, ODESteps: o.odeSteps,
+		s = model.ModelSpec{Kind: kind, Blocks: o.blocks, Hidden: o.hidden, Depth: o.depth, Solver: o.solver, ODESteps: o.odeSteps,
 			Atol: o.atol, Rtol: o.rtol, MaxSteps: o.odeMaxSteps, Trace: o.trace}
 		if o.trace == "hutchinson" {
 			s.Probes = o.probes
 		}
-		return s.Normalized()
 	case "realnvp":
-	default:
-		return lrmf.ModelSpec{Kind: kind}
+		s = model.ModelSpec{Kind: kind, Blocks: o.blocks, Hidden: o.hidden, Depth: o.depth, Scale: o.scale}
+		if o.scale == "exp" {
+			s.Bound = o.bound
+		}
 	}
-	s := lrmf.ModelSpec{Kind: kind, Blocks: cmp.Or(o.blocks, cliRealNVPBlocks), Hidden: cmp.Or(o.hidden, cliRealNVPHidden),
-		Depth: cmp.Or(o.depth, cliRealNVPDepth), Scale: o.scale}
-	if o.scale == "exp" {
-		s.Bound = o.bound
-	}
-	return s
+	return s.Normalized()
 }
 
-// loadData returns A, B and a description of where they came from.
+// fitOptions returns the fit and training options the flags give, with
+// the batch size b (capped at the data's rows).
+func (o *alignOpts) fitOptions(b int) lrmf.FitOptions {
+	return lrmf.FitOptions{GradientFit: o.gradientFit, FitSteps: o.fitSteps, Batch: b,
+		FitLR: o.fitLR, Schedule: o.schedule, ClipNorm: o.clipNorm, Tol: o.tol}
+}
+
 // loadData returns A, B, their labels (built-in data only; nil otherwise)
 // and a description of where they came from.
 func (o *alignOpts) loadData() (a, b *mat.Dense, la, lb []int, src string, err error) {
@@ -425,10 +434,9 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	defer be.Close()
 
 	cfg := lrmf.Config{
-		Backend: be, Flow: o.spec(o.flow), Density: o.spec(o.density),
-		Steps: o.steps, FitSteps: o.fitSteps, GradientFit: o.gradientFit, Batch: batch,
-		LR: o.lr, FitLR: o.fitLR, Schedule: o.schedule, ClipNorm: o.clipNorm, Tol: o.tol, Threshold: o.threshold, Seed: o.seed,
-		IdentityPrefit: o.prefit,
+		Backend: be, Flow: o.spec(o.flow), Density: o.spec(o.density), Steps: o.steps, LR: o.lr,
+		FitOptions:     o.fitOptions(batch),
+		IdentityPrefit: o.prefit, Threshold: o.threshold, Seed: o.seed,
 	}
 	tag := runTag{Seed: o.seed, A: o.a, B: o.b}
 	if o.a == "" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lrmf-go/lrmf/lrmf"
 	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -99,7 +100,7 @@ func runApply(_ context.Context, args []string, stdout, _ io.Writer) (int, error
 		yt = be.New(n, d)
 		err = f.Inverse(yt, xt)
 	} else {
-		yt, _, err = lrmf.Transform(be, f, xt)
+		yt, _, err = model.Transform(be, f, xt)
 	}
 	if err != nil {
 		return 0, err

@@ -16,7 +16,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/lrmf-go/lrmf/internal/atomicfile"
-	"github.com/lrmf-go/lrmf/lrmf"
+	"github.com/lrmf-go/lrmf/lrmf/paper"
 	"github.com/lrmf-go/lrmf/lrmf/plot"
 )
 
@@ -171,7 +171,7 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func reproduceExample22(_ context.Context, o *reproduceOpts, stdout, _ io.Writer) error {
-	res, err := lrmf.Example22(o.n, o.seed)
+	res, err := paper.Example22(o.n, o.seed)
 	if err != nil {
 		return err
 	}
@@ -194,7 +194,7 @@ func reproduceExample22(_ context.Context, o *reproduceOpts, stdout, _ io.Writer
 		return err
 	}
 	pl, err := plot.Regression(fmt.Sprintf("Example 2.2: n = %d, seed %d", res.N, res.Seed), "μ", "√(−ln|g(μ)|)",
-		res.Mu, res.Y, res.Lo, res.Hi, res.A, res.B, res.R, &[2]float64{lrmf.Example22PaperA, lrmf.Example22PaperB})
+		res.Mu, res.Y, res.Lo, res.Hi, res.A, res.B, res.R, &[2]float64{paper.Example22A, paper.Example22B})
 	if err != nil {
 		return err
 	}
@@ -205,9 +205,9 @@ func reproduceExample22(_ context.Context, o *reproduceOpts, stdout, _ io.Writer
 	fmt.Fprintf(stdout, "Example 2.2 (n = %d, seed %d, %s backend, float64): √(−ln|g|) ≈ a·μ + b over μ[%d:%d] = [%.4g, %.4g]\n",
 		res.N, res.Seed, res.Backend, res.Lo, res.Hi, res.Mu[res.Lo], res.Mu[res.Hi-1])
 	fmt.Fprintf(stdout, "        %10s %10s\n", "measured", "paper")
-	fmt.Fprintf(stdout, "  a     %10.5f %10.5g\n", res.A, lrmf.Example22PaperA)
-	fmt.Fprintf(stdout, "  b     %10.5f %10.5g\n", res.B, lrmf.Example22PaperB)
-	fmt.Fprintf(stdout, "  r     %10.6f %10.5g\n", res.R, lrmf.Example22PaperR)
+	fmt.Fprintf(stdout, "  a     %10.5f %10.5g\n", res.A, paper.Example22A)
+	fmt.Fprintf(stdout, "  b     %10.5f %10.5g\n", res.B, paper.Example22B)
+	fmt.Fprintf(stdout, "  r     %10.6f %10.5g\n", res.R, paper.Example22R)
 	fmt.Fprintf(stdout, "(paper, other draws: a in [0.59, 0.61], b in [-1.20, -1.13], r > 0.9999)\n")
 	fmt.Fprintf(stdout, "wrote %s, %s\n", path, strings.Join(figs, ", "))
 	return nil

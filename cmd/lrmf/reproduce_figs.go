@@ -86,7 +86,7 @@ func reproduceFigure(ctx context.Context, f figure, o *reproduceOpts, stdout, st
 	if o.fitSteps > 0 {
 		ao.fitSteps = o.fitSteps
 	}
-	dtype := native.Float32
+	dtype := lrmf.DefaultDType
 	if native.DefaultBackend() == "ref" {
 		dtype = native.Float64 // the reference backend's only type
 	}
@@ -104,10 +104,8 @@ func reproduceFigure(ctx context.Context, f figure, o *reproduceOpts, stdout, st
 			return err
 		}
 		cfg := lrmf.Config{
-			Backend: be, Flow: ao.spec(f.flow), Density: ao.spec(f.density),
-			Steps: ao.steps, FitSteps: ao.fitSteps, Batch: min(ao.batch, o.n),
-			LR: ao.lr, FitLR: ao.fitLR, Schedule: ao.schedule, ClipNorm: ao.clipNorm,
-			Tol: ao.tol, Threshold: ao.threshold, Seed: o.seed,
+			Backend: be, Flow: ao.spec(f.flow), Density: ao.spec(f.density), Steps: ao.steps, LR: ao.lr,
+			FitOptions: ao.fitOptions(min(ao.batch, o.n)), Threshold: ao.threshold, Seed: o.seed,
 		}
 		fmt.Fprintf(stderr, "lrmf reproduce %s: %s, %d points per set, flow %s, density %s, %d steps, %s/%s ×%d threads\n",
 			f.name, name, o.n, f.flow, f.density, cfg.Steps, be.Name(), be.DType(), be.Threads())

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lrmf-go/lrmf/internal/atomicfile"
 	"github.com/lrmf-go/lrmf/lrmf"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -41,29 +42,32 @@ type shiftOpts struct {
 	quiet          bool
 }
 
+// shiftFlags registers the flags of lrmf shift-test on o, with the defaults
+// of lrmf.DefaultShiftConfig.
 func shiftFlags(o *shiftOpts) *flag.FlagSet {
+	d, rn, fj := lrmf.DefaultShiftConfig(), realNVPDefaults, ffjordDefaults
 	fs := flag.NewFlagSet("shift-test", flag.ContinueOnError)
 	o.sourceFlags.register(fs)
-	fs.StringVar(&o.density, "density", "gaussian", "density family: gaussian (full covariance, closed-form fits), realnvp or ffjord (gradient fits; ffjord with its default solver, dopri5 at atol = rtol = 1e-5 and the exact trace)")
-	fs.IntVar(&o.blocks, "blocks", 0, "Real NVP coupling blocks or FFJORD transforms (0: realnvp 4, ffjord 2)")
-	fs.IntVar(&o.hidden, "hidden", 0, "hidden units per layer (0: realnvp 32, ffjord 16)")
-	fs.IntVar(&o.depth, "depth", 0, "hidden layers per network (0: realnvp 2, ffjord 3)")
-	fs.StringVar(&o.scale, "scale", "exp", "Real NVP scale function: exp or sigmoid")
-	fs.Float64Var(&o.bound, "scale-bound", 4, "bound B of the exp scale: ln s = B·tanh(h/B)")
-	fs.BoolVar(&o.gradientFit, "gradient-fit", false, "fit by gradient ascent even when a closed form exists")
-	fs.IntVar(&o.fitSteps, "fit-steps", 2000, "step budget of each gradient fit (θS once; θA and θB per relabelling)")
-	fs.IntVar(&o.batch, "batch", 256, "gradient fits draw 2×batch rows per step (at most the smaller dataset's rows)")
-	fs.Float64Var(&o.lr, "lr", 3e-3, "Adam learning rate of gradient fits")
-	fs.Float64Var(&o.tol, "tol", 1e-4, "a gradient fit stops when its full-data gradient norm falls below it")
-	fs.IntVar(&o.perms, "permutations", lrmf.DefaultPermutations, "N: random relabellings of A ∪ B for the p-values (smallest p = 1/(N+1))")
-	fs.Uint64Var(&o.seed, "seed", 1, "random seed (built-in data, relabellings, initialisation)")
+	fs.StringVar(&o.density, "density", d.Density.Kind, "density family: gaussian (full covariance, closed-form fits), realnvp or ffjord (gradient fits; ffjord with its default solver, dopri5 at atol = rtol = 1e-5 and the exact trace)")
+	fs.IntVar(&o.blocks, "blocks", 0, fmt.Sprintf("Real NVP coupling blocks or FFJORD transforms (0: realnvp %d, ffjord %d)", rn.Blocks, fj.Blocks))
+	fs.IntVar(&o.hidden, "hidden", 0, fmt.Sprintf("hidden units per layer (0: realnvp %d, ffjord %d)", rn.Hidden, fj.Hidden))
+	fs.IntVar(&o.depth, "depth", 0, fmt.Sprintf("hidden layers per network (0: realnvp %d, ffjord %d)", rn.Depth, fj.Depth))
+	fs.StringVar(&o.scale, "scale", rn.Scale, "Real NVP scale function: exp or sigmoid")
+	fs.Float64Var(&o.bound, "scale-bound", rn.Bound, "bound B of the exp scale: ln s = B·tanh(h/B)")
+	fs.BoolVar(&o.gradientFit, "gradient-fit", d.GradientFit, "fit by gradient ascent even when a closed form exists")
+	fs.IntVar(&o.fitSteps, "fit-steps", d.FitSteps, "step budget of each gradient fit (θS once; θA and θB per relabelling)")
+	fs.IntVar(&o.batch, "batch", d.Batch, "gradient fits draw 2×batch rows per step (at most the smaller dataset's rows)")
+	fs.Float64Var(&o.lr, "lr", d.FitLR, "Adam learning rate of gradient fits")
+	fs.Float64Var(&o.tol, "tol", d.Tol, "a gradient fit stops when its full-data gradient norm falls below it")
+	fs.IntVar(&o.perms, "permutations", d.Permutations, "N: random relabellings of A ∪ B for the p-values (smallest p = 1/(N+1))")
+	fs.Uint64Var(&o.seed, "seed", d.Seed, "random seed (built-in data, relabellings, initialisation)")
 	fs.Float64Var(&o.alpha, "alpha", 0.05, "significance level: a shift is reported when the score test's p ≤ alpha")
 	fs.BoolVar(&o.scoreOnly, "score-only", false, "compute only the score test (no per-relabelling fits; fast for any density)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as one JSON object instead of text")
 	fs.StringVar(&o.out, "out", "", "also write the JSON result to `FILE` (atomically)")
 	fs.IntVar(&o.threads, "threads", runtime.NumCPU(), "host threads for the cpu backend")
 	fs.StringVar(&o.backend, "backend", native.DefaultBackend(), "compute backend for densities without the closed-form path: "+strings.Join(native.Backends(), ", "))
-	fs.StringVar(&o.dtype, "dtype", "float32", "element type: float32 or float64 (ref: float64 only, the default there)")
+	fs.StringVar(&o.dtype, "dtype", lrmf.DefaultDType.String(), "element type: float32 or float64 (ref: float64 only, the default there)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress or notes on stderr")
 	return fs
 }
@@ -113,27 +117,27 @@ Flags:
 
 // shiftReport is the JSON object of lrmf shift-test.
 type shiftReport struct {
-	Shift            bool           `json:"shift"`
-	Alpha            float64        `json:"alpha"`
-	Score            float64        `json:"score"`
-	ScoreP           float64        `json:"score_p"`
-	GradA            float64        `json:"grad_a"`
-	GradB            float64        `json:"grad_b"`
-	GradPooled       float64        `json:"grad_pooled"` // ‖∇θ ℓ(A ∪ B; θS)‖: θS's convergence
-	DLambda          *float64       `json:"dlambda"`
-	DLambdaP         *float64       `json:"dlambda_p"`
-	LogLikA          *float64       `json:"loglik_a"`
-	LogLikB          *float64       `json:"loglik_b"`
-	LogLikSA         float64        `json:"loglik_sa"`
-	LogLikSB         float64        `json:"loglik_sb"`
-	Permutations     int            `json:"permutations"`
-	Seed             uint64         `json:"seed"`
-	Density          lrmf.ModelSpec `json:"density"`
-	ClosedForm       bool           `json:"closed_form"`
-	Backend          string         `json:"backend"` // "host/float64" on the closed-form Gaussian path
-	Data             reportData     `json:"data"`
-	Seconds          float64        `json:"seconds"`
-	MsPerPermutation float64        `json:"ms_per_permutation"`
+	Shift            bool            `json:"shift"`
+	Alpha            float64         `json:"alpha"`
+	Score            float64         `json:"score"`
+	ScoreP           float64         `json:"score_p"`
+	GradA            float64         `json:"grad_a"`
+	GradB            float64         `json:"grad_b"`
+	GradPooled       float64         `json:"grad_pooled"` // ‖∇θ ℓ(A ∪ B; θS)‖: θS's convergence
+	DLambda          *float64        `json:"dlambda"`
+	DLambdaP         *float64        `json:"dlambda_p"`
+	LogLikA          *float64        `json:"loglik_a"`
+	LogLikB          *float64        `json:"loglik_b"`
+	LogLikSA         float64         `json:"loglik_sa"`
+	LogLikSB         float64         `json:"loglik_sb"`
+	Permutations     int             `json:"permutations"`
+	Seed             uint64          `json:"seed"`
+	Density          model.ModelSpec `json:"density"`
+	ClosedForm       bool            `json:"closed_form"`
+	Backend          string          `json:"backend"` // "host/float64" on the closed-form Gaussian path
+	Data             reportData      `json:"data"`
+	Seconds          float64         `json:"seconds"`
+	MsPerPermutation float64         `json:"ms_per_permutation"`
 }
 
 func (o *shiftOpts) validate(set map[string]bool) error {
@@ -156,9 +160,10 @@ func (o *shiftOpts) validate(set map[string]bool) error {
 	})
 }
 
-func (o *shiftOpts) spec() lrmf.ModelSpec {
+func (o *shiftOpts) spec() model.ModelSpec {
 	return (&alignOpts{blocks: o.blocks, hidden: o.hidden, depth: o.depth, scale: o.scale, bound: o.bound,
-		solver: "dopri5", odeSteps: 10, atol: 1e-5, rtol: 1e-5, odeMaxSteps: 200, trace: "exact"}).spec(o.density)
+		solver: ffjordDefaults.Solver, odeSteps: ffjordDefaults.ODESteps, atol: ffjordDefaults.Atol, rtol: ffjordDefaults.Rtol,
+		odeMaxSteps: ffjordDefaults.MaxSteps, trace: ffjordDefaults.Trace}).spec(o.density)
 }
 
 func runShiftTest(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
@@ -210,7 +215,7 @@ func runShiftTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	cfg := lrmf.ShiftConfig{
 		Backend: be, Density: o.spec(), Permutations: o.perms, Seed: o.seed, ScoreOnly: o.scoreOnly,
-		GradientFit: o.gradientFit, FitSteps: o.fitSteps, Batch: batch, LR: o.lr, Tol: o.tol,
+		FitOptions: lrmf.FitOptions{GradientFit: o.gradientFit, FitSteps: o.fitSteps, Batch: batch, FitLR: o.lr, Tol: o.tol},
 	}
 	note := func(format string, args ...any) {
 		if !o.quiet {

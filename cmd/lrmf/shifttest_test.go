@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lrmf-go/lrmf/lrmf"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 )
 
 // The default (built-in moons, B rotated by 50°) is a shift; two files
@@ -89,11 +89,11 @@ func TestShiftTestFFJORD(t *testing.T) {
 		"--permutations", "3", "--score-only", "--json")
 	require.Equal(t, 0, code, stderr)
 	var rep struct {
-		Density lrmf.ModelSpec `json:"density"`
-		ScoreP  float64        `json:"score_p"`
+		Density model.ModelSpec `json:"density"`
+		ScoreP  float64         `json:"score_p"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
-	assert.Equal(t, lrmf.ModelSpec{Kind: "ffjord"}.Normalized(), rep.Density)
+	assert.Equal(t, model.ModelSpec{Kind: "ffjord"}.Normalized(), rep.Density)
 	assert.Contains(t, []float64{0.25, 0.5, 0.75, 1}, rep.ScoreP)
 }
 

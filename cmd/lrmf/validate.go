@@ -7,8 +7,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/lrmf-go/lrmf/lrmf"
 	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -55,8 +55,8 @@ func checkSourceAndDensity(a, b string, set map[string]bool, density, scale, dty
 	if a != "" && set["data"] {
 		return usagef("--data cannot be combined with --a/--b")
 	}
-	if !slices.Contains(lrmf.DensityKinds, density) {
-		return usagef("unknown --density %q (available: %s)", density, strings.Join(lrmf.DensityKinds, ", "))
+	if !slices.Contains(model.DensityKinds, density) {
+		return usagef("unknown --density %q (available: %s)", density, strings.Join(model.DensityKinds, ", "))
 	}
 	if scale != "exp" && scale != "sigmoid" {
 		return usagef("unknown --scale %q (available: exp, sigmoid)", scale)

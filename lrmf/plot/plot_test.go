@@ -22,6 +22,7 @@ import (
 
 	"github.com/lrmf-go/lrmf/lrmf"
 	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -213,19 +214,26 @@ func TestPanelErrors(t *testing.T) {
 
 // alignBlobs aligns a small blobs pair with the given models on a float64
 // backend that the caller must close.
-func alignBlobs(t *testing.T, flow, density lrmf.ModelSpec, steps int) (*data.Pair, *lrmf.Result, native.Backend) {
+func alignBlobs(t *testing.T, flow, density model.ModelSpec, steps int) (*data.Pair, *lrmf.Result, native.Backend) {
 	t.Helper()
 	be, err := native.Open(native.DefaultBackend(), native.Float64, 2)
 	require.NoError(t, err)
 	p := data.Blobs(400, 1)
-	res, err := lrmf.Align(context.Background(), p.A, p.B, lrmf.Config{Backend: be, Flow: flow, Density: density,
-		Steps: steps, FitSteps: steps, Batch: 128, LR: 0.01, Seed: 1})
+	res, err := lrmf.Align(context.Background(), p.A, p.B, lrmf.Config{
+		Backend:    be,
+		Flow:       flow,
+		Density:    density,
+		Steps:      steps,
+		LR:         0.01,
+		Seed:       1,
+		FitOptions: lrmf.FitOptions{FitSteps: steps, Batch: 128},
+	})
 	require.NoError(t, err)
 	return &p, res, be
 }
 
 func TestWriteResultGaussian(t *testing.T) {
-	p, res, be := alignBlobs(t, lrmf.ModelSpec{Kind: "affine"}, lrmf.ModelSpec{Kind: "gaussian"}, 1500)
+	p, res, be := alignBlobs(t, model.ModelSpec{Kind: "affine"}, model.ModelSpec{Kind: "gaussian"}, 1500)
 	defer be.Close()
 	dir := t.TempDir()
 	paths, err := WriteResult(dir, "t-", "blobs", p.A, p.B, res)
@@ -268,7 +276,7 @@ func TestWriteResultGaussian(t *testing.T) {
 }
 
 func TestBuildRealNVP(t *testing.T) {
-	spec := lrmf.ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8, Depth: 1}
+	spec := model.ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8, Depth: 1}
 	p, res, be := alignBlobs(t, spec, spec, 30)
 	defer be.Close()
 	ps, err := Build("x", p.A, p.B, res)

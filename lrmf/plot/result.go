@@ -10,6 +10,7 @@ import (
 	gplot "gonum.org/v1/plot"
 
 	"github.com/lrmf-go/lrmf/lrmf"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 )
 
 // Panel names one figure Build can draw from an lrmf.Result; it is also the
@@ -178,15 +179,15 @@ func densityPanel(res *lrmf.Result, pn Panel, a, ta, b *mat.Dense, gridFor func(
 // gaussianEllipses returns the 3σ ellipses of θA*, θB*, θS and of the
 // sample moments of T(A) when res's densities are Gaussian, else nil.
 func gaussianEllipses(res *lrmf.Result, ta *mat.Dense) ([]Ellipse, error) {
-	ga, okA := res.DensityA.(*lrmf.Gaussian)
-	gb, okB := res.DensityB.(*lrmf.Gaussian)
-	gs, okS := res.Density.(*lrmf.Gaussian)
+	ga, okA := res.DensityA.(*model.Gaussian)
+	gb, okB := res.DensityB.(*model.Gaussian)
+	gs, okS := res.Density.(*model.Gaussian)
 	if !okA || !okB || !okS {
 		return nil, nil
 	}
 	var ells []Ellipse
 	for _, m := range []struct {
-		g      *lrmf.Gaussian
+		g      *model.Gaussian
 		label  string
 		c      color.Color
 		dashed bool

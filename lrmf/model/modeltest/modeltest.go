@@ -1,8 +1,8 @@
-// Package lrmftest holds the checks every lrmf.Flow and lrmf.Density must
+// Package modeltest holds the checks every model.Flow and model.Density must
 // pass, run on the float64 reference backend: gradients of Backward against
 // central finite differences, inverse∘forward = identity, and the analytic
 // log-det against ln|det J| of a finite-difference Jacobian.
-package lrmftest
+package modeltest
 
 import (
 	"math"
@@ -11,13 +11,13 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
-	"github.com/lrmf-go/lrmf/lrmf"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
 // Perturb adds scale·U(−1, 1) to every parameter, so checks do not run only
 // at a special point such as the identity initialisation.
-func Perturb(be native.Backend, ps []*lrmf.Param, rng *rand.Rand, scale float64) {
+func Perturb(be native.Backend, ps []*model.Param, rng *rand.Rand, scale float64) {
 	for _, p := range ps {
 		v := download(be, p.Value)
 		for i := range v {
@@ -92,7 +92,7 @@ func compareGrad(t *testing.T, what string, got, want []float64, tol float64) {
 // DensityGradients checks Density.Backward on x against finite differences
 // of L = Σ_i w_i ln p(x_i) for random weights w, with respect to every
 // parameter and to x. be must be a float64 backend.
-func DensityGradients(t *testing.T, be native.Backend, d lrmf.Density, x *native.Tensor, rng *rand.Rand, tol float64) {
+func DensityGradients(t *testing.T, be native.Backend, d model.Density, x *native.Tensor, rng *rand.Rand, tol float64) {
 	t.Helper()
 	n := x.Rows()
 	w := Rand(be, rng, n, 1, 1)
@@ -118,7 +118,7 @@ func DensityGradients(t *testing.T, be native.Backend, d lrmf.Density, x *native
 // FlowGradients checks Flow.Backward on x against finite differences of
 // L = Σ_i wy_i·T(x_i) + wl_i ln|det ∂T/∂x(x_i)| for random wy, wl, with
 // respect to every parameter and to x.
-func FlowGradients(t *testing.T, be native.Backend, f lrmf.Flow, x *native.Tensor, rng *rand.Rand, tol float64) {
+func FlowGradients(t *testing.T, be native.Backend, f model.Flow, x *native.Tensor, rng *rand.Rand, tol float64) {
 	t.Helper()
 	n, d := x.Rows(), x.Cols()
 	wy, wl := Rand(be, rng, n, d, 1), Rand(be, rng, n, 1, 1)
@@ -146,7 +146,7 @@ func FlowGradients(t *testing.T, be native.Backend, f lrmf.Flow, x *native.Tenso
 }
 
 // FlowInverse checks T⁻¹(T(x)) = x to tol (absolute, per element).
-func FlowInverse(t *testing.T, be native.Backend, f lrmf.Flow, x *native.Tensor, tol float64) {
+func FlowInverse(t *testing.T, be native.Backend, f model.Flow, x *native.Tensor, tol float64) {
 	t.Helper()
 	n, d := x.Rows(), x.Cols()
 	y, logdet, back := be.New(n, d), be.New(n, 1), be.New(n, d)
@@ -166,7 +166,7 @@ func FlowInverse(t *testing.T, be native.Backend, f lrmf.Flow, x *native.Tensor,
 
 // FlowLogDet checks the analytic per-sample log-det of Forward against
 // ln|det J| of the central-difference Jacobian of T at each row of x.
-func FlowLogDet(t *testing.T, be native.Backend, f lrmf.Flow, x *native.Tensor, tol float64) {
+func FlowLogDet(t *testing.T, be native.Backend, f model.Flow, x *native.Tensor, tol float64) {
 	t.Helper()
 	n, d := x.Rows(), x.Cols()
 	y, logdet := be.New(n, d), be.New(n, 1)

@@ -1,4 +1,4 @@
-package lrmf
+package model
 
 import (
 	"fmt"
@@ -9,12 +9,13 @@ import (
 
 // RealNVPOptions sizes a Real NVP flow (Dinh et al., 2017): Blocks affine
 // coupling layers, each with an MLP of Depth hidden layers of Hidden ReLU
-// units, and the scale function Scale.
+// units, and the scale function Scale. A zero field selects the default
+// below (the network lrmf align uses); PaperRealNVP is the paper's.
 type RealNVPOptions struct {
-	Blocks int          // coupling layers (paper: 4)
-	Hidden int          // units per hidden layer (paper: 512)
-	Depth  int          // hidden layers per coupling network (paper: 2)
-	Scale  native.Scale // default: exp with soft bound 4 (ln s ∈ (−4, 4))
+	Blocks int          // coupling layers (default 4; paper: 4)
+	Hidden int          // units per hidden layer (default 32; paper: 512)
+	Depth  int          // hidden layers per coupling network (default 2; paper: 2)
+	Scale  native.Scale // default: DefaultScale, exp with soft bound 4 (ln s ∈ (−4, 4))
 }
 
 // PaperRealNVP is the network of the LRMF paper: 4 blocks of 2 × 512 ReLU.
@@ -24,18 +25,24 @@ var PaperRealNVP = RealNVPOptions{Blocks: 4, Hidden: 512, Depth: 2}
 // RealNVPOptions says otherwise.
 var DefaultScale = native.Scale{Kind: native.ScaleExp, Bound: 4}
 
+// realNVPDefaults is what the zero fields of a RealNVPOptions select: 4
+// blocks of 2 × 32 ReLU (wider networks are slower for no gain on 2-D
+// data; the paper's 512 is PaperRealNVP).
+var realNVPDefaults = RealNVPOptions{Blocks: 4, Hidden: 32, Depth: 2, Scale: DefaultScale}
+
 func (o RealNVPOptions) withDefaults() RealNVPOptions {
+	d := realNVPDefaults
 	if o.Blocks == 0 {
-		o.Blocks = 4
+		o.Blocks = d.Blocks
 	}
 	if o.Hidden == 0 {
-		o.Hidden = 64
+		o.Hidden = d.Hidden
 	}
 	if o.Depth == 0 {
-		o.Depth = 2
+		o.Depth = d.Depth
 	}
 	if o.Scale.Kind == 0 {
-		o.Scale = DefaultScale
+		o.Scale = d.Scale
 	}
 	return o
 }
@@ -43,15 +50,15 @@ func (o RealNVPOptions) withDefaults() RealNVPOptions {
 func (o RealNVPOptions) validate(dim int) error {
 	switch {
 	case dim < 2:
-		return fmt.Errorf("lrmf: Real NVP needs at least 2 dimensions to split into halves, the data have %d", dim)
+		return fmt.Errorf("model: Real NVP needs at least 2 dimensions to split into halves, the data have %d", dim)
 	case o.Blocks < 1 || o.Hidden < 1 || o.Depth < 1:
-		return fmt.Errorf("lrmf: Real NVP blocks=%d hidden=%d depth=%d must be positive", o.Blocks, o.Hidden, o.Depth)
+		return fmt.Errorf("model: Real NVP blocks=%d hidden=%d depth=%d must be positive", o.Blocks, o.Hidden, o.Depth)
 	case o.Blocks > 1<<10 || o.Hidden > 1<<16 || o.Depth > 1<<8:
-		return fmt.Errorf("lrmf: Real NVP blocks=%d hidden=%d depth=%d: too large (at most 1024 blocks, 65536 units, 256 layers)", o.Blocks, o.Hidden, o.Depth)
+		return fmt.Errorf("model: Real NVP blocks=%d hidden=%d depth=%d: too large (at most 1024 blocks, 65536 units, 256 layers)", o.Blocks, o.Hidden, o.Depth)
 	case o.Scale.Kind == native.ScaleExp && !(o.Scale.Bound > 0):
-		return fmt.Errorf("lrmf: Real NVP exp scale needs a positive bound, got %v", o.Scale.Bound)
+		return fmt.Errorf("model: Real NVP exp scale needs a positive bound, got %v", o.Scale.Bound)
 	case o.Scale.Kind != native.ScaleExp && o.Scale.Kind != native.ScaleSigmoid:
-		return fmt.Errorf("lrmf: Real NVP: unknown scale kind %d", o.Scale.Kind)
+		return fmt.Errorf("model: Real NVP: unknown scale kind %d", o.Scale.Kind)
 	}
 	return nil
 }
@@ -157,6 +164,17 @@ func RealNVPFlow(o RealNVPOptions) FlowMaker {
 	}
 }
 
+// RealNVPDensity returns a DensityMaker for a Real NVP density.
+func RealNVPDensity(o RealNVPOptions) DensityMaker {
+	return func(be native.Backend, dim int, rng *rand.Rand) (Density, error) {
+		f, err := NewRealNVP(be, dim, o, rng)
+		if err != nil {
+			return nil, err
+		}
+		return NewFlowDensity(be, f), nil
+	}
+}
+
 // Dim returns D.
 func (f *RealNVP) Dim() int { return f.d }
 
@@ -177,7 +195,7 @@ func (f *RealNVP) resize(n int) {
 
 func (f *RealNVP) check(op string, x *native.Tensor) error {
 	if x.Cols() != f.d {
-		return fmt.Errorf("lrmf: RealNVP.%s: input has %d columns, the flow has dimension %d", op, x.Cols(), f.d)
+		return fmt.Errorf("model: RealNVP.%s: input has %d columns, the flow has dimension %d", op, x.Cols(), f.d)
 	}
 	return nil
 }
@@ -221,7 +239,7 @@ func (f *RealNVP) Inverse(x, y *native.Tensor) error {
 // Backward propagates dy and dlogdet through the blocks in reverse order.
 func (f *RealNVP) Backward(dx, dy, dlogdet *native.Tensor) error {
 	if f.n == 0 {
-		return fmt.Errorf("lrmf: RealNVP.Backward called before Forward")
+		return fmt.Errorf("model: RealNVP.Backward called before Forward")
 	}
 	g := dy
 	for k := len(f.blocks) - 1; k >= 0; k-- {
@@ -233,73 +251,4 @@ func (f *RealNVP) Backward(dx, dy, dlogdet *native.Tensor) error {
 		g = out
 	}
 	return nil
-}
-
-// FlowDensity is the density of a flow f pulled back from a standard
-// normal base: ln p(x) = ln N(f(x); 0, I) + ln|det ∂f/∂x|. Its parameters
-// are the flow's.
-type FlowDensity struct {
-	be       native.Backend
-	f        Flow
-	d        int
-	zero     *native.Tensor // μ = 0
-	eye      *native.Tensor // L = I
-	n        int
-	z, u, ld *native.Tensor
-	dz       *native.Tensor
-	dmu, dl  *native.Tensor // gradients of the fixed base, discarded
-}
-
-// NewFlowDensity returns the density of f with a standard-normal base.
-func NewFlowDensity(be native.Backend, f Flow) *FlowDensity {
-	d := f.Dim()
-	p := &FlowDensity{be: be, f: f, d: d, zero: be.New(1, d), eye: be.New(d, d), dmu: be.New(1, d), dl: be.New(d, d)}
-	be.Upload(p.eye, identity(d))
-	return p
-}
-
-// RealNVPDensity returns a DensityMaker for a Real NVP density.
-func RealNVPDensity(o RealNVPOptions) DensityMaker {
-	return func(be native.Backend, dim int, rng *rand.Rand) (Density, error) {
-		f, err := NewRealNVP(be, dim, o, rng)
-		if err != nil {
-			return nil, err
-		}
-		return NewFlowDensity(be, f), nil
-	}
-}
-
-// Flow returns the underlying flow x → z.
-func (p *FlowDensity) Flow() Flow { return p.f }
-
-// Dim returns D.
-func (p *FlowDensity) Dim() int { return p.d }
-
-// Params returns the flow's parameters.
-func (p *FlowDensity) Params() []*Param { return p.f.Params() }
-
-// LogProb sets logp[i] = ln N(f(x_i); 0, I) + ln|det ∂f/∂x (x_i)|.
-func (p *FlowDensity) LogProb(logp, x *native.Tensor) error {
-	n := x.Rows()
-	if p.n != n || p.z == nil {
-		p.n = n
-		p.z, p.u, p.ld, p.dz = p.be.New(n, p.d), p.be.New(n, p.d), p.be.New(n, 1), p.be.New(n, p.d)
-	}
-	p.be.Fill(p.ld, 0)
-	if err := p.f.Forward(p.z, p.ld, x); err != nil {
-		return err
-	}
-	p.be.GaussLogProb(logp, p.u, p.z, p.zero, p.eye, 0)
-	p.be.Axpy(1, p.ld, logp)
-	return nil
-}
-
-// Backward: ∂L/∂z from the base, then through the flow with ∂L/∂logdet =
-// dlogp.
-func (p *FlowDensity) Backward(dx, dlogp *native.Tensor) error {
-	if p.z == nil {
-		return fmt.Errorf("lrmf: FlowDensity.Backward called before LogProb")
-	}
-	p.be.GaussBackward(p.dz, p.dmu, p.dl, p.z, p.zero, p.eye, p.u, dlogp)
-	return p.f.Backward(dx, p.dz, dlogp)
 }

@@ -1,4 +1,4 @@
-package lrmf
+package model
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/lrmf-go/lrmf/lrmf/internal/linalg"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -25,7 +26,7 @@ type Affine struct {
 	a, b *Param
 	ps   []*Param
 
-	ah, mh    *hostMat       // A and M = AᵀA on the host
+	ah, mh    *linalg.Mat    // A and M = AᵀA on the host
 	m, minv   *native.Tensor // M and M⁻¹ on the backend
 	dm        *native.Tensor // ∂L/∂M data term
 	ldm       float64
@@ -35,13 +36,13 @@ type Affine struct {
 
 // NewAffine returns the identity affine flow on R^d.
 func NewAffine(be native.Backend, d int) *Affine {
-	f := &Affine{be: be, d: d, ah: newHostMat(d), mh: newHostMat(d),
+	f := &Affine{be: be, d: d, ah: linalg.NewMat(d), mh: linalg.NewMat(d),
 		m: be.New(d, d), minv: be.New(d, d), dm: be.New(d, d),
 		gbuf: make([]float64, d*d), dab: make([]float64, d*d)}
 	f.a = newParam(be, "A", d, d)
 	f.b = newParam(be, "b", 1, d)
 	f.ps = []*Param{f.a, f.b}
-	be.Upload(f.a.Value, identity(d))
+	be.Upload(f.a.Value, linalg.Identity(d))
 	return f
 }
 
@@ -60,21 +61,21 @@ func (f *Affine) Params() []*Param { return f.ps }
 
 // updateM recomputes M = AᵀA on the host, uploads it and sets ldm.
 func (f *Affine) updateM() error {
-	f.be.Download(f.ah.buf, f.a.Value)
-	blas64.Gemm(blas.Trans, blas.NoTrans, 1, f.ah.general(f.ah.buf), f.ah.general(f.ah.buf), 0, f.mh.general(f.mh.buf))
-	ld, err := f.mh.logAbsDet()
+	f.be.Download(f.ah.Buf, f.a.Value)
+	blas64.Gemm(blas.Trans, blas.NoTrans, 1, f.ah.General(f.ah.Buf), f.ah.General(f.ah.Buf), 0, f.mh.General(f.mh.Buf))
+	ld, err := f.mh.LogAbsDet()
 	if err != nil {
-		return fmt.Errorf("lrmf: Affine: AᵀA is singular (ln det = %v)", ld)
+		return fmt.Errorf("model: Affine: AᵀA is singular (ln det = %v)", ld)
 	}
 	f.ldm = ld
-	f.be.Upload(f.m, f.mh.buf)
+	f.be.Upload(f.m, f.mh.Buf)
 	return nil
 }
 
 // Forward sets y_i = M x_i + b and adds ln det M to logdet[i].
 func (f *Affine) Forward(y, logdet, x *native.Tensor) error {
 	if x.Cols() != f.d {
-		return fmt.Errorf("lrmf: Affine.Forward: x has %d columns, the flow has dimension %d", x.Cols(), f.d)
+		return fmt.Errorf("model: Affine.Forward: x has %d columns, the flow has dimension %d", x.Cols(), f.d)
 	}
 	if err := f.updateM(); err != nil {
 		return err
@@ -89,9 +90,9 @@ func (f *Affine) Inverse(x, y *native.Tensor) error {
 	if err := f.updateM(); err != nil {
 		return err
 	}
-	inv, err := f.mh.inverse()
+	inv, err := f.mh.Inverse()
 	if err != nil {
-		return fmt.Errorf("lrmf: Affine.Inverse: %w", err)
+		return fmt.Errorf("model: Affine.Inverse: %w", err)
 	}
 	f.be.Upload(f.minv, inv)
 	f.be.AffineInverse(x, y, f.minv, f.b.Value)
@@ -106,7 +107,7 @@ func (f *Affine) Inverse(x, y *native.Tensor) error {
 // the last from M = AᵀA.
 func (f *Affine) Backward(dx, dy, dlogdet *native.Tensor) error {
 	if f.x == nil {
-		return fmt.Errorf("lrmf: Affine.Backward called before Forward")
+		return fmt.Errorf("model: Affine.Backward called before Forward")
 	}
 	be := f.be
 	if dx != nil {
@@ -115,9 +116,9 @@ func (f *Affine) Backward(dx, dy, dlogdet *native.Tensor) error {
 	be.BiasGrad(f.b.Grad, dy)
 	be.Gemm(true, false, 1, dy, f.x, 0, f.dm)
 	be.Download(f.gbuf, f.dm)
-	inv, err := f.mh.inverse()
+	inv, err := f.mh.Inverse()
 	if err != nil {
-		return fmt.Errorf("lrmf: Affine.Backward: %w", err)
+		return fmt.Errorf("model: Affine.Backward: %w", err)
 	}
 	sw := be.Sum(dlogdet)
 	d, g := f.d, f.gbuf
@@ -130,7 +131,7 @@ func (f *Affine) Backward(dx, dy, dlogdet *native.Tensor) error {
 			g[i*d+j], g[j*d+i] = s, s
 		}
 	}
-	blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, f.ah.general(f.ah.buf), f.ah.general(g), 0, f.ah.general(f.dab))
+	blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, f.ah.General(f.ah.Buf), f.ah.General(g), 0, f.ah.General(f.dab))
 	be.Upload(f.a.Grad, f.dab)
 	return nil
 }

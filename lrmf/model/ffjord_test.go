@@ -1,4 +1,4 @@
-package lrmf_test
+package model_test
 
 import (
 	"errors"
@@ -9,8 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lrmf-go/lrmf/lrmf"
-	"github.com/lrmf-go/lrmf/lrmf/lrmftest"
+	"github.com/lrmf-go/lrmf/lrmf/model"
+	"github.com/lrmf-go/lrmf/lrmf/model/modeltest"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -20,26 +20,26 @@ import (
 // inverse) need the solution itself to be accurate, so they use a tight
 // Dormand–Prince.
 var (
-	ffjordRK4   = lrmf.FFJORDOptions{Blocks: 2, Hidden: 6, Depth: 2, Solver: "rk4", Steps: 8}
-	ffjordTight = lrmf.FFJORDOptions{Blocks: 2, Hidden: 6, Depth: 2, Solver: "dopri5", Atol: 1e-12, Rtol: 1e-12, MaxSteps: 5000}
+	ffjordRK4   = model.FFJORDOptions{Blocks: 2, Hidden: 6, Depth: 2, Solver: "rk4", Steps: 8}
+	ffjordTight = model.FFJORDOptions{Blocks: 2, Hidden: 6, Depth: 2, Solver: "dopri5", Atol: 1e-12, Rtol: 1e-12, MaxSteps: 5000}
 )
 
 func TestFFJORDFlowGradients(t *testing.T) {
 	be, rng := native.NewRef(), newRNG(t)
 	for _, d := range []int{1, 2, 3} {
 		t.Run(fmt.Sprintf("rk4/D=%d", d), func(t *testing.T) {
-			f, err := lrmf.NewFFJORD(be, d, ffjordRK4, rng)
+			f, err := model.NewFFJORD(be, d, ffjordRK4, rng)
 			require.NoError(t, err)
-			lrmftest.FlowGradients(t, be, f, lrmftest.Rand(be, rng, 5, d, 1.5), rng, 1e-6)
+			modeltest.FlowGradients(t, be, f, modeltest.Rand(be, rng, 5, d, 1.5), rng, 1e-6)
 		})
 		// Through the adaptive solver the step sequence is a constant of
 		// the backward pass; at tolerance 1e-12 moving θ by the FD step
 		// changes the solution through the step control by far less than
 		// the 1e-6 tolerance.
 		t.Run(fmt.Sprintf("dopri5/D=%d", d), func(t *testing.T) {
-			f, err := lrmf.NewFFJORD(be, d, ffjordTight, rng)
+			f, err := model.NewFFJORD(be, d, ffjordTight, rng)
 			require.NoError(t, err)
-			lrmftest.FlowGradients(t, be, f, lrmftest.Rand(be, rng, 4, d, 1.5), rng, 1e-6)
+			modeltest.FlowGradients(t, be, f, modeltest.Rand(be, rng, 4, d, 1.5), rng, 1e-6)
 		})
 	}
 }
@@ -48,11 +48,11 @@ func TestFFJORDFlowInverseAndLogDet(t *testing.T) {
 	be, rng := native.NewRef(), newRNG(t)
 	for _, d := range []int{1, 2, 3} {
 		t.Run(fmt.Sprintf("D=%d", d), func(t *testing.T) {
-			f, err := lrmf.NewFFJORD(be, d, ffjordTight, rng)
+			f, err := model.NewFFJORD(be, d, ffjordTight, rng)
 			require.NoError(t, err)
-			x := lrmftest.Rand(be, rng, 6, d, 2)
-			lrmftest.FlowInverse(t, be, f, x, 1e-8)
-			lrmftest.FlowLogDet(t, be, f, x, 1e-7)
+			x := modeltest.Rand(be, rng, 6, d, 2)
+			modeltest.FlowInverse(t, be, f, x, 1e-8)
+			modeltest.FlowLogDet(t, be, f, x, 1e-7)
 		})
 	}
 }
@@ -62,9 +62,9 @@ func TestFFJORDRK4Inverse(t *testing.T) {
 	be, rng := native.NewRef(), newRNG(t)
 	o := ffjordRK4
 	o.Steps = 200
-	f, err := lrmf.NewFFJORD(be, 2, o, rng)
+	f, err := model.NewFFJORD(be, 2, o, rng)
 	require.NoError(t, err)
-	lrmftest.FlowInverse(t, be, f, lrmftest.Rand(be, rng, 20, 2, 2), 1e-8)
+	modeltest.FlowInverse(t, be, f, modeltest.Rand(be, rng, 20, 2, 2), 1e-8)
 }
 
 func TestFFJORDInverseFloat32(t *testing.T) {
@@ -74,13 +74,13 @@ func TestFFJORDInverseFloat32(t *testing.T) {
 	}
 	defer be.Close()
 	rng := newRNG(t)
-	for _, o := range []lrmf.FFJORDOptions{
+	for _, o := range []model.FFJORDOptions{
 		{Solver: "dopri5", Atol: 1e-6, Rtol: 1e-6},
 		{Solver: "rk4", Steps: 40},
 	} {
-		f, err := lrmf.NewFFJORD(be, 2, o, rng)
+		f, err := model.NewFFJORD(be, 2, o, rng)
 		require.NoError(t, err)
-		lrmftest.FlowInverse(t, be, f, lrmftest.Rand(be, rng, 500, 2, 2), 1e-4)
+		modeltest.FlowInverse(t, be, f, modeltest.Rand(be, rng, 500, 2, 2), 1e-4)
 	}
 }
 
@@ -88,10 +88,10 @@ func TestFFJORDInverseFloat32(t *testing.T) {
 func TestFFJORDSolversAgree(t *testing.T) {
 	be, rng := native.NewRef(), newRNG(t)
 	seed := rng.Uint64()
-	mk := func(o lrmf.FFJORDOptions) (y, ld []float64) {
-		f, err := lrmf.NewFFJORD(be, 3, o, newRNGFrom(seed))
+	mk := func(o model.FFJORDOptions) (y, ld []float64) {
+		f, err := model.NewFFJORD(be, 3, o, newRNGFrom(seed))
 		require.NoError(t, err)
-		x := lrmftest.Rand(be, newRNGFrom(seed+1), 30, 3, 2)
+		x := modeltest.Rand(be, newRNGFrom(seed+1), 30, 3, 2)
 		yt, lt := be.New(30, 3), be.New(30, 1)
 		require.NoError(t, f.Forward(yt, lt, x))
 		return download(be, yt), download(be, lt)
@@ -117,9 +117,9 @@ func TestFFJORDHutchinsonMeanIsExact(t *testing.T) {
 	be, rng := native.NewRef(), newRNG(t)
 	seed := rng.Uint64()
 	const n, draws = 4, 4000
-	x := lrmftest.Rand(be, newRNGFrom(seed+1), n, 3, 1.5)
-	run := func(o lrmf.FFJORDOptions, k int) (mean, sd []float64) {
-		f, err := lrmf.NewFFJORD(be, 3, o, newRNGFrom(seed))
+	x := modeltest.Rand(be, newRNGFrom(seed+1), n, 3, 1.5)
+	run := func(o model.FFJORDOptions, k int) (mean, sd []float64) {
+		f, err := model.NewFFJORD(be, 3, o, newRNGFrom(seed))
 		require.NoError(t, err)
 		y, ld := be.New(n, 3), be.New(n, 1)
 		sum, sq := make([]float64, n), make([]float64, n)
@@ -152,10 +152,10 @@ func TestFFJORDHutchinsonMeanIsExact(t *testing.T) {
 func TestFFJORDDensityGradients(t *testing.T) {
 	be, rng := native.NewRef(), newRNG(t)
 	for _, d := range []int{1, 2} {
-		p, err := lrmf.FFJORDDensity(ffjordRK4)(be, d, rng)
+		p, err := model.FFJORDDensity(ffjordRK4)(be, d, rng)
 		require.NoError(t, err)
-		lrmftest.DensityGradients(t, be, p, lrmftest.Rand(be, rng, 5, d, 1.5), rng, 1e-6)
-		st, ok := lrmf.SolverStatsOf(p)
+		modeltest.DensityGradients(t, be, p, modeltest.Rand(be, rng, 5, d, 1.5), rng, 1e-6)
+		st, ok := model.SolverStatsOf(p)
 		require.True(t, ok)
 		require.Greater(t, st.NFE, 0)
 		require.Greater(t, st.VJP, 0)
@@ -164,9 +164,9 @@ func TestFFJORDDensityGradients(t *testing.T) {
 
 func TestFFJORDSolverErrors(t *testing.T) {
 	be, rng := native.NewRef(), newRNG(t)
-	f, err := lrmf.NewFFJORD(be, 2, lrmf.FFJORDOptions{MaxSteps: 1}, rng)
+	f, err := model.NewFFJORD(be, 2, model.FFJORDOptions{MaxSteps: 1}, rng)
 	require.NoError(t, err)
-	x := lrmftest.Rand(be, rng, 3, 2, 1)
+	x := modeltest.Rand(be, rng, 3, 2, 1)
 	err = f.Forward(be.New(3, 2), be.New(3, 1), x)
 	require.True(t, errors.Is(err, native.ErrODEMaxSteps), "%v", err)
 	require.ErrorContains(t, err, "raise the step budget")
@@ -176,18 +176,18 @@ func TestFFJORDSolverErrors(t *testing.T) {
 func TestFFJORDRejectsBadOptions(t *testing.T) {
 	be, rng := native.NewRef(), newRNG(t)
 	for _, c := range []struct {
-		o    lrmf.FFJORDOptions
+		o    model.FFJORDOptions
 		want string
 	}{
-		{lrmf.FFJORDOptions{Solver: "euler"}, "solver"},
-		{lrmf.FFJORDOptions{Trace: "approx"}, "trace"},
-		{lrmf.FFJORDOptions{Blocks: -1}, "positive"},
-		{lrmf.FFJORDOptions{Atol: -1, Rtol: 1}, "tolerances"},
-		{lrmf.FFJORDOptions{Probes: 3}, "probes"},
-		{lrmf.FFJORDOptions{Steps: -2}, "steps"},
-		{lrmf.FFJORDOptions{Hidden: 1 << 21}, "too large"},
+		{model.FFJORDOptions{Solver: "euler"}, "solver"},
+		{model.FFJORDOptions{Trace: "approx"}, "trace"},
+		{model.FFJORDOptions{Blocks: -1}, "positive"},
+		{model.FFJORDOptions{Atol: -1, Rtol: 1}, "tolerances"},
+		{model.FFJORDOptions{Probes: 3}, "probes"},
+		{model.FFJORDOptions{Steps: -2}, "steps"},
+		{model.FFJORDOptions{Hidden: 1 << 21}, "too large"},
 	} {
-		_, err := lrmf.NewFFJORD(be, 2, c.o, rng)
+		_, err := model.NewFFJORD(be, 2, c.o, rng)
 		require.ErrorContains(t, err, c.want, "%+v", c.o)
 	}
 }
@@ -200,10 +200,10 @@ func TestFFJORDStepAllocatesNothing(t *testing.T) {
 	}
 	defer be.Close()
 	rng := newRNG(t)
-	for _, o := range []lrmf.FFJORDOptions{{Solver: "rk4"}, {Solver: "dopri5"}, {Solver: "rk4", Trace: "hutchinson"}} {
-		f, err := lrmf.NewFFJORD(be, 2, o, rng)
+	for _, o := range []model.FFJORDOptions{{Solver: "rk4"}, {Solver: "dopri5"}, {Solver: "rk4", Trace: "hutchinson"}} {
+		f, err := model.NewFFJORD(be, 2, o, rng)
 		require.NoError(t, err)
-		x := lrmftest.Rand(be, rng, 64, 2, 1)
+		x := modeltest.Rand(be, rng, 64, 2, 1)
 		y, ld, dy, dld := be.New(64, 2), be.New(64, 1), be.New(64, 2), be.New(64, 1)
 		be.Fill(dy, 0.1)
 		be.Fill(dld, 0.1)

@@ -1,35 +1,39 @@
-package lrmf
+// Package paper reruns the experiments of the LRMF paper (Usman, Sud,
+// Dufour, Saenko, NeurIPS 2020) that are not alignments: Example 2.2, the
+// vanishing gradient of a mixture likelihood. The figure reproductions,
+// which are lrmf.Align runs, live in the lrmf command (lrmf reproduce).
+//
+// Example 2.2: A is an n-point sample of ½N(−1, 0.5²) + ½N(1, 0.5²); the
+// model is the mixture ½N(0, 1.25) + ½N(μ, 1.25) (1.25 the variance;
+// weights and variances fixed, only the second mean varies). For μ on
+// linspace(4, 20, 100), g(μ) = ∂ℓ/∂μ with ℓ the mean log-likelihood of A;
+// the paper regresses √(−ln|g|) on μ over the indices [20, 80) and reports
+// a = 0.6, b = −1.168, r = 0.99996 (other draws: a ∈ [0.59, 0.61],
+// b ∈ [−1.20, −1.13], r > 0.9999), showing |g| ∝ exp(−(aμ + b)²).
+// In float32 g underflows past μ ≈ 17, so this runs in float64.
+package paper
 
 import (
 	"fmt"
 	"math"
 	"math/rand/v2"
 
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
-// Example 2.2 of the paper (vanishing gradients of a mixture likelihood).
-//
-// A is an n-point sample of ½N(−1, 0.5²) + ½N(1, 0.5²); the model is the
-// mixture ½N(0, 1.25) + ½N(μ, 1.25) (1.25 the variance; weights and
-// variances fixed, only the second mean varies). For μ on
-// linspace(4, 20, 100), g(μ) = ∂ℓ/∂μ with ℓ the mean log-likelihood of A;
-// the paper regresses √(−ln|g|) on μ over the indices [20, 80) and reports
-// a = 0.6, b = −1.168, r = 0.99996 (other draws: a ∈ [0.59, 0.61],
-// b ∈ [−1.20, −1.13], r > 0.9999), showing |g| ∝ exp(−(aμ + b)²).
-// In float32 g underflows past μ ≈ 17, so this runs in float64.
-
-// Values the paper reports for Example 2.2.
+// Values the paper reports for Example 2.2: the least-squares line
+// √(−ln|g|) ≈ Example22A·μ + Example22B and Pearson's r, Example22R.
 const (
-	Example22PaperA = 0.6
-	Example22PaperB = -1.168
-	Example22PaperR = 0.99996
+	Example22A = 0.6
+	Example22B = -1.168
+	Example22R = 0.99996
 )
 
 // Example22Result is the outcome of Example22.
 type Example22Result struct {
-	N       int
-	Seed    uint64
+	N       int       // points in the sample of A
+	Seed    uint64    // the sample's seed
 	Backend string    // the backend that evaluated the gradients
 	Mu      []float64 // the grid linspace(4, 20, 100)
 	G       []float64 // g(μ) = ∂ℓ/∂μ
@@ -43,11 +47,11 @@ type Example22Result struct {
 // kernels) in float64 on the default backend (cpu with cgo, else ref).
 func Example22(n int, seed uint64) (Example22Result, error) {
 	if n < 1 {
-		return Example22Result{}, fmt.Errorf("lrmf: Example22: n = %d, want ≥ 1", n)
+		return Example22Result{}, fmt.Errorf("paper: Example22: n = %d, want ≥ 1", n)
 	}
 	be, err := native.Open(native.DefaultBackend(), native.Float64, 0)
 	if err != nil {
-		return Example22Result{}, fmt.Errorf("lrmf: Example22: %w", err)
+		return Example22Result{}, fmt.Errorf("paper: Example22: %w", err)
 	}
 	defer be.Close()
 	return Example22On(be, n, seed)
@@ -57,10 +61,10 @@ func Example22(n int, seed uint64) (Example22Result, error) {
 // native.GMMBackend (ref or cpu); be is not closed.
 func Example22On(be native.Backend, n int, seed uint64) (Example22Result, error) {
 	if n < 1 {
-		return Example22Result{}, fmt.Errorf("lrmf: Example22: n = %d, want ≥ 1", n)
+		return Example22Result{}, fmt.Errorf("paper: Example22: n = %d, want ≥ 1", n)
 	}
 	if be.DType() != native.Float64 {
-		return Example22Result{}, fmt.Errorf("lrmf: Example22: the %s backend computes in %v; g underflows float32 past μ ≈ 17, use float64", be.Name(), be.DType())
+		return Example22Result{}, fmt.Errorf("paper: Example22: the %s backend computes in %v; g underflows float32 past μ ≈ 17, use float64", be.Name(), be.DType())
 	}
 	res, err := example22On(be, example22Sample(n, seed))
 	res.Seed = seed
@@ -90,9 +94,9 @@ func example22On(be native.Backend, xs []float64) (Example22Result, error) {
 	x := be.New(n, 1)
 	be.Upload(x, xs)
 
-	gm, err := NewGMM(be, 1, 2, nil)
+	gm, err := model.NewGMM(be, 1, 2, nil)
 	if err != nil {
-		return res, fmt.Errorf("lrmf: Example22: %w", err)
+		return res, fmt.Errorf("paper: Example22: %w", err)
 	}
 	li := 1 / math.Sqrt(1.25) // L = Σ^{-1/2}
 	logp, dlogp := be.New(n, 1), be.New(n, 1)
@@ -105,18 +109,18 @@ func example22On(be native.Backend, xs []float64) (Example22Result, error) {
 			return res, err
 		}
 		if err := gm.LogProb(logp, x); err != nil {
-			return res, fmt.Errorf("lrmf: Example22: %w", err)
+			return res, fmt.Errorf("paper: Example22: %w", err)
 		}
 		if err := gm.Backward(nil, dlogp); err != nil {
-			return res, fmt.Errorf("lrmf: Example22: %w", err)
+			return res, fmt.Errorf("paper: Example22: %w", err)
 		}
-		be.Download(grad, gm.mu.Grad)
+		be.Download(grad, gm.Params()[0].Grad)
 		res.G[i] = grad[1]
 		res.Y[i] = math.Sqrt(-math.Log(math.Abs(grad[1])))
 	}
 	for i := lo; i < hi; i++ {
 		if y := res.Y[i]; math.IsNaN(y) || math.IsInf(y, 0) {
-			return res, fmt.Errorf("lrmf: Example22: g(%g) = %g has no finite √(−ln|g|)", res.Mu[i], res.G[i])
+			return res, fmt.Errorf("paper: Example22: g(%g) = %g has no finite √(−ln|g|)", res.Mu[i], res.G[i])
 		}
 	}
 	res.A, res.B, res.R = linearFit(res.Mu[lo:hi], res.Y[lo:hi])

@@ -1,4 +1,4 @@
-package lrmf_test
+package model_test
 
 import (
 	"fmt"
@@ -6,8 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lrmf-go/lrmf/lrmf"
-	"github.com/lrmf-go/lrmf/lrmf/lrmftest"
+	"github.com/lrmf-go/lrmf/lrmf/model"
+	"github.com/lrmf-go/lrmf/lrmf/model/modeltest"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -22,15 +22,15 @@ func TestRealNVPFlowChecks(t *testing.T) {
 		for _, d := range []int{2, 3, 5} {
 			for _, depth := range []int{1, 2} {
 				t.Run(fmt.Sprintf("kind=%d/D=%d/depth=%d", sc.Kind, d, depth), func(t *testing.T) {
-					f, err := lrmf.NewRealNVP(be, d, lrmf.RealNVPOptions{Blocks: 3, Hidden: 6, Depth: depth, Scale: sc}, rng)
+					f, err := model.NewRealNVP(be, d, model.RealNVPOptions{Blocks: 3, Hidden: 6, Depth: depth, Scale: sc}, rng)
 					require.NoError(t, err)
 					// The output layers start at zero (identity flow); move
 					// every parameter so the checks see a generic point.
-					lrmftest.Perturb(be, f.Params(), rng, 0.5)
-					x := lrmftest.Rand(be, rng, 5, d, 1.5)
-					lrmftest.FlowGradients(t, be, f, x, rng, 1e-6)
-					lrmftest.FlowInverse(t, be, f, x, 1e-10)
-					lrmftest.FlowLogDet(t, be, f, x, 1e-7)
+					modeltest.Perturb(be, f.Params(), rng, 0.5)
+					x := modeltest.Rand(be, rng, 5, d, 1.5)
+					modeltest.FlowGradients(t, be, f, x, rng, 1e-6)
+					modeltest.FlowInverse(t, be, f, x, 1e-10)
+					modeltest.FlowLogDet(t, be, f, x, 1e-7)
 				})
 			}
 		}
@@ -39,9 +39,9 @@ func TestRealNVPFlowChecks(t *testing.T) {
 
 func TestRealNVPStartsAsIdentity(t *testing.T) {
 	be, rng := native.NewRef(), newRNG(t)
-	f, err := lrmf.NewRealNVP(be, 3, lrmf.RealNVPOptions{}, rng)
+	f, err := model.NewRealNVP(be, 3, model.RealNVPOptions{}, rng)
 	require.NoError(t, err)
-	x := lrmftest.Rand(be, rng, 10, 3, 2)
+	x := modeltest.Rand(be, rng, 10, 3, 2)
 	y, ld := be.New(10, 3), be.New(10, 1)
 	require.NoError(t, f.Forward(y, ld, x))
 	xs, ys, lds := make([]float64, 30), make([]float64, 30), make([]float64, 10)
@@ -55,23 +55,23 @@ func TestRealNVPStartsAsIdentity(t *testing.T) {
 func TestRealNVPDensityGradients(t *testing.T) {
 	be, rng := native.NewRef(), newRNG(t)
 	for _, sc := range scales {
-		mk := lrmf.RealNVPDensity(lrmf.RealNVPOptions{Blocks: 2, Hidden: 5, Depth: 2, Scale: sc})
+		mk := model.RealNVPDensity(model.RealNVPOptions{Blocks: 2, Hidden: 5, Depth: 2, Scale: sc})
 		p, err := mk(be, 2, rng)
 		require.NoError(t, err)
-		lrmftest.Perturb(be, p.Params(), rng, 0.5)
-		lrmftest.DensityGradients(t, be, p, lrmftest.Rand(be, rng, 6, 2, 1.5), rng, 1e-6)
+		modeltest.Perturb(be, p.Params(), rng, 0.5)
+		modeltest.DensityGradients(t, be, p, modeltest.Rand(be, rng, 6, 2, 1.5), rng, 1e-6)
 	}
 }
 
 func TestRealNVPRejectsBadOptions(t *testing.T) {
 	be, rng := native.NewRef(), newRNG(t)
-	_, err := lrmf.NewRealNVP(be, 1, lrmf.RealNVPOptions{}, rng)
+	_, err := model.NewRealNVP(be, 1, model.RealNVPOptions{}, rng)
 	require.ErrorContains(t, err, "at least 2 dimensions")
-	_, err = lrmf.NewRealNVP(be, 2, lrmf.RealNVPOptions{Blocks: -1}, rng)
+	_, err = model.NewRealNVP(be, 2, model.RealNVPOptions{Blocks: -1}, rng)
 	require.Error(t, err)
-	_, err = lrmf.NewRealNVP(be, 2, lrmf.RealNVPOptions{Hidden: 99999999}, rng)
+	_, err = model.NewRealNVP(be, 2, model.RealNVPOptions{Hidden: 99999999}, rng)
 	require.ErrorContains(t, err, "too large")
-	_, err = lrmf.NewRealNVP(be, 2, lrmf.RealNVPOptions{Scale: native.Scale{Kind: native.ScaleExp, Bound: -1}}, rng)
+	_, err = model.NewRealNVP(be, 2, model.RealNVPOptions{Scale: native.Scale{Kind: native.ScaleExp, Bound: -1}}, rng)
 	require.ErrorContains(t, err, "positive bound")
 }
 
@@ -84,9 +84,9 @@ func TestRealNVPInverseFloat32(t *testing.T) {
 	defer be.Close()
 	rng := newRNG(t)
 	for _, sc := range scales {
-		f, err := lrmf.NewRealNVP(be, 3, lrmf.RealNVPOptions{Blocks: 4, Hidden: 16, Scale: sc}, rng)
+		f, err := model.NewRealNVP(be, 3, model.RealNVPOptions{Blocks: 4, Hidden: 16, Scale: sc}, rng)
 		require.NoError(t, err)
-		lrmftest.Perturb(be, f.Params(), rng, 0.3)
-		lrmftest.FlowInverse(t, be, f, lrmftest.Rand(be, rng, 500, 3, 2), 1e-5)
+		modeltest.Perturb(be, f.Params(), rng, 0.3)
+		modeltest.FlowInverse(t, be, f, modeltest.Rand(be, rng, 500, 3, 2), 1e-5)
 	}
 }

@@ -1,4 +1,4 @@
-package lrmf
+package model
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/lrmf-go/lrmf/lrmf/internal/linalg"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -34,7 +35,7 @@ type GMM struct {
 	logits *Param
 	ps     []*Param
 
-	lh        []*hostMat     // the L_c on the host, for ln|det L_c| and L_c⁻ᵀ
+	lh        []*linalg.Mat  // the L_c on the host, for ln|det L_c| and L_c⁻ᵀ
 	lbuf      []float64      // host copy of L, (K·D)×D
 	ldh       []float64      // ln|det L_c|
 	logdetL   *native.Tensor // 1×K
@@ -50,10 +51,10 @@ type GMM struct {
 func NewGMM(be native.Backend, d, k int, rng *rand.Rand) (*GMM, error) {
 	gb, ok := be.(native.GMMBackend)
 	if !ok {
-		return nil, fmt.Errorf("lrmf: NewGMM: the %s backend has no Gaussian-mixture kernels", be.Name())
+		return nil, fmt.Errorf("model: NewGMM: the %s backend has no Gaussian-mixture kernels", be.Name())
 	}
 	if d < 1 || k < 1 {
-		return nil, fmt.Errorf("lrmf: NewGMM: dimension %d and %d components, want both ≥ 1", d, k)
+		return nil, fmt.Errorf("model: NewGMM: dimension %d and %d components, want both ≥ 1", d, k)
 	}
 	if rng == nil {
 		rng = rand.New(rand.NewPCG(1, 2))
@@ -65,9 +66,9 @@ func NewGMM(be native.Backend, d, k int, rng *rand.Rand) (*GMM, error) {
 	g.l = newParam(be, "L", k*d, d)
 	g.logits = newParam(be, "logits", 1, k)
 	g.ps = []*Param{g.mu, g.l, g.logits}
-	g.lh = make([]*hostMat, k)
+	g.lh = make([]*linalg.Mat, k)
 	for c := range g.lh {
-		g.lh[c] = newHostMat(d)
+		g.lh[c] = linalg.NewMat(d)
 	}
 	g.logdetL, g.wsum = be.New(1, k), be.New(1, k)
 	g.linvT = be.New(k*d, d)
@@ -77,7 +78,7 @@ func NewGMM(be native.Backend, d, k int, rng *rand.Rand) (*GMM, error) {
 	}
 	ls := make([]float64, 0, k*d*d)
 	for c := 0; c < k; c++ {
-		ls = append(ls, identity(d)...)
+		ls = append(ls, linalg.Identity(d)...)
 	}
 	if err := g.SetComponents(means, ls, make([]float64, k)); err != nil {
 		return nil, err
@@ -106,7 +107,7 @@ func (g *GMM) Params() []*Param { return g.ps }
 // stacked) and the logits (K).
 func (g *GMM) SetComponents(means, l, logits []float64) error {
 	if len(means) != g.k*g.d || len(l) != g.k*g.d*g.d || len(logits) != g.k {
-		return fmt.Errorf("lrmf: GMM.SetComponents: lengths %d, %d, %d, want %d, %d, %d",
+		return fmt.Errorf("model: GMM.SetComponents: lengths %d, %d, %d, want %d, %d, %d",
 			len(means), len(l), len(logits), g.k*g.d, g.k*g.d*g.d, g.k)
 	}
 	g.be.Upload(g.mu.Value, means)
@@ -122,10 +123,10 @@ func (g *GMM) SetComponents(means, l, logits []float64) error {
 func (g *GMM) InitFromData(x *native.Tensor) error {
 	n, d := x.Rows(), x.Cols()
 	if d != g.d {
-		return fmt.Errorf("lrmf: GMM.InitFromData: x has %d columns, the density has dimension %d", d, g.d)
+		return fmt.Errorf("model: GMM.InitFromData: x has %d columns, the density has dimension %d", d, g.d)
 	}
 	if n < g.k {
-		return fmt.Errorf("lrmf: GMM.InitFromData: %d rows for %d components", n, g.k)
+		return fmt.Errorf("model: GMM.InitFromData: %d rows for %d components", n, g.k)
 	}
 	xs := make([]float64, n*d)
 	g.be.Download(xs, x)
@@ -149,9 +150,9 @@ func (g *GMM) InitFromData(x *native.Tensor) error {
 			cov.SetSym(a, b, s/float64(n))
 		}
 	}
-	root, err := symPow(cov, -0.5)
+	root, err := linalg.SymPow(cov, -0.5)
 	if err != nil {
-		return fmt.Errorf("lrmf: GMM.InitFromData: covariance: %w", err)
+		return fmt.Errorf("model: GMM.InitFromData: covariance: %w", err)
 	}
 	ls := make([]float64, 0, g.k*d*d)
 	for c := 0; c < g.k; c++ {
@@ -159,7 +160,7 @@ func (g *GMM) InitFromData(x *native.Tensor) error {
 	}
 	for _, v := range ls {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("lrmf: GMM.InitFromData: the data's covariance is singular")
+			return fmt.Errorf("model: GMM.InitFromData: the data's covariance is singular")
 		}
 	}
 	return g.SetComponents(means, ls, make([]float64, g.k))
@@ -169,15 +170,15 @@ func (g *GMM) InitFromData(x *native.Tensor) error {
 func (g *GMM) LogProb(logp, x *native.Tensor) error {
 	n := x.Rows()
 	if x.Cols() != g.d {
-		return fmt.Errorf("lrmf: GMM.LogProb: x has %d columns, the density has dimension %d", x.Cols(), g.d)
+		return fmt.Errorf("model: GMM.LogProb: x has %d columns, the density has dimension %d", x.Cols(), g.d)
 	}
 	g.be.Download(g.lbuf, g.l.Value)
 	dd := g.d * g.d
 	for c, h := range g.lh {
-		copy(h.buf, g.lbuf[c*dd:(c+1)*dd])
-		ld, err := h.logAbsDet()
+		copy(h.Buf, g.lbuf[c*dd:(c+1)*dd])
+		ld, err := h.LogAbsDet()
 		if err != nil {
-			return fmt.Errorf("lrmf: GMM.LogProb: L of component %d is singular (ln|det L| = %v)", c, ld)
+			return fmt.Errorf("model: GMM.LogProb: L of component %d is singular (ln|det L| = %v)", c, ld)
 		}
 		g.ldh[c] = ld
 	}
@@ -199,19 +200,19 @@ func (g *GMM) LogProb(logp, x *native.Tensor) error {
 //	∂L/∂logits_c = Σ_i w_i (r_ic − π_c).
 func (g *GMM) Backward(dx, dlogp *native.Tensor) error {
 	if g.x == nil {
-		return fmt.Errorf("lrmf: GMM.Backward called before LogProb")
+		return fmt.Errorf("model: GMM.Backward called before LogProb")
 	}
 	g.be.GMMBackward(dx, g.mu.Grad, g.l.Grad, g.logits.Grad, g.wsum,
 		g.x, g.mu.Value, g.l.Value, g.logits.Value, g.u, g.resp, dlogp)
 	g.be.Download(g.wsh, g.wsum)
 	dd := g.d * g.d
 	for c, h := range g.lh {
-		inv, err := h.inverse() // h.buf still holds L_c of the last LogProb
+		inv, err := h.Inverse() // h.Buf still holds L_c of the last LogProb
 		if err != nil {
-			return fmt.Errorf("lrmf: GMM.Backward: component %d: %w", c, err)
+			return fmt.Errorf("model: GMM.Backward: component %d: %w", c, err)
 		}
 		blk := g.tbuf[c*dd : (c+1)*dd]
-		transposeInto(blk, inv, g.d)
+		linalg.TransposeInto(blk, inv, g.d)
 		for i := range blk {
 			blk[i] *= g.wsh[c]
 		}

@@ -1,4 +1,4 @@
-package lrmf
+package model
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/lrmf-go/lrmf/lrmf/internal/linalg"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -22,7 +23,7 @@ type Gaussian struct {
 	mu, l *Param
 	ps    []*Param
 
-	lh      *hostMat       // L on the host, for ln|det L| and L⁻ᵀ
+	lh      *linalg.Mat    // L on the host, for ln|det L| and L⁻ᵀ
 	logdetL float64        // of the last LogProb
 	linvT   *native.Tensor // L⁻ᵀ, D×D
 	tbuf    []float64      // host L⁻ᵀ
@@ -37,11 +38,11 @@ type gaussScratch struct {
 
 // NewGaussian returns the standard normal N(0, I) on R^d.
 func NewGaussian(be native.Backend, d int) *Gaussian {
-	g := &Gaussian{be: be, d: d, lh: newHostMat(d), linvT: be.New(d, d), tbuf: make([]float64, d*d)}
+	g := &Gaussian{be: be, d: d, lh: linalg.NewMat(d), linvT: be.New(d, d), tbuf: make([]float64, d*d)}
 	g.mu = newParam(be, "mu", 1, d)
 	g.l = newParam(be, "L", d, d)
 	g.ps = []*Param{g.mu, g.l}
-	be.Upload(g.l.Value, identity(d))
+	be.Upload(g.l.Value, linalg.Identity(d))
 	return g
 }
 
@@ -62,12 +63,12 @@ func (g *Gaussian) Params() []*Param { return g.ps }
 func (g *Gaussian) LogProb(logp, x *native.Tensor) error {
 	n := x.Rows()
 	if x.Cols() != g.d {
-		return fmt.Errorf("lrmf: Gaussian.LogProb: x has %d columns, the density has dimension %d", x.Cols(), g.d)
+		return fmt.Errorf("model: Gaussian.LogProb: x has %d columns, the density has dimension %d", x.Cols(), g.d)
 	}
-	g.be.Download(g.lh.buf, g.l.Value)
-	ld, err := g.lh.logAbsDet()
+	g.be.Download(g.lh.Buf, g.l.Value)
+	ld, err := g.lh.LogAbsDet()
 	if err != nil {
-		return fmt.Errorf("lrmf: Gaussian.LogProb: L = Σ^(-1/2) is singular (ln|det L| = %v)", ld)
+		return fmt.Errorf("model: Gaussian.LogProb: L = Σ^(-1/2) is singular (ln|det L| = %v)", ld)
 	}
 	if g.u == nil || g.u.Rows() != n {
 		g.u = g.be.New(n, g.d)
@@ -84,14 +85,14 @@ func (g *Gaussian) LogProb(logp, x *native.Tensor) error {
 //	∂L/∂L = −Σ w_i L(x_i − μ)(x_i − μ)ᵀ + (Σ w_i) L⁻ᵀ,  w = dlogp.
 func (g *Gaussian) Backward(dx, dlogp *native.Tensor) error {
 	if g.x == nil {
-		return fmt.Errorf("lrmf: Gaussian.Backward called before LogProb")
+		return fmt.Errorf("model: Gaussian.Backward called before LogProb")
 	}
 	g.be.GaussBackward(dx, g.mu.Grad, g.l.Grad, g.x, g.mu.Value, g.l.Value, g.u, dlogp)
-	inv, err := g.lh.inverse()
+	inv, err := g.lh.Inverse()
 	if err != nil {
-		return fmt.Errorf("lrmf: Gaussian.Backward: %w", err)
+		return fmt.Errorf("model: Gaussian.Backward: %w", err)
 	}
-	transposeInto(g.tbuf, inv, g.d)
+	linalg.TransposeInto(g.tbuf, inv, g.d)
 	g.be.Upload(g.linvT, g.tbuf)
 	g.be.Axpy(g.be.Sum(dlogp), g.linvT, g.l.Grad)
 	return nil
@@ -101,11 +102,11 @@ func (g *Gaussian) Backward(dx, dlogp *native.Tensor) error {
 // be positive definite.
 func (g *Gaussian) SetMoments(mean []float64, cov mat.Symmetric) error {
 	if len(mean) != g.d || cov.SymmetricDim() != g.d {
-		return fmt.Errorf("lrmf: Gaussian.SetMoments: mean has %d and cov %d dimensions, want %d", len(mean), cov.SymmetricDim(), g.d)
+		return fmt.Errorf("model: Gaussian.SetMoments: mean has %d and cov %d dimensions, want %d", len(mean), cov.SymmetricDim(), g.d)
 	}
-	l, err := symPow(cov, -0.5)
+	l, err := linalg.SymPow(cov, -0.5)
 	if err != nil {
-		return fmt.Errorf("lrmf: Gaussian.SetMoments: covariance: %w", err)
+		return fmt.Errorf("model: Gaussian.SetMoments: covariance: %w", err)
 	}
 	g.be.Upload(g.mu.Value, mean)
 	g.be.Upload(g.l.Value, l.RawMatrix().Data)
@@ -123,11 +124,11 @@ func (g *Gaussian) Moments() (mean []float64, cov *mat.SymDense, err error) {
 	prec.SymOuterK(1, l.T())
 	var chol mat.Cholesky
 	if !chol.Factorize(&prec) {
-		return nil, nil, fmt.Errorf("lrmf: Gaussian.Moments: LᵀL is not positive definite")
+		return nil, nil, fmt.Errorf("model: Gaussian.Moments: LᵀL is not positive definite")
 	}
 	cov = mat.NewSymDense(g.d, nil)
 	if err := chol.InverseTo(cov); err != nil {
-		return nil, nil, fmt.Errorf("lrmf: Gaussian.Moments: %w", err)
+		return nil, nil, fmt.Errorf("model: Gaussian.Moments: %w", err)
 	}
 	return mean, cov, nil
 }
@@ -138,10 +139,10 @@ func (g *Gaussian) Moments() (mean []float64, cov *mat.SymDense, err error) {
 func (g *Gaussian) FitMLE(x *native.Tensor) error {
 	n, d := x.Rows(), x.Cols()
 	if d != g.d {
-		return fmt.Errorf("lrmf: Gaussian.FitMLE: x has %d columns, the density has dimension %d", d, g.d)
+		return fmt.Errorf("model: Gaussian.FitMLE: x has %d columns, the density has dimension %d", d, g.d)
 	}
 	if n == 0 {
-		return fmt.Errorf("lrmf: Gaussian.FitMLE: no data")
+		return fmt.Errorf("model: Gaussian.FitMLE: no data")
 	}
 	be, ws := g.be, &g.ws
 	if ws.xc == nil || ws.xc.Rows() != n {
@@ -166,7 +167,7 @@ func (g *Gaussian) FitMLE(x *native.Tensor) error {
 	be.Download(cbuf, ws.cov)
 	cov := mat.NewSymDense(d, cbuf)
 	if err := g.SetMoments(mean, cov); err != nil {
-		return fmt.Errorf("lrmf: Gaussian.FitMLE: %w (are the data degenerate?)", err)
+		return fmt.Errorf("model: Gaussian.FitMLE: %w (are the data degenerate?)", err)
 	}
 	return nil
 }

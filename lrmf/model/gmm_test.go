@@ -1,7 +1,6 @@
-package lrmf_test
+package model_test
 
 import (
-	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -9,19 +8,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lrmf-go/lrmf/lrmf"
-	"github.com/lrmf-go/lrmf/lrmf/data"
-	"github.com/lrmf-go/lrmf/lrmf/lrmftest"
+	"github.com/lrmf-go/lrmf/lrmf/model"
+	"github.com/lrmf-go/lrmf/lrmf/model/modeltest"
 	"github.com/lrmf-go/lrmf/native"
 )
 
 func TestGMMGradients(t *testing.T) {
 	be, rng := native.NewRef(), newRNG(t)
 	for _, c := range []struct{ d, k int }{{1, 1}, {1, 3}, {2, 2}, {3, 4}} {
-		g, err := lrmf.NewGMM(be, c.d, c.k, rng)
+		g, err := model.NewGMM(be, c.d, c.k, rng)
 		require.NoError(t, err)
-		lrmftest.Perturb(be, g.Params(), rng, 0.3)
-		lrmftest.DensityGradients(t, be, g, lrmftest.Rand(be, rng, 9, c.d, 2), rng, 1e-6)
+		modeltest.Perturb(be, g.Params(), rng, 0.3)
+		modeltest.DensityGradients(t, be, g, modeltest.Rand(be, rng, 9, c.d, 2), rng, 1e-6)
 	}
 }
 
@@ -35,10 +33,10 @@ func TestGMMOneComponentIsGaussian(t *testing.T) {
 			continue
 		}
 		const n, d = 50, 3
-		x := lrmftest.Rand(be, rng, n, d, 2)
-		gauss := lrmf.NewGaussian(be, d)
-		lrmftest.Perturb(be, gauss.Params(), rng, 0.3)
-		mix, err := lrmf.NewGMM(be, d, 1, rng)
+		x := modeltest.Rand(be, rng, n, d, 2)
+		gauss := model.NewGaussian(be, d)
+		modeltest.Perturb(be, gauss.Params(), rng, 0.3)
+		mix, err := model.NewGMM(be, d, 1, rng)
 		require.NoError(t, err)
 		mu, l := make([]float64, d), make([]float64, d*d)
 		be.Download(mu, gauss.Params()[0].Value)
@@ -57,9 +55,9 @@ func TestGMMOneComponentIsGaussian(t *testing.T) {
 
 func TestGMMInitFromDataAndErrors(t *testing.T) {
 	be, rng := native.NewRef(), newRNG(t)
-	g, err := lrmf.NewGMM(be, 2, 3, rng)
+	g, err := model.NewGMM(be, 2, 3, rng)
 	require.NoError(t, err)
-	x := lrmftest.Rand(be, rng, 40, 2, 3)
+	x := modeltest.Rand(be, rng, 40, 2, 3)
 	require.NoError(t, g.InitFromData(x))
 	xs, mu := make([]float64, 80), make([]float64, 6)
 	be.Download(xs, x)
@@ -79,31 +77,19 @@ func TestGMMInitFromDataAndErrors(t *testing.T) {
 		assert.False(t, math.IsNaN(v) || math.IsInf(v, 0))
 	}
 
-	_, err = lrmf.NewGMM(be, 2, 0, rng)
+	_, err = model.NewGMM(be, 2, 0, rng)
 	assert.Error(t, err)
-	assert.Error(t, g.InitFromData(lrmftest.Rand(be, rng, 2, 2, 1)), "fewer rows than components")
+	assert.Error(t, g.InitFromData(modeltest.Rand(be, rng, 2, 2, 1)), "fewer rows than components")
 	assert.Error(t, g.LogProb(be.New(3, 1), be.New(3, 3)), "wrong dimension")
-	fresh, err := lrmf.NewGMM(be, 2, 2, nil)
+	fresh, err := model.NewGMM(be, 2, 2, nil)
 	require.NoError(t, err)
 	assert.Error(t, fresh.Backward(nil, be.New(1, 1)), "Backward before LogProb")
 
-	mk := lrmf.GMMDensity(2)
+	mk := model.GMMDensity(2)
 	d, err := mk(be, 3, rng)
 	require.NoError(t, err)
 	assert.Equal(t, 3, d.Dim())
 	assert.Len(t, d.Params(), 3)
-}
-
-// The mixture plugs into Align through Config.NewDensity (no closed-form
-// MLE, so θA*, θB* are fitted by gradient ascent).
-func TestGMMWithAlign(t *testing.T) {
-	p := data.Blobs(1000, 3)
-	res, err := lrmf.Align(context.Background(), p.A, p.B, lrmf.Config{
-		NewDensity: lrmf.GMMDensity(2), Steps: 400, FitSteps: 400, Batch: 500, LR: 0.02, Seed: 1})
-	require.NoError(t, err)
-	t.Logf("GMM(2) + affine on blobs: LRMF %.4g, c_AB %.4g, %d steps (%s)", res.LRMF, res.CAB, res.Steps, res.StoppedBy)
-	assert.False(t, math.IsNaN(res.LRMF) || math.IsInf(res.LRMF, 0))
-	assert.False(t, math.IsNaN(res.CAB) || math.IsInf(res.CAB, 0))
 }
 
 // Gradient ascent (Adam) from InitFromData recovers a two-mode mixture:
@@ -122,13 +108,13 @@ func TestGMMFitsBimodal(t *testing.T) {
 	}
 	x := be.New(n, 1)
 	be.Upload(x, xs)
-	g, err := lrmf.NewGMM(be, 1, 2, rng)
+	g, err := model.NewGMM(be, 1, 2, rng)
 	require.NoError(t, err)
 	require.NoError(t, g.InitFromData(x))
 	logp, w := be.New(n, 1), be.New(n, 1)
 	be.Fill(w, -1/float64(n)) // minimise −ℓ
 	type moments struct{ m, v *native.Tensor }
-	st := map[*lrmf.Param]moments{}
+	st := map[*model.Param]moments{}
 	for _, p := range g.Params() {
 		st[p] = moments{be.New(p.Value.Rows(), p.Value.Cols()), be.New(p.Value.Rows(), p.Value.Cols())}
 	}

@@ -9,6 +9,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -19,8 +20,8 @@ func TestEvalOnResult(t *testing.T) {
 	require.NoError(t, err)
 	defer be.Close()
 	p := data.MoonsPair(300, 0.05, 50, 1)
-	spec := ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8, Depth: 1}
-	res, err := Align(context.Background(), p.A, p.B, Config{Backend: be, Flow: spec, Density: spec, Steps: 20, FitSteps: 20, Batch: 64, Seed: 1})
+	spec := model.ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8, Depth: 1}
+	res, err := Align(context.Background(), p.A, p.B, Config{Backend: be, Flow: spec, Density: spec, Steps: 20, LR: 0.01, Seed: 1, FitOptions: FitOptions{FitSteps: 20, Batch: 64}})
 	require.NoError(t, err)
 	mb, err := res.ModelBackend()
 	require.NoError(t, err)
@@ -51,7 +52,7 @@ func TestEvalOnResult(t *testing.T) {
 	assert.ErrorContains(t, err, "no rows")
 
 	// Without Config.Backend, Align closes the backend it opened.
-	res2, err := Align(context.Background(), p.A, p.B, Config{Steps: 5, Batch: 64})
+	res2, err := Align(context.Background(), p.A, p.B, affineGaussian(Config{Steps: 5, FitOptions: FitOptions{Batch: 64}}))
 	require.NoError(t, err)
 	_, err = res2.ModelBackend()
 	assert.ErrorIs(t, err, ErrBackendClosed)

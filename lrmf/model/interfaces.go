@@ -1,40 +1,10 @@
-// Package lrmf aligns two datasets with Log-Likelihood Ratio Minimizing
-// Flows (Usman, Sud, Dufour, Saenko, NeurIPS 2020) and reports whether the
-// alignment succeeded.
-//
-// Given datasets A and B in R^D, a density family M = {P(x; θ)} and a
-// normalizing flow T(x; φ), LRMF minimises jointly over φ and θS
-//
-//	LRMF(φ, θS) = c_AB − ℓ(T(A; φ); θS) − ℓ(B; θS) − mean_a ln|det ∇T(a; φ)|,
-//
-// where ℓ(X; θ) is the per-sample mean log-likelihood (nats) and
-// c_AB = ℓ(A; θA*) + ℓ(B; θB*) uses models fitted to A and to B alone. The
-// objective is bounded below by 0 and reaches 0 only when T(A) and B are
-// indistinguishable to M, so its final value on the full data is a
-// convergence indicator: Align reports success when |LRMF| < Threshold.
-//
-// Densities and flows are built from native.Backend operations, so the same
-// model runs on the CPU, the reference backend or a GPU. Every layer has an
-// explicit backward pass (a vector-Jacobian product); there is no tape.
-package lrmf
+package model
 
 import (
-	"math"
 	"math/rand/v2"
 
 	"github.com/lrmf-go/lrmf/native"
 )
-
-// Param is a named trainable tensor and its gradient (same shape).
-type Param struct {
-	Name  string
-	Value *native.Tensor
-	Grad  *native.Tensor
-}
-
-func newParam(be native.Backend, name string, rows, cols int) *Param {
-	return &Param{Name: name, Value: be.New(rows, cols), Grad: be.New(rows, cols)}
-}
 
 // Density is a parametric density P(x; θ) on R^D.
 //
@@ -87,25 +57,6 @@ type Flow interface {
 // random parameters.
 type FlowMaker func(be native.Backend, dim int, rng *rand.Rand) (Flow, error)
 
-// DensityMaker builds a density on be for D-dimensional data.
+// DensityMaker builds a density on be for D-dimensional data; rng
+// initialises random parameters.
 type DensityMaker func(be native.Backend, dim int, rng *rand.Rand) (Density, error)
-
-// copyParams sets dst's parameters to src's; both must come from the same
-// maker with the same dimension.
-func copyParams(be native.Backend, dst, src []*Param) {
-	if len(dst) != len(src) {
-		panic("lrmf: copyParams: parameter lists differ")
-	}
-	for i := range dst {
-		be.Copy(dst[i].Value, src[i].Value)
-	}
-}
-
-// gradNorm returns ‖∇‖₂ over all params' gradients.
-func gradNorm(be native.Backend, ps []*Param) float64 {
-	s := 0.0
-	for _, p := range ps {
-		s += be.Dot(p.Grad, p.Grad)
-	}
-	return math.Sqrt(s)
-}

@@ -1,4 +1,4 @@
-package lrmf
+package model
 
 import (
 	"fmt"
@@ -31,7 +31,7 @@ type mlp struct {
 
 func newMLP(be native.Backend, name string, in, hidden, depth, out int, rng *rand.Rand) (*mlp, error) {
 	if in < 1 || out < 1 || hidden < 1 || depth < 1 {
-		return nil, fmt.Errorf("lrmf: MLP %s: sizes in=%d hidden=%d depth=%d out=%d must be positive", name, in, hidden, depth, out)
+		return nil, fmt.Errorf("model: MLP %s: sizes in=%d hidden=%d depth=%d out=%d must be positive", name, in, hidden, depth, out)
 	}
 	m := &mlp{be: be, in: in, out: out, hid: hidden}
 	fan := in

@@ -1,4 +1,4 @@
-package lrmf
+package model
 
 import (
 	"errors"
@@ -31,7 +31,7 @@ type FFJORDOptions struct {
 	// each); MaxSteps bounds its step attempts per row and solve (default
 	// 200). A recorded solve reserves MaxSteps·(D+2) float64s per row.
 	Atol, Rtol float64
-	MaxSteps   int
+	MaxSteps   int // Dormand–Prince step attempts per row and solve
 	// Trace is "exact" (default: D tangent passes give tr ∂f/∂z exactly) or
 	// "hutchinson" (Probes Rademacher probes ε, tr ≈ mean εᵀ(∂f/∂z)ε: an
 	// unbiased estimate for high D, drawn afresh for every Forward).
@@ -43,33 +43,39 @@ type FFJORDOptions struct {
 // transforms of [16, 16, 16] tanh, Dormand–Prince with atol 1e-5.
 var PaperFFJORD = FFJORDOptions{Blocks: 2, Hidden: 16, Depth: 3, Solver: "dopri5", Atol: 1e-5, Rtol: 1e-5}
 
+// ffjordDefaults is what the zero fields of an FFJORDOptions select (Probes
+// only with the Hutchinson trace; Atol and Rtol only when both are 0).
+var ffjordDefaults = FFJORDOptions{Blocks: 2, Hidden: 16, Depth: 3, Solver: "dopri5", Steps: 10,
+	Atol: 1e-5, Rtol: 1e-5, MaxSteps: 200, Trace: "exact", Probes: 1}
+
 func (o FFJORDOptions) withDefaults() FFJORDOptions {
+	d := ffjordDefaults
 	if o.Blocks == 0 {
-		o.Blocks = 2
+		o.Blocks = d.Blocks
 	}
 	if o.Hidden == 0 {
-		o.Hidden = 16
+		o.Hidden = d.Hidden
 	}
 	if o.Depth == 0 {
-		o.Depth = 3
+		o.Depth = d.Depth
 	}
 	if o.Solver == "" {
-		o.Solver = "dopri5"
+		o.Solver = d.Solver
 	}
 	if o.Steps == 0 {
-		o.Steps = 10
+		o.Steps = d.Steps
 	}
 	if o.Atol == 0 && o.Rtol == 0 {
-		o.Atol, o.Rtol = 1e-5, 1e-5
+		o.Atol, o.Rtol = d.Atol, d.Rtol
 	}
 	if o.MaxSteps == 0 {
-		o.MaxSteps = 200
+		o.MaxSteps = d.MaxSteps
 	}
 	if o.Trace == "" {
-		o.Trace = "exact"
+		o.Trace = d.Trace
 	}
 	if o.Probes == 0 && o.Trace == "hutchinson" {
-		o.Probes = 1
+		o.Probes = d.Probes
 	}
 	return o
 }
@@ -77,92 +83,27 @@ func (o FFJORDOptions) withDefaults() FFJORDOptions {
 func (o FFJORDOptions) validate(dim int) error {
 	switch {
 	case dim < 1:
-		return fmt.Errorf("lrmf: FFJORD needs at least 1 dimension, the data have %d", dim)
+		return fmt.Errorf("model: FFJORD needs at least 1 dimension, the data have %d", dim)
 	case o.Blocks < 1 || o.Hidden < 1 || o.Depth < 1:
-		return fmt.Errorf("lrmf: FFJORD blocks=%d hidden=%d depth=%d must be positive", o.Blocks, o.Hidden, o.Depth)
+		return fmt.Errorf("model: FFJORD blocks=%d hidden=%d depth=%d must be positive", o.Blocks, o.Hidden, o.Depth)
 	case o.Blocks > 1<<10 || o.Hidden > 1<<16 || o.Depth > 1<<8 || dim >= 1<<20:
-		return fmt.Errorf("lrmf: FFJORD blocks=%d hidden=%d depth=%d on %d dimensions: too large (at most 1024 blocks, 65536 units, 256 layers, 2^20−1 dimensions)", o.Blocks, o.Hidden, o.Depth, dim)
+		return fmt.Errorf("model: FFJORD blocks=%d hidden=%d depth=%d on %d dimensions: too large (at most 1024 blocks, 65536 units, 256 layers, 2^20−1 dimensions)", o.Blocks, o.Hidden, o.Depth, dim)
 	case o.Solver != "dopri5" && o.Solver != "rk4":
-		return fmt.Errorf("lrmf: FFJORD solver %q: want dopri5 or rk4", o.Solver)
+		return fmt.Errorf("model: FFJORD solver %q: want dopri5 or rk4", o.Solver)
 	case o.Steps < 1:
-		return fmt.Errorf("lrmf: FFJORD RK4 steps = %d must be positive", o.Steps)
+		return fmt.Errorf("model: FFJORD RK4 steps = %d must be positive", o.Steps)
 	case !(o.Atol >= 0) || !(o.Rtol >= 0) || !(o.Atol+o.Rtol > 0) || math.IsInf(o.Atol+o.Rtol, 0):
-		return fmt.Errorf("lrmf: FFJORD tolerances atol = %v, rtol = %v: want finite, ≥ 0 and not both 0", o.Atol, o.Rtol)
+		return fmt.Errorf("model: FFJORD tolerances atol = %v, rtol = %v: want finite, ≥ 0 and not both 0", o.Atol, o.Rtol)
 	case o.MaxSteps < 1:
-		return fmt.Errorf("lrmf: FFJORD max steps = %d must be positive", o.MaxSteps)
+		return fmt.Errorf("model: FFJORD max steps = %d must be positive", o.MaxSteps)
 	case o.Trace != "exact" && o.Trace != "hutchinson":
-		return fmt.Errorf("lrmf: FFJORD trace %q: want exact or hutchinson", o.Trace)
+		return fmt.Errorf("model: FFJORD trace %q: want exact or hutchinson", o.Trace)
 	case o.Trace == "hutchinson" && o.Probes < 1:
-		return fmt.Errorf("lrmf: FFJORD Hutchinson probes = %d must be positive", o.Probes)
+		return fmt.Errorf("model: FFJORD Hutchinson probes = %d must be positive", o.Probes)
 	case o.Trace == "exact" && o.Probes != 0:
-		return fmt.Errorf("lrmf: FFJORD probes = %d given with the exact trace (set Trace to hutchinson)", o.Probes)
+		return fmt.Errorf("model: FFJORD probes = %d given with the exact trace (set Trace to hutchinson)", o.Probes)
 	}
 	return nil
-}
-
-// SolverStats counts the ODE solver work of a continuous model since it was
-// built: forward solves (Forward, Inverse, LogProb) and backward passes.
-// Evaluations are summed over rows, so NFE/Rows is the mean number of
-// evaluations of f per row and transform.
-type SolverStats struct {
-	Solves       int `json:"solves"`        // batched forward solves (one per block and call)
-	Rows         int `json:"rows"`          // rows over those solves
-	NFE          int `json:"nfe"`           // evaluations of f (with its trace)
-	Accepted     int `json:"accepted"`      // accepted steps
-	Backwards    int `json:"backwards"`     // batched backward passes
-	BackwardRows int `json:"backward_rows"` // rows over those
-	BackwardNFE  int `json:"backward_nfe"`  // evaluations of f in backward passes
-	VJP          int `json:"vjp"`           // vector-Jacobian products of [f, tr]
-}
-
-// NFEPerRow returns the mean forward evaluations per row and transform.
-func (s SolverStats) NFEPerRow() float64 {
-	if s.Rows == 0 {
-		return 0
-	}
-	return float64(s.NFE) / float64(s.Rows)
-}
-
-// BackwardNFEPerRow returns the mean evaluations per row and transform in
-// backward passes (0 before any).
-func (s SolverStats) BackwardNFEPerRow() float64 {
-	if s.BackwardRows == 0 {
-		return 0
-	}
-	return float64(s.BackwardNFE) / float64(s.BackwardRows)
-}
-
-// Sub returns the element-wise difference s − t (the work between two
-// snapshots).
-func (s SolverStats) Sub(t SolverStats) SolverStats {
-	return SolverStats{s.Solves - t.Solves, s.Rows - t.Rows, s.NFE - t.NFE, s.Accepted - t.Accepted,
-		s.Backwards - t.Backwards, s.BackwardRows - t.BackwardRows, s.BackwardNFE - t.BackwardNFE, s.VJP - t.VJP}
-}
-
-// Add returns the element-wise sum s + t.
-func (s SolverStats) Add(t SolverStats) SolverStats {
-	return SolverStats{s.Solves + t.Solves, s.Rows + t.Rows, s.NFE + t.NFE, s.Accepted + t.Accepted,
-		s.Backwards + t.Backwards, s.BackwardRows + t.BackwardRows, s.BackwardNFE + t.BackwardNFE, s.VJP + t.VJP}
-}
-
-// ODEModel is implemented by models that integrate an ODE (FFJORD, and a
-// FlowDensity over one).
-type ODEModel interface {
-	// SolverStats returns the solver work since the model was built.
-	SolverStats() SolverStats
-}
-
-// inferencer is implemented by models that can skip what only a backward
-// pass needs (the FFJORD tapes) while evaluating; evaluation helpers turn it
-// on around their calls.
-type inferencer interface {
-	setInference(on bool)
-}
-
-func setInference(m any, on bool) {
-	if i, ok := m.(inferencer); ok {
-		i.setInference(on)
-	}
 }
 
 // FFJORD is a continuous normalizing flow T = Φ_K ∘ … ∘ Φ_1, where Φ_k maps
@@ -212,7 +153,7 @@ func NewFFJORD(be native.Backend, d int, o FFJORDOptions, rng *rand.Rand) (*FFJO
 	}
 	ob, ok := be.(native.ODEBackend)
 	if !ok {
-		return nil, fmt.Errorf("lrmf: FFJORD: backend %s has no ODE kernels", be.Name())
+		return nil, fmt.Errorf("model: FFJORD: backend %s has no ODE kernels", be.Name())
 	}
 	f := &FFJORD{be: ob, d: d, o: o, rng: rng, tapes: make([]native.ODETape, o.Blocks)}
 	f.dims = append(f.dims, d+1)
@@ -222,7 +163,7 @@ func NewFFJORD(be native.Backend, d int, o FFJORDOptions, rng *rand.Rand) (*FFJO
 	f.dims = append(f.dims, d)
 	if lim, ok := be.(native.ODELimiter); ok {
 		if err := lim.ODESupports(f.dims, o.Probes); err != nil {
-			return nil, fmt.Errorf("lrmf: FFJORD on backend %s: %w", be.Name(), err)
+			return nil, fmt.Errorf("model: FFJORD on backend %s: %w", be.Name(), err)
 		}
 	}
 	np := native.ODENumParams(f.dims)
@@ -324,7 +265,7 @@ func (f *FFJORD) probes(k int, draw bool) *native.Tensor {
 
 func (f *FFJORD) check(op string, x *native.Tensor) error {
 	if x.Cols() != f.d {
-		return fmt.Errorf("lrmf: FFJORD.%s: input has %d columns, the flow has dimension %d", op, x.Cols(), f.d)
+		return fmt.Errorf("model: FFJORD.%s: input has %d columns, the flow has dimension %d", op, x.Cols(), f.d)
 	}
 	return nil
 }
@@ -357,7 +298,7 @@ func (f *FFJORD) solve(k int, z1, z0, eps *native.Tensor, t0, t1 float64, record
 		case errors.Is(err, native.ErrODEStepUnderflow):
 			hint = " (the dynamics are too stiff for these tolerances: loosen atol/rtol or lower the learning rate)"
 		}
-		return fmt.Errorf("lrmf: FFJORD block %d, t = %g → %g: %w%s", k, t0, t1, err, hint)
+		return fmt.Errorf("model: FFJORD block %d, t = %g → %g: %w%s", k, t0, t1, err, hint)
 	}
 	return nil
 }
@@ -413,7 +354,7 @@ func (f *FFJORD) Inverse(x, y *native.Tensor) error {
 // replaying each block's recorded solve.
 func (f *FFJORD) Backward(dx, dy, dlogdet *native.Tensor) error {
 	if !f.fwdOK {
-		return fmt.Errorf("lrmf: FFJORD.Backward needs a Forward (not in evaluation mode, not followed by Inverse) first")
+		return fmt.Errorf("model: FFJORD.Backward needs a Forward (not in evaluation mode, not followed by Inverse) first")
 	}
 	g := dy
 	for k := len(f.ps) - 1; k >= 0; k-- {
@@ -435,17 +376,3 @@ func (f *FFJORD) Backward(dx, dy, dlogdet *native.Tensor) error {
 	}
 	return nil
 }
-
-// SolverStatsOf returns the solver work of m — an ODEModel, or a
-// FlowDensity over one — and whether m integrates an ODE at all.
-func SolverStatsOf(m any) (SolverStats, bool) {
-	if fd, ok := m.(*FlowDensity); ok {
-		m = fd.f
-	}
-	if o, ok := m.(ODEModel); ok {
-		return o.SolverStats(), true
-	}
-	return SolverStats{}, false
-}
-
-func (p *FlowDensity) setInference(on bool) { setInference(p.f, on) }

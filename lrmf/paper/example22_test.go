@@ -1,4 +1,4 @@
-package lrmf_test
+package paper_test
 
 import (
 	"math"
@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lrmf-go/lrmf/lrmf"
+	"github.com/lrmf-go/lrmf/lrmf/paper"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -19,7 +19,7 @@ import (
 // that do, fixed so the test is deterministic.
 func TestExample22(t *testing.T) {
 	for _, seed := range []uint64{3, 8} {
-		res, err := lrmf.Example22(100000, seed)
+		res, err := paper.Example22(100000, seed)
 		require.NoError(t, err)
 		t.Logf("seed %d (%s): a = %.5f, b = %.5f, r = %.6f", seed, res.Backend, res.A, res.B, res.R)
 		require.Len(t, res.Mu, 100)
@@ -39,21 +39,21 @@ func TestExample22(t *testing.T) {
 			}
 		}
 	}
-	_, err := lrmf.Example22(0, 1)
+	_, err := paper.Example22(0, 1)
 	assert.Error(t, err)
 }
 
 // The cpu kernels and the reference backend agree on Example 2.2, and a
 // float32 backend is refused.
 func TestExample22Backends(t *testing.T) {
-	ref, err := lrmf.Example22On(native.NewRef(), 3000, 4)
+	ref, err := paper.Example22On(native.NewRef(), 3000, 4)
 	require.NoError(t, err)
 	cpu, err := native.Open("cpu", native.Float64, 3)
 	if err != nil {
 		t.Skip("cpu backend unavailable:", err)
 	}
 	defer cpu.Close()
-	got, err := lrmf.Example22On(cpu, 3000, 4)
+	got, err := paper.Example22On(cpu, 3000, 4)
 	require.NoError(t, err)
 	for i := range ref.G {
 		assert.InDelta(t, ref.G[i], got.G[i], 1e-10*math.Abs(ref.G[i]), "g[%d]", i)
@@ -64,6 +64,6 @@ func TestExample22Backends(t *testing.T) {
 	f32, err := native.Open("cpu", native.Float32, 1)
 	require.NoError(t, err)
 	defer f32.Close()
-	_, err = lrmf.Example22On(f32, 100, 1)
+	_, err = paper.Example22On(f32, 100, 1)
 	assert.Error(t, err)
 }

@@ -1,4 +1,4 @@
-package lrmf
+package model
 
 import (
 	"fmt"
@@ -15,17 +15,17 @@ type ModelSpec struct {
 	Kind string `json:"kind"`
 	// Real NVP and FFJORD (zero values take RealNVPOptions' or
 	// FFJORDOptions' defaults).
-	Blocks int `json:"blocks,omitempty"`
-	Hidden int `json:"hidden,omitempty"`
-	Depth  int `json:"depth,omitempty"`
+	Blocks int `json:"blocks,omitempty"` // coupling layers or stacked transforms
+	Hidden int `json:"hidden,omitempty"` // units per hidden layer
+	Depth  int `json:"depth,omitempty"`  // hidden layers per network
 	// Real NVP only.
 	Scale string  `json:"scale,omitempty"` // "exp" (soft-bounded) or "sigmoid"
 	Bound float64 `json:"bound,omitempty"` // exp scale's bound on ln s
 	// FFJORD only: see FFJORDOptions.
 	Solver   string  `json:"solver,omitempty"`    // "dopri5" or "rk4"
 	ODESteps int     `json:"ode_steps,omitempty"` // RK4 steps
-	Atol     float64 `json:"atol,omitempty"`
-	Rtol     float64 `json:"rtol,omitempty"`
+	Atol     float64 `json:"atol,omitempty"`      // Dormand–Prince absolute tolerance
+	Rtol     float64 `json:"rtol,omitempty"`      // Dormand–Prince relative tolerance
 	MaxSteps int     `json:"max_steps,omitempty"` // Dormand–Prince step budget
 	Trace    string  `json:"trace,omitempty"`     // "exact" or "hutchinson"
 	Probes   int     `json:"probes,omitempty"`    // Hutchinson probes
@@ -54,7 +54,7 @@ func (s ModelSpec) realNVP() (RealNVPOptions, error) {
 	case "sigmoid":
 		o.Scale = native.Scale{Kind: native.ScaleSigmoid}
 	default:
-		return o, fmt.Errorf("lrmf: unknown Real NVP scale %q (want exp or sigmoid)", s.Scale)
+		return o, fmt.Errorf("model: unknown Real NVP scale %q (want exp or sigmoid)", s.Scale)
 	}
 	return o.withDefaults(), nil
 }
@@ -95,7 +95,7 @@ func (s ModelSpec) FlowMaker() (FlowMaker, error) {
 	case "ffjord":
 		return FFJORDFlow(s.FFJORD()), nil
 	}
-	return nil, fmt.Errorf("lrmf: unknown flow %q (available: %s)", s.Kind, strings.Join(FlowKinds, ", "))
+	return nil, fmt.Errorf("model: unknown flow %q (available: %s)", s.Kind, strings.Join(FlowKinds, ", "))
 }
 
 // DensityMaker returns the maker of the density s names.
@@ -112,5 +112,5 @@ func (s ModelSpec) DensityMaker() (DensityMaker, error) {
 	case "ffjord":
 		return FFJORDDensity(s.FFJORD()), nil
 	}
-	return nil, fmt.Errorf("lrmf: unknown density %q (available: %s)", s.Kind, strings.Join(DensityKinds, ", "))
+	return nil, fmt.Errorf("model: unknown density %q (available: %s)", s.Kind, strings.Join(DensityKinds, ", "))
 }
