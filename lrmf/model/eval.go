@@ -20,6 +20,35 @@ func setInference(m any, on bool) {
 	}
 }
 
+// Inference switches a model (a Density or a Flow) into or out of
+// evaluation-only mode: while on, LogProb and Forward skip what only a
+// backward pass needs (the FFJORD tapes), so a Backward needs a fresh call
+// with it off. Models without such state ignore it. Callers that evaluate
+// in batches of their own (package lrmf's validation passes, which reuse
+// the training buffers so that they allocate nothing) bracket the calls
+// with Inference(m, true) and Inference(m, false).
+func Inference(m any, on bool) { setInference(m, on) }
+
+// LogProbRows sets logp[i] = ln P(x_i; θ) for every row of the n×D x
+// (logp n×1), evaluated by d in inference mode in chunks of at most
+// ChunkRows rows. It allocates only the chunk views (none when n ≤
+// ChunkRows). d's next Backward needs a fresh LogProb.
+func LogProbRows(be native.Backend, d Density, logp, x *native.Tensor) error {
+	setInference(d, true)
+	defer setInference(d, false)
+	n := x.Rows()
+	if n <= ChunkRows {
+		return d.LogProb(logp, x)
+	}
+	for lo := 0; lo < n; lo += ChunkRows {
+		hi := min(lo+ChunkRows, n)
+		if err := d.LogProb(be.View(logp, lo, hi), be.View(x, lo, hi)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // MeanLogProb returns ℓ(X; θ) = (1/n) Σ_i ln P(x_i; θ) over the n rows of
 // the n×D x, evaluated by d in chunks of at most ChunkRows rows. d's next
 // Backward needs a fresh LogProb: MeanLogProb does not record for one.
