@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"gonum.org/v1/gonum/mat"
@@ -14,16 +15,30 @@ import (
 	"github.com/lrmf-go/lrmf/native"
 )
 
-// Align runs Algorithm 1 of the paper on datasets A (nA×D) and B (nB×D):
+// Align runs Algorithm 1 of the paper on datasets A (nA×D) and B (nB×D),
+// with held-out evaluation, early stopping and restarts:
 //
-//  1. fit θA* to A and θB* to B (closed form when the density has one,
-//     else Adam until the gradient norm falls below Tol or FitSteps);
-//     c_AB = ℓ(A; θA*) + ℓ(B; θB*);
-//  2. start θS from θA* and T from its initialisation (pre-fitted to the
-//     identity when IdentityPrefit says so), then take Adam steps on the
-//     mini-batch LRMF (one batch of A and one of B per step) until
-//     ‖g_T‖ + ‖g_S‖ < Tol or Steps;
-//  3. evaluate LRMF on the full data and classify the outcome.
+//  0. split each set (seeded) into a training part, a validation part
+//     (Config.Validation) and a held-out part (Config.Holdout);
+//  1. fit θA* to A's training part and θB* to B's (closed form when the
+//     density has one, else Adam, early-stopped on the validation parts
+//     and capped at FitSteps); c_AB = ℓ(A; θA*) + ℓ(B; θB*);
+//  2. Config.Restarts times: start θS from θA* and T from its own
+//     initialisation (pre-fitted to the identity when IdentityPrefit says
+//     so), take Adam steps on the mini-batch LRMF over the training parts
+//     until ‖g_T‖ + ‖g_S‖ < Tol, patience on the validation LRMF, or
+//     Steps, and restore the best validated (φ, θS); keep the restart with
+//     the lowest validation LRMF;
+//  3. evaluate LRMF and its four terms on the held-out parts with their
+//     standard errors (and on the training parts), run the two-sample test
+//     of T(A) against B on the held-out points, and classify the outcome
+//     (Result.Status).
+//
+// Restarts run concurrently when the backend has more than one thread:
+// P = min(Restarts, threads) sibling backends (native.Open of the same name
+// and type, threads/P threads each, closed before Align returns) take the
+// restarts in turn; θA*, θB* and the data are copied to them. The outcome
+// is deterministic for a given seed, thread count and Restarts.
 //
 // The zero Config is DefaultConfig's run. Align returns a Result whenever
 // training started, also together with an error: ErrDiverged (wrapped) for
@@ -36,7 +51,7 @@ func Align(ctx context.Context, a, b *mat.Dense, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults(na, nb)
-	if err := cfg.validate(na, nb); err != nil {
+	if err := cfg.validate(na, nb, dim); err != nil {
 		return nil, err
 	}
 	if cfg.NewFlow == nil {
@@ -57,16 +72,23 @@ func Align(ctx context.Context, a, b *mat.Dense, cfg Config) (*Result, error) {
 		defer be.Close()
 	}
 	pcg := rand.NewPCG(cfg.Seed, 0x6c726d66) // "lrmf"
-	r := &run{cfg: cfg, be: be, pcg: pcg, rng: rand.New(pcg), start: start, dim: dim}
+	r := &run{cfg: cfg, be: be, pcg: pcg, rng: rand.New(pcg), start: start, dim: dim, mu: new(sync.Mutex)}
 	if cfg.Checkpoint != nil || cfg.Resume != nil {
 		r.hash = dataHash(a, b)
 	}
-	r.a = toTensor(be, a)
-	r.b = toTensor(be, b)
+	r.hostA, r.hostB = a, b
+	r.sa = splitSet(na, cfg.Holdout, cfg.Validation, cfg.Seed, 0)
+	r.sb = splitSet(nb, cfg.Holdout, cfg.Validation, cfg.Seed, 1)
+	r.fullA, r.fullB = toTensor(be, a), toTensor(be, b)
+	r.a, r.b = r.part(r.fullA, r.sa.train), r.part(r.fullB, r.sb.train)
+	if len(r.sa.val) > 0 {
+		r.av, r.bv = r.part(r.fullA, r.sa.val), r.part(r.fullB, r.sb.val)
+	}
 	return r.align(ctx)
 }
 
-// run holds the state of one Align call.
+// run holds the state of one Align call, or of one restart's joint phase
+// on its own backend (then only the fields the joint phase uses are set).
 type run struct {
 	cfg   Config
 	be    native.Backend
@@ -75,7 +97,18 @@ type run struct {
 	hash  string // of A and B, when checkpointing
 	start time.Time
 	dim   int
-	a, b  *native.Tensor
+	mu    *sync.Mutex // serialises Config.Progress across restarts
+
+	a, b   *native.Tensor // the training parts: what fits and joint steps sample
+	av, bv *native.Tensor // the validation parts (nil: none)
+	cab    float64        // c_AB on the training parts
+	// ln pA*(a), ln pB*(b) per validation row, after the fits.
+	lpAVal, lpBVal []float64
+
+	// The whole call only.
+	hostA, hostB *mat.Dense
+	fullA, fullB *native.Tensor // every row, for the final evaluation
+	sa, sb       split
 }
 
 // toTensor uploads the rows of x (n×D) to a new n×D tensor on be.
@@ -86,8 +119,21 @@ func toTensor(be native.Backend, x *mat.Dense) *native.Tensor {
 	return t
 }
 
+// part returns the rows idx (increasing) of the full-data tensor x: x
+// itself when idx lists every row.
+func (r *run) part(x *native.Tensor, idx []int32) *native.Tensor {
+	if len(idx) == x.Rows() {
+		return x
+	}
+	t := r.be.New(len(idx), x.Cols())
+	r.be.GatherRows(t, x, idx)
+	return t
+}
+
 func (r *run) progress(p Progress) {
 	if r.cfg.Progress != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
 		p.Elapsed = time.Since(r.start)
 		r.cfg.Progress(p)
 	}
@@ -99,7 +145,7 @@ func (r *run) fitter() *fitter {
 	return &fitter{opt: r.cfg.FitOptions, be: r.be, rng: r.rng, dim: r.dim, every: r.cfg.ProgressEvery, progress: r.progress}
 }
 
-// align runs the three phases on the uploaded data.
+// align runs the phases on the uploaded data.
 func (r *run) align(ctx context.Context) (*Result, error) {
 	cfg, be := r.cfg, r.be
 	res := &Result{Config: cfg}
@@ -127,7 +173,7 @@ func (r *run) align(ctx context.Context) (*Result, error) {
 	r.cfg.IdentityPrefit, res.Config.IdentityPrefit = cfg.IdentityPrefit, cfg.IdentityPrefit
 	defer func() { res.Solver = solverReport(res) }()
 
-	// Phase 1: θA*, θB*, c_AB, the identity pre-fit (restored when resuming).
+	// Phase 1: θA*, θB*, c_AB (restored when resuming).
 	if ck := cfg.Resume; ck != nil {
 		if err := r.restoreModels(ck, res); err != nil {
 			return nil, err
@@ -137,32 +183,62 @@ func (r *run) align(ctx context.Context) (*Result, error) {
 	}
 	res.FitSeconds = time.Since(r.start).Seconds()
 
-	// Phase 2: joint training.
+	// Phase 2: the restarts' joint phases.
 	jointStart := time.Now()
-	err = r.joint(ctx, res)
+	var chosen *restartRun
+	if cfg.Restarts == 1 {
+		chosen, err = r.single(ctx, res)
+		res.Restarts = []RestartReport{chosen.report(true)}
+	} else {
+		chosen, err = r.restarts(ctx, res)
+	}
 	res.JointSeconds = time.Since(jointStart).Seconds()
-	if res.Steps > 0 {
-		res.MsPerStep = 1000 * res.JointSeconds / float64(res.Steps)
+	if chosen != nil {
+		res.Steps, res.StoppedBy, res.Joint, res.History = chosen.phase.Steps, chosen.phase.StoppedBy, chosen.phase, chosen.history
+		res.PrefitSteps, res.PrefitMSE = chosen.prefitSteps, chosen.prefitMSE
+	}
+	var steps int
+	for _, rr := range res.Restarts {
+		steps += rr.Steps
+	}
+	if steps > 0 {
+		res.MsPerStep = 1000 * res.JointSeconds / float64(steps)
 	}
 	if err != nil {
 		return r.stopped(res, err)
+	}
+	if cfg.Restarts > 1 && cfg.Checkpoint != nil && chosen.ck != nil {
+		ck := chosen.ck
+		r.addFitted(ck, res)
+		if err := cfg.Checkpoint(ck); err != nil {
+			return r.stopped(res, fmt.Errorf("lrmf: saving the checkpoint: %w", err))
+		}
 	}
 
-	// Phase 3: the indicator on the full data.
-	obj, y, err := evalLRMF(be, res.Flow, res.Density, res.CAB, r.a, r.b)
-	if err != nil {
+	// Phase 3: the figures, the two-sample test and the verdict.
+	if err := r.evaluate(res); err != nil {
 		return r.stopped(res, err)
 	}
-	res.LRMF, res.LogLikTA, res.LogLikB, res.LogDet = obj.lrmf, obj.llTA, obj.llB, obj.logdet
-	if !finite(res.LRMF) {
-		return r.stopped(res, fmt.Errorf("lrmf: %w: LRMF on the full data is %v", ErrDiverged, res.LRMF))
-	}
-	res.Transformed = mat.NewDense(y.Rows(), y.Cols(), nil)
-	be.Download(res.Transformed.RawMatrix().Data, y)
-	res.Status = verdict(res.LRMF, cfg.Threshold)
-	res.Converged = res.Status == Converged
 	res.TotalSeconds = time.Since(r.start).Seconds()
 	return res, nil
+}
+
+// single runs the one restart of Restarts = 1 on the run's own backend and
+// random stream, continuing from a checkpoint when resuming.
+func (r *run) single(ctx context.Context, res *Result) (*restartRun, error) {
+	start := time.Now()
+	rr := &restartRun{seed: r.cfg.Seed, flow: res.Flow, dens: res.Density}
+	defer func() { rr.seconds = time.Since(start).Seconds() }()
+	if r.cfg.Resume == nil && r.cfg.IdentityPrefit > 0 {
+		var err error
+		if rr.prefitSteps, rr.prefitMSE, err = r.prefit(ctx, rr.flow, 0); err != nil {
+			return rr, err
+		}
+	}
+	if ck := r.cfg.Resume; ck != nil {
+		rr.prefitSteps, rr.prefitMSE = ck.meta.PrefitSteps, ck.meta.PrefitMSE
+	}
+	return rr, r.joint(ctx, rr, res)
 }
 
 // stopped finishes a Result for a run ended by err.

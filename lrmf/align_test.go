@@ -21,9 +21,21 @@ import (
 // affineGaussian returns c with the models these tests were written for,
 // an affine flow and a Gaussian density, and, where c leaves them zero, the
 // step budgets and learning rate such tests used (2000 steps, lr 0.01; the
-// zero Config is now lrmf align's Real NVP run, see DefaultConfig).
+// zero Config is now lrmf align's Real NVP run, see DefaultConfig), one
+// restart, and the whole data for fitting and reporting (Holdout and
+// Validation negative), as before the held-out split: their oracles are
+// moments of the full data.
 func affineGaussian(c Config) Config {
 	c.Flow, c.Density = model.ModelSpec{Kind: "affine"}, model.ModelSpec{Kind: "gaussian"}
+	if c.Holdout == 0 {
+		c.Holdout = -1
+	}
+	if c.Validation == 0 {
+		c.Validation = -1
+	}
+	if c.Restarts == 0 {
+		c.Restarts = 1
+	}
 	if c.Steps == 0 {
 		c.Steps = 2000
 	}

@@ -22,19 +22,24 @@ import (
 	"github.com/lrmf-go/lrmf/native"
 )
 
-// Checkpoint file format, version 1 (little-endian):
+// Checkpoint file format, version 2 (little-endian):
 //
 //	"LRMFCKPT"  uint32 version  uint64 n  n bytes of JSON metadata
 //	the tensors listed in the metadata, in order, as float64 row-major
 //	uint32 CRC-32 (IEEE) of everything before it
 //
-// The metadata carries the configuration, the joint-phase step, c_AB, the
-// optimiser step count, the RNG and batch-sampler states, the history and a
-// fingerprint of the data, so a resumed run continues exactly where the
-// saved one stopped.
+// The metadata carries the configuration (with the split's fractions and
+// seed), the joint-phase step, c_AB on the training and validation parts,
+// how the fits ended, the optimiser step count, the RNG and batch-sampler
+// states, the history, the early-stopping state (its best parameters are
+// tensors "best/i") and a fingerprint of the data, so a resumed run
+// continues exactly where the saved one stopped. Version 1 (before the
+// held-out split) had no split, fit reports or early-stopping state:
+// ReadCheckpoint still reads it, for Checkpoint.Flow (lrmf apply), but a
+// run cannot resume from it.
 const (
 	checkpointMagic   = "LRMFCKPT"
-	CheckpointVersion = 1
+	CheckpointVersion = 2
 )
 
 // ErrBadCheckpoint is returned (wrapped) for a file that is not a valid
@@ -71,6 +76,14 @@ type checkpointMeta struct {
 	SamplerB  samplerState `json:"sampler_b"`
 	History   []Point      `json:"history"`
 	Tensors   []tensorMeta `json:"tensors"`
+	// Since version 2.
+	FitA        PhaseReport `json:"fit_a"`
+	FitB        PhaseReport `json:"fit_b"`
+	PrefitSteps int         `json:"prefit_steps,omitempty"`
+	PrefitMSE   float64     `json:"prefit_mse,omitempty"`
+	Restart     int         `json:"restart"`      // the restart saved (0-based)
+	RestartSeed uint64      `json:"restart_seed"` // its seed
+	EarlyStop   *esState    `json:"early_stop,omitempty"`
 }
 
 // Checkpoint is the saved state of an Align run after some joint-phase
@@ -127,6 +140,21 @@ func (c *Checkpoint) addTensor(be native.Backend, name string, t *native.Tensor)
 	be.Download(v, t)
 	c.meta.Tensors = append(c.meta.Tensors, tensorMeta{Name: name, Rows: t.Rows(), Cols: t.Cols()})
 	c.tensors[name] = v
+}
+
+// addHost records host values under name, as an n×1 tensor.
+func (c *Checkpoint) addHost(name string, v []float64) {
+	c.meta.Tensors = append(c.meta.Tensors, tensorMeta{Name: name, Rows: len(v), Cols: 1})
+	c.tensors[name] = append([]float64(nil), v...)
+}
+
+// host returns the saved n×1 tensor name as host values.
+func (c *Checkpoint) host(name string, n int) ([]float64, error) {
+	v, ok := c.tensors[name]
+	if !ok || len(v) != n {
+		return nil, fmt.Errorf("lrmf: %w: no %d values %q", ErrBadCheckpoint, n, name)
+	}
+	return append([]float64(nil), v...), nil
 }
 
 // loadTensor copies the saved tensor name into t, checking its shape.
@@ -239,8 +267,8 @@ func parseCheckpoint(raw []byte) (*Checkpoint, error) {
 		return nil, bad("missing the %q header", checkpointMagic)
 	}
 	p := len(checkpointMagic)
-	if v := binary.LittleEndian.Uint32(raw[p:]); v != CheckpointVersion {
-		return nil, fmt.Errorf("%w: format version %d, this lrmf reads version %d", ErrBadCheckpoint, v, CheckpointVersion)
+	if v := binary.LittleEndian.Uint32(raw[p:]); v != CheckpointVersion && v != 1 {
+		return nil, fmt.Errorf("%w: format version %d, this lrmf reads versions 1 to %d", ErrBadCheckpoint, v, CheckpointVersion)
 	}
 	body, sum := raw[:len(raw)-4], binary.LittleEndian.Uint32(raw[len(raw)-4:])
 	if crc32.ChecksumIEEE(body) != sum {

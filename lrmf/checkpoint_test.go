@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ func resumeConfig(be native.Backend) Config {
 		Steps:      60,
 		LR:         1e-3,
 		Seed:       7,
+		Restarts:   1, // only single-restart runs resume
 		FitOptions: FitOptions{FitSteps: 30, Batch: 64},
 	}
 }
@@ -35,11 +37,21 @@ func resumeConfig(be native.Backend) Config {
 // the checkpoint's RNG state must restore them too.
 func resumeConfigFFJORD(be native.Backend) Config {
 	o := model.ModelSpec{Kind: "ffjord", Hidden: 6, Depth: 2, Solver: "rk4", ODESteps: 3, Trace: "hutchinson", Probes: 1}
-	return Config{Backend: be, Flow: o, Density: o, Steps: 40, LR: 1e-3, Seed: 7, IdentityPrefit: 10, FitOptions: FitOptions{FitSteps: 10, Batch: 32}}
+	return Config{Backend: be, Flow: o, Density: o, Steps: 40, LR: 1e-3, Seed: 7, IdentityPrefit: 10, Restarts: 1, FitOptions: FitOptions{FitSteps: 10, Batch: 32}}
+}
+
+// resumeConfigEarlyStopping evaluates the validation LRMF every 5 steps
+// under the plateau schedule, so that the early-stopping state — best
+// parameters, best value and step, last improvement, the learning-rate
+// factor — decides the resumed run's steps.
+func resumeConfigEarlyStopping(be native.Backend) Config {
+	c := resumeConfig(be)
+	c.Steps, c.EvalEvery, c.Patience, c.Schedule, c.LR = 400, 5, 60, Plateau, 1e-2
+	return c
 }
 
 func TestResumeIsBitIdentical(t *testing.T) {
-	for name, mk := range map[string]func(native.Backend) Config{"realnvp": resumeConfig, "ffjord": resumeConfigFFJORD} {
+	for name, mk := range map[string]func(native.Backend) Config{"realnvp": resumeConfig, "ffjord": resumeConfigFFJORD, "early-stopping": resumeConfigEarlyStopping} {
 		t.Run(name, func(t *testing.T) { testResume(t, mk) })
 	}
 }
@@ -52,6 +64,15 @@ func testResume(t *testing.T, resumeConfig func(native.Backend) Config) {
 
 	full, err := Align(context.Background(), p.A, p.B, resumeConfig(be))
 	require.NoError(t, err)
+	t.Logf("joint phase: %+v", full.Joint)
+	stop := 25
+	if full.Joint.Evaluations > 0 {
+		// Interrupt after the step whose parameters the run kept, so that
+		// the resumed run must restore them (and the rest of the
+		// early-stopping state) from the checkpoint.
+		stop = full.Joint.BestStep + 7
+		require.Less(t, stop, full.Joint.Steps, "the run must go on past its best step")
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := resumeConfig(be)
@@ -59,7 +80,7 @@ func testResume(t *testing.T, resumeConfig func(native.Backend) Config) {
 	cfg.Checkpoint = func(c *Checkpoint) error { saved = c; return nil }
 	cfg.ProgressEvery = 1
 	cfg.Progress = func(pr Progress) {
-		if pr.Phase == "joint" && pr.Step == 25 {
+		if pr.Phase == "joint" && pr.Step == stop {
 			cancel()
 		}
 	}
@@ -67,7 +88,7 @@ func testResume(t *testing.T, resumeConfig func(native.Backend) Config) {
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, Canceled, part.Status)
 	require.NotNil(t, saved)
-	require.Equal(t, 25, saved.Step())
+	require.Equal(t, stop, saved.Step())
 
 	// Through the file format, as the command does.
 	path := filepath.Join(t.TempDir(), "ck.lrmf")
@@ -83,6 +104,9 @@ func testResume(t *testing.T, resumeConfig func(native.Backend) Config) {
 	assert.Equal(t, full.History, resumed.History)
 	assert.Equal(t, full.CAB, resumed.CAB)
 	assert.Equal(t, full.Transformed.RawMatrix().Data, resumed.Transformed.RawMatrix().Data)
+	assert.Equal(t, full.Joint, resumed.Joint)
+	assert.Equal(t, full.FitA, resumed.FitA)
+	assert.Equal(t, full.HeldOut, resumed.HeldOut)
 
 	// The saved flow maps data exactly like the trained one.
 	f, err := ck.Flow(be)
@@ -121,11 +145,11 @@ func TestCheckpointRejectsBadFiles(t *testing.T) {
 	_, err = ReadCheckpoint(write("truncated", good[:len(good)-100]))
 	require.ErrorIs(t, err, ErrBadCheckpoint)
 
-	v2 := append([]byte(nil), good...)
-	v2[8] = 2
-	_, err = ReadCheckpoint(write("v2", v2))
+	v3 := append([]byte(nil), good...)
+	v3[8] = CheckpointVersion + 1
+	_, err = ReadCheckpoint(write("v3", v3))
 	require.ErrorIs(t, err, ErrBadCheckpoint)
-	assert.Contains(t, err.Error(), "version 2")
+	assert.Contains(t, err.Error(), fmt.Sprintf("version %d", CheckpointVersion+1))
 
 	_, err = ReadCheckpoint(write("text", []byte("x,y\n1,2\n")))
 	require.ErrorIs(t, err, ErrBadCheckpoint)

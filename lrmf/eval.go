@@ -3,10 +3,13 @@ package lrmf
 import (
 	"errors"
 	"fmt"
+	"math"
+	"sort"
 
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/lrmf-go/lrmf/lrmf/model"
+	"github.com/lrmf-go/lrmf/lrmf/twosample"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -110,4 +113,209 @@ func checkEvalInput(be native.Backend, nilModel bool, fn, what string, x *mat.De
 	}
 	n, dim = x.Dims()
 	return n, dim, nil
+}
+
+// rowValues are the per-row quantities of an evaluation of (T, θS, θA*,
+// θB*) on n rows of A and m rows of B.
+type rowValues struct {
+	lpA, lpTA, ld []float64 // ln pA*(a_i), ln pS(T(a_i)), ln|det ∇T(a_i)|: n each
+	lpB, lpSB     []float64 // ln pB*(b_j), ln pS(b_j): m each
+	y             []float64 // T(a_i), n×D row-major
+}
+
+// rowsEval computes T(a), ln|det ∇T(a)|, ln pS(T(a)) and ln pS(b) per row
+// (lpA and lpB are left to the caller).
+func rowsEval(be native.Backend, t model.Flow, s model.Density, a, b *native.Tensor) (rowValues, error) {
+	var v rowValues
+	y, logdet, err := model.Transform(be, t, a)
+	if err != nil {
+		return v, fmt.Errorf("lrmf: evaluating T(A): %w", err)
+	}
+	v.y = make([]float64, y.Len())
+	be.Download(v.y, y)
+	v.ld = make([]float64, a.Rows())
+	be.Download(v.ld, logdet)
+	if v.lpTA, err = logProbHost(be, s, y); err != nil {
+		return v, fmt.Errorf("lrmf: evaluating ℓ(T(A); θS): %w", err)
+	}
+	if v.lpSB, err = logProbHost(be, s, b); err != nil {
+		return v, fmt.Errorf("lrmf: evaluating ℓ(B; θS): %w", err)
+	}
+	return v, nil
+}
+
+// estimate returns LRMF and its terms over the rows ia of A and ib of B
+// (nil: every row), with standard errors when withSE, trimming
+// trimCount(n, trim) rows at each end of A's rows ordered by u and of B's
+// ordered by v (see Estimate).
+func (v rowValues) estimate(ia, ib []int32, withSE bool, trim float64) Estimate {
+	all := func(idx []int32, n int) []int32 {
+		if idx != nil {
+			return idx
+		}
+		idx = make([]int32, n)
+		for i := range idx {
+			idx[i] = int32(i)
+		}
+		return idx
+	}
+	ia, ib = all(ia, len(v.lpA)), all(ib, len(v.lpB))
+	pick := func(x []float64, idx []int32) []float64 {
+		out := make([]float64, len(idx))
+		for i, j := range idx {
+			out[i] = x[j]
+		}
+		return out
+	}
+	pa, ta, ld := pick(v.lpA, ia), pick(v.lpTA, ia), pick(v.ld, ia)
+	pb, sb := pick(v.lpB, ib), pick(v.lpSB, ib)
+	u, w := make([]float64, len(ia)), make([]float64, len(ib))
+	for i := range u {
+		u[i] = pa[i] - ta[i] - ld[i]
+	}
+	for j := range w {
+		w[j] = pb[j] - sb[j]
+	}
+	ta2, tb2 := newTrimmer(u, trim), newTrimmer(w, trim)
+	e := Estimate{RowsA: len(ia), RowsB: len(ib), TrimA: ta2.k, TrimB: tb2.k}
+	e.CAB = ta2.mean(pa) + tb2.mean(pb)
+	e.LogLikTA, e.LogLikB, e.LogDet = ta2.mean(ta), tb2.mean(sb), ta2.mean(ld)
+	e.LRMF = e.CAB - e.LogLikTA - e.LogLikB - e.LogDet
+	if withSE {
+		e.SE = &Terms{
+			LRMF:     math.Hypot(ta2.se(u), tb2.se(w)),
+			CAB:      math.Hypot(ta2.se(pa), tb2.se(pb)),
+			LogLikTA: ta2.se(ta),
+			LogLikB:  tb2.se(sb),
+			LogDet:   ta2.se(ld),
+		}
+	}
+	return e
+}
+
+// trimmer orders n rows by a key and drops k = trimCount(n, g) at each
+// end: mean averages a per-row quantity over the kept rows, and se is the
+// standard error of that trimmed mean from the winsorised sample (the
+// dropped rows take the value of the nearest kept row in key order;
+// Tukey & McLaughlin): sd_w / ((1 − 2k/n)·√n), the plain sd/√n for k = 0.
+type trimmer struct {
+	order []int // row indices in increasing key order
+	k     int
+}
+
+func newTrimmer(key []float64, g float64) trimmer {
+	order := make([]int, len(key))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return key[order[a]] < key[order[b]] })
+	return trimmer{order: order, k: trimCount(len(key), g)}
+}
+
+func (t trimmer) mean(x []float64) float64 {
+	n := len(t.order)
+	if n-2*t.k <= 0 {
+		return math.NaN()
+	}
+	s := 0.0
+	for _, i := range t.order[t.k : n-t.k] {
+		s += x[i]
+	}
+	return s / float64(n-2*t.k)
+}
+
+func (t trimmer) se(x []float64) float64 {
+	n := len(t.order)
+	if n < 2 || n-2*t.k <= 0 {
+		return math.NaN()
+	}
+	wz := make([]float64, n)
+	for r := range t.order {
+		wz[r] = x[t.order[min(max(r, t.k), n-1-t.k)]]
+	}
+	return math.Sqrt(sampleVar(wz)/float64(n)) / (1 - 2*float64(t.k)/float64(n))
+}
+
+// mean returns the mean of x (0 for none).
+func mean(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	s := 0.0
+	for _, v := range x {
+		s += v
+	}
+	return s / float64(len(x))
+}
+
+// sampleVar returns Σ(x − x̄)²/(n − 1), two-pass (0 for fewer than 2).
+func sampleVar(x []float64) float64 {
+	if len(x) < 2 {
+		return 0
+	}
+	m, s := mean(x), 0.0
+	for _, v := range x {
+		s += (v - m) * (v - m)
+	}
+	return s / float64(len(x)-1)
+}
+
+// evaluate is phase 3 of Align: every row of A and B through the chosen
+// (T, θS) and through θA*, θB*; the training and held-out estimates; T(A);
+// the two-sample test; the verdict.
+func (r *run) evaluate(res *Result) error {
+	cfg, be := r.cfg, r.be
+	v, err := rowsEval(be, res.Flow, res.Density, r.fullA, r.fullB)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrDiverged, err)
+	}
+	if v.lpA, err = logProbHost(be, res.DensityA, r.fullA); err != nil {
+		return err
+	}
+	if v.lpB, err = logProbHost(be, res.DensityB, r.fullB); err != nil {
+		return err
+	}
+	res.Train = v.estimate(r.sa.train, r.sb.train, false, -1)
+	rep, ia, ib := &res.Train, r.sa.train, r.sb.train
+	if len(r.sa.held) > 0 {
+		h := v.estimate(r.sa.held, r.sb.held, true, cfg.Trim)
+		res.HeldOut, rep, ia, ib = &h, &h, r.sa.held, r.sb.held
+	}
+	res.LRMF, res.CAB, res.LogLikTA, res.LogLikB, res.LogDet = rep.LRMF, rep.CAB, rep.LogLikTA, rep.LogLikB, rep.LogDet
+	if rep.SE != nil {
+		res.LRMFSE = rep.SE.LRMF
+	}
+	res.UpperBound = res.LRMF + zScore(cfg.Confidence)*res.LRMFSE
+	if !finite(res.LRMF, res.LRMFSE, res.Train.LRMF) {
+		return fmt.Errorf("lrmf: %w: LRMF is %v (training data: %v)", ErrDiverged, res.LRMF, res.Train.LRMF)
+	}
+	na, dim := r.hostA.Dims()
+	res.Transformed = mat.NewDense(na, dim, v.y)
+	if cfg.Alpha > 0 {
+		t, err := twosample.MMD(rowsOf(res.Transformed, ia), rowsOf(r.hostB, ib), twosample.MMDOptions{Seed: cfg.Seed})
+		if err != nil {
+			return fmt.Errorf("lrmf: the two-sample test of T(A) against B: %w", err)
+		}
+		res.TwoSample = &t
+	}
+	if res.HeldOut == nil {
+		res.Status = verdict(res.LRMF, cfg.Threshold)
+	} else {
+		rejected := res.TwoSample != nil && res.TwoSample.P <= cfg.Alpha
+		res.Status = heldOutVerdict(res.LRMF, res.UpperBound, res.Train.LRMF, cfg.Threshold, rejected)
+	}
+	res.Converged = res.Status == Converged
+	if len(r.sa.val) > 0 {
+		val := v.estimate(r.sa.val, r.sb.val, false, cfg.Trim)
+		res.Validation = &val
+	}
+	if len(res.Restarts) == 1 {
+		// One restart: its figures are the run's.
+		rr := &res.Restarts[0]
+		rr.LRMF, rr.LRMFSE, rr.ValidationLRMF = res.LRMF, res.LRMFSE, res.Train.LRMF
+		if res.Validation != nil {
+			rr.ValidationLRMF = res.Validation.LRMF
+		}
+	}
+	return nil
 }

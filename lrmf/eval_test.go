@@ -21,7 +21,10 @@ func TestEvalOnResult(t *testing.T) {
 	defer be.Close()
 	p := data.MoonsPair(300, 0.05, 50, 1)
 	spec := model.ModelSpec{Kind: "realnvp", Blocks: 2, Hidden: 8, Depth: 1}
-	res, err := Align(context.Background(), p.A, p.B, Config{Backend: be, Flow: spec, Density: spec, Steps: 20, LR: 0.01, Seed: 1, FitOptions: FitOptions{FitSteps: 20, Batch: 64}})
+	// The whole data for fitting and reporting (no held-out or validation
+	// part), so that ℓ(B; θS) is over every row of B.
+	res, err := Align(context.Background(), p.A, p.B, Config{Backend: be, Flow: spec, Density: spec, Steps: 20, LR: 0.01, Seed: 1,
+		Holdout: -1, Validation: -1, FitOptions: FitOptions{FitSteps: 20, Batch: 64}})
 	require.NoError(t, err)
 	mb, err := res.ModelBackend()
 	require.NoError(t, err)

@@ -11,18 +11,20 @@ import (
 	"github.com/lrmf-go/lrmf/native"
 )
 
-// fits runs phase 1 of Align: θA* fitted to A, θB* to B, c_AB =
-// ℓ(A; θA*) + ℓ(B; θB*), θS set to θA*, then the identity pre-fit of the
-// flow when Config.IdentityPrefit (resolved) is positive.
+// fits runs phase 1 of Align: θA* fitted to A's training part and θB* to
+// B's (early-stopped on their validation parts), c_AB = ℓ(A; θA*) +
+// ℓ(B; θB*) on the training parts, ln pA*, ln pB* per validation row, and
+// θS set to θA*.
 func (r *run) fits(ctx context.Context, res *Result) error {
 	be, f := r.be, r.fitter()
 	var err error
-	if res.FitStepsA, err = f.fit(ctx, "fit-A", res.DensityA, r.a); err != nil {
+	if res.FitA, err = f.fit(ctx, "fit-A", res.DensityA, r.a, r.av); err != nil {
 		return err
 	}
-	if res.FitStepsB, err = f.fit(ctx, "fit-B", res.DensityB, r.b); err != nil {
+	if res.FitB, err = f.fit(ctx, "fit-B", res.DensityB, r.b, r.bv); err != nil {
 		return err
 	}
+	res.FitStepsA, res.FitStepsB = res.FitA.Steps, res.FitB.Steps
 	la, err := model.MeanLogProb(be, res.DensityA, r.a)
 	if err != nil {
 		return err
@@ -31,13 +33,16 @@ func (r *run) fits(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	res.CAB = la + lb
-	model.CopyParams(be, res.Density.Params(), res.DensityA.Params())
-	if r.cfg.IdentityPrefit > 0 {
-		if res.PrefitSteps, res.PrefitMSE, err = r.prefit(ctx, res.Flow); err != nil {
+	r.cab = la + lb
+	if r.av != nil {
+		if r.lpAVal, err = logProbHost(be, res.DensityA, r.av); err != nil {
+			return err
+		}
+		if r.lpBVal, err = logProbHost(be, res.DensityB, r.bv); err != nil {
 			return err
 		}
 	}
+	model.CopyParams(be, res.Density.Params(), res.DensityA.Params())
 	return nil
 }
 
@@ -62,20 +67,23 @@ func (f *fitter) report(p Progress) {
 // gradient norm for its stopping test.
 const fitCheckEvery = 100
 
-// fit sets d to θX* = argmax_θ ℓ(X; θ) for the n×D data x and returns the
-// number of gradient steps (0 for a closed-form fit). Gradient fits take
-// Adam steps on −mean ln p over mini-batches of min(2b, n) rows, following
-// the learning-rate schedule over FitSteps, and stop early when the
-// gradient of the full-data log-likelihood, checked every fitCheckEvery
-// steps, has norm below Tol.
-func (f *fitter) fit(ctx context.Context, phase string, d model.Density, x *native.Tensor) (int, error) {
+// fit sets d to θX* = argmax_θ ℓ(X; θ) for the n×D training data x and
+// reports how the fit ended. Gradient fits take Adam steps on −mean ln p
+// over mini-batches of min(2b, n) rows, following the learning-rate
+// schedule over FitSteps; they stop early when the gradient of the
+// full-data log-likelihood, checked every fitCheckEvery steps, has norm
+// below Tol, or, when xv (the validation rows; nil: none) is given, when
+// the validation mean log-likelihood, evaluated every EvalEvery steps, has
+// not improved for Patience steps. The parameters with the best validation
+// value are restored at the end.
+func (f *fitter) fit(ctx context.Context, phase string, d model.Density, x, xv *native.Tensor) (PhaseReport, error) {
 	o := f.opt
 	if m, ok := d.(model.MLEFitter); ok && !o.GradientFit {
 		if err := m.FitMLE(x); err != nil {
-			return 0, fmt.Errorf("lrmf: fitting the density to %s: %w", phase[len(phase)-1:], err)
+			return PhaseReport{}, fmt.Errorf("lrmf: fitting the density to %s: %w", phase[len(phase)-1:], err)
 		}
 		f.report(Progress{Phase: phase, Done: true})
-		return 0, nil
+		return PhaseReport{StoppedBy: "closed-form"}, nil
 	}
 	// θS sees 2b rows per joint step (b of T(A), b of B), so each fit step
 	// draws 2b rows too: with equal budgets θX* and θS then get the same
@@ -87,21 +95,27 @@ func (f *fitter) fit(ctx context.Context, phase string, d model.Density, x *nati
 	opt := optim.NewAdam(be, d.Params(), o.FitLR)
 	steps := o.FitSteps
 	full := newFullGrad(be, d, x)
+	var val *fitValidation
+	if xv != nil {
+		val = newFitValidation(be, d, xv, xb, logp, o.Patience, o.Trim)
+	}
+	rep := PhaseReport{StoppedBy: "budget", Steps: steps}
+	loss := 0.0
 	for step := 1; step <= steps; step++ {
 		if err := ctx.Err(); err != nil {
-			return step - 1, err
+			return rep, err
 		}
 		be.GatherRows(xb, x, s.next())
 		if err := d.LogProb(logp, xb); err != nil {
-			return step - 1, err
+			return rep, err
 		}
-		loss := -be.Sum(logp) / float64(bsz)
+		loss = -be.Sum(logp) / float64(bsz)
 		if err := d.Backward(nil, dlogp); err != nil {
-			return step - 1, err
+			return rep, err
 		}
 		g := optim.GradNorm(be, d.Params())
 		if !finite(loss, g) {
-			return step - 1, fmt.Errorf("lrmf: %w while fitting %s at step %d (loss %v, gradient norm %v)", ErrDiverged, phase, step, loss, g)
+			return rep, fmt.Errorf("lrmf: %w while fitting %s at step %d (loss %v, gradient norm %v)", ErrDiverged, phase, step, loss, g)
 		}
 		if step%f.every == 0 {
 			f.report(Progress{Phase: phase, Step: step, Steps: steps, Loss: loss, GradNorm: g})
@@ -111,26 +125,96 @@ func (f *fitter) fit(ctx context.Context, phase string, d model.Density, x *nati
 			// the full data.
 			fg, err := full.norm()
 			if err != nil {
-				return step - 1, err
+				return rep, err
 			}
 			if fg < o.Tol {
-				f.report(Progress{Phase: phase, Step: step - 1, Steps: steps, Loss: loss, GradNorm: fg, Done: true})
-				return step - 1, nil
+				rep.Steps, rep.StoppedBy = step-1, "tolerance"
+				break
 			}
 			// full.norm overwrote the gradients: recompute this batch's.
 			if err := d.LogProb(logp, xb); err != nil {
-				return step - 1, err
+				return rep, err
 			}
 			if err := d.Backward(nil, dlogp); err != nil {
-				return step - 1, err
+				return rep, err
 			}
 		}
 		optim.ClipGrad(be, d.Params(), g, o.ClipNorm)
-		opt.LR = optim.ScheduledLR(o.Schedule, o.FitLR, step, steps)
+		var es *earlyStop
+		if val != nil {
+			es = val.es
+		}
+		opt.LR = lrAt(o.Schedule, es, o.FitLR, step, steps)
 		opt.Step()
+		if val != nil && step%o.EvalEvery == 0 {
+			stop, err := val.eval(step)
+			if err != nil {
+				return rep, err
+			}
+			if stop {
+				rep.Steps, rep.StoppedBy = step, "patience"
+				break
+			}
+		}
 	}
-	f.report(Progress{Phase: phase, Step: steps, Steps: steps, Done: true})
-	return steps, nil
+	if val != nil {
+		if val.es.evals > 0 && val.es.lastStep != rep.Steps {
+			if _, err := val.eval(rep.Steps); err != nil {
+				return rep, err
+			}
+		}
+		val.es.restore()
+		val.es.report(&rep, -1)
+	}
+	f.report(Progress{Phase: phase, Step: rep.Steps, Steps: steps, Loss: loss, Done: true})
+	return rep, nil
+}
+
+// fitValidation evaluates a density's trimmed mean log-likelihood on
+// validation rows for early stopping, in chunks of the fit's batch size
+// through the fit's own buffers (xb, logp), so that it allocates nothing
+// after its construction.
+type fitValidation struct {
+	be     native.Backend
+	d      model.Density
+	xv     *native.Tensor
+	xb, lp *native.Tensor
+	host   []float64 // one chunk's ln p
+	vals   []float64 // ln p per validation row
+	trim   float64
+	rows   *rowCycler
+	es     *earlyStop
+}
+
+func newFitValidation(be native.Backend, d model.Density, xv, xb, logp *native.Tensor, patience int, trim float64) *fitValidation {
+	return &fitValidation{be: be, d: d, xv: xv, xb: xb, lp: logp, host: make([]float64, xb.Rows()), vals: make([]float64, xv.Rows()), trim: trim,
+		rows: newRowCycler(xv.Rows(), xb.Rows()), es: newEarlyStop(be, d.Params(), patience)}
+}
+
+// meanLogProb returns the trimmed mean of ln P(x; θ) over X_val.
+func (v *fitValidation) meanLogProb() (float64, error) {
+	model.Inference(v.d, true)
+	defer model.Inference(v.d, false)
+	for k := range v.rows.chunks() {
+		idx, valid := v.rows.at(k)
+		v.be.GatherRows(v.xb, v.xv, idx)
+		if err := v.d.LogProb(v.lp, v.xb); err != nil {
+			return 0, err
+		}
+		v.be.Download(v.host, v.lp)
+		copy(v.vals[k*len(idx):], v.host[:valid])
+	}
+	return trimmedMean(v.vals, v.trim), nil
+}
+
+// eval evaluates the validation objective −ℓ(X_val; θ) after step and
+// reports whether patience ran out.
+func (v *fitValidation) eval(step int) (bool, error) {
+	ll, err := v.meanLogProb()
+	if err != nil {
+		return false, err
+	}
+	return v.es.observe(step, -ll), nil
 }
 
 // fullGrad computes ‖∇θ ℓ(X; θ)‖ over all of X in chunks of at most

@@ -26,6 +26,7 @@ type jointState struct {
 	logp, dlogp     *native.Tensor
 	opt             *optim.Adam
 	inv             float64
+	es              *earlyStop // the validation's (nil: none), for the Plateau schedule
 }
 
 func (r *run) newJoint(flow model.Flow, dens model.Density, cab float64) *jointState {
@@ -84,63 +85,196 @@ func (j *jointState) update(step int, p Point) {
 	be, cfg := j.r.be, &j.r.cfg
 	optim.ClipGrad(be, j.flow.Params(), p.GradT, cfg.ClipNorm)
 	optim.ClipGrad(be, j.dens.Params(), p.GradS, cfg.ClipNorm)
-	j.opt.LR = optim.ScheduledLR(cfg.Schedule, cfg.LR, step, cfg.Steps)
+	j.opt.LR = lrAt(cfg.Schedule, j.es, cfg.LR, step, cfg.Steps)
 	j.opt.Step()
 }
 
-// joint runs phase 2 until the tolerance or the budget stops it.
-func (r *run) joint(ctx context.Context, res *Result) error {
+// jointValidation evaluates the validation LRMF of the current (φ, θS),
+// the trimmed means (FitOptions.Trim) of the per-row terms
+//
+//	u_i = ln pA(a_i) − ln pS(T(a_i)) − ln|det ∇T(a_i)| over A_val,
+//	v_j = ln pB(b_j) − ln pS(b_j) over B_val,
+//
+// through the joint phase's own buffers (b rows of A, 2b rows for θS), in
+// chunks of b rows, so that it allocates nothing after its construction.
+// ln pA, ln pB per validation row are computed once, after the fits.
+type jointValidation struct {
+	j        *jointState
+	av, bv   *native.Tensor
+	lpA, lpB []float64 // ln pA*(a), ln pB*(b) per validation row (shared, read-only)
+	u, w     []float64 // the per-row terms
+	trim     float64
+	ra, rb   *rowCycler
+	lp, ld   []float64 // one chunk's ln pS and log-det
+	es       *earlyStop
+}
+
+func (j *jointState) newValidation(av, bv *native.Tensor, lpA, lpB []float64, patience int, trim float64) *jointValidation {
+	bsz := j.xa.Rows()
+	params := append(append([]*model.Param{}, j.flow.Params()...), j.dens.Params()...)
+	v := &jointValidation{j: j, av: av, bv: bv, lpA: lpA, lpB: lpB, u: make([]float64, av.Rows()), w: make([]float64, bv.Rows()), trim: trim,
+		ra: newRowCycler(av.Rows(), bsz), rb: newRowCycler(bv.Rows(), bsz),
+		lp: make([]float64, 2*bsz), ld: make([]float64, bsz), es: newEarlyStop(j.r.be, params, patience)}
+	j.es = v.es
+	return v
+}
+
+// lrmf returns the validation LRMF.
+func (v *jointValidation) lrmf() (float64, error) {
+	j := v.j
+	be, bsz := j.r.be, j.xa.Rows()
+	model.Inference(j.flow, true)
+	model.Inference(j.dens, true)
+	defer model.Inference(j.flow, false)
+	defer model.Inference(j.dens, false)
+	for k := range max(v.ra.chunks(), v.rb.chunks()) {
+		ia, na := v.ra.at(k)
+		ib, nb := v.rb.at(k)
+		be.GatherRows(j.xa, v.av, ia)
+		be.GatherRows(j.sB, v.bv, ib)
+		be.Fill(j.logdet, 0)
+		if err := j.flow.Forward(j.y, j.logdet, j.xa); err != nil {
+			return 0, err
+		}
+		if err := j.dens.LogProb(j.logp, j.s); err != nil {
+			return 0, err
+		}
+		be.Download(v.lp, j.logp)
+		be.Download(v.ld, j.logdet)
+		for i := range na {
+			row := k*bsz + i
+			v.u[row] = v.lpA[row] - v.lp[i] - v.ld[i]
+		}
+		for i := range nb {
+			row := k*bsz + i
+			v.w[row] = v.lpB[row] - v.lp[bsz+i]
+		}
+	}
+	return trimmedMean(v.u, v.trim) + trimmedMean(v.w, v.trim), nil
+}
+
+// eval evaluates the validation LRMF after step and reports whether
+// patience ran out.
+func (v *jointValidation) eval(step int) (bool, error) {
+	l, err := v.lrmf()
+	if err != nil {
+		return false, err
+	}
+	return v.es.observe(step, l), nil
+}
+
+// restartRun is one restart's joint phase: its models, how it ended and,
+// with Restarts > 1, its own evaluation.
+type restartRun struct {
+	index       int
+	seed        uint64
+	flow        model.Flow
+	dens        model.Density // θS
+	prefitSteps int
+	prefitMSE   float64
+	history     []Point
+	phase       PhaseReport
+	seconds     float64
+	// Set after the phase with Restarts > 1: the held-out estimate (the
+	// training one when Holdout < 0), the selection value (the best
+	// validation LRMF, or the training LRMF without a validation part) and
+	// the final snapshot when checkpointing.
+	est       Estimate
+	selection float64
+	ck        *Checkpoint
+	err       error // ErrDiverged (wrapped) when the restart diverged
+	// The trained T and θS, downloaded, and their solver work.
+	hostFlow, hostDens [][]float64
+	solver             restartSolver
+}
+
+// joint runs phase 2 for one restart until the tolerance, patience or the
+// budget stops it, then restores the best validated parameters.
+func (r *run) joint(ctx context.Context, rr *restartRun, res *Result) error {
 	cfg := r.cfg
-	j := r.newJoint(res.Flow, res.Density, res.CAB)
-	res.History = make([]Point, 0, min(cfg.Steps, 1<<16))
+	j := r.newJoint(rr.flow, rr.dens, r.cab)
+	var val *jointValidation
+	if r.av != nil {
+		val = j.newValidation(r.av, r.bv, r.lpAVal, r.lpBVal, cfg.Patience, cfg.Trim)
+	}
+	rr.history = make([]Point, 0, min(cfg.Steps, 1<<16))
 	first := 1
 	if ck := cfg.Resume; ck != nil {
-		if err := r.restoreJoint(ck, j, res); err != nil {
+		if err := r.restoreJoint(ck, j, val, rr); err != nil {
 			return err
 		}
 		first = ck.meta.Step + 1
 	}
-	save := func(step int) error {
-		if cfg.Checkpoint == nil || step == 0 {
+	// With Restarts > 1 only the final state is kept (rr.ck); Align passes
+	// the chosen restart's on.
+	save := func(step int, final bool) error {
+		if cfg.Checkpoint == nil || step == 0 || (cfg.Restarts > 1 && !final) {
 			return nil
 		}
-		ck, err := r.snapshot(res, j, step)
+		ck, err := r.snapshot(rr, j, val, step)
 		if err != nil {
 			return err
 		}
+		if cfg.Restarts > 1 {
+			rr.ck = ck
+			return nil
+		}
+		r.addFitted(ck, res)
 		if err := cfg.Checkpoint(ck); err != nil {
 			return fmt.Errorf("lrmf: saving the checkpoint at step %d: %w", step, err)
 		}
 		return nil
 	}
-	res.StoppedBy = "budget"
+	rp := &rr.phase
+	if rp.StoppedBy == "" {
+		rp.StoppedBy = "budget"
+	}
 	for step := first; step <= cfg.Steps; step++ {
 		if err := ctx.Err(); err != nil {
-			return errors.Join(err, save(step-1))
+			return errors.Join(err, save(step-1, false))
 		}
 		p, err := j.grad(step)
 		if err != nil {
 			return err
 		}
-		res.Steps = step
-		res.History = append(res.History, p)
+		rp.Steps = step
+		rr.history = append(rr.history, p)
 		if step%cfg.ProgressEvery == 0 {
-			r.progress(Progress{Phase: "joint", Step: step, Steps: cfg.Steps, Loss: p.Loss, GradNorm: p.GradT + p.GradS})
+			r.progress(Progress{Phase: "joint", Restart: rr.index, Step: step, Steps: cfg.Steps, Loss: p.Loss, GradNorm: p.GradT + p.GradS})
 		}
 		if p.GradT+p.GradS < cfg.Tol {
-			res.StoppedBy = "tolerance"
+			rp.StoppedBy = "tolerance"
 			break
 		}
 		j.update(step, p)
+		if val != nil && step%cfg.EvalEvery == 0 {
+			stop, err := val.eval(step)
+			if err != nil {
+				return fmt.Errorf("lrmf: %w: evaluating the validation LRMF at step %d: %v", ErrDiverged, step, err)
+			}
+			if stop {
+				rp.StoppedBy = "patience"
+				break
+			}
+		}
 		if cfg.CheckpointEvery > 0 && step%cfg.CheckpointEvery == 0 && step < cfg.Steps {
-			if err := save(step); err != nil {
+			if err := save(step, false); err != nil {
 				return err
 			}
 		}
 	}
-	if len(res.History) > 0 {
-		last := res.History[len(res.History)-1]
-		r.progress(Progress{Phase: "joint", Step: res.Steps, Steps: cfg.Steps, Loss: last.Loss, GradNorm: last.GradT + last.GradS, Done: true})
+	if val != nil {
+		if val.es.evals > 0 && val.es.lastStep != rp.Steps {
+			if _, err := val.eval(rp.Steps); err != nil {
+				return fmt.Errorf("lrmf: %w: evaluating the validation LRMF at step %d: %v", ErrDiverged, rp.Steps, err)
+			}
+		}
+		val.es.restore()
+		val.es.report(rp, 1)
 	}
-	return save(res.Steps)
+	if len(rr.history) > 0 {
+		last := rr.history[len(rr.history)-1]
+		r.progress(Progress{Phase: "joint", Restart: rr.index, Step: rp.Steps, Steps: cfg.Steps, Loss: last.Loss, GradNorm: last.GradT + last.GradS, Done: true})
+	}
+	return save(rp.Steps, true)
 }

@@ -11,8 +11,8 @@ import (
 // prefit takes Config.IdentityPrefit Adam steps (learning rate FitLR on the
 // schedule) on mean‖T(x) − x‖² over mini-batches of A (b rows; loss and
 // gradient per row and coordinate summed, averaged over rows) and returns
-// the steps and the last loss.
-func (r *run) prefit(ctx context.Context, t model.Flow) (int, float64, error) {
+// the steps and the last loss; restart labels its progress reports.
+func (r *run) prefit(ctx context.Context, t model.Flow, restart int) (int, float64, error) {
 	const phase = "prefit"
 	be, bsz, steps := r.be, r.cfg.Batch, r.cfg.IdentityPrefit
 	s := newSampler(r.a.Rows(), bsz, r.rng)
@@ -41,12 +41,12 @@ func (r *run) prefit(ctx context.Context, t model.Flow) (int, float64, error) {
 			return step - 1, loss, fmt.Errorf("lrmf: %w in the identity pre-fit at step %d (loss %v, gradient norm %v)", ErrDiverged, step, loss, g)
 		}
 		if step%r.cfg.ProgressEvery == 0 {
-			r.progress(Progress{Phase: phase, Step: step, Steps: steps, Loss: loss, GradNorm: g})
+			r.progress(Progress{Phase: phase, Restart: restart, Step: step, Steps: steps, Loss: loss, GradNorm: g})
 		}
 		optim.ClipGrad(be, t.Params(), g, r.cfg.ClipNorm)
-		opt.LR = optim.ScheduledLR(r.cfg.Schedule, r.cfg.FitLR, step, steps)
+		opt.LR = lrAt(r.cfg.Schedule, nil, r.cfg.FitLR, step, steps) // a fixed budget: Plateau means cosine
 		opt.Step()
 	}
-	r.progress(Progress{Phase: phase, Step: steps, Steps: steps, Loss: loss, Done: true})
+	r.progress(Progress{Phase: phase, Restart: restart, Step: steps, Steps: steps, Loss: loss, Done: true})
 	return steps, loss, nil
 }

@@ -7,11 +7,14 @@ import (
 )
 
 // The state a Checkpoint saves and Config.Resume restores: snapshot
-// captures a run after some joint steps; restoreModels and restoreJoint put
-// it back, so the resumed run continues bit-identically.
+// captures a restart's joint phase after some steps and addFitted the
+// fitted θA*, θB*; restoreModels and restoreJoint put it back, so the
+// resumed run continues bit-identically.
 
-// snapshot captures the run after `step` completed joint steps.
-func (r *run) snapshot(res *Result, j *jointState, step int) (*Checkpoint, error) {
+// snapshot captures restart rr after `step` completed joint steps: its
+// models, optimiser, batch order, random state, history and early-stopping
+// state (val nil: no validation part).
+func (r *run) snapshot(rr *restartRun, j *jointState, val *jointValidation, step int) (*Checkpoint, error) {
 	rng, err := r.pcg.MarshalBinary()
 	if err != nil {
 		return nil, err
@@ -21,33 +24,53 @@ func (r *run) snapshot(res *Result, j *jointState, step int) (*Checkpoint, error
 	m, v := j.opt.Moments()
 	c := &Checkpoint{tensors: map[string][]float64{}}
 	c.meta = checkpointMeta{
-		Version: CheckpointVersion, Config: cfg, Backend: r.be.Name(), DType: r.be.DType().String(), Dim: r.dim, RowsA: r.a.Rows(), RowsB: r.b.Rows(),
-		DataHash: r.hash, Step: step, FitStepsA: res.FitStepsA, FitStepsB: res.FitStepsB, CAB: res.CAB,
-		AdamT: j.opt.Steps(), RNG: rng,
-		SamplerA: samplerState{Perm: append([]int32(nil), j.sa.perm...), Pos: j.sa.pos},
-		SamplerB: samplerState{Perm: append([]int32(nil), j.sb.perm...), Pos: j.sb.pos},
-		History:  append([]Point(nil), res.History[:min(step, len(res.History))]...),
+		Version: CheckpointVersion, Config: cfg, Backend: r.be.Name(), DType: r.be.DType().String(), Dim: r.dim,
+		Step: step, CAB: r.cab, AdamT: j.opt.Steps(), RNG: rng,
+		SamplerA:    samplerState{Perm: append([]int32(nil), j.sa.perm...), Pos: j.sa.pos},
+		SamplerB:    samplerState{Perm: append([]int32(nil), j.sb.perm...), Pos: j.sb.pos},
+		History:     append([]Point(nil), rr.history[:min(step, len(rr.history))]...),
+		Restart:     rr.index,
+		RestartSeed: rr.seed,
+		PrefitSteps: rr.prefitSteps, PrefitMSE: rr.prefitMSE,
 	}
 	be := r.be
-	c.addParams(be, "flow/", res.Flow.Params())
-	c.addParams(be, "S/", res.Density.Params())
-	c.addParams(be, "A/", res.DensityA.Params())
-	c.addParams(be, "B/", res.DensityB.Params())
+	c.addParams(be, "flow/", rr.flow.Params())
+	c.addParams(be, "S/", rr.dens.Params())
 	for i := range m {
 		c.addTensor(be, fmt.Sprintf("adam.m/%d", i), m[i])
 		c.addTensor(be, fmt.Sprintf("adam.v/%d", i), v[i])
 	}
+	if val != nil {
+		c.addHost("val/lpA", r.lpAVal)
+		c.addHost("val/lpB", r.lpBVal)
+		st := val.es.state()
+		c.meta.EarlyStop = &st
+		for i, t := range val.es.best {
+			c.addTensor(be, fmt.Sprintf("best/%d", i), t)
+		}
+	}
 	return c, nil
 }
 
+// addFitted records the fitted θA*, θB* (on the run's backend), how their
+// fits ended and the data's shape and fingerprint.
+func (r *run) addFitted(c *Checkpoint, res *Result) {
+	c.meta.RowsA, c.meta.RowsB, c.meta.DataHash = r.fullA.Rows(), r.fullB.Rows(), r.hash
+	c.meta.FitStepsA, c.meta.FitStepsB, c.meta.FitA, c.meta.FitB = res.FitStepsA, res.FitStepsB, res.FitA, res.FitB
+	c.addParams(r.be, "A/", res.DensityA.Params())
+	c.addParams(r.be, "B/", res.DensityB.Params())
+}
+
 // restoreModels loads θA*, θB*, θS, the flow and c_AB from ck after checking
-// that it belongs to this run's data and models.
+// that it belongs to this run's data, models and split.
 func (r *run) restoreModels(ck *Checkpoint, res *Result) error {
 	m, cfg := ck.meta, r.cfg
 	switch {
-	case m.Dim != r.dim || m.RowsA != r.a.Rows() || m.RowsB != r.b.Rows():
+	case m.Version < 2:
+		return fmt.Errorf("lrmf: the checkpoint was saved by an older lrmf (format %d, before the held-out split): lrmf apply can use it, a run cannot resume from it", m.Version)
+	case m.Dim != r.dim || m.RowsA != r.fullA.Rows() || m.RowsB != r.fullB.Rows():
 		return fmt.Errorf("lrmf: the checkpoint was saved for data of %d+%d rows × %d columns, these are %d+%d × %d",
-			m.RowsA, m.RowsB, m.Dim, r.a.Rows(), r.b.Rows(), r.dim)
+			m.RowsA, m.RowsB, m.Dim, r.fullA.Rows(), r.fullB.Rows(), r.dim)
 	case m.DataHash != r.hash:
 		return fmt.Errorf("lrmf: the checkpoint was saved for other data (same shape, different values)")
 	case m.Config.Flow.Normalized() != cfg.Flow || m.Config.Density.Normalized() != cfg.Density:
@@ -55,24 +78,40 @@ func (r *run) restoreModels(ck *Checkpoint, res *Result) error {
 			m.Config.Flow, m.Config.Density, cfg.Flow, cfg.Density)
 	case m.Config.Batch != cfg.Batch:
 		return fmt.Errorf("lrmf: the checkpoint was saved with Batch = %d, the run asks for %d", m.Config.Batch, cfg.Batch)
+	case m.Config.Holdout != cfg.Holdout || m.Config.Validation != cfg.Validation || m.Config.Seed != cfg.Seed:
+		return fmt.Errorf("lrmf: the checkpoint was saved with Holdout = %v, Validation = %v, Seed = %d (the split), the run asks for %v, %v, %d",
+			m.Config.Holdout, m.Config.Validation, m.Config.Seed, cfg.Holdout, cfg.Validation, cfg.Seed)
+	case m.Config.Restarts > 1:
+		return fmt.Errorf("lrmf: the checkpoint holds the chosen restart of a run with %d restarts: lrmf apply can use it, a run cannot resume from it", m.Config.Restarts)
 	case m.Step > cfg.Steps:
 		return fmt.Errorf("lrmf: the checkpoint is at step %d, beyond Steps = %d", m.Step, cfg.Steps)
 	}
 	be := r.be
+	var err error
 	for _, p := range []struct {
 		prefix string
 		ps     []*model.Param
 	}{{"flow/", res.Flow.Params()}, {"S/", res.Density.Params()}, {"A/", res.DensityA.Params()}, {"B/", res.DensityB.Params()}} {
-		if err := ck.loadParams(be, p.prefix, p.ps); err != nil {
+		if err = ck.loadParams(be, p.prefix, p.ps); err != nil {
 			return err
 		}
 	}
-	res.CAB, res.FitStepsA, res.FitStepsB = m.CAB, m.FitStepsA, m.FitStepsB
+	r.cab = m.CAB
+	if r.av != nil {
+		if r.lpAVal, err = ck.host("val/lpA", r.av.Rows()); err != nil {
+			return err
+		}
+		if r.lpBVal, err = ck.host("val/lpB", r.bv.Rows()); err != nil {
+			return err
+		}
+	}
+	res.FitStepsA, res.FitStepsB, res.FitA, res.FitB = m.FitStepsA, m.FitStepsB, m.FitA, m.FitB
 	return nil
 }
 
-// restoreJoint loads the optimiser, batch samplers, RNG and history.
-func (r *run) restoreJoint(ck *Checkpoint, j *jointState, res *Result) error {
+// restoreJoint loads the optimiser, batch samplers, RNG, history and
+// early-stopping state into the joint phase of restart rr.
+func (r *run) restoreJoint(ck *Checkpoint, j *jointState, val *jointValidation, rr *restartRun) error {
 	meta := ck.meta
 	m, v := j.opt.Moments()
 	for i := range m {
@@ -94,10 +133,21 @@ func (r *run) restoreJoint(ck *Checkpoint, j *jointState, res *Result) error {
 		copy(s.dst.perm, s.src.Perm)
 		s.dst.pos = s.src.Pos
 	}
+	if (val != nil) != (meta.EarlyStop != nil) {
+		return fmt.Errorf("lrmf: %w: early-stopping state does not match the validation part", ErrBadCheckpoint)
+	}
+	if val != nil {
+		val.es.setState(*meta.EarlyStop)
+		for i, t := range val.es.best {
+			if err := ck.loadTensor(r.be, fmt.Sprintf("best/%d", i), t); err != nil {
+				return err
+			}
+		}
+	}
 	if err := r.pcg.UnmarshalBinary(meta.RNG); err != nil {
 		return fmt.Errorf("lrmf: %w: RNG state: %v", ErrBadCheckpoint, err)
 	}
-	res.History = append(res.History, meta.History...)
-	res.Steps = meta.Step
+	rr.history = append(rr.history, meta.History...)
+	rr.phase.Steps = meta.Step
 	return nil
 }

@@ -48,8 +48,17 @@ type ShiftConfig struct {
 	// FitOptions configure the fits of θS, θA, θB exactly as they configure
 	// Align's θA*, θB* (GradientFit: gradient fits even when the density has
 	// a closed-form MLE); defaults FitSteps 2000, Batch 256 (each fit step
-	// draws 2b rows), FitLR 3e-3, Schedule cosine, ClipNorm 10, Tol 1e-4.
+	// draws 2b rows), FitLR 3e-3, Schedule cosine, ClipNorm 10, Tol 1e-4,
+	// EvalEvery 250, Patience 500.
 	FitOptions
+	// Validation is the fraction of each fitted set (A ∪ B for θS, A and B
+	// of every labelling for θA, θB) that a gradient fit holds out for early
+	// stopping, as Align's fits do (default 0.1, at most 0.5; negative:
+	// none, the fits use every row and run to FitSteps or Tol). The rows
+	// held out are the same positions of every labelling, drawn once from
+	// Seed, so the permutation test stays exact. The statistics are always
+	// evaluated on every row. Closed-form fits ignore it.
+	Validation float64
 
 	// Progress, if not nil, is called after the observed statistics
 	// (done = 0) and after each relabelling, with total = N.
@@ -70,7 +79,12 @@ func (c ShiftConfig) withDefaults(na, nb int) ShiftConfig {
 	if c.Seed == 0 {
 		c.Seed = d.Seed
 	}
-	c.FitOptions = c.FitOptions.withDefaults(d.FitOptions, na, nb)
+	if c.Validation == 0 {
+		c.Validation = d.Validation
+	}
+	ta, _, _ := SplitSizes(na, 0, c.Validation)
+	tb, _, _ := SplitSizes(nb, 0, c.Validation)
+	c.FitOptions = c.FitOptions.withDefaults(d.FitOptions, max(ta, 1), max(tb, 1))
 	return c
 }
 
@@ -78,6 +92,9 @@ func (c ShiftConfig) withDefaults(na, nb int) ShiftConfig {
 func (c ShiftConfig) validate(na, nb int) error {
 	if c.Permutations < 0 {
 		return fmt.Errorf("lrmf: ShiftConfig.Permutations = %d is negative (0 selects %d)", c.Permutations, DefaultPermutations)
+	}
+	if math.IsNaN(c.Validation) || c.Validation > 0.5 {
+		return fmt.Errorf("lrmf: ShiftConfig.Validation = %v: want a fraction in (0, 0.5], or negative for none", c.Validation)
 	}
 	return c.FitOptions.validate("ShiftConfig", na, nb)
 }

@@ -16,7 +16,9 @@ import (
 // is fitted once to A ∪ B; each labelling gathers its two sets, evaluates
 // ℓ and ‖∇θ ℓ‖ at θS on each, and (unless score-only) fits θA and θB,
 // starting from θS's initial parameters, with Align's fitting code (one
-// fitter, the ShiftConfig's fit options).
+// fitter, the ShiftConfig's fit options). With a validation fraction each
+// gradient fit holds out the same positions of its set (drawn once) for
+// early stopping.
 type genericShift struct {
 	be         native.Backend
 	fit        *fitter
@@ -27,6 +29,46 @@ type genericShift struct {
 	scoreOnly  bool
 	closedForm bool
 	init       []*native.Tensor // θS before its fit: where θA, θB start
+	// Fit and validation rows of the relabelled sets (nil parts: no
+	// validation): positions of a labelling's rows, and the buffers they
+	// are gathered into.
+	partA, partB fitParts
+}
+
+// fitParts splits the positions 0..n−1 of a set into fit and validation
+// positions (a seeded permutation) and holds the gathered rows.
+type fitParts struct {
+	fitPos, valPos []int
+	fitIdx, valIdx []int32
+	xf, xv         *native.Tensor
+}
+
+func newFitParts(be native.Backend, n, dim int, validation float64, seed uint64, set int) fitParts {
+	_, nv, _ := SplitSizes(n, 0, validation)
+	if nv == 0 {
+		return fitParts{}
+	}
+	perm := rand.New(rand.NewPCG(seed, 0x73706c6974+uint64(set))).Perm(n)
+	p := fitParts{valPos: perm[:nv], fitPos: perm[nv:], fitIdx: make([]int32, n-nv), valIdx: make([]int32, nv)}
+	p.xf, p.xv = be.New(n-nv, dim), be.New(nv, dim)
+	return p
+}
+
+// gather fills the parts with the rows rows[pos] of pooled and returns the
+// fit and validation rows (x itself and nil without a validation part).
+func (p *fitParts) gather(be native.Backend, pooled, x *native.Tensor, rows []int32) (fit, val *native.Tensor) {
+	if p.xv == nil {
+		return x, nil
+	}
+	for i, q := range p.fitPos {
+		p.fitIdx[i] = rows[q]
+	}
+	for i, q := range p.valPos {
+		p.valIdx[i] = rows[q]
+	}
+	be.GatherRows(p.xf, pooled, p.fitIdx)
+	be.GatherRows(p.xv, pooled, p.valIdx)
+	return p.xf, p.xv
 }
 
 // newGenericShift builds θS with mk and fits it to the pooled rows [A; B]
@@ -58,8 +100,22 @@ func newGenericShift(ctx context.Context, be native.Backend, pooled *mat.Dense, 
 		be.Copy(t, p.Value)
 		g.init = append(g.init, t)
 	}
-	if _, err := f.fit(ctx, "fit-S", g.ds, g.pooled); err != nil {
+	n := na + nb
+	all := make([]int32, n)
+	for i := range all {
+		all[i] = int32(i)
+	}
+	var pool fitParts // closed-form fits use every row
+	if !g.closedForm {
+		pool = newFitParts(be, n, dim, sc.Validation, sc.Seed, 2)
+	}
+	xf, xv := pool.gather(be, g.pooled, g.pooled, all)
+	if _, err := f.fit(ctx, "fit-S", g.ds, xf, xv); err != nil {
 		return nil, err
+	}
+	if !g.closedForm && !sc.ScoreOnly {
+		g.partA = newFitParts(be, na, dim, sc.Validation, sc.Seed, 0)
+		g.partB = newFitParts(be, nb, dim, sc.Validation, sc.Seed, 1)
 	}
 	if !g.scoreOnly {
 		if g.da, err = newDensity("A"); err != nil {
@@ -101,12 +157,15 @@ func (g *genericShift) eval(ctx context.Context, a, b []int32) (shiftStats, erro
 			phase string
 			d     model.Density
 			x     *native.Tensor
+			rows  []int32
+			part  *fitParts
 			ll    *float64
-		}{{"fit-A", g.da, g.xa, &st.llA}, {"fit-B", g.db, g.xb, &st.llB}} {
+		}{{"fit-A", g.da, g.xa, a, &g.partA, &st.llA}, {"fit-B", g.db, g.xb, b, &g.partB, &st.llB}} {
 			for i, p := range f.d.Params() {
 				be.Copy(p.Value, g.init[i])
 			}
-			if _, err = g.fit.fit(ctx, f.phase, f.d, f.x); err != nil {
+			xf, xv := f.part.gather(be, g.pooled, f.x, f.rows)
+			if _, err = g.fit.fit(ctx, f.phase, f.d, xf, xv); err != nil {
 				return st, err
 			}
 			if *f.ll, err = model.MeanLogProb(be, f.d, f.x); err != nil {
