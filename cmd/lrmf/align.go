@@ -21,6 +21,7 @@ import (
 	"github.com/lrmf-go/lrmf/lrmf"
 	"github.com/lrmf-go/lrmf/lrmf/data"
 	"github.com/lrmf-go/lrmf/lrmf/model"
+	"github.com/lrmf-go/lrmf/lrmf/twosample"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -40,6 +41,14 @@ type alignOpts struct {
 	prefit          int
 	steps, fitSteps int
 	batch           int
+	evalEvery       int
+	patience        int
+	restarts        int
+	holdout         float64
+	validation      float64
+	confidence      float64
+	alpha           float64
+	trim            float64
 	lr, fitLR       float64
 	schedule        string
 	tol, threshold  float64
@@ -76,9 +85,16 @@ var (
 
 // alignFlags registers the flags of lrmf align on o. Every default comes
 // from lrmf.DefaultConfig (and the model defaults above), so no flags give
-// the zero lrmf.Config's run.
+// the zero lrmf.Config's run. The budgets that depend on the model family
+// (steps, fit steps, batch, evaluation period, patience, restarts) default
+// to 0, which the library resolves with lrmf.DefaultConfigFor; their help
+// text gives both families' values from the same table.
 func alignFlags(o *alignOpts) *flag.FlagSet {
 	d, rn, fj := lrmf.DefaultConfig(), realNVPDefaults, ffjordDefaults
+	ff := lrmf.DefaultConfigFor("ffjord", "ffjord")
+	family := func(what string, rv, fv any) string {
+		return fmt.Sprintf("%s (0: the family's default, %v; %v when the flow or density is ffjord)", what, rv, fv)
+	}
 	fs := flag.NewFlagSet("align", flag.ContinueOnError)
 	o.sourceFlags.register(fs)
 	fs.StringVar(&o.flow, "flow", d.Flow.Kind, "flow T: realnvp (affine couplings), ffjord (continuous flow) or affine (T(x) = AᵀA·x + b)")
@@ -97,15 +113,23 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs.IntVar(&o.prefit, "prefit", d.IdentityPrefit, fmt.Sprintf("Adam steps pre-fitting the flow to the identity (0: %d for an ffjord flow, none otherwise; negative: none)", lrmf.DefaultFFJORDPrefit))
 	fs.StringVar(&o.scale, "scale", rn.Scale, "Real NVP scale function: exp (ln s soft-bounded by --scale-bound) or sigmoid (s = sigmoid(h + 2), GLOW)")
 	fs.Float64Var(&o.bound, "scale-bound", rn.Bound, "bound B of the exp scale: ln s = B·tanh(h/B)")
-	fs.IntVar(&o.steps, "steps", d.Steps, "joint-phase step budget")
-	fs.IntVar(&o.fitSteps, "fit-steps", d.FitSteps, "step budget of each gradient fit of θA*, θB* (each step draws 2×batch rows)")
-	fs.IntVar(&o.batch, "batch", d.Batch, "mini-batch size drawn from A and from B (at most the smaller dataset's rows)")
+	fs.IntVar(&o.steps, "steps", 0, family("cap on the steps of each restart's joint phase", d.Steps, ff.Steps))
+	fs.IntVar(&o.fitSteps, "fit-steps", 0, family("cap on the steps of each gradient fit of θA*, θB* (each step draws 2×batch rows)", d.FitSteps, ff.FitSteps))
+	fs.IntVar(&o.batch, "batch", 0, family("mini-batch size drawn from A and from B (at most the smaller training part)", d.Batch, ff.Batch))
+	fs.IntVar(&o.evalEvery, "eval-every", 0, family("steps between evaluations of the validation objective (early stopping)", d.EvalEvery, ff.EvalEvery))
+	fs.IntVar(&o.patience, "patience", 0, family("steps without validation improvement that stop a phase; negative: no early stopping", d.Patience, ff.Patience))
+	fs.IntVar(&o.restarts, "restarts", 0, family("independent joint phases (concurrent when threads allow); the lowest validation LRMF is kept", d.Restarts, ff.Restarts))
+	fs.Float64Var(&o.holdout, "holdout", d.Holdout, "fraction of each set held out for the reported LRMF, its standard error and the two-sample test, in (0, 0.5]")
+	fs.Float64Var(&o.validation, "validation", d.Validation, "fraction of the rest held out for early stopping and choosing among restarts, in (0, 0.5]")
+	fs.Float64Var(&o.confidence, "confidence", d.Confidence, "one-sided level of the upper bound LRMF + z·SE compared with δ, in (0.5, 1)")
+	fs.Float64Var(&o.alpha, "alpha", d.Alpha, "level of the two-sample test of T(A) against B on held-out points, in (0, 1)")
+	fs.Float64Var(&o.trim, "trim", d.Trim, "fraction of held-out and validation rows dropped at each end of the per-row LRMF terms before averaging, in (0, 0.2]")
 	fs.Float64Var(&o.lr, "lr", d.LR, "Adam learning rate of the joint phase")
 	fs.Float64Var(&o.fitLR, "fit-lr", 0, "Adam learning rate of gradient fits (0: same as --lr)")
-	fs.StringVar(&o.schedule, "schedule", d.Schedule, "learning-rate schedule of the joint phase: cosine (to lr/100) or constant")
+	fs.StringVar(&o.schedule, "schedule", d.Schedule, "learning-rate schedule of every phase: cosine (to lr/100 over the phase's cap), constant, or plateau (÷√10 after half the patience without validation improvement, to lr/100)")
 	fs.Float64Var(&o.clipNorm, "clip", d.ClipNorm, "cap on each model's gradient norm before an Adam step (negative: no clipping)")
 	fs.Float64Var(&o.tol, "tol", d.Tol, "ε: a phase stops when its gradient norm falls below it")
-	fs.Float64Var(&o.threshold, "threshold", d.Threshold, "δ: alignment succeeded when |LRMF| < δ on the full data (nats)")
+	fs.Float64Var(&o.threshold, "threshold", d.Threshold, "δ (nats): alignment succeeded when the held-out LRMF's upper bound is below δ and the two-sample test does not reject")
 	fs.Uint64Var(&o.seed, "seed", d.Seed, "random seed (data, initialisation, batch order)")
 	fs.IntVar(&o.threads, "threads", runtime.NumCPU(), "host threads for the cpu backend")
 	fs.StringVar(&o.backend, "backend", native.DefaultBackend(), "compute backend: "+strings.Join(native.Backends(), ", "))
@@ -122,30 +146,50 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 func helpAlign(w io.Writer) {
 	fmt.Fprint(w, `Usage: lrmf align [flags]
 
-Aligns dataset A to dataset B with a Log-Likelihood Ratio Minimizing Flow:
-fits the density family to A and to B (θA*, θB*, c_AB), trains the flow T and
-a shared density θS on mini-batches, then evaluates on the full data
+Aligns dataset A to dataset B with a Log-Likelihood Ratio Minimizing Flow.
+Each set is split (seeded) into a training part, a validation part
+(--validation) and a held-out part (--holdout). It fits the density family to
+A's and B's training parts (θA*, θB*, c_AB), trains the flow T and a shared
+density θS on mini-batches (--restarts times from different initialisations,
+each stopped early on the validation LRMF; the best is kept), then evaluates
+on the held-out points
 
   LRMF = c_AB − ℓ(T(A); θS) − ℓ(B; θS) − mean ln|det ∇T|   (nats, ≥ 0 at the optimum)
 
-and reports success when |LRMF| < --threshold. With no flags it aligns the
-built-in moons pair (2000 points each, the second rotated by 50°).
+with its standard error SE, and runs a kernel two-sample test of T(A) against
+B there. The verdict, with UCB = LRMF + z·SE (z from --confidence):
+
+  converged        UCB < δ and the two-sample test does not reject (p > --alpha)
+  distinguishable  UCB < δ but the two-sample test rejects: the density family
+                   cannot see a difference that remains
+  inconclusive     LRMF < δ ≤ UCB: not enough evidence either way
+  not-converged    LRMF ≥ δ
+  undershot        UCB < −δ: c_AB under-fitted, the indicator cannot be trusted
+
+With no flags it aligns the built-in moons pair (2000 points each, the
+second rotated by 50°).
 
 Outputs in --out (each written atomically, only when the run finishes):
-  report.json      status, converged, lrmf, c_ab, steps, seconds, ms_per_step,
-                   arm_accuracy (built-in labelled data), history (per step:
-                   loss, grad_t, grad_s), the full config; FFJORD models
-                   add nfe (evaluations of the dynamics per row) and solver
-  transformed.csv  T(A), in A's row order
+  report.json      status, verdict (the sentence printed), lrmf, lrmf_se,
+                   upper_bound and the four terms (held-out), held_out, train
+                   and validation (the same per part, with SEs for held-out),
+                   two_sample, fit_a, fit_b, joint and restarts (how each phase
+                   ended), steps, seconds, ms_per_step, arm_accuracy (built-in
+                   labelled data), history (chosen restart, per step: loss,
+                   grad_t, grad_s), the full config; FFJORD models add nfe
+                   (evaluations of the dynamics per row) and solver
+  transformed.csv  T(A), every row of A in A's order
   scatter, lrmf, displacement (.png and .svg)
                    A, T(A) and B; the LRMF curve; x − T(x) (2-D data only,
                    unless --plots=false)
   checkpoint.lrmf  the trained models, optimiser and random state (versioned,
-                   checksummed): lrmf apply --model uses it, --resume continues it.
-                   It is also saved on Ctrl-C and, with --checkpoint-every, during the run.
+                   checksummed): lrmf apply --model uses it, --resume continues it
+                   (single-restart runs). It is also saved on Ctrl-C and, with
+                   --checkpoint-every, during the run (--restarts 1 only).
 
-Exit status: 0 converged, 3 ran but did not converge (or LRMF ≤ −threshold:
-c_AB under-fitted), 2 usage error, 1 other error (bad data, divergence).
+Exit status: 0 converged, 3 ran but did not converge (not-converged,
+distinguishable, inconclusive, undershot), 2 usage error, 1 other error
+(bad data, divergence).
 
 Flags:
 `)
@@ -157,16 +201,32 @@ Flags:
 type report struct {
 	Status    lrmf.Status `json:"status"`
 	Converged bool        `json:"converged"`
-	LRMF      float64     `json:"lrmf"`
-	CAB       float64     `json:"c_ab"`
-	LogLikTA  float64     `json:"loglik_ta"`
-	LogLikB   float64     `json:"loglik_b"`
-	LogDet    float64     `json:"logdet"`
-	Threshold float64     `json:"threshold"`
-	Steps     int         `json:"steps"`
-	StoppedBy string      `json:"stopped_by"`
-	FitStepsA int         `json:"fit_steps_a"`
-	FitStepsB int         `json:"fit_steps_b"`
+	// Verdict is the sentence lrmf align prints (lrmf.Result.Verdict).
+	Verdict string `json:"verdict"`
+	// LRMF and its terms on the held-out parts (the figures the verdict
+	// uses), with LRMF's standard error and upper confidence bound.
+	LRMF       float64 `json:"lrmf"`
+	LRMFSE     float64 `json:"lrmf_se"`
+	UpperBound float64 `json:"upper_bound"`
+	CAB        float64 `json:"c_ab"`
+	LogLikTA   float64 `json:"loglik_ta"`
+	LogLikB    float64 `json:"loglik_b"`
+	LogDet     float64 `json:"logdet"`
+	// LRMFTrain is LRMF on the training parts (train.lrmf).
+	LRMFTrain  float64              `json:"lrmf_train"`
+	HeldOut    *lrmf.Estimate       `json:"held_out,omitempty"`
+	Train      lrmf.Estimate        `json:"train"`
+	Validation *lrmf.Estimate       `json:"validation,omitempty"`
+	TwoSample  *twosample.MMDResult `json:"two_sample,omitempty"`
+	Threshold  float64              `json:"threshold"`
+	Steps      int                  `json:"steps"`
+	StoppedBy  string               `json:"stopped_by"`
+	FitStepsA  int                  `json:"fit_steps_a"`
+	FitStepsB  int                  `json:"fit_steps_b"`
+	FitA       lrmf.PhaseReport     `json:"fit_a"`
+	FitB       lrmf.PhaseReport     `json:"fit_b"`
+	Joint      lrmf.PhaseReport     `json:"joint"`
+	Restarts   []lrmf.RestartReport `json:"restarts"`
 	// PrefitSteps and PrefitMSE: the identity pre-fit of the flow.
 	PrefitSteps int        `json:"prefit_steps,omitempty"`
 	PrefitMSE   float64    `json:"prefit_mse,omitempty"`
@@ -235,8 +295,8 @@ func (o *alignOpts) validate(set map[string]bool) error {
 	if err := checkSourceAndDensity(o.a, o.b, set, o.density, o.scale, o.dtype); err != nil {
 		return err
 	}
-	if o.schedule != "cosine" && o.schedule != "constant" {
-		return usagef("unknown --schedule %q (available: cosine, constant)", o.schedule)
+	if o.schedule != lrmf.Plateau && o.schedule != "cosine" && o.schedule != "constant" {
+		return usagef("unknown --schedule %q (available: cosine, constant, plateau)", o.schedule)
 	}
 	if o.solver != "dopri5" && o.solver != "rk4" {
 		return usagef("unknown --solver %q (available: dopri5, rk4)", o.solver)
@@ -266,9 +326,16 @@ func (o *alignOpts) validate(set map[string]bool) error {
 		{o.odeMaxSteps < 1, "ode-max-steps", o.odeMaxSteps, "a positive integer"},
 		{o.probes < 1, "probes", o.probes, "a positive integer"},
 		{!(o.bound > 0) || math.IsInf(o.bound, 0), "scale-bound", o.bound, "positive and finite"},
-		{o.steps < 1, "steps", o.steps, "a positive integer"},
-		{o.fitSteps < 1, "fit-steps", o.fitSteps, "a positive integer"},
-		{o.batch < 1, "batch", o.batch, "a positive integer"},
+		{o.steps < 0, "steps", o.steps, "a positive integer (0: the family's default)"},
+		{o.fitSteps < 0, "fit-steps", o.fitSteps, "a positive integer (0: the family's default)"},
+		{o.batch < 0, "batch", o.batch, "a positive integer (0: the family's default)"},
+		{o.evalEvery < 0, "eval-every", o.evalEvery, "a positive integer (0: the family's default)"},
+		{o.restarts < 0, "restarts", o.restarts, "a positive integer (0: the family's default)"},
+		{!(o.holdout > 0 && o.holdout <= 0.5), "holdout", o.holdout, "a fraction in (0, 0.5]"},
+		{!(o.validation > 0 && o.validation <= 0.5), "validation", o.validation, "a fraction in (0, 0.5]"},
+		{!(o.confidence > 0.5 && o.confidence < 1), "confidence", o.confidence, "a level in (0.5, 1)"},
+		{!(o.alpha > 0 && o.alpha < 1), "alpha", o.alpha, "a level in (0, 1)"},
+		{!(o.trim > 0 && o.trim <= 0.2), "trim", o.trim, "a fraction in (0, 0.2]"},
 		{!(o.lr > 0) || math.IsInf(o.lr, 0), "lr", o.lr, "positive and finite"},
 		{!(o.fitLR >= 0) || math.IsInf(o.fitLR, 0), "fit-lr", o.fitLR, "non-negative and finite"},
 		{!(o.tol >= 0) || math.IsInf(o.tol, 0), "tol", o.tol, "non-negative and finite"},
@@ -277,6 +344,35 @@ func (o *alignOpts) validate(set map[string]bool) error {
 		{o.threads < 1, "threads", o.threads, "a positive integer"},
 		{o.out == "", "out", o.out, "a directory"},
 	})
+}
+
+// checkSplit checks, before any file is written, that --holdout leaves
+// enough held-out rows of each set and that an explicit --batch fits in the
+// training parts; and that --checkpoint-every comes with one restart.
+func (o *alignOpts) checkSplit(na, nb, dim int) error {
+	for _, s := range []struct {
+		name string
+		n    int
+	}{{"A", na}, {"B", nb}} {
+		train, _, held := lrmf.SplitSizes(s.n, o.holdout, o.validation)
+		if need := lrmf.MinHeldOutRows(dim); held < need {
+			return usagef("--holdout = %v leaves %d held-out rows of %s's %d; the held-out estimate needs at least %d (D = %d): raise --holdout or give more data",
+				o.holdout, held, s.name, s.n, need, dim)
+		}
+		if o.batch > train {
+			return usagef("--batch = %d exceeds the %d training rows of %s (after --holdout and --validation)", o.batch, train, s.name)
+		}
+	}
+	if o.ckEvery > 0 {
+		restarts := o.restarts
+		if restarts == 0 {
+			restarts = lrmf.DefaultConfigFor(o.flow, o.density).Restarts
+		}
+		if restarts > 1 {
+			return usagef("--checkpoint-every needs a single restart: add --restarts 1 (this run would make %d)", restarts)
+		}
+	}
+	return nil
 }
 
 // resumable lists the flags that may be given with --resume; the others
@@ -349,7 +445,7 @@ func (o *alignOpts) spec(kind string) model.ModelSpec {
 // the batch size b (capped at the data's rows).
 func (o *alignOpts) fitOptions(b int) lrmf.FitOptions {
 	return lrmf.FitOptions{GradientFit: o.gradientFit, FitSteps: o.fitSteps, Batch: b,
-		FitLR: o.fitLR, Schedule: o.schedule, ClipNorm: o.clipNorm, Tol: o.tol}
+		FitLR: o.fitLR, Schedule: o.schedule, ClipNorm: o.clipNorm, Tol: o.tol, EvalEvery: o.evalEvery, Patience: o.patience, Trim: o.trim}
 }
 
 // loadData returns A, B, their labels (built-in data only; nil otherwise)
@@ -416,12 +512,13 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	}
 	na, dim := a.Dims()
 	nb, _ := b.Dims()
-	batch := o.batch
-	if batch > min(na, nb) {
-		if set["batch"] {
-			return 0, usagef("--batch = %d exceeds the rows of the data (A: %d, B: %d)", batch, na, nb)
+	if o.batch > min(na, nb) {
+		return 0, usagef("--batch = %d exceeds the rows of the data (A: %d, B: %d)", o.batch, na, nb)
+	}
+	if ck == nil {
+		if err := o.checkSplit(na, nb, dim); err != nil {
+			return 0, err
 		}
-		batch = min(na, nb)
 	}
 	if err := prepareOut(o.out); err != nil {
 		return 0, err
@@ -435,8 +532,9 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 
 	cfg := lrmf.Config{
 		Backend: be, Flow: o.spec(o.flow), Density: o.spec(o.density), Steps: o.steps, LR: o.lr,
-		FitOptions:     o.fitOptions(batch),
+		FitOptions:     o.fitOptions(o.batch),
 		IdentityPrefit: o.prefit, Threshold: o.threshold, Seed: o.seed,
+		Holdout: o.holdout, Validation: o.validation, Restarts: o.restarts, Confidence: o.confidence, Alpha: o.alpha,
 	}
 	tag := runTag{Seed: o.seed, A: o.a, B: o.b}
 	if o.a == "" {
@@ -473,8 +571,10 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	}
 
 	rep := report{
-		Status: res.Status, Converged: res.Converged, LRMF: res.LRMF, CAB: res.CAB,
-		LogLikTA: res.LogLikTA, LogLikB: res.LogLikB, LogDet: res.LogDet, Threshold: cfg.Threshold,
+		Status: res.Status, Converged: res.Converged, Verdict: res.Verdict(), LRMF: res.LRMF, LRMFSE: res.LRMFSE, UpperBound: res.UpperBound,
+		CAB: res.CAB, LogLikTA: res.LogLikTA, LogLikB: res.LogLikB, LogDet: res.LogDet, Threshold: res.Config.Threshold,
+		LRMFTrain: res.Train.LRMF, HeldOut: res.HeldOut, Train: res.Train, Validation: res.Validation, TwoSample: res.TwoSample,
+		FitA: res.FitA, FitB: res.FitB, Joint: res.Joint, Restarts: res.Restarts,
 		Steps: res.Steps, StoppedBy: res.StoppedBy, FitStepsA: res.FitStepsA, FitStepsB: res.FitStepsB,
 		Seconds: res.TotalSeconds, FitSec: res.FitSeconds, JointSec: res.JointSeconds, MsPerStep: res.MsPerStep,
 		Data:    reportData{Source: src, RowsA: na, RowsB: nb, Dim: dim},
@@ -496,8 +596,7 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	if err := writeOutputs(o.out, &rep, res.Transformed); err != nil {
 		return 0, err
 	}
-	fmt.Fprintf(stdout, "%s: LRMF = %.6g nats (threshold %g) after %d steps (%s), c_AB = %.6g, %.3f ms/step, %.2f s\n",
-		res.Status, res.LRMF, cfg.Threshold, res.Steps, res.StoppedBy, res.CAB, res.MsPerStep, res.TotalSeconds)
+	fmt.Fprintln(stdout, res.Summary())
 	if n := rep.NFE; n != nil {
 		for _, m := range []struct {
 			name string

@@ -26,7 +26,9 @@ func lrmfRun(args ...string) (int, string, string) {
 
 func TestAlignDefaultWritesReport(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "out")
-	code, stdout, stderr := lrmfRun("align", "--out", dir, "--steps", "500", "--flow", "affine", "--density", "gaussian")
+	// lr 0.01: at the default 0.003, 500 steps leave the held-out LRMF at
+	// 0.091 ± 0.015, which the verdict rightly calls inconclusive.
+	code, stdout, stderr := lrmfRun("align", "--out", dir, "--steps", "500", "--lr", "0.01", "--flow", "affine", "--density", "gaussian")
 	require.Equal(t, 0, code, "stderr: %s", stderr)
 	assert.Contains(t, stdout, "converged: LRMF = ")
 	var rep map[string]any
@@ -232,7 +234,8 @@ func TestDataCommand(t *testing.T) {
 // uninterrupted one.
 func TestCheckpointApplyResume(t *testing.T) {
 	dir := t.TempDir()
-	common := []string{"align", "--quiet", "--dtype", "float64", "--n", "300", "--batch", "64", "--hidden", "8", "--blocks", "2", "--fit-steps", "20", "--steps", "40", "--threads", "2"}
+	common := []string{"align", "--quiet", "--dtype", "float64", "--n", "300", "--batch", "64", "--hidden", "8", "--blocks", "2", "--fit-steps", "20", "--steps", "40", "--threads", "2",
+		"--restarts", "1"} // periodic checkpoints and --resume need a single restart
 	full := filepath.Join(dir, "full")
 	code, _, stderr := lrmfRun(append(common, "--out", full)...)
 	require.Contains(t, []int{0, 3}, code, stderr)

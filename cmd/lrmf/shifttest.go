@@ -31,6 +31,8 @@ type shiftOpts struct {
 	fitSteps       int
 	batch          int
 	lr, tol        float64
+	validation     float64
+	patience       int
 	perms          int
 	seed           uint64
 	alpha          float64
@@ -59,6 +61,8 @@ func shiftFlags(o *shiftOpts) *flag.FlagSet {
 	fs.IntVar(&o.batch, "batch", d.Batch, "gradient fits draw 2×batch rows per step (at most the smaller dataset's rows)")
 	fs.Float64Var(&o.lr, "lr", d.FitLR, "Adam learning rate of gradient fits")
 	fs.Float64Var(&o.tol, "tol", d.Tol, "a gradient fit stops when its full-data gradient norm falls below it")
+	fs.Float64Var(&o.validation, "validation", d.Validation, "fraction of each fitted set a gradient fit holds out for early stopping, in (0, 0.5] (the same positions for every relabelling)")
+	fs.IntVar(&o.patience, "patience", d.Patience, "a gradient fit stops after this many steps without validation improvement; negative: never")
 	fs.IntVar(&o.perms, "permutations", d.Permutations, "N: random relabellings of A ∪ B for the p-values (smallest p = 1/(N+1))")
 	fs.Uint64Var(&o.seed, "seed", d.Seed, "random seed (built-in data, relabellings, initialisation)")
 	fs.Float64Var(&o.alpha, "alpha", 0.05, "significance level: a shift is reported when the score test's p ≤ alpha")
@@ -154,6 +158,8 @@ func (o *shiftOpts) validate(set map[string]bool) error {
 		{o.batch < 1, "batch", o.batch, "a positive integer"},
 		{!(o.lr > 0) || math.IsInf(o.lr, 0), "lr", o.lr, "positive and finite"},
 		{!(o.tol >= 0) || math.IsInf(o.tol, 0), "tol", o.tol, "non-negative and finite"},
+		{!(o.validation > 0 && o.validation <= 0.5), "validation", o.validation, "a fraction in (0, 0.5]"},
+		{o.patience == 0, "patience", o.patience, "a positive number of steps, or negative for no early stopping"},
 		{o.perms < 1, "permutations", o.perms, "a positive integer"},
 		{!(o.alpha > 0 && o.alpha < 1), "alpha", o.alpha, "a level in (0, 1)"},
 		{o.threads < 1, "threads", o.threads, "a positive integer"},
@@ -214,8 +220,8 @@ func runShiftTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		backend = be.Name() + "/" + be.DType().String()
 	}
 	cfg := lrmf.ShiftConfig{
-		Backend: be, Density: o.spec(), Permutations: o.perms, Seed: o.seed, ScoreOnly: o.scoreOnly,
-		FitOptions: lrmf.FitOptions{GradientFit: o.gradientFit, FitSteps: o.fitSteps, Batch: batch, FitLR: o.lr, Tol: o.tol},
+		Backend: be, Density: o.spec(), Permutations: o.perms, Seed: o.seed, ScoreOnly: o.scoreOnly, Validation: o.validation,
+		FitOptions: lrmf.FitOptions{GradientFit: o.gradientFit, FitSteps: o.fitSteps, Batch: batch, FitLR: o.lr, Tol: o.tol, Patience: o.patience},
 	}
 	note := func(format string, args ...any) {
 		if !o.quiet {
