@@ -3,8 +3,11 @@ package lrmf
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"os"
 	"path/filepath"
@@ -172,4 +175,56 @@ func TestCheckpointRejectsBadFiles(t *testing.T) {
 	_, err = Align(context.Background(), p.A, p.B, cfg3)
 	require.Error(t, err)
 	require.False(t, errors.Is(err, context.Canceled))
+}
+
+// A version-1 checkpoint (before the held-out split) still gives its flow,
+// as lrmf apply needs; resuming from it is refused with a message saying
+// why.
+func TestCheckpointVersion1(t *testing.T) {
+	p := data.MoonsPair(200, 0.05, 50, 2)
+	be := native.NewRef()
+	cfg := affineGaussian(Config{Backend: be, Steps: 5, Seed: 1, FitOptions: FitOptions{Batch: 50}})
+	var saved *Checkpoint
+	cfg.Checkpoint = func(c *Checkpoint) error { saved = c; return nil }
+	res, err := Align(context.Background(), p.A, p.B, cfg)
+	require.NoError(t, err)
+	// The file as version 1 wrote it: its metadata had none of version
+	// 2's fields.
+	meta := saved.meta
+	meta.Version = 1
+	raw, err := json.Marshal(&meta)
+	require.NoError(t, err)
+	var fields map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(raw, &fields))
+	for _, k := range []string{"fit_a", "fit_b", "prefit_steps", "prefit_mse", "restart", "restart_seed", "early_stop"} {
+		delete(fields, k)
+	}
+	raw, err = json.Marshal(fields)
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	buf.WriteString(checkpointMagic)
+	binary.Write(&buf, binary.LittleEndian, uint32(1))
+	binary.Write(&buf, binary.LittleEndian, uint64(len(raw)))
+	buf.Write(raw)
+	for _, m := range meta.Tensors {
+		for _, v := range saved.tensors[m.Name] {
+			binary.Write(&buf, binary.LittleEndian, math.Float64bits(v))
+		}
+	}
+	binary.Write(&buf, binary.LittleEndian, crc32.ChecksumIEEE(buf.Bytes()))
+	path := filepath.Join(t.TempDir(), "v1.lrmf")
+	require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
+
+	ck, err := ReadCheckpoint(path)
+	require.NoError(t, err)
+	f, err := ck.Flow(be)
+	require.NoError(t, err)
+	y, err := EvalFlow(be, f, p.A)
+	require.NoError(t, err)
+	assert.Equal(t, res.Transformed.RawMatrix().Data, y.RawMatrix().Data)
+
+	cfg2 := ck.Config()
+	cfg2.Backend, cfg2.Resume = be, ck
+	_, err = Align(context.Background(), p.A, p.B, cfg2)
+	assert.ErrorContains(t, err, "older lrmf (format 1")
 }

@@ -65,7 +65,7 @@ type FitOptions struct {
 	// Patience is the number of steps without an improvement of the
 	// validation objective by more than MinImprovement after which a phase
 	// stops (early stopping); the best parameters seen are then restored
-	// (default 5000; 250 for FFJORD: a quarter of the cap). Negative
+	// (default 10000; 500 for FFJORD: half the cap). Negative
 	// disables early stopping (the best parameters are still restored).
 	Patience int `json:"patience"`
 	// Trim is the fraction of rows dropped at each end of a validation

@@ -29,8 +29,8 @@ import (
 //	Batch           256 (capped at the smaller training part)
 //	Schedule        cosine (to lr/100 over the cap), ClipNorm 10, Tol 1e-4
 //	EvalEvery       250 steps between validation evaluations
-//	Patience        5000 steps without improvement stop a phase (a quarter
-//	                of the cap)
+//	Patience        10000 steps without improvement stop a phase (half the
+//	                cap)
 //	Trim            0.02 of validation and held-out rows dropped at each end
 //	Holdout         0.2 of each set held out for the reported figures
 //	Validation      0.1 of the rest for early stopping and restarts
@@ -54,7 +54,7 @@ func DefaultConfig() Config {
 //
 //	Steps, FitSteps  1000 at most
 //	Batch            128
-//	EvalEvery        100, Patience 250 (a quarter of the cap)
+//	EvalEvery        100, Patience 500 (half the cap)
 //	Restarts         1
 //
 // so that `lrmf align --flow ffjord --density ffjord` ends in a few
@@ -75,7 +75,7 @@ func DefaultConfigFor(flowKind, densityKind string) Config {
 			ClipNorm:  10,
 			Tol:       1e-4,
 			EvalEvery: 250,
-			Patience:  5000,
+			Patience:  10000,
 			Trim:      0.02,
 		},
 		Holdout:       0.2,
@@ -89,16 +89,16 @@ func DefaultConfigFor(flowKind, densityKind string) Config {
 	}
 	if flowKind == "ffjord" || densityKind == "ffjord" {
 		c.Steps, c.FitSteps, c.Batch = 1000, 1000, 128
-		c.EvalEvery, c.Patience, c.Restarts = 100, 250, 1
+		c.EvalEvery, c.Patience, c.Restarts = 100, 500, 1
 	}
 	return c
 }
 
 // DefaultShiftConfig returns what a zero ShiftConfig means, every field
 // filled in (Backend nil: as for Config). Its fit options are
-// DefaultConfig's except FitSteps, 2000, and Patience, 500 (a quarter of
-// the cap, as in Align): θA and θB are refitted for every relabelling, so
-// each fit is kept ten times shorter than Align's.
+// DefaultConfig's except FitSteps, 2000, and Patience, 500: θA and θB
+// are refitted for every relabelling, so each fit is kept ten times
+// shorter than Align's.
 //
 //	Density         full-covariance Gaussian (closed-form fits)
 //	Permutations    DefaultPermutations = 199

@@ -20,9 +20,10 @@ type PhaseReport struct {
 	StoppedBy string `json:"stopped_by"`
 	// Evaluations is the number of validation evaluations; BestStep the
 	// step whose parameters were kept (the best validation value) and
-	// BestValue that value: the validation mean log-likelihood for fits
-	// (higher is better), the validation LRMF for the joint phase (lower is
-	// better), in nats. All three are 0 when nothing was evaluated (no
+	// BestValue that value — the trimmed validation mean log-likelihood
+	// for fits (higher is better), the validation LRMF for the joint phase
+	// (lower is better), in nats — as the moving average early stopping
+	// decides on (earlyStop). All three are 0 when nothing was evaluated (no
 	// validation part, or a phase shorter than EvalEvery): the last
 	// parameters are then kept.
 	Evaluations int     `json:"evaluations"`

@@ -301,8 +301,8 @@ func (r *run) evaluate(res *Result) error {
 	if res.HeldOut == nil {
 		res.Status = verdict(res.LRMF, cfg.Threshold)
 	} else {
-		rejected := res.TwoSample != nil && res.TwoSample.P <= cfg.Alpha
-		res.Status = heldOutVerdict(res.LRMF, res.UpperBound, res.Train.LRMF, cfg.Threshold, rejected)
+		tested := res.TwoSample != nil
+		res.Status = heldOutVerdict(res.LRMF, res.UpperBound, cfg.Threshold, tested, tested && res.TwoSample.P <= cfg.Alpha)
 	}
 	res.Converged = res.Status == Converged
 	if len(r.sa.val) > 0 {
@@ -312,9 +312,14 @@ func (r *run) evaluate(res *Result) error {
 	if len(res.Restarts) == 1 {
 		// One restart: its figures are the run's.
 		rr := &res.Restarts[0]
-		rr.LRMF, rr.LRMFSE, rr.ValidationLRMF = res.LRMF, res.LRMFSE, res.Train.LRMF
-		if res.Validation != nil {
+		rr.LRMF, rr.LRMFSE = res.LRMF, res.LRMFSE
+		switch {
+		case res.Joint.Evaluations > 0:
+			rr.ValidationLRMF = res.Joint.BestValue
+		case res.Validation != nil:
 			rr.ValidationLRMF = res.Validation.LRMF
+		default:
+			rr.ValidationLRMF = res.Train.LRMF
 		}
 	}
 	return nil

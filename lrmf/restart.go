@@ -21,10 +21,12 @@ type RestartReport struct {
 	// own stream, Config.Seed).
 	Index int    `json:"index"`
 	Seed  uint64 `json:"seed"`
-	// ValidationLRMF is the LRMF of the restart's kept parameters on the
-	// validation parts, by which restarts are compared (the training LRMF
-	// when Validation < 0). LRMF ± LRMFSE is its held-out estimate (the
-	// training value, without SE, when Holdout < 0).
+	// ValidationLRMF is the value restarts are compared by: the best
+	// (moving-average) validation LRMF of the restart's joint phase, which
+	// its kept parameters scored (PhaseReport.BestValue); the validation
+	// LRMF of its final parameters when the phase evaluated nothing; the
+	// training LRMF when Validation < 0. LRMF ± LRMFSE is its held-out
+	// estimate (the training value, without SE, when Holdout < 0).
 	ValidationLRMF float64 `json:"validation_lrmf"`
 	LRMF           float64 `json:"lrmf"`
 	LRMFSE         float64 `json:"lrmf_se"`

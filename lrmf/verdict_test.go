@@ -110,27 +110,28 @@ func TestEstimateAgainstDefinition(t *testing.T) {
 func TestVerdictTable(t *testing.T) {
 	const d = 0.1
 	cases := []struct {
-		lrmf, ucb, train float64
-		rejected         bool
+		lrmf, ucb        float64
+		tested, rejected bool
 		want             Status
 	}{
-		{0.02, 0.07, 0.03, false, Converged},
-		{0.02, 0.07, 0.03, true, Distinguishable},
-		{0.05, 0.11, 0.03, false, Inconclusive},
-		{0.05, 0.11, 0.03, true, Inconclusive},
-		{0.10, 0.15, 0.03, false, NotConverged},
-		{0.30, 0.40, 0.50, true, NotConverged},
-		{-0.30, -0.15, -0.20, false, Undershot},
-		{-0.30, -0.15, -0.20, true, Undershot},
-		// Held-out significantly below −δ, training not: θS's larger
-		// sample, not an under-fitted c_AB.
-		{-0.30, -0.15, 0.02, false, Converged},
-		{-0.30, -0.15, 0.02, true, Distinguishable},
+		{0.02, 0.07, true, false, Converged},
+		{0.02, 0.07, false, false, Converged},
+		{0.02, 0.07, true, true, Distinguishable},
+		{0.05, 0.11, true, false, Inconclusive},
+		{0.05, 0.11, true, true, Inconclusive},
+		{0.10, 0.15, true, false, NotConverged},
+		{0.30, 0.40, true, true, NotConverged},
+		{-0.30, -0.15, true, true, Undershot},
+		{-0.30, -0.15, false, false, Undershot},
+		// Significantly below −δ, but the two-sample test cannot tell
+		// T(A) from B: θS's larger sample, not an under-fitted c_AB.
+		{-0.30, -0.15, true, false, Converged},
 		// UCB at −δ exactly is not significantly below it.
-		{-0.20, -0.10, -0.20, false, Converged},
+		{-0.20, -0.10, true, true, Distinguishable},
+		{-0.20, -0.10, false, false, Converged},
 	}
 	for _, c := range cases {
-		assert.Equal(t, c.want, heldOutVerdict(c.lrmf, c.ucb, c.train, d, c.rejected), "%+v", c)
+		assert.Equal(t, c.want, heldOutVerdict(c.lrmf, c.ucb, d, c.tested, c.rejected), "%+v", c)
 	}
 	assert.Equal(t, Converged, verdict(0.099, d))
 	assert.Equal(t, NotConverged, verdict(0.1, d))

@@ -567,6 +567,9 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		if res != nil && res.Status == lrmf.Canceled && lastSaved > 0 {
 			return 0, fmt.Errorf("interrupted after %d joint steps; saved %s — continue with: lrmf align --resume %s --out %s", lastSaved, ckPath, ckPath, o.out)
 		}
+		if res != nil && res.Status == lrmf.Canceled && res.Config.Restarts > 1 {
+			return 0, fmt.Errorf("interrupted; nothing saved (a run of %d restarts checkpoints only at its end; --restarts 1 also saves on interrupt): %w", res.Config.Restarts, err)
+		}
 		return 0, err
 	}
 
@@ -652,7 +655,11 @@ func (p *progress) update(s lrmf.Progress) {
 	if p.quiet {
 		return
 	}
-	line := fmt.Sprintf("%-6s step %d/%d  loss %.6g  |grad| %.3g  %.1fs", s.Phase, s.Step, s.Steps, s.Loss, s.GradNorm, s.Elapsed.Seconds())
+	phase := s.Phase
+	if s.Restart > 0 { // restarts after the first are labelled (they may run at once)
+		phase = fmt.Sprintf("%s/%d", phase, s.Restart+1)
+	}
+	line := fmt.Sprintf("%-6s step %d/%d  loss %.6g  |grad| %.3g  %.1fs", phase, s.Step, s.Steps, s.Loss, s.GradNorm, s.Elapsed.Seconds())
 	if s.Steps == 0 {
 		line = fmt.Sprintf("%-6s closed-form fit  %.1fs", s.Phase, s.Elapsed.Seconds())
 	}
