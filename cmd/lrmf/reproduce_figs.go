@@ -103,9 +103,12 @@ func reproduceFigure(ctx context.Context, f figure, o *reproduceOpts, stdout, st
 		if err != nil {
 			return err
 		}
+		// The paper's Algorithm 1: one run, fitted and evaluated on all
+		// the data (no held-out or validation part), as its figures are.
 		cfg := lrmf.Config{
 			Backend: be, Flow: ao.spec(f.flow), Density: ao.spec(f.density), Steps: ao.steps, LR: ao.lr,
 			FitOptions: ao.fitOptions(min(ao.batch, o.n)), Threshold: ao.threshold, Seed: o.seed,
+			Holdout: -1, Validation: -1, Restarts: 1,
 		}
 		fmt.Fprintf(stderr, "lrmf reproduce %s: %s, %d points per set, flow %s, density %s, %d steps, %s/%s ×%d threads\n",
 			f.name, name, o.n, f.flow, f.density, cfg.Steps, be.Name(), be.DType(), be.Threads())
