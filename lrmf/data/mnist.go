@@ -3,14 +3,18 @@ package data
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/lrmf-go/lrmf/internal/atomicfile"
 
 	// The module ships the four MNIST idx.gz files; importing it keeps it in
 	// go.mod (go mod tidy would drop it otherwise) and makes every build of
@@ -260,4 +264,63 @@ func LoadMNIST(dir, split string) (*Images, error) {
 		labels[i] = int(v)
 	}
 	return &Images{N: n, Rows: imgs.Dims[1], Cols: imgs.Dims[2], Pix: imgs.Data, Labels: labels}, nil
+}
+
+// WriteCSV atomically writes the images to path as comma-separated text,
+// one image per line, exactly as WriteCSV(path, im.Matrix(), labels,
+// header) would (grey levels v/255 in shortest form, so that ReadCSV gives
+// back im.Matrix() bit for bit), but streaming: it needs no N×(Rows·Cols)
+// float64 matrix. With labels the label is an extra last column named
+// "label"; header, if non-nil, must hold Rows·Cols valid names (see
+// WriteCSV). Nothing is written on error.
+func (im *Images) WriteCSV(path string, labels bool, header []string) error {
+	d := im.Rows * im.Cols
+	switch {
+	case im.N == 0 || d == 0:
+		return fmt.Errorf("writing %s: no images", path)
+	case len(im.Pix) != im.N*d || len(im.Labels) != im.N:
+		return fmt.Errorf("writing %s: %d images of %d×%d with %d pixel bytes and %d labels", path, im.N, im.Rows, im.Cols, len(im.Pix), len(im.Labels))
+	}
+	if header != nil {
+		if len(header) != d {
+			return fmt.Errorf("writing %s: header has %d names for %d columns", path, len(header), d)
+		}
+		for j, h := range header {
+			if msg := badHeaderName(h, j == 0); msg != "" {
+				return fmt.Errorf("writing %s: header name %d %s: %s", path, j+1, quote(h), msg)
+			}
+		}
+	}
+	var grey [256][]byte
+	for v := range grey {
+		grey[v] = strconv.AppendFloat(nil, float64(v)/255, 'g', -1, 64)
+	}
+	return atomicfile.Write(path, filePerm, func(w io.Writer) error {
+		buf := make([]byte, 0, 32*(d+1))
+		if header != nil {
+			buf = append(buf, strings.Join(header, ",")...)
+			if labels {
+				buf = append(buf, ",label"...)
+			}
+			buf = append(buf, '\n')
+		}
+		for i := range im.N {
+			for j, v := range im.Image(i) {
+				if j > 0 {
+					buf = append(buf, ',')
+				}
+				buf = append(buf, grey[v]...)
+			}
+			if labels {
+				buf = append(buf, ',')
+				buf = strconv.AppendInt(buf, int64(im.Labels[i]), 10)
+			}
+			buf = append(buf, '\n')
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		return nil
+	})
 }

@@ -3,6 +3,7 @@ package data
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gonum.org/v1/gonum/mat"
 )
 
 // mnistDir returns the MNIST directory; the module is a dependency, so
@@ -184,4 +186,42 @@ func BenchmarkLoadMNISTTrain(b *testing.B) {
 			b.Fatalf("N = %d", im.N)
 		}
 	}
+}
+
+// Images.WriteCSV writes what WriteCSV writes for im.Matrix(), and ReadCSV
+// reads it back bit for bit.
+func TestImagesWriteCSV(t *testing.T) {
+	im, err := LoadMNIST(mnistDir(t), MNISTTest)
+	require.NoError(t, err)
+	im = im.Head(50)
+	dir := t.TempDir()
+	header := make([]string, 784)
+	for j := range header {
+		header[j] = fmt.Sprintf("x%d", j)
+	}
+	for _, labels := range []bool{false, true} {
+		var lb []int
+		if labels {
+			lb = im.Labels
+		}
+		a, b := filepath.Join(dir, "a.csv"), filepath.Join(dir, "b.csv")
+		require.NoError(t, im.WriteCSV(a, labels, header))
+		require.NoError(t, WriteCSV(b, im.Matrix(), lb, header))
+		ab, err := os.ReadFile(a)
+		require.NoError(t, err)
+		bb, err := os.ReadFile(b)
+		require.NoError(t, err)
+		require.Equal(t, string(bb), string(ab), "labels %v", labels)
+	}
+	require.NoError(t, im.WriteCSV(filepath.Join(dir, "c.csv"), false, nil))
+	f, err := os.Open(filepath.Join(dir, "c.csv"))
+	require.NoError(t, err)
+	defer f.Close()
+	got, err := ReadCSV(f, "c.csv")
+	require.NoError(t, err)
+	assert.True(t, mat.Equal(im.Matrix(), got))
+
+	assert.ErrorContains(t, im.WriteCSV(filepath.Join(dir, "d.csv"), false, header[:3]), "header has 3 names for 784 columns")
+	assert.ErrorContains(t, im.Head(0).WriteCSV(filepath.Join(dir, "d.csv"), false, nil), "no images")
+	assert.NoFileExists(t, filepath.Join(dir, "d.csv"))
 }
