@@ -85,7 +85,7 @@ func decodeIDX(r io.Reader, size, isize int64, name string) (*IDX, error) {
 	bad := func(format string, args ...any) error {
 		return &ParseError{File: name, Msg: fmt.Sprintf(format, args...)}
 	}
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(r, 32<<10)
 	compressed := false
 	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
 		compressed = true
@@ -149,12 +149,12 @@ func decodeIDX(r io.Reader, size, isize int64, name string) (*IDX, error) {
 	}
 
 	// A plain file's size is checked, so the data can be allocated at once;
-	// otherwise the buffer starts at 1 MiB and doubles as bytes arrive, so
+	// otherwise the buffer starts at 32 KiB and doubles as bytes arrive, so
 	// that a header claiming more than the stream holds costs at most twice
 	// what it does hold.
 	initial := total
 	if (compressed || size < 0) && !(isize == (hdrLen+total)%(1<<32) && total <= maxTrustedAlloc) {
-		initial = min(total, 1<<20)
+		initial = min(total, 32<<10)
 	}
 	data := make([]byte, 0, initial)
 	for int64(len(data)) < total {
