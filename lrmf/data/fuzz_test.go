@@ -7,9 +7,14 @@ package data
 // corpus in testdata/fuzz/<Target>/, which plain `go test` replays (the
 // crashing .npy input is one of them). To fuzz (CI does 30 s each):
 //
-//	go test -run '^$' -fuzz '^FuzzReadCSV$' -fuzztime 30s ./lrmf/data/
-//	go test -run '^$' -fuzz '^FuzzReadNPY$' -fuzztime 30s ./lrmf/data/
-//	go test -run '^$' -fuzz '^FuzzReadIDX$' -fuzztime 30s ./lrmf/data/
+//	go test -run '^$' -fuzz '^FuzzReadCSV$' -fuzztime 30s -fuzzminimizetime 10s ./lrmf/data/
+//	go test -run '^$' -fuzz '^FuzzReadNPY$' -fuzztime 30s -fuzzminimizetime 10s ./lrmf/data/
+//	go test -run '^$' -fuzz '^FuzzReadIDX$' -fuzztime 30s -fuzzminimizetime 10s ./lrmf/data/
+//
+// -fuzzminimizetime caps the minimisation of each new interesting input
+// (60 s by default), which stalled FuzzReadIDX for 20-45 s at a time; keep
+// seed inputs small for the same reason (minimisation is quadratic in
+// their length).
 
 import (
 	"bytes"
