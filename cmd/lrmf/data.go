@@ -47,6 +47,9 @@ Flags:
 }
 
 func runData(_ context.Context, args []string, stdout, _ io.Writer) (int, error) {
+	if len(args) > 0 && isDigitsDataset(args[0]) {
+		return runDigitsData(args[0], args[1:], stdout)
+	}
 	var o dataOpts
 	fs := dataFlags(&o)
 	// Accept the name before or after the flags.
