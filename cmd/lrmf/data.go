@@ -40,6 +40,11 @@ lrmf align --data NAME. Names: %s.
   gauss1d  N(0, 1) and N(2, 0.5²)
   gauss2d  two correlated 2-D Gaussians
 
+Digits (not pairs; each writes one set of images, one row per image):
+  mnist       MNIST from the GoMNIST module (lrmf data mnist --help)
+  usps-style  a USPS-style stand-in built from MNIST test digits
+              (lrmf data usps-style --help)
+
 Flags:
 `, strings.Join(data.Names(), ", "))
 	var o dataOpts

@@ -5,7 +5,7 @@
 //
 //	lrmf align [flags]            align A to B (built-in moons by default)
 //	lrmf apply --model F --in X --out Y   map data with a trained flow
-//	lrmf data NAME --out FILE     write a built-in dataset
+//	lrmf data NAME --out FILE     write a built-in dataset (also mnist, usps-style)
 //	lrmf reproduce NAME           rerun an experiment of the paper (example-2.2, fig8, fig9)
 //	lrmf shift-test [flags]       test whether A and B differ (score test, dΛ)
 //	lrmf help [COMMAND]           show help
