@@ -109,16 +109,17 @@ func (c *cpu[T]) Close() { c.pool.close() }
 func (c *cpu[T]) s(t *Tensor) []T { return t.store.([]T) }
 
 func (c *cpu[T]) New(rows, cols int) *Tensor {
+	CheckNew(rows, cols)
 	return NewTensor(rows, cols, c.dt, make([]T, rows*cols))
 }
 
 func (c *cpu[T]) View(t *Tensor, lo, hi int) *Tensor {
-	viewBounds(t, lo, hi)
+	CheckView(t, lo, hi)
 	return NewTensor(hi-lo, t.cols, c.dt, c.s(t)[lo*t.cols:hi*t.cols:hi*t.cols])
 }
 
 func (c *cpu[T]) Upload(t *Tensor, src []float64) {
-	mustLenSlice("Upload", len(src), t.Len())
+	CheckUpload(t, src)
 	dst := c.s(t)
 	for i, v := range src {
 		dst[i] = T(v)
@@ -126,14 +127,14 @@ func (c *cpu[T]) Upload(t *Tensor, src []float64) {
 }
 
 func (c *cpu[T]) Download(dst []float64, t *Tensor) {
-	mustLenSlice("Download", len(dst), t.Len())
+	CheckDownload(dst, t)
 	for i, v := range c.s(t) {
 		dst[i] = float64(v)
 	}
 }
 
 func (c *cpu[T]) Copy(dst, src *Tensor) {
-	mustShape("Copy", "dst", dst, src.rows, src.cols)
+	CheckCopy(dst, src)
 	copy(c.s(dst), c.s(src))
 }
 
@@ -294,7 +295,7 @@ func (c *cpu[T]) elementwise(op opcode, n, cost int) {
 }
 
 func (c *cpu[T]) Axpy(alpha float64, x, y *Tensor) {
-	mustLen("Axpy", "y", y, x.Len())
+	CheckAxpy(x, y)
 	c.job.alpha, c.job.a, c.job.c = T(alpha), c.s(x), c.s(y)
 	c.elementwise(opAxpy, x.Len(), 2)
 }
@@ -308,7 +309,7 @@ func (c *cpu[T]) sumBlocks(nb int) float64 {
 }
 
 func (c *cpu[T]) Dot(x, y *Tensor) float64 {
-	mustLen("Dot", "y", y, x.Len())
+	CheckDot(x, y)
 	c.job.a, c.job.b = c.s(x), c.s(y)
 	nb := c.pool.split(x.Len(), 2)
 	c.dispatch(opDot, x.Len(), nb)
@@ -323,7 +324,7 @@ func (c *cpu[T]) Sum(x *Tensor) float64 {
 }
 
 func (c *cpu[T]) Gemm(transA, transB bool, alpha float64, a, b *Tensor, beta float64, cc *Tensor) {
-	m, n, k := gemmDims(transA, transB, a, b, cc)
+	m, n, k := CheckGemm(transA, transB, a, b, cc)
 	j := &c.job
 	j.transA, j.transB, j.m, j.n, j.k = transA, transB, m, n, k
 	j.alpha, j.beta = T(alpha), T(beta)
@@ -332,13 +333,13 @@ func (c *cpu[T]) Gemm(transA, transB bool, alpha float64, a, b *Tensor, beta flo
 }
 
 func (c *cpu[T]) BiasAdd(y, bias *Tensor) {
-	mustLen("BiasAdd", "bias", bias, y.cols)
+	CheckBiasAdd(y, bias)
 	c.job.n, c.job.a, c.job.c = y.cols, c.s(bias), c.s(y)
 	c.dispatch(opBiasAdd, y.rows, c.pool.split(y.rows, y.cols))
 }
 
 func (c *cpu[T]) BiasGrad(db, dy *Tensor) {
-	mustLen("BiasGrad", "db", db, dy.cols)
+	CheckBiasGrad(db, dy)
 	nb := c.pool.split(dy.rows, dy.cols)
 	c.ensurePartial(nb, dy.cols)
 	c.job.n, c.job.a, c.job.c = dy.cols, c.s(dy), c.s(db)
@@ -347,34 +348,31 @@ func (c *cpu[T]) BiasGrad(db, dy *Tensor) {
 }
 
 func (c *cpu[T]) ReLU(y, x *Tensor) {
-	mustLen("ReLU", "y", y, x.Len())
+	CheckReLU(y, x)
 	c.job.a, c.job.c = c.s(x), c.s(y)
 	c.elementwise(opReLU, x.Len(), 1)
 }
 
 func (c *cpu[T]) ReLUBackward(dx, x, dy *Tensor) {
-	mustLen("ReLUBackward", "dy", dy, x.Len())
-	mustLen("ReLUBackward", "dx", dx, x.Len())
+	CheckReLUBackward(dx, x, dy)
 	c.job.a, c.job.b, c.job.c = c.s(x), c.s(dy), c.s(dx)
 	c.elementwise(opReLUBackward, x.Len(), 1)
 }
 
 func (c *cpu[T]) Tanh(y, x *Tensor) {
-	mustLen("Tanh", "y", y, x.Len())
+	CheckTanh(y, x)
 	c.job.a, c.job.c = c.s(x), c.s(y)
 	c.elementwise(opTanh, x.Len(), 20)
 }
 
 func (c *cpu[T]) TanhBackward(dx, y, dy *Tensor) {
-	mustLen("TanhBackward", "dy", dy, y.Len())
-	mustLen("TanhBackward", "dx", dx, y.Len())
+	CheckTanhBackward(dx, y, dy)
 	c.job.a, c.job.b, c.job.c = c.s(y), c.s(dy), c.s(dx)
 	c.elementwise(opTanhBackward, y.Len(), 3)
 }
 
 func (c *cpu[T]) GaussLogProb(logp, u, x, mu, l *Tensor, logdetL float64) {
-	n, d := checkGauss("GaussLogProb", x, mu, l, u)
-	mustLen("GaussLogProb", "logp", logp, n)
+	n, d := CheckGaussLogProb(logp, u, x, mu, l)
 	j := &c.job
 	j.n, j.s1 = d, T(logdetL)
 	j.a, j.b, j.c, j.d, j.e = c.s(x), c.s(mu), c.s(l), c.s(u), c.s(logp)
@@ -382,14 +380,10 @@ func (c *cpu[T]) GaussLogProb(logp, u, x, mu, l *Tensor, logdetL float64) {
 }
 
 func (c *cpu[T]) GaussBackward(dx, dmu, dl, x, mu, l, u, dlogp *Tensor) {
-	n, d := checkGauss("GaussBackward", x, mu, l, u)
-	mustLen("GaussBackward", "dlogp", dlogp, n)
-	mustLen("GaussBackward", "dmu", dmu, d)
-	mustShape("GaussBackward", "dl", dl, d, d)
+	n, d := CheckGaussBackward(dx, dmu, dl, x, mu, l, u, dlogp)
 	j := &c.job
 	j.h = nil
 	if dx != nil {
-		mustShape("GaussBackward", "dx", dx, n, d)
 		j.h = c.s(dx)
 	}
 	nb := c.pool.split(n, 4*d*d+3*d)
@@ -405,20 +399,16 @@ func (c *cpu[T]) GaussBackward(dx, dmu, dl, x, mu, l, u, dlogp *Tensor) {
 }
 
 func (c *cpu[T]) LogDetAcc(logdet, s *Tensor) {
-	mustLen("LogDetAcc", "logdet", logdet, s.rows)
+	CheckLogDetAcc(logdet, s)
 	c.job.n, c.job.a, c.job.c = s.cols, c.s(s), c.s(logdet)
 	c.dispatch(opLogDetAcc, s.rows, c.pool.split(s.rows, s.cols))
 }
 
 func (c *cpu[T]) AffineForward(y, logdet, x, m, b *Tensor, ldm float64) {
-	n, d := x.rows, x.cols
-	mustShape("AffineForward", "y", y, n, d)
-	mustShape("AffineForward", "M", m, d, d)
-	mustLen("AffineForward", "b", b, d)
+	n, d := CheckAffineForward(y, logdet, x, m, b)
 	j := &c.job
 	j.e = nil
 	if logdet != nil {
-		mustLen("AffineForward", "logdet", logdet, n)
 		j.e = c.s(logdet)
 	}
 	j.n, j.s1 = d, T(ldm)
@@ -427,10 +417,7 @@ func (c *cpu[T]) AffineForward(y, logdet, x, m, b *Tensor, ldm float64) {
 }
 
 func (c *cpu[T]) AffineInverse(x, y, minv, b *Tensor) {
-	n, d := y.rows, y.cols
-	mustShape("AffineInverse", "x", x, n, d)
-	mustShape("AffineInverse", "Minv", minv, d, d)
-	mustLen("AffineInverse", "b", b, d)
+	n, d := CheckAffineInverse(x, y, minv, b)
 	j := &c.job
 	j.n = d
 	j.a, j.b, j.d, j.c = c.s(y), c.s(minv), c.s(b), c.s(x)
@@ -438,10 +425,7 @@ func (c *cpu[T]) AffineInverse(x, y, minv, b *Tensor) {
 }
 
 func (c *cpu[T]) Adam(p, g, m, v *Tensor, h AdamHyper) {
-	n := p.Len()
-	mustLen("Adam", "g", g, n)
-	mustLen("Adam", "m", m, n)
-	mustLen("Adam", "v", v, n)
+	n := CheckAdam(p, g, m, v)
 	j := &c.job
 	j.a, j.b, j.c, j.d = c.s(p), c.s(g), c.s(m), c.s(v)
 	j.adam = h
@@ -449,7 +433,7 @@ func (c *cpu[T]) Adam(p, g, m, v *Tensor, h AdamHyper) {
 }
 
 func (c *cpu[T]) GatherRows(dst, src *Tensor, idx []int32) {
-	checkGather(dst, src, idx)
+	CheckGatherRows(dst, src, idx)
 	c.job.n, c.job.a, c.job.idx, c.job.c = src.cols, c.s(src), idx, c.s(dst)
 	c.dispatch(opGather, len(idx), c.pool.split(len(idx), src.cols))
 }
@@ -461,16 +445,13 @@ func must(op string, err error) {
 }
 
 func (c *cpu[T]) BiasReLU(y, bias *Tensor) {
-	mustLen("BiasReLU", "bias", bias, y.cols)
+	CheckBiasReLU(y, bias)
 	c.job.n, c.job.a, c.job.c = y.cols, c.s(bias), c.s(y)
 	c.dispatch(opBiasReLU, y.rows, c.pool.split(y.rows, 2*y.cols))
 }
 
 func (c *cpu[T]) BiasReLUBackward(dz, db, y, dy *Tensor) {
-	n, d := y.rows, y.cols
-	mustShape("BiasReLUBackward", "dy", dy, n, d)
-	mustShape("BiasReLUBackward", "dz", dz, n, d)
-	mustLen("BiasReLUBackward", "db", db, d)
+	n, d := CheckBiasReLUBackward(dz, db, y, dy)
 	nb := c.pool.split(n, 2*d)
 	c.ensurePartial(nb, d)
 	j := &c.job
@@ -480,14 +461,14 @@ func (c *cpu[T]) BiasReLUBackward(dz, db, y, dy *Tensor) {
 }
 
 func (c *cpu[T]) CopyCols(dst, src *Tensor, c0 int) {
-	n, d, k := checkCols("CopyCols", src, dst, c0)
+	n, d, k := CheckCopyCols(dst, src, c0)
 	j := &c.job
 	j.n, j.c0, j.w, j.a, j.c = d, c0, k, c.s(src), c.s(dst)
 	c.dispatch(opCopyCols, n, c.pool.split(n, k))
 }
 
 func (c *cpu[T]) AddCols(dst, src *Tensor, c0 int) {
-	n, d, k := checkCols("AddCols", dst, src, c0)
+	n, d, k := CheckAddCols(dst, src, c0)
 	j := &c.job
 	j.n, j.c0, j.w, j.a, j.c = d, c0, k, c.s(src), c.s(dst)
 	c.dispatch(opAddCols, n, c.pool.split(n, k))
@@ -513,12 +494,10 @@ func (c *cpu[T]) setCoupling(d, t0, dt int, sc Scale) {
 }
 
 func (c *cpu[T]) CouplingForward(y, logdet, x, h *Tensor, t0 int, sc Scale) {
-	n, d, dt := checkCoupling("CouplingForward", x, h, t0, sc)
-	mustShape("CouplingForward", "y", y, n, d)
+	n, d, dt := CheckCouplingForward(y, logdet, x, h, t0, sc)
 	j := &c.job
 	j.e = nil
 	if logdet != nil {
-		mustLen("CouplingForward", "logdet", logdet, n)
 		j.e = c.s(logdet)
 	}
 	c.setCoupling(d, t0, dt, sc)
@@ -527,8 +506,7 @@ func (c *cpu[T]) CouplingForward(y, logdet, x, h *Tensor, t0 int, sc Scale) {
 }
 
 func (c *cpu[T]) CouplingInverse(x, y, h *Tensor, t0 int, sc Scale) {
-	n, d, dt := checkCoupling("CouplingInverse", y, h, t0, sc)
-	mustShape("CouplingInverse", "x", x, n, d)
+	n, d, dt := CheckCouplingInverse(x, y, h, t0, sc)
 	c.setCoupling(d, t0, dt, sc)
 	j := &c.job
 	j.a, j.b, j.c = c.s(y), c.s(h), c.s(x)
@@ -536,14 +514,10 @@ func (c *cpu[T]) CouplingInverse(x, y, h *Tensor, t0 int, sc Scale) {
 }
 
 func (c *cpu[T]) CouplingBackward(dx, dh, x, h, dy, dlogdet *Tensor, t0 int, sc Scale) {
-	n, d, dt := checkCoupling("CouplingBackward", x, h, t0, sc)
-	mustShape("CouplingBackward", "dy", dy, n, d)
-	mustLen("CouplingBackward", "dlogdet", dlogdet, n)
-	mustShape("CouplingBackward", "dh", dh, n, 2*dt)
+	n, d, dt := CheckCouplingBackward(dx, dh, x, h, dy, dlogdet, t0, sc)
 	j := &c.job
 	j.f = nil
 	if dx != nil {
-		mustShape("CouplingBackward", "dx", dx, n, d)
 		j.f = c.s(dx)
 	}
 	c.setCoupling(d, t0, dt, sc)

@@ -34,11 +34,7 @@ func (c *cpu[T]) runBlocks(op string, n, nb int, f func(blk, lo, hi int) error) 
 
 func (c *cpu[T]) GMMLogProb(logp, u, resp, x, mu, l, logits, logdetL *Tensor) {
 	const op = "GMMLogProb"
-	n, d, k := checkGMM(op, x, mu, l, logits)
-	mustLen(op, "logdetL", logdetL, k)
-	mustShape(op, "u", u, n, k*d)
-	mustShape(op, "resp", resp, n, k)
-	mustLen(op, "logp", logp, n)
+	n, d, k := CheckGMMLogProb(logp, u, resp, x, mu, l, logits, logdetL)
 	xs, ms, ls, lg, ld := c.s(x), c.s(mu), c.s(l), c.s(logits), c.s(logdetL)
 	us, rs, lp := c.s(u), c.s(resp), c.s(logp)
 	nb := c.pool.split(n, 2*gmmCost(d, k))
@@ -50,17 +46,9 @@ func (c *cpu[T]) GMMLogProb(logp, u, resp, x, mu, l, logits, logdetL *Tensor) {
 
 func (c *cpu[T]) GMMBackward(dx, dmu, dl, dlogits, wsum, x, mu, l, logits, u, resp, dlogp *Tensor) {
 	const op = "GMMBackward"
-	n, d, k := checkGMM(op, x, mu, l, logits)
-	mustShape(op, "u", u, n, k*d)
-	mustShape(op, "resp", resp, n, k)
-	mustLen(op, "dlogp", dlogp, n)
-	mustShape(op, "dmu", dmu, k, d)
-	mustShape(op, "dl", dl, k*d, d)
-	mustLen(op, "dlogits", dlogits, k)
-	mustLen(op, "wsum", wsum, k)
+	n, d, k := CheckGMMBackward(dx, dmu, dl, dlogits, wsum, x, mu, l, logits, u, resp, dlogp)
 	var dxs []T
 	if dx != nil {
-		mustShape(op, "dx", dx, n, d)
 		dxs = c.s(dx)
 	}
 	xs, ms, ls, lg, us, rs, ws := c.s(x), c.s(mu), c.s(l), c.s(logits), c.s(u), c.s(resp), c.s(dlogp)

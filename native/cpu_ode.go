@@ -149,10 +149,7 @@ func (c *cpu[T]) runODE(blk, lo, hi int) error {
 }
 
 func (c *cpu[T]) ODEFuncForward(dz, trace, z, theta, eps *Tensor, dims []int, t float64) {
-	const op = "ODEFuncForward"
-	n, d, k := checkODE(op, z, theta, eps, dims)
-	mustShape(op, "dz", dz, n, d)
-	mustLen(op, "trace", trace, n)
+	n, d, k := CheckODEFuncForward(dz, trace, z, theta, eps, dims)
 	nb := c.pool.split(n, odeCost(dims, k))
 	c.setODE(dims, k, d, nb)
 	c.ode.t = t
@@ -162,12 +159,7 @@ func (c *cpu[T]) ODEFuncForward(dz, trace, z, theta, eps *Tensor, dims []int, t 
 }
 
 func (c *cpu[T]) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *Tensor, dims []int, t float64) {
-	const op = "ODEFuncVJP"
-	n, d, k := checkODE(op, z, theta, eps, dims)
-	mustShape(op, "gz", gz, n, d)
-	mustShape(op, "az", az, n, d)
-	mustLen(op, "atr", atr, n)
-	mustLen(op, "gtheta", gtheta, theta.Len())
+	n, d, k := CheckODEFuncVJP(gz, gtheta, z, theta, eps, az, atr, dims)
 	nb := c.pool.split(n, 3*odeCost(dims, k))
 	c.setODE(dims, k, d, nb)
 	c.ensurePartial(nb, theta.Len())
@@ -179,21 +171,16 @@ func (c *cpu[T]) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *Tensor, dims []i
 }
 
 func (c *cpu[T]) ODESolveRK4(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
-	return c.rk4("ODESolveRK4", nil, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	n, d, k := CheckODESolveRK4(z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	return c.rk4(nil, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
 }
 
 func (c *cpu[T]) ODESolveRK4Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
-	if tape == nil {
-		panic("native: ODESolveRK4Record: tape is nil")
-	}
-	return c.rk4("ODESolveRK4Record", tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	n, d, k := CheckODESolveRK4Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	return c.rk4(tape, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
 }
 
-func (c *cpu[T]) rk4(op string, tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
-	n, d, k := checkODE(op, z0, theta, eps, dims)
-	checkRK4(op, t0, t1, steps)
-	mustShape(op, "z1", z1, n, d)
-	mustLen(op, "logdet", logdet, n)
+func (c *cpu[T]) rk4(tape *ODETape, n, d, k int, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
 	nb := c.pool.split(n, 4*steps*odeCost(dims, k))
 	c.setODE(dims, k, d, nb)
 	o := &c.ode
@@ -220,21 +207,16 @@ func (c *cpu[T]) odeStats(nb int) ODEStats {
 }
 
 func (c *cpu[T]) ODESolveDopri5(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
-	return c.dopri5("ODESolveDopri5", nil, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	n, d, k := CheckODESolveDopri5(z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	return c.dopri5("ODESolveDopri5", nil, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 }
 
 func (c *cpu[T]) ODESolveDopri5Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
-	if tape == nil {
-		panic("native: ODESolveDopri5Record: tape is nil")
-	}
-	return c.dopri5("ODESolveDopri5Record", tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	n, d, k := CheckODESolveDopri5Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	return c.dopri5("ODESolveDopri5Record", tape, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 }
 
-func (c *cpu[T]) dopri5(op string, tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
-	n, d, k := checkODE(op, z0, theta, eps, dims)
-	checkDopri5(op, t0, t1, opt)
-	mustShape(op, "z1", z1, n, d)
-	mustLen(op, "logdet", logdet, n)
+func (c *cpu[T]) dopri5(op string, tape *ODETape, n, d, k int, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
 	// A typical solve makes a few tens of steps of 6 evaluations.
 	nb := c.pool.split(n, 120*odeCost(dims, k))
 	c.setODE(dims, k, d, nb)
@@ -286,12 +268,14 @@ func (c *cpu[T]) odeBackward(op opcode, gz0, gtheta, a1, ald, theta, eps *Tensor
 }
 
 func (c *cpu[T]) ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) ODEStats {
-	n, d, k := checkTape("ODESolveRK4Backward", tape, tapeRK4, gz0, gtheta, a1, ald, theta, eps, dims)
+	n, d, k := CheckODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	mustHostTape("ODESolveRK4Backward", tape)
 	return c.odeBackward(opODESolveRK4, gz0, gtheta, a1, ald, theta, eps, dims, tape, n, d, k, 7*tape.steps)
 }
 
 func (c *cpu[T]) ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) ODEStats {
-	n, d, k := checkTape("ODESolveDopri5Backward", tape, tapeDopri5, gz0, gtheta, a1, ald, theta, eps, dims)
+	n, d, k := CheckODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	mustHostTape("ODESolveDopri5Backward", tape)
 	// A typical solve makes a few tens of accepted steps of 11 evaluations.
 	return c.odeBackward(opODESolveDopri5, gz0, gtheta, a1, ald, theta, eps, dims, tape, n, d, k, 200)
 }

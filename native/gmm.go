@@ -37,7 +37,42 @@ type GMMBackend interface {
 	GMMBackward(dx, dmu, dl, dlogits, wsum, x, mu, l, logits, u, resp, dlogp *Tensor)
 }
 
-// checkGMM validates the mixture's shapes and returns n, d and K.
+// Contracts of the Gaussian-mixture operations (see contract.go).
+
+// CheckGMMLogProb checks GMMBackend.GMMLogProb: x is n×d, mu K×d with
+// K ≥ 1, L (K·d)×d, logits and logdetL vectors of K, u n×(K·d), resp n×K,
+// logp a vector of n. It returns n, d and K.
+func CheckGMMLogProb(logp, u, resp, x, mu, l, logits, logdetL *Tensor) (n, d, k int) {
+	const op = "GMMLogProb"
+	n, d, k = checkGMM(op, x, mu, l, logits)
+	mustLen(op, "logdetL", logdetL, k)
+	mustShape(op, "u", u, n, k*d)
+	mustShape(op, "resp", resp, n, k)
+	mustLen(op, "logp", logp, n)
+	return n, d, k
+}
+
+// CheckGMMBackward checks GMMBackend.GMMBackward: x and dx (or nil) are
+// n×d, mu and dmu K×d with K ≥ 1, L and dl (K·d)×d, logits, dlogits and
+// wsum vectors of K, u n×(K·d), resp n×K, dlogp a vector of n. It returns
+// n, d and K.
+func CheckGMMBackward(dx, dmu, dl, dlogits, wsum, x, mu, l, logits, u, resp, dlogp *Tensor) (n, d, k int) {
+	const op = "GMMBackward"
+	n, d, k = checkGMM(op, x, mu, l, logits)
+	mustShape(op, "u", u, n, k*d)
+	mustShape(op, "resp", resp, n, k)
+	mustLen(op, "dlogp", dlogp, n)
+	mustShape(op, "dmu", dmu, k, d)
+	mustShape(op, "dl", dl, k*d, d)
+	mustLen(op, "dlogits", dlogits, k)
+	mustLen(op, "wsum", wsum, k)
+	if dx != nil {
+		mustShape(op, "dx", dx, n, d)
+	}
+	return n, d, k
+}
+
+// checkGMM checks the mixture's shapes and returns n, d and K.
 func checkGMM(op string, x, mu, l, logits *Tensor) (n, d, k int) {
 	if x == nil || mu == nil {
 		panic(fmt.Sprintf("native: %s: x or mu is nil", op))

@@ -153,25 +153,6 @@ func (tp *ODETape) prepare(method, n, d, k, steps int, t0, t1 float64) {
 	tp.nacc = tp.nacc[:n]
 }
 
-// checkTape validates a Backward's arguments against the tape and returns
-// n and D.
-func checkTape(op string, tape *ODETape, method int, gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int) (n, d, k int) {
-	if tape == nil || tape.method != method {
-		panic(fmt.Sprintf("native: %s: the tape holds no solve of this method (record it with the matching Record)", op))
-	}
-	if tape.Ext != nil {
-		panic(fmt.Sprintf("native: %s: the tape was recorded by a backend that holds it in its own memory (%T)", op, tape.Ext))
-	}
-	n, d, k = checkODE(op, a1, theta, eps, dims)
-	if n != tape.n || d != tape.d || k != tape.k {
-		panic(fmt.Sprintf("native: %s: a1 is %d×%d with k = %d, the tape recorded %d×%d with k = %d", op, n, d, k, tape.n, tape.d, tape.k))
-	}
-	mustShape(op, "gz0", gz0, n, d)
-	mustLen(op, "ald", ald, n)
-	mustLen(op, "gtheta", gtheta, theta.Len())
-	return n, d, k
-}
-
 // ODEBackend is a Backend with the FFJORD kernels.
 type ODEBackend interface {
 	Backend
@@ -238,6 +219,96 @@ func ODENumParams(dims []int) int {
 	return p
 }
 
+// Contracts of the FFJORD operations (see contract.go). dims is
+// [D+1, hidden..., D] with every size in [1, 2^20]; theta is a vector of
+// ODENumParams(dims); eps is nil (the exact trace, k = 0) or n×(k·D) with
+// k ≥ 1; times are finite.
+
+// CheckODEFuncForward checks ODEBackend.ODEFuncForward (dz = f(z, t; θ),
+// trace = tr ∂f/∂z): z and dz are n×D, trace a vector of n. It returns n,
+// D and k.
+func CheckODEFuncForward(dz, trace, z, theta, eps *Tensor, dims []int) (n, d, k int) {
+	const op = "ODEFuncForward"
+	n, d, k = checkODE(op, z, theta, eps, dims)
+	mustShape(op, "dz", dz, n, d)
+	mustLen(op, "trace", trace, n)
+	return n, d, k
+}
+
+// CheckODEFuncVJP checks ODEBackend.ODEFuncVJP (gz = ∂Λ/∂z, gtheta =
+// ∂Λ/∂θ for Λ = Σ az⊙f + Σ atr⊙trace): z, az and gz are n×D, atr a vector
+// of n, gtheta of θ's Len. It returns n, D and k.
+func CheckODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *Tensor, dims []int) (n, d, k int) {
+	const op = "ODEFuncVJP"
+	n, d, k = checkODE(op, z, theta, eps, dims)
+	mustShape(op, "gz", gz, n, d)
+	mustShape(op, "az", az, n, d)
+	mustLen(op, "atr", atr, n)
+	mustLen(op, "gtheta", gtheta, theta.Len())
+	return n, d, k
+}
+
+// CheckODESolveRK4 checks ODEBackend.ODESolveRK4 (z1 = z(t1), logdet =
+// ∫ tr dt in steps RK4 steps from z0 at t0): z0 and z1 are n×D, logdet a
+// vector of n, steps ≥ 1. It returns n, D and k.
+func CheckODESolveRK4(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) (n, d, k int) {
+	return checkRK4("ODESolveRK4", z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+}
+
+// CheckODESolveRK4Record checks ODEBackend.ODESolveRK4Record: tape is not
+// nil and the rest is as for CheckODESolveRK4.
+func CheckODESolveRK4Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) (n, d, k int) {
+	const op = "ODESolveRK4Record"
+	mustTape(op, tape)
+	return checkRK4(op, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+}
+
+// CheckODESolveDopri5 checks ODEBackend.ODESolveDopri5: z0 and z1 are
+// n×D, logdet a vector of n; opt has finite tolerances Atol, Rtol ≥ 0 not
+// both 0, a finite H0 > 0 and MaxSteps ≥ 1. It returns n, D and k.
+func CheckODESolveDopri5(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (n, d, k int) {
+	return checkDopri5("ODESolveDopri5", z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+}
+
+// CheckODESolveDopri5Record checks ODEBackend.ODESolveDopri5Record: tape
+// is not nil and the rest is as for CheckODESolveDopri5.
+func CheckODESolveDopri5Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (n, d, k int) {
+	const op = "ODESolveDopri5Record"
+	mustTape(op, tape)
+	return checkDopri5(op, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+}
+
+// CheckODESolveRK4Backward checks ODEBackend.ODESolveRK4Backward: tape
+// holds an RK4 solve (ODESolveRK4Record) of n rows of dimension D with k
+// probes, the k of eps; a1 and gz0 are n×D, ald a vector of n, gtheta of
+// θ's Len. It returns n, D and k. Whose memory holds the tape (ODETape.Ext)
+// is the backend's to check.
+func CheckODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) (n, d, k int) {
+	return checkBackward("ODESolveRK4Backward", tapeRK4, gz0, gtheta, a1, ald, theta, eps, dims, tape)
+}
+
+// CheckODESolveDopri5Backward is CheckODESolveRK4Backward for
+// ODEBackend.ODESolveDopri5Backward: tape holds a Dormand–Prince solve
+// (ODESolveDopri5Record).
+func CheckODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) (n, d, k int) {
+	return checkBackward("ODESolveDopri5Backward", tapeDopri5, gz0, gtheta, a1, ald, theta, eps, dims, tape)
+}
+
+// mustHostTape panics if tape was recorded by a backend that holds its
+// data in its own memory (ODETape.Ext), which only that backend can read:
+// the host backends' Backward calls it after the contract.
+func mustHostTape(op string, tape *ODETape) {
+	if tape.Ext != nil {
+		panic(fmt.Sprintf("native: %s: the tape was recorded by a backend that holds it in its own memory (%T)", op, tape.Ext))
+	}
+}
+
+func mustTape(op string, tape *ODETape) {
+	if tape == nil {
+		panic(fmt.Sprintf("native: %s: tape is nil", op))
+	}
+}
+
 func checkODEDims(op string, dims []int) {
 	if len(dims) < 2 {
 		panic(fmt.Sprintf("native: %s: dims %v: want [D+1, hidden..., D]", op, dims))
@@ -271,10 +342,33 @@ func checkODE(op string, z, theta, eps *Tensor, dims []int) (n, d, k int) {
 	return n, d, k
 }
 
-func checkDopri5(op string, t0, t1 float64, opt Dopri5Options) {
+// checkTimes panics unless t0 and t1 are finite.
+func checkTimes(op string, t0, t1 float64) {
 	if math.IsNaN(t0) || math.IsInf(t0, 0) || math.IsNaN(t1) || math.IsInf(t1, 0) {
 		panic(fmt.Sprintf("native: %s: times %g, %g must be finite", op, t0, t1))
 	}
+}
+
+// checkSolve checks the shapes every solve shares: z0 and z1 n×D, logdet
+// a vector of n.
+func checkSolve(op string, z1, logdet *Tensor, n, d int) {
+	mustShape(op, "z1", z1, n, d)
+	mustLen(op, "logdet", logdet, n)
+}
+
+func checkRK4(op string, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) (n, d, k int) {
+	n, d, k = checkODE(op, z0, theta, eps, dims)
+	checkTimes(op, t0, t1)
+	if steps < 1 {
+		panic(fmt.Sprintf("native: %s: steps %d, want ≥ 1", op, steps))
+	}
+	checkSolve(op, z1, logdet, n, d)
+	return n, d, k
+}
+
+func checkDopri5(op string, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (n, d, k int) {
+	n, d, k = checkODE(op, z0, theta, eps, dims)
+	checkTimes(op, t0, t1)
 	if !(opt.Atol >= 0) || !(opt.Rtol >= 0) || !(opt.Atol+opt.Rtol > 0) || math.IsInf(opt.Atol+opt.Rtol, 0) {
 		panic(fmt.Sprintf("native: %s: tolerances atol %g, rtol %g: want finite, ≥ 0, not both 0", op, opt.Atol, opt.Rtol))
 	}
@@ -284,13 +378,22 @@ func checkDopri5(op string, t0, t1 float64, opt Dopri5Options) {
 	if opt.MaxSteps < 1 {
 		panic(fmt.Sprintf("native: %s: max steps %d, want ≥ 1", op, opt.MaxSteps))
 	}
+	checkSolve(op, z1, logdet, n, d)
+	return n, d, k
 }
 
-func checkRK4(op string, t0, t1 float64, steps int) {
-	if math.IsNaN(t0) || math.IsInf(t0, 0) || math.IsNaN(t1) || math.IsInf(t1, 0) {
-		panic(fmt.Sprintf("native: %s: times %g, %g must be finite", op, t0, t1))
+// checkBackward checks a Backward's arguments against its tape, which must
+// hold a solve of method.
+func checkBackward(op string, method int, gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) (n, d, k int) {
+	if tape == nil || tape.method != method {
+		panic(fmt.Sprintf("native: %s: the tape holds no solve of this method (record it with the matching Record)", op))
 	}
-	if steps < 1 {
-		panic(fmt.Sprintf("native: %s: steps %d, want ≥ 1", op, steps))
+	n, d, k = checkODE(op, a1, theta, eps, dims)
+	if n != tape.n || d != tape.d || k != tape.k {
+		panic(fmt.Sprintf("native: %s: a1 is %d×%d with k = %d, the tape recorded %d×%d with k = %d", op, n, d, k, tape.n, tape.d, tape.k))
 	}
+	mustShape(op, "gz0", gz0, n, d)
+	mustLen(op, "ald", ald, n)
+	mustLen(op, "gtheta", gtheta, theta.Len())
+	return n, d, k
 }

@@ -25,12 +25,7 @@ func logSoftmax(v []float64) []float64 {
 }
 
 func (ref) GMMLogProb(logp, u, resp, x, mu, l, logits, logdetL *Tensor) {
-	const op = "GMMLogProb"
-	n, d, k := checkGMM(op, x, mu, l, logits)
-	mustLen(op, "logdetL", logdetL, k)
-	mustShape(op, "u", u, n, k*d)
-	mustShape(op, "resp", resp, n, k)
-	mustLen(op, "logp", logp, n)
+	n, d, k := CheckGMMLogProb(logp, u, resp, x, mu, l, logits, logdetL)
 	xs, ms, ls, lds := f64(x), f64(mu), f64(l), f64(logdetL)
 	us, rs, lp := f64(u), f64(resp), f64(logp)
 	lpi := logSoftmax(f64(logits))
@@ -63,17 +58,8 @@ func (ref) GMMLogProb(logp, u, resp, x, mu, l, logits, logdetL *Tensor) {
 }
 
 func (ref) GMMBackward(dx, dmu, dl, dlogits, wsum, x, mu, l, logits, u, resp, dlogp *Tensor) {
-	const op = "GMMBackward"
-	n, d, k := checkGMM(op, x, mu, l, logits)
-	mustShape(op, "u", u, n, k*d)
-	mustShape(op, "resp", resp, n, k)
-	mustLen(op, "dlogp", dlogp, n)
-	mustShape(op, "dmu", dmu, k, d)
-	mustShape(op, "dl", dl, k*d, d)
-	mustLen(op, "dlogits", dlogits, k)
-	mustLen(op, "wsum", wsum, k)
+	n, d, k := CheckGMMBackward(dx, dmu, dl, dlogits, wsum, x, mu, l, logits, u, resp, dlogp)
 	if dx != nil {
-		mustShape(op, "dx", dx, n, d)
 		clear(f64(dx))
 	}
 	xs, ms, ls, us, rs, ws := f64(x), f64(mu), f64(l), f64(u), f64(resp), f64(dlogp)

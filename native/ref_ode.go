@@ -221,19 +221,18 @@ func (r *refODE) aug(t float64, y, out []float64) {
 	out[r.d] = r.eval(y[:r.d], t, out[:r.d])
 }
 
-func refODESetup(z, theta, eps *Tensor, dims []int, op string) (n, d, k int, rr *refODE, epsv []float64) {
-	n, d, k = checkODE(op, z, theta, eps, dims)
-	rr = newRefODE(dims, f64(theta), k)
+// refODEFor returns the row evaluator for checked arguments with k probes,
+// and the probes (nil for the exact trace).
+func refODEFor(theta, eps *Tensor, dims []int, k int) (rr *refODE, epsv []float64) {
 	if eps != nil {
 		epsv = f64(eps)
 	}
-	return
+	return newRefODE(dims, f64(theta), k), epsv
 }
 
 func (ref) ODEFuncForward(dz, trace, z, theta, eps *Tensor, dims []int, t float64) {
-	n, d, k, rr, ev := refODESetup(z, theta, eps, dims, "ODEFuncForward")
-	mustShape("ODEFuncForward", "dz", dz, n, d)
-	mustLen("ODEFuncForward", "trace", trace, n)
+	n, d, k := CheckODEFuncForward(dz, trace, z, theta, eps, dims)
+	rr, ev := refODEFor(theta, eps, dims, k)
 	zs, fs, ts := f64(z), f64(dz), f64(trace)
 	for i := 0; i < n; i++ {
 		rr.setProbes(ev, k, i)
@@ -242,11 +241,8 @@ func (ref) ODEFuncForward(dz, trace, z, theta, eps *Tensor, dims []int, t float6
 }
 
 func (ref) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *Tensor, dims []int, t float64) {
-	n, d, k, rr, ev := refODESetup(z, theta, eps, dims, "ODEFuncVJP")
-	mustShape("ODEFuncVJP", "gz", gz, n, d)
-	mustShape("ODEFuncVJP", "az", az, n, d)
-	mustLen("ODEFuncVJP", "atr", atr, n)
-	mustLen("ODEFuncVJP", "gtheta", gtheta, theta.Len())
+	n, d, k := CheckODEFuncVJP(gz, gtheta, z, theta, eps, az, atr, dims)
+	rr, ev := refODEFor(theta, eps, dims, k)
 	zs, gzs, as, trs, g := f64(z), f64(gz), f64(az), f64(atr), f64(gtheta)
 	for j := range g {
 		g[j] = 0
@@ -260,22 +256,19 @@ func (ref) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *Tensor, dims []int, t 
 }
 
 func (r ref) ODESolveRK4(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
-	return r.rk4("ODESolveRK4", nil, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	n, d, k := CheckODESolveRK4(z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	return r.rk4(nil, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
 }
 
 func (r ref) ODESolveRK4Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
-	if tape == nil {
-		panic("native: ODESolveRK4Record: tape is nil")
-	}
-	return r.rk4("ODESolveRK4Record", tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	n, d, k := CheckODESolveRK4Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	return r.rk4(tape, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
 }
 
-// rk4 is the RK4 solve, recording the step start states in tape if non-nil.
-func (ref) rk4(op string, tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
-	n, d, k, rr, ev := refODESetup(z0, theta, eps, dims, op)
-	checkRK4(op, t0, t1, steps)
-	mustShape(op, "z1", z1, n, d)
-	mustLen(op, "logdet", logdet, n)
+// rk4 is the RK4 solve of checked arguments, recording the step start
+// states in tape if non-nil.
+func (ref) rk4(tape *ODETape, n, d, k int, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
+	rr, ev := refODEFor(theta, eps, dims, k)
 	var states []float64
 	if tape != nil {
 		tape.prepare(tapeRK4, n, d, k, steps, t0, t1)
@@ -344,23 +337,19 @@ func allFinite(v []float64) bool {
 }
 
 func (r ref) ODESolveDopri5(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
-	return r.dopri5("ODESolveDopri5", nil, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	n, d, k := CheckODESolveDopri5(z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	return r.dopri5("ODESolveDopri5", nil, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 }
 
 func (r ref) ODESolveDopri5Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
-	if tape == nil {
-		panic("native: ODESolveDopri5Record: tape is nil")
-	}
-	return r.dopri5("ODESolveDopri5Record", tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	n, d, k := CheckODESolveDopri5Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	return r.dopri5("ODESolveDopri5Record", tape, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 }
 
-// dopri5 is the Dormand–Prince solve, recording each row's accepted steps
-// in tape if non-nil.
-func (ref) dopri5(op string, tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
-	n, d, k, rr, ev := refODESetup(z0, theta, eps, dims, op)
-	checkDopri5(op, t0, t1, opt)
-	mustShape(op, "z1", z1, n, d)
-	mustLen(op, "logdet", logdet, n)
+// dopri5 is the Dormand–Prince solve of checked arguments, recording each
+// row's accepted steps in tape if non-nil; op names it in errors.
+func (ref) dopri5(op string, tape *ODETape, n, d, k int, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
+	rr, ev := refODEFor(theta, eps, dims, k)
 	if tape != nil {
 		tape.prepare(tapeDopri5, n, d, k, opt.MaxSteps, t0, t1)
 		for i := range tape.nacc {
@@ -481,12 +470,9 @@ func (r *refODE) stageBack(t float64, Y, kb, yb, g, scratch []float64) {
 
 func (ref) ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) ODEStats {
 	const op = "ODESolveRK4Backward"
-	n, d, k := checkTape(op, tape, tapeRK4, gz0, gtheta, a1, ald, theta, eps, dims)
-	rr := newRefODE(dims, f64(theta), k)
-	var ev []float64
-	if eps != nil {
-		ev = f64(eps)
-	}
+	n, d, k := CheckODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	mustHostTape(op, tape)
+	rr, ev := refODEFor(theta, eps, dims, k)
 	as, lds, gz, g := f64(a1), f64(ald), f64(gz0), f64(gtheta)
 	for j := range g {
 		g[j] = 0
@@ -541,12 +527,9 @@ func (ref) ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []
 
 func (ref) ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) ODEStats {
 	const op = "ODESolveDopri5Backward"
-	n, d, k := checkTape(op, tape, tapeDopri5, gz0, gtheta, a1, ald, theta, eps, dims)
-	rr := newRefODE(dims, f64(theta), k)
-	var ev []float64
-	if eps != nil {
-		ev = f64(eps)
-	}
+	n, d, k := CheckODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	mustHostTape(op, tape)
+	rr, ev := refODEFor(theta, eps, dims, k)
 	as, lds, gz, g := f64(a1), f64(ald), f64(gz0), f64(gtheta)
 	for j := range g {
 		g[j] = 0
