@@ -11,6 +11,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat/distmv"
 
+	"github.com/lrmf-go/lrmf/internal/testseed"
 	"github.com/lrmf-go/lrmf/native"
 	"github.com/lrmf-go/lrmf/native/nativetest"
 )
@@ -34,7 +35,7 @@ func TestCPUConformance(t *testing.T) {
 // gonum: GEMM against mat.Dense products and the Gaussian log-density
 // against distmv.Normal.
 func TestRefGemmAgainstGonum(t *testing.T) {
-	rng := rand.New(rand.NewPCG(nativetest.Seed(t), 1))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 1))
 	r := native.NewRef()
 	m, n, k := 5, 4, 3
 	for _, ta := range []bool{false, true} {
@@ -66,7 +67,7 @@ func TestRefGemmAgainstGonum(t *testing.T) {
 }
 
 func TestRefGaussAgainstGonum(t *testing.T) {
-	rng := rand.New(rand.NewPCG(nativetest.Seed(t), 2))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 2))
 	r := native.NewRef()
 	d, n := 3, 20
 	// L = chol(Σ⁻¹)ᵀ gives LᵀL = Σ⁻¹.
