@@ -130,6 +130,20 @@ func (b *Backend) odeGpart(op string, np, n int) uint64 {
 	return b.grow(op, &b.ode.gpart, &b.ode.gpartCap, 8*int64(np)*int64(n))
 }
 
+// withGpart runs launch, a kernel over the n rows that writes per-row
+// θ-gradients (np each) to gp, with the dims on the device at dd (not
+// called when n is 0), then reduces the rows into gtheta in a fixed order
+// (lrmf_k_ode_gsum; gtheta = 0 when n is 0). The context is current.
+func (b *Backend) withGpart(op string, dims []int, n, np int, gtheta *native.Tensor, launch func(dd, gp uint64)) {
+	var gp uint64
+	if n > 0 {
+		dd := b.odeDims(op, dims)
+		gp = b.odeGpart(op, np, n)
+		launch(dd, gp)
+	}
+	b.launchC(kODEGsum, np, i64(n), i64(np), gp, addr(gtheta))
+}
+
 // launchO launches an O(n, np) kernel: 128 threads, one per row, rows
 // striding over a grid capped like R, and 8·np bytes of shared memory.
 func (b *Backend) launchO(k kernel, n, np int, args ...uint64) {
@@ -183,14 +197,10 @@ func (b *Backend) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *native.Tensor, 
 	np := checkODELimits(op, dims, k)
 	b.enter()
 	defer b.leave()
-	var gp uint64
-	if n > 0 {
-		dd := b.odeDims(op, dims)
-		gp = b.odeGpart(op, np, n)
+	b.withGpart(op, dims, n, np, gtheta, func(dd, gp uint64) {
 		b.launchO(kODEVJP, n, np, i64(n), i64(len(dims)), dd, addr(theta), f64(t), addr(z), i64(k), addr(eps),
 			addr(az), addr(atr), addr(gz), gp)
-	}
-	b.launchC(kODEGsum, np, i64(n), i64(np), gp, addr(gtheta))
+	})
 }
 
 // ODESolveRK4 integrates the augmented ODE with steps RK4 steps (one
@@ -319,14 +329,10 @@ func (b *Backend) ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *native.T
 	np := checkODELimits(op, dims, k)
 	b.enter()
 	defer b.leave()
-	var gp uint64
-	if n > 0 {
-		dd := b.odeDims(op, dims)
-		gp = b.odeGpart(op, np, n)
+	b.withGpart(op, dims, n, np, gtheta, func(dd, gp uint64) {
 		b.launchO(kODERK4Bwd, n, np, i64(n), i64(len(dims)), dd, addr(theta), f64(et.t0), f64(et.t1),
 			i64(et.steps), i64(k), addr(eps), dptr(et.data.ptr), addr(a1), addr(ald), addr(gz0), gp)
-	}
-	b.launchC(kODEGsum, np, i64(n), i64(np), gp, addr(gtheta))
+	})
 	return native.ODEStats{NFE: 7 * et.steps * n, VJP: 4 * et.steps * n}
 }
 
@@ -339,14 +345,10 @@ func (b *Backend) ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *nativ
 	np := checkODELimits(op, dims, k)
 	b.enter()
 	defer b.leave()
-	var gp uint64
-	if n > 0 {
-		dd := b.odeDims(op, dims)
-		gp = b.odeGpart(op, np, n)
+	b.withGpart(op, dims, n, np, gtheta, func(dd, gp uint64) {
 		b.launchO(kODEDopri5Bwd, n, np, i64(n), i64(len(dims)), dd, addr(theta), i64(et.steps), i64(k),
 			addr(eps), dptr(et.data.ptr), dptr(et.info.ptr), addr(a1), addr(ald), addr(gz0), gp)
-	}
-	b.launchC(kODEGsum, np, i64(n), i64(np), gp, addr(gtheta))
+	})
 	return native.ODEStats{NFE: 11 * et.accepted, VJP: 6 * et.accepted}
 }
 

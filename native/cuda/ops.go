@@ -16,6 +16,20 @@ import (
 	"github.com/lrmf-go/lrmf/native"
 )
 
+// runR launches an R(units) kernel (launchR) with the context current.
+func (b *Backend) runR(k kernel, units int, args ...uint64) {
+	b.enter()
+	defer b.leave()
+	b.launchR(k, units, args...)
+}
+
+// runC launches a C(outputs) kernel (launchC) with the context current.
+func (b *Backend) runC(k kernel, outputs int, args ...uint64) {
+	b.enter()
+	defer b.leave()
+	b.launchC(k, outputs, args...)
+}
+
 // New returns a zeroed rows×cols Tensor.
 func (b *Backend) New(rows, cols int) *native.Tensor {
 	native.CheckNew(rows, cols)
@@ -98,17 +112,13 @@ func (b *Backend) Copy(dst, src *native.Tensor) {
 // Fill sets every element of t to v.
 func (b *Backend) Fill(t *native.Tensor, v float64) {
 	n := t.Len()
-	b.enter()
-	defer b.leave()
-	b.launchR(kFill, n, i64(n), f64(v), addr(t))
+	b.runR(kFill, n, i64(n), f64(v), addr(t))
 }
 
 // Axpy sets y += alpha·x.
 func (b *Backend) Axpy(alpha float64, x, y *native.Tensor) {
 	n := native.CheckAxpy(x, y)
-	b.enter()
-	defer b.leave()
-	b.launchR(kAxpy, n, i64(n), f64(alpha), addr(x), addr(y))
+	b.runR(kAxpy, n, i64(n), f64(alpha), addr(x), addr(y))
 }
 
 // Dot returns Σ x_i y_i, accumulated in double on the device.
@@ -170,57 +180,43 @@ func (b *Backend) Gemm(transA, transB bool, alpha float64, a, bb *native.Tensor,
 // BiasAdd sets y[i,j] += bias[j].
 func (b *Backend) BiasAdd(y, bias *native.Tensor) {
 	n, d := native.CheckBiasAdd(y, bias)
-	b.enter()
-	defer b.leave()
-	b.launchR(kBiasAdd, n*d, i64(n), i64(d), addr(bias), addr(y))
+	b.runR(kBiasAdd, n*d, i64(n), i64(d), addr(bias), addr(y))
 }
 
 // BiasGrad sets db[j] = Σ_i dy[i,j].
 func (b *Backend) BiasGrad(db, dy *native.Tensor) {
 	n, d := native.CheckBiasGrad(db, dy)
-	b.enter()
-	defer b.leave()
-	b.launchC(kBiasGrad, d, i64(n), i64(d), addr(dy), addr(db))
+	b.runC(kBiasGrad, d, i64(n), i64(d), addr(dy), addr(db))
 }
 
 // ReLU sets y = max(x, 0).
 func (b *Backend) ReLU(y, x *native.Tensor) {
 	n := native.CheckReLU(y, x)
-	b.enter()
-	defer b.leave()
-	b.launchR(kReLUFwd, n, i64(n), addr(x), addr(y))
+	b.runR(kReLUFwd, n, i64(n), addr(x), addr(y))
 }
 
 // ReLUBackward sets dx = dy·[x > 0].
 func (b *Backend) ReLUBackward(dx, x, dy *native.Tensor) {
 	n := native.CheckReLUBackward(dx, x, dy)
-	b.enter()
-	defer b.leave()
-	b.launchR(kReLUBwd, n, i64(n), addr(x), addr(dy), addr(dx))
+	b.runR(kReLUBwd, n, i64(n), addr(x), addr(dy), addr(dx))
 }
 
 // Tanh sets y = tanh(x).
 func (b *Backend) Tanh(y, x *native.Tensor) {
 	n := native.CheckTanh(y, x)
-	b.enter()
-	defer b.leave()
-	b.launchR(kTanhFwd, n, i64(n), addr(x), addr(y))
+	b.runR(kTanhFwd, n, i64(n), addr(x), addr(y))
 }
 
 // TanhBackward sets dx = dy·(1 − y²).
 func (b *Backend) TanhBackward(dx, y, dy *native.Tensor) {
 	n := native.CheckTanhBackward(dx, y, dy)
-	b.enter()
-	defer b.leave()
-	b.launchR(kTanhBwd, n, i64(n), addr(y), addr(dy), addr(dx))
+	b.runR(kTanhBwd, n, i64(n), addr(y), addr(dy), addr(dx))
 }
 
 // GaussLogProb evaluates the Gaussian log-density of each row of x.
 func (b *Backend) GaussLogProb(logp, u, x, mu, l *native.Tensor, logdetL float64) {
 	n, d := native.CheckGaussLogProb(logp, u, x, mu, l)
-	b.enter()
-	defer b.leave()
-	b.launchR(kGaussLogp, n, i64(n), i64(d), addr(x), addr(mu), addr(l), f64(logdetL), addr(u), addr(logp))
+	b.runR(kGaussLogp, n, i64(n), i64(d), addr(x), addr(mu), addr(l), f64(logdetL), addr(u), addr(logp))
 }
 
 // GaussBackward is the vector-Jacobian product of GaussLogProb.
@@ -237,34 +233,26 @@ func (b *Backend) GaussBackward(dx, dmu, dl, x, mu, l, u, dlogp *native.Tensor) 
 // LogDetAcc sets logdet[i] += Σ_j s[i,j].
 func (b *Backend) LogDetAcc(logdet, s *native.Tensor) {
 	n, d := native.CheckLogDetAcc(logdet, s)
-	b.enter()
-	defer b.leave()
-	b.launchR(kLogdetAcc, n, i64(n), i64(d), addr(s), addr(logdet))
+	b.runR(kLogdetAcc, n, i64(n), i64(d), addr(s), addr(logdet))
 }
 
 // AffineForward sets y_i = M x_i + b and, when logdet is not nil,
 // logdet[i] += ldm.
 func (b *Backend) AffineForward(y, logdet, x, m, bias *native.Tensor, ldm float64) {
 	n, d := native.CheckAffineForward(y, logdet, x, m, bias)
-	b.enter()
-	defer b.leave()
-	b.launchR(kAffineFwd, n, i64(n), i64(d), addr(x), addr(m), addr(bias), f64(ldm), addr(y), addr(logdet))
+	b.runR(kAffineFwd, n, i64(n), i64(d), addr(x), addr(m), addr(bias), f64(ldm), addr(y), addr(logdet))
 }
 
 // AffineInverse sets x_i = Minv (y_i − b).
 func (b *Backend) AffineInverse(x, y, minv, bias *native.Tensor) {
 	n, d := native.CheckAffineInverse(x, y, minv, bias)
-	b.enter()
-	defer b.leave()
-	b.launchR(kAffineInv, n, i64(n), i64(d), addr(y), addr(minv), addr(bias), addr(x))
+	b.runR(kAffineInv, n, i64(n), i64(d), addr(y), addr(minv), addr(bias), addr(x))
 }
 
 // Adam applies one Adam step.
 func (b *Backend) Adam(p, g, m, v *native.Tensor, h native.AdamHyper) {
 	n := native.CheckAdam(p, g, m, v)
-	b.enter()
-	defer b.leave()
-	b.launchR(kAdam, n, i64(n), addr(p), addr(g), addr(m), addr(v),
+	b.runR(kAdam, n, i64(n), addr(p), addr(g), addr(m), addr(v),
 		f64(h.LR), f64(h.Beta1), f64(h.Beta2), f64(h.Eps), f64(h.BC1), f64(h.BC2))
 }
 
@@ -290,9 +278,7 @@ func (b *Backend) GatherRows(dst, src *native.Tensor, idx []int32) {
 // BiasReLU sets y = max(y + bias, 0) in place.
 func (b *Backend) BiasReLU(y, bias *native.Tensor) {
 	n, d := native.CheckBiasReLU(y, bias)
-	b.enter()
-	defer b.leave()
-	b.launchR(kBiasReLUFwd, n*d, i64(n), i64(d), addr(bias), addr(y))
+	b.runR(kBiasReLUFwd, n*d, i64(n), i64(d), addr(bias), addr(y))
 }
 
 // BiasReLUBackward sets dz = dy·[y > 0] and db = Σ_i dz[i,:].
@@ -307,42 +293,32 @@ func (b *Backend) BiasReLUBackward(dz, db, y, dy *native.Tensor) {
 // CopyCols sets dst = src[:, c0:c0+k].
 func (b *Backend) CopyCols(dst, src *native.Tensor, c0 int) {
 	n, d, k := native.CheckCopyCols(dst, src, c0)
-	b.enter()
-	defer b.leave()
-	b.launchR(kCopyCols, n*k, i64(n), i64(d), i64(c0), i64(k), addr(src), addr(dst))
+	b.runR(kCopyCols, n*k, i64(n), i64(d), i64(c0), i64(k), addr(src), addr(dst))
 }
 
 // AddCols sets dst[:, c0:c0+k] += src.
 func (b *Backend) AddCols(dst, src *native.Tensor, c0 int) {
 	n, d, k := native.CheckAddCols(dst, src, c0)
-	b.enter()
-	defer b.leave()
-	b.launchR(kAddCols, n*k, i64(n), i64(d), i64(c0), i64(k), addr(src), addr(dst))
+	b.runR(kAddCols, n*k, i64(n), i64(d), i64(c0), i64(k), addr(src), addr(dst))
 }
 
 // CouplingForward applies an affine coupling to columns [t0, t0+dt) of x.
 func (b *Backend) CouplingForward(y, logdet, x, h *native.Tensor, t0 int, sc native.Scale) {
 	n, d, dt := native.CheckCouplingForward(y, logdet, x, h, t0, sc)
-	b.enter()
-	defer b.leave()
-	b.launchR(kCouplingFwd, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
+	b.runR(kCouplingFwd, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
 		addr(x), addr(h), addr(y), addr(logdet))
 }
 
 // CouplingInverse inverts CouplingForward.
 func (b *Backend) CouplingInverse(x, y, h *native.Tensor, t0 int, sc native.Scale) {
 	n, d, dt := native.CheckCouplingInverse(x, y, h, t0, sc)
-	b.enter()
-	defer b.leave()
-	b.launchR(kCouplingInv, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
+	b.runR(kCouplingInv, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
 		addr(y), addr(h), addr(x))
 }
 
 // CouplingBackward is the vector-Jacobian product of CouplingForward.
 func (b *Backend) CouplingBackward(dx, dh, x, h, dy, dlogdet *native.Tensor, t0 int, sc native.Scale) {
 	n, d, dt := native.CheckCouplingBackward(dx, dh, x, h, dy, dlogdet, t0, sc)
-	b.enter()
-	defer b.leave()
-	b.launchR(kCouplingBwd, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
+	b.runR(kCouplingBwd, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
 		addr(x), addr(h), addr(dy), addr(dlogdet), addr(dx), addr(dh))
 }
