@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "ed9f7cf692b17fb05186c7fe889ba886292e94b7faeae05de92de9bdc24a7ffc"
+const csrcHash = "7e38e5d49293fb7c64826ea931b17c2bde8945a322c94d5ff3dffddb7906636a"
