@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "7e38e5d49293fb7c64826ea931b17c2bde8945a322c94d5ff3dffddb7906636a"
+const csrcHash = "296d9ffd2e22890b7d506ba60b8bcb4d0b50794fc81a8acca1df251d000dfb5a"

@@ -452,20 +452,36 @@ static __device__ void lrmf_k_ode_setup(int64_t nl, const int64_t *dims,
   __syncthreads();
 }
 
+/* The start of every FFJORD kernel: θ staged (sth), dims (dm) and the
+ * sizes (sz) read, this thread's frame (w, fr), D. A macro rather than a
+ * function so that the compiler sees sth as shared memory and fr as fixed
+ * offsets into w. */
+#define LRMF_K_ODE_BEGIN(nl, dims, k, theta)                                   \
+  LRMF_K_DYNAMIC_SHARED(double, sth);                                          \
+  int64_t dm[LRMF_K_ODE_MAXNL];                                                \
+  lrmf_ode_dims sz;                                                            \
+  lrmf_k_ode_setup(nl, dims, k, theta, dm, &sz, sth);                          \
+  lrmf_k_ode_ws w;                                                             \
+  const lrmf_ode_frame fr = lrmf_k_ode_frame(&w);                              \
+  const int D = sz.d
+
+/* Row i's column of gpart (np×n), zeroed: the θ-gradient the row adds to. */
+static __device__ __forceinline__ double *
+lrmf_k_ode_gcol(const lrmf_ode_dims *sz, double *gpart, int64_t n, int64_t i) {
+  double *g = gpart + i;
+  for (int p = 0; p < sz->np; p++)
+    g[p * n] = 0.0;
+  return g;
+}
+
 /* dz[i] = f(z[i], t), trace[i] = divergence (lrmf_odefunc_fwd_f32). */
 LRMF_K LRMF_K_O void lrmf_k_ode_fwd(int64_t n, int64_t nl, const int64_t *dims,
                                     const float *theta, double t,
                                     const float *z, int64_t k,
                                     const float *eps, float *dz,
                                     float *trace) {
-  LRMF_K_DYNAMIC_SHARED(double, sth);
-  int64_t dm[LRMF_K_ODE_MAXNL];
-  lrmf_ode_dims sz;
-  lrmf_k_ode_setup(nl, dims, k, theta, dm, &sz, sth);
-  const int D = sz.d;
+  LRMF_K_ODE_BEGIN(nl, dims, k, theta);
   const double tf = (double)(float)t; /* t is a T in lrmf.h */
-  lrmf_k_ode_ws w;
-  const lrmf_ode_frame fr = lrmf_k_ode_frame(&w);
   double f[LRMF_K_ODE_MAXD + 1];
   LRMF_K_FOR(i, n) {
     for (int j = 0; j < D; j++)
@@ -487,19 +503,11 @@ LRMF_K LRMF_K_O void lrmf_k_ode_vjp(int64_t n, int64_t nl, const int64_t *dims,
                                     const float *eps, const float *az,
                                     const float *atr, float *gz,
                                     double *gpart) {
-  LRMF_K_DYNAMIC_SHARED(double, sth);
-  int64_t dm[LRMF_K_ODE_MAXNL];
-  lrmf_ode_dims sz;
-  lrmf_k_ode_setup(nl, dims, k, theta, dm, &sz, sth);
-  const int D = sz.d;
+  LRMF_K_ODE_BEGIN(nl, dims, k, theta);
   const double tf = (double)(float)t;
-  lrmf_k_ode_ws w;
-  const lrmf_ode_frame fr = lrmf_k_ode_frame(&w);
   double f[LRMF_K_ODE_MAXD + 1], azd[LRMF_K_ODE_MAXD], gzd[LRMF_K_ODE_MAXD];
   LRMF_K_FOR(i, n) {
-    double *g = gpart + i;
-    for (int p = 0; p < sz.np; p++)
-      g[p * n] = 0.0;
+    double *g = lrmf_k_ode_gcol(&sz, gpart, n, i);
     for (int j = 0; j < D; j++) {
       w.x[j] = (double)z[i * D + j];
       azd[j] = (double)az[i * D + j];
@@ -535,13 +543,7 @@ LRMF_K LRMF_K_O void lrmf_k_ode_rk4(int64_t n, int64_t nl, const int64_t *dims,
                                     int64_t steps, const float *z0, int64_t k,
                                     const float *eps, float *z1,
                                     float *logdet, double *states) {
-  LRMF_K_DYNAMIC_SHARED(double, sth);
-  int64_t dm[LRMF_K_ODE_MAXNL];
-  lrmf_ode_dims sz;
-  lrmf_k_ode_setup(nl, dims, k, theta, dm, &sz, sth);
-  const int D = sz.d;
-  lrmf_k_ode_ws w;
-  const lrmf_ode_frame fr = lrmf_k_ode_frame(&w);
+  LRMF_K_ODE_BEGIN(nl, dims, k, theta);
   double st[LRMF_ODE_RK4_ST * (LRMF_K_ODE_MAXD + 1)];
   const double h = (t1 - t0) / (double)steps;
   LRMF_K_FOR(i, n) {
@@ -562,21 +564,13 @@ LRMF_K LRMF_K_O void lrmf_k_ode_rk4_bwd(int64_t n, int64_t nl,
                                         const double *states, const float *a1,
                                         const float *ald, float *gz0,
                                         double *gpart) {
-  LRMF_K_DYNAMIC_SHARED(double, sth);
-  int64_t dm[LRMF_K_ODE_MAXNL];
-  lrmf_ode_dims sz;
-  lrmf_k_ode_setup(nl, dims, k, theta, dm, &sz, sth);
-  const int D = sz.d;
-  lrmf_k_ode_ws w;
-  const lrmf_ode_frame fr = lrmf_k_ode_frame(&w);
+  LRMF_K_ODE_BEGIN(nl, dims, k, theta);
   double f[LRMF_K_ODE_MAXD + 1],
       bw[LRMF_ODE_RK4_BW * (LRMF_K_ODE_MAXD + 1)];
   const double h = (t1 - t0) / (double)steps;
   LRMF_K_FOR(i, n) {
     const float *v = k > 0 ? eps + i * k * D : NULL;
-    double *g = gpart + i;
-    for (int p = 0; p < sz.np; p++)
-      g[p * n] = 0.0;
+    double *g = lrmf_k_ode_gcol(&sz, gpart, n, i);
     LRMF_ROW(ode_rk4_bwd)(&sz, dm, sth, v, &fr, f, bw, t0, h, steps, i,
                           states, i, n, a1, ald, gz0, g, n);
   }
@@ -597,13 +591,7 @@ LRMF_K LRMF_K_O void lrmf_k_ode_dopri5(
     double t1, double atol, double rtol, double h0, int64_t max_steps,
     const float *z0, int64_t k, const float *eps, float *z1, float *logdet,
     double *tape, int64_t *info) {
-  LRMF_K_DYNAMIC_SHARED(double, sth);
-  int64_t dm[LRMF_K_ODE_MAXNL];
-  lrmf_ode_dims sz;
-  lrmf_k_ode_setup(nl, dims, k, theta, dm, &sz, sth);
-  const int D = sz.d;
-  lrmf_k_ode_ws w;
-  const lrmf_ode_frame fr = lrmf_k_ode_frame(&w);
+  LRMF_K_ODE_BEGIN(nl, dims, k, theta);
   double st[LRMF_ODE_DP5_ST * (LRMF_K_ODE_MAXD + 1)];
   LRMF_K_FOR(i, n) {
     const float *v = k > 0 ? eps + i * k * D : NULL;
@@ -627,20 +615,12 @@ LRMF_K LRMF_K_O void lrmf_k_ode_dopri5_bwd(
     int64_t max_steps, int64_t k, const float *eps, const double *tape,
     const int64_t *info, const float *a1, const float *ald, float *gz0,
     double *gpart) {
-  LRMF_K_DYNAMIC_SHARED(double, sth);
-  int64_t dm[LRMF_K_ODE_MAXNL];
-  lrmf_ode_dims sz;
-  lrmf_k_ode_setup(nl, dims, k, theta, dm, &sz, sth);
-  const int D = sz.d;
-  lrmf_k_ode_ws w;
-  const lrmf_ode_frame fr = lrmf_k_ode_frame(&w);
+  LRMF_K_ODE_BEGIN(nl, dims, k, theta);
   double f[LRMF_K_ODE_MAXD + 1],
       bw[LRMF_ODE_DP5_BW * (LRMF_K_ODE_MAXD + 1)];
   LRMF_K_FOR(i, n) {
     const float *v = k > 0 ? eps + i * k * D : NULL;
-    double *g = gpart + i;
-    for (int p = 0; p < sz.np; p++)
-      g[p * n] = 0.0;
+    double *g = lrmf_k_ode_gcol(&sz, gpart, n, i);
     int64_t na = info[2 * n + i];
     na = na < 0 ? 0 : (na > max_steps ? max_steps : na);
     LRMF_ROW(ode_dopri5_bwd)(&sz, dm, sth, v, &fr, f, bw, na, i, tape, i, n,
