@@ -136,34 +136,52 @@ func (o *digitsExpOpts) validate(n int) error {
 
 // digitsReport is DIR/digits.json.
 type digitsReport struct {
-	N        int                   `json:"n"` // digits per domain
-	Dim      int                   `json:"dim"`
-	Seed     uint64                `json:"seed"`
-	Backend  string                `json:"backend"`
-	Embed    paper.EmbeddingStats  `json:"embedding"`
-	PCA      *paper.EmbeddingStats `json:"pca_same_dim,omitempty"`
-	AE       *aeReport             `json:"autoencoder,omitempty"`
-	Flow     model.ModelSpec       `json:"flow"`
-	Density  model.ModelSpec       `json:"density"`
-	Status   lrmf.Status           `json:"status"`
-	LRMF     float64               `json:"lrmf"`
-	CAB      float64               `json:"c_ab"`
-	Steps    int                   `json:"steps"`
-	FitSteps int                   `json:"fit_steps"`
-	AlignSec float64               `json:"align_seconds"`
-	K        int                   `json:"k"`
-	WithinA  float64               `json:"within_a"`
-	WithinB  float64               `json:"within_b"`
-	Maps     []mapReport           `json:"maps"`
-	Goal     bool                  `json:"goal_met"`
-	Seconds  float64               `json:"seconds"`
+	N        int             `json:"n"` // digits per domain
+	Dim      int             `json:"dim"`
+	Seed     uint64          `json:"seed"`
+	Backend  string          `json:"backend"`
+	Embed    embedReport     `json:"embedding"`
+	PCA      *embedReport    `json:"pca_same_dim,omitempty"`
+	AE       *aeReport       `json:"autoencoder,omitempty"`
+	Flow     model.ModelSpec `json:"flow"`
+	Density  model.ModelSpec `json:"density"`
+	Status   lrmf.Status     `json:"status"`
+	LRMF     float64         `json:"lrmf"`
+	CAB      float64         `json:"c_ab"`
+	Steps    int             `json:"steps"`
+	FitSteps int             `json:"fit_steps"`
+	AlignSec float64         `json:"align_seconds"`
+	K        int             `json:"k"`
+	WithinA  float64         `json:"within_a"`
+	WithinB  float64         `json:"within_b"`
+	Maps     []mapReport     `json:"maps"`
+	Goal     bool            `json:"goal_met"`
+	Seconds  float64         `json:"seconds"`
 }
 
+// embedReport is paper.EmbeddingStats in digits.json.
+type embedReport struct {
+	Kind       string   `json:"kind"`
+	MSE        float64  `json:"mse"`          // per pixel, fit data
+	HeldOutMSE *float64 `json:"held_out_mse"` // null without held-out images
+	WithinA    float64  `json:"within_a"`
+	WithinB    float64  `json:"within_b"`
+	Seconds    float64  `json:"seconds"`
+}
+
+func newEmbedReport(s paper.EmbeddingStats) embedReport {
+	return embedReport{Kind: s.Kind, MSE: s.MSE, HeldOutMSE: finitePtr(s.HeldOutMSE), WithinA: s.WithinA, WithinB: s.WithinB, Seconds: s.Seconds}
+}
+
+// aeReport is the autoencoder's configuration and training in digits.json.
 type aeReport struct {
-	Hidden, Depth, Steps, Batch int
-	LR                          float64
-	FinalMSE                    float64 `json:"final_mse"`
-	Seconds                     float64
+	Hidden   int     `json:"hidden"`
+	Depth    int     `json:"depth"`
+	Steps    int     `json:"steps"`
+	Batch    int     `json:"batch"`
+	LR       float64 `json:"lr"`
+	FinalMSE float64 `json:"final_mse"`
+	Seconds  float64 `json:"seconds"`
 }
 
 type mapReport struct {
@@ -179,15 +197,6 @@ func finitePtr(v float64) *float64 {
 		return nil
 	}
 	return &v
-}
-
-// jsonStats replaces NaNs of s by 0 for JSON (HeldOutMSE without held-out
-// images).
-func jsonStats(s paper.EmbeddingStats) paper.EmbeddingStats {
-	if math.IsNaN(s.HeldOutMSE) {
-		s.HeldOutMSE = 0
-	}
-	return s
 }
 
 func reproduceDigits(ctx context.Context, o *reproduceOpts, stdout, stderr io.Writer) error {
@@ -253,11 +262,11 @@ func newDigitsReport(res *paper.DigitsResult, be native.Backend) digitsReport {
 	c := res.Config
 	rep := digitsReport{
 		N: c.NA, Dim: c.Dim, Seed: c.Align.Seed, Backend: be.Name() + "/" + be.DType().String(),
-		Embed: jsonStats(res.Embedding), K: c.K,
+		Embed: newEmbedReport(res.Embedding), K: c.K,
 		WithinA: res.Embedding.WithinA, WithinB: res.Embedding.WithinB, Seconds: res.Seconds,
 	}
 	if res.PCA != nil {
-		s := jsonStats(*res.PCA)
+		s := newEmbedReport(*res.PCA)
 		rep.PCA = &s
 	}
 	if ae := res.Pair.AE; ae != nil {

@@ -20,12 +20,12 @@ type digitsJSON struct {
 	WithinA   float64 `json:"within_a"`
 	WithinB   float64 `json:"within_b"`
 	Embedding struct {
-		Kind       string  `json:"Kind"`
-		MSE        float64 `json:"MSE"`
-		HeldOutMSE float64 `json:"HeldOutMSE"`
+		Kind       string  `json:"kind"`
+		MSE        float64 `json:"mse"`
+		HeldOutMSE float64 `json:"held_out_mse"`
 	} `json:"embedding"`
 	PCA *struct {
-		MSE float64 `json:"MSE"`
+		MSE float64 `json:"mse"`
 	} `json:"pca_same_dim"`
 	Flow struct {
 		Kind string `json:"kind"`
