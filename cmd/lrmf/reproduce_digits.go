@@ -151,6 +151,9 @@ type digitsReport struct {
 	Steps    int             `json:"steps"`
 	FitSteps int             `json:"fit_steps"`
 	AlignSec float64         `json:"align_seconds"`
+	FitSec   float64         `json:"align_fit_seconds"`   // fits of θA*, θB* (and pre-fit)
+	JointSec float64         `json:"align_joint_seconds"` // joint phase
+	MsStep   float64         `json:"ms_per_step"`         // joint phase
 	K        int             `json:"k"`
 	WithinA  float64         `json:"within_a"`
 	WithinB  float64         `json:"within_b"`
@@ -276,6 +279,7 @@ func newDigitsReport(res *paper.DigitsResult, be native.Backend) digitsReport {
 	if a := res.Align; a != nil {
 		rep.Flow, rep.Density = a.Config.Flow, a.Config.Density
 		rep.Status, rep.LRMF, rep.CAB, rep.Steps, rep.FitSteps, rep.AlignSec = a.Status, a.LRMF, a.CAB, a.Steps, max(a.FitStepsA, a.FitStepsB), a.TotalSeconds
+		rep.FitSec, rep.JointSec, rep.MsStep = a.FitSeconds, a.JointSeconds, a.MsPerStep
 		if math.IsNaN(rep.LRMF) || math.IsInf(rep.LRMF, 0) {
 			rep.LRMF = 0
 		}
