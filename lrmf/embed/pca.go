@@ -1,9 +1,12 @@
 // Package embed maps two datasets into one shared low-dimensional space, in
-// which lrmf can align them: principal component analysis (PCA) fitted on
-// both, with standardised coordinates.
+// which lrmf can align them, and back: principal component analysis (PCA)
+// fitted on both, with standardised coordinates, or an autoencoder trained
+// on both with the library's own kernels (model.MLP, optim.Adam on a
+// native.Backend), its codes whitened likewise.
 //
-// It is a plain data-preparation step, independent of the flows: it
-// imports only gonum.
+// It is a data-preparation step, independent of the flows and of package
+// lrmf: PCA uses only gonum; the autoencoder imports lrmf/model,
+// lrmf/optim and native.
 package embed
 
 import (

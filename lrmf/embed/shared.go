@@ -1,6 +1,7 @@
 package embed
 
 import (
+	"context"
 	"fmt"
 
 	"gonum.org/v1/gonum/mat"
@@ -18,8 +19,32 @@ type Pair struct {
 	// A and B are the embedded n_A×D and n_B×D scores with the labels they
 	// came with.
 	A, B Set
-	// PCA is the fitted map, for transforming more points or decoding.
+	// PCA is the fitted map, for transforming more points or decoding
+	// (nil for an autoencoder pair).
 	PCA *PCA
+	// AE is the trained autoencoder of SharedAutoencoder (nil for a PCA
+	// pair).
+	AE *Autoencoder
+}
+
+// Embedding is a fitted map between an input space R^p and a shared space
+// R^D, and back: *PCA and *Autoencoder.
+type Embedding interface {
+	// Dims returns p and D.
+	Dims() (p, d int)
+	// Transform maps m×p inputs to m×D shared coordinates.
+	Transform(x *mat.Dense) (*mat.Dense, error)
+	// Inverse maps m×D shared coordinates back to m×p inputs (PCA: the
+	// projection onto its axes; autoencoder: the decoded images).
+	Inverse(z *mat.Dense) (*mat.Dense, error)
+}
+
+// Map returns the pair's embedding: AE when set, else PCA.
+func (p *Pair) Map() Embedding {
+	if p.AE != nil {
+		return p.AE
+	}
+	return p.PCA
 }
 
 // Shared embeds a and b in one D-dimensional space: a PCA (see Fit) fitted
@@ -38,6 +63,54 @@ type Pair struct {
 // is neither nil nor one per row, or D is not allowed by the union (see
 // Fit).
 func Shared(a, b Set, d int) (*Pair, error) {
+	union, err := stack(a, b)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := Fit(union, d)
+	if err != nil {
+		return nil, fmt.Errorf("%w (fitted on the union of A and B)", err)
+	}
+	return embedBoth(a, b, pc, &Pair{PCA: pc})
+}
+
+// SharedAutoencoder is Shared with an autoencoder in place of the PCA:
+// TrainAutoencoder on the union of a's and b's rows (A's stacked over B's;
+// values in [0, 1]) with cfg, then Transform of each. The checks on a and b
+// are Shared's; cfg.Dim is D. The caller closes the returned Pair's AE.
+func SharedAutoencoder(ctx context.Context, a, b Set, cfg AutoencoderConfig) (*Pair, error) {
+	union, err := stack(a, b)
+	if err != nil {
+		return nil, err
+	}
+	ae, err := TrainAutoencoder(ctx, union, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w (trained on the union of A and B)", err)
+	}
+	p, err := embedBoth(a, b, ae, &Pair{AE: ae})
+	if err != nil {
+		ae.Close()
+	}
+	return p, err
+}
+
+// embedBoth fills pair's A and B with m's coordinates of a and b.
+func embedBoth(a, b Set, m Embedding, pair *Pair) (*Pair, error) {
+	za, err := m.Transform(a.X)
+	if err != nil {
+		return nil, err
+	}
+	zb, err := m.Transform(b.X)
+	if err != nil {
+		return nil, err
+	}
+	pair.A, pair.B = Set{za, clone(a.Labels)}, Set{zb, clone(b.Labels)}
+	return pair, nil
+}
+
+// stack checks a and b (see Shared) and returns their rows stacked, A's
+// over B's.
+func stack(a, b Set) (*mat.Dense, error) {
 	for _, s := range []struct {
 		name string
 		set  Set
@@ -57,19 +130,7 @@ func Shared(a, b Set, d int) (*Pair, error) {
 	union := mat.NewDense(na+nb, pa, nil)
 	union.Slice(0, na, 0, pa).(*mat.Dense).Copy(a.X)
 	union.Slice(na, na+nb, 0, pa).(*mat.Dense).Copy(b.X)
-	pc, err := Fit(union, d)
-	if err != nil {
-		return nil, fmt.Errorf("%w (fitted on the union of A and B)", err)
-	}
-	za, err := pc.Transform(a.X)
-	if err != nil {
-		return nil, err
-	}
-	zb, err := pc.Transform(b.X)
-	if err != nil {
-		return nil, err
-	}
-	return &Pair{A: Set{za, clone(a.Labels)}, B: Set{zb, clone(b.Labels)}, PCA: pc}, nil
+	return union, nil
 }
 
 func clone(l []int) []int {
