@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "ed9f7cf692b17fb05186c7fe889ba886292e94b7faeae05de92de9bdc24a7ffc"
+const csrcHash = "296d9ffd2e22890b7d506ba60b8bcb4d0b50794fc81a8acca1df251d000dfb5a"

@@ -30,4 +30,5 @@
 // Without cgo (CGO_ENABLED=0) the package is empty.
 package bindings
 
+//go:generate go run gen_kernels.go
 //go:generate go run gen_csrchash.go

@@ -2,18 +2,7 @@
 
 package bindings
 
-/*
-#cgo noescape lrmf_gemm_ws_f32
-#cgo noescape lrmf_gemm_ws_f64
-#cgo noescape lrmf_gemm_work_f32
-#cgo noescape lrmf_gemm_work_f64
-#cgo nocallback lrmf_gemm_ws_f32
-#cgo nocallback lrmf_gemm_ws_f64
-#cgo nocallback lrmf_gemm_work_f32
-#cgo nocallback lrmf_gemm_work_f64
-
-#include "lrmf.h"
-*/
+// #include "lrmf.h"
 import "C"
 
 import "fmt"

@@ -1,7 +1,7 @@
 //go:build ignore
 
 // gen_csrchash writes csrc_hash.go; run it with go generate ./bindings
-// after editing anything under csrc/include or csrc/cpu.
+// after editing anything under csrc/include, csrc/common or csrc/cpu.
 package main
 
 import (

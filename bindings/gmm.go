@@ -2,18 +2,7 @@
 
 package bindings
 
-/*
-#cgo noescape lrmf_gmm_logp_f32
-#cgo noescape lrmf_gmm_logp_f64
-#cgo noescape lrmf_gmm_bwd_f32
-#cgo noescape lrmf_gmm_bwd_f64
-#cgo nocallback lrmf_gmm_logp_f32
-#cgo nocallback lrmf_gmm_logp_f64
-#cgo nocallback lrmf_gmm_bwd_f32
-#cgo nocallback lrmf_gmm_bwd_f64
-
-#include "lrmf.h"
-*/
+// #include "lrmf.h"
 import "C"
 
 import "fmt"

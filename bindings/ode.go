@@ -2,46 +2,7 @@
 
 package bindings
 
-/*
-#cgo noescape lrmf_odefunc_work_f64
-#cgo noescape lrmf_odefunc_nparams_f64
-#cgo noescape lrmf_odefunc_fwd_f32
-#cgo noescape lrmf_odefunc_fwd_f64
-#cgo noescape lrmf_odefunc_vjp_f32
-#cgo noescape lrmf_odefunc_vjp_f64
-#cgo noescape lrmf_ode_rk4_f32
-#cgo noescape lrmf_ode_rk4_f64
-#cgo noescape lrmf_ode_dopri5_f32
-#cgo noescape lrmf_ode_dopri5_f64
-#cgo noescape lrmf_ode_rk4_save_f32
-#cgo noescape lrmf_ode_rk4_save_f64
-#cgo noescape lrmf_ode_rk4_bwd_f32
-#cgo noescape lrmf_ode_rk4_bwd_f64
-#cgo noescape lrmf_ode_dopri5_save_f32
-#cgo noescape lrmf_ode_dopri5_save_f64
-#cgo noescape lrmf_ode_dopri5_bwd_f32
-#cgo noescape lrmf_ode_dopri5_bwd_f64
-#cgo nocallback lrmf_odefunc_work_f64
-#cgo nocallback lrmf_odefunc_nparams_f64
-#cgo nocallback lrmf_odefunc_fwd_f32
-#cgo nocallback lrmf_odefunc_fwd_f64
-#cgo nocallback lrmf_odefunc_vjp_f32
-#cgo nocallback lrmf_odefunc_vjp_f64
-#cgo nocallback lrmf_ode_rk4_f32
-#cgo nocallback lrmf_ode_rk4_f64
-#cgo nocallback lrmf_ode_dopri5_f32
-#cgo nocallback lrmf_ode_dopri5_f64
-#cgo nocallback lrmf_ode_rk4_save_f32
-#cgo nocallback lrmf_ode_rk4_save_f64
-#cgo nocallback lrmf_ode_rk4_bwd_f32
-#cgo nocallback lrmf_ode_rk4_bwd_f64
-#cgo nocallback lrmf_ode_dopri5_save_f32
-#cgo nocallback lrmf_ode_dopri5_save_f64
-#cgo nocallback lrmf_ode_dopri5_bwd_f32
-#cgo nocallback lrmf_ode_dopri5_bwd_f64
-
-#include "lrmf.h"
-*/
+// #include "lrmf.h"
 import "C"
 
 import (

@@ -5,8 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/lrmf-go/lrmf/internal/testseed"
 	"github.com/lrmf-go/lrmf/native"
-	"github.com/lrmf-go/lrmf/native/nativetest"
 )
 
 // The reference backend's activation backward passes are the oracle for the
@@ -14,7 +14,7 @@ import (
 // L = Σ w·act(x).
 func TestRefActivationBackwardFiniteDifferences(t *testing.T) {
 	be := native.NewRef()
-	rng := rand.New(rand.NewPCG(nativetest.Seed(t), 3))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 3))
 	n := 50
 	xs, ws := make([]float64, n), make([]float64, n)
 	for i := range xs {

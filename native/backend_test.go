@@ -11,6 +11,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat/distmv"
 
+	"github.com/lrmf-go/lrmf/internal/testseed"
 	"github.com/lrmf-go/lrmf/native"
 	"github.com/lrmf-go/lrmf/native/nativetest"
 )
@@ -34,7 +35,7 @@ func TestCPUConformance(t *testing.T) {
 // gonum: GEMM against mat.Dense products and the Gaussian log-density
 // against distmv.Normal.
 func TestRefGemmAgainstGonum(t *testing.T) {
-	rng := rand.New(rand.NewPCG(nativetest.Seed(t), 1))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 1))
 	r := native.NewRef()
 	m, n, k := 5, 4, 3
 	for _, ta := range []bool{false, true} {
@@ -66,7 +67,7 @@ func TestRefGemmAgainstGonum(t *testing.T) {
 }
 
 func TestRefGaussAgainstGonum(t *testing.T) {
-	rng := rand.New(rand.NewPCG(nativetest.Seed(t), 2))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 2))
 	r := native.NewRef()
 	d, n := 3, 20
 	// L = chol(Σ⁻¹)ᵀ gives LᵀL = Σ⁻¹.
@@ -132,4 +133,72 @@ func toT(b native.Backend, m *mat.Dense) *native.Tensor {
 	t := b.New(r, c)
 	b.Upload(t, mat.DenseCopyOf(m).RawMatrix().Data)
 	return t
+}
+
+// Every cpu operation allocates nothing per call once its workspaces exist,
+// on batches that split into row blocks: the job structs are reused and
+// dispatched through an interface holding a pointer.
+func TestCPUOpsAllocateNothing(t *testing.T) {
+	for _, dt := range []native.DType{native.Float32, native.Float64} {
+		be, err := native.NewCPU(dt, 3)
+		if err != nil {
+			t.Skip("cpu backend unavailable in this build:", err)
+		}
+		b := be.(native.GMMBackend)
+		const n, d, k, h = 40000, 4, 3, 16
+		x, y, u, dx := b.New(n, d), b.New(n, d), b.New(n, d), b.New(n, d)
+		vec, vecN, vecD, sq := b.New(n, 1), b.New(n, 1), b.New(1, d), b.New(d, d)
+		hid, w, wg, bias := b.New(n, h), b.New(d, h), b.New(d, h), b.New(1, h)
+		coup, dcoup := b.New(n, d), b.New(n, d) // [μ | r] for dt = d/2
+		narrow := b.New(n, 2)
+		mu, l, logits, ld := b.New(k, d), b.New(k*d, d), b.New(1, k), b.New(1, k)
+		ku, resp, dmu, dl, dlg, ws := b.New(n, k*d), b.New(n, k), b.New(k, d), b.New(k*d, d), b.New(1, k), b.New(1, k)
+		p, g, m, v := b.New(n, d), b.New(n, d), b.New(n, d), b.New(n, d)
+		for i, t := range []*native.Tensor{x, y, hid, w, coup, l} {
+			b.Fill(t, 0.1*float64(i+1))
+		}
+		idx := make([]int32, n)
+		sc := native.Scale{Kind: native.ScaleExp, Bound: 2}
+		for name, f := range map[string]func(){
+			"Gemm":             func() { b.Gemm(false, false, 1, x, w, 0, hid) },
+			"GemmTN":           func() { b.Gemm(true, false, 1, x, hid, 0, wg) },
+			"BiasAdd":          func() { b.BiasAdd(hid, bias) },
+			"BiasGrad":         func() { b.BiasGrad(bias, hid) },
+			"BiasReLU":         func() { b.BiasReLU(hid, bias) },
+			"BiasReLUBackward": func() { b.BiasReLUBackward(hid, bias, hid, hid) },
+			"ReLU":             func() { b.ReLU(y, x) },
+			"ReLUBackward":     func() { b.ReLUBackward(dx, x, y) },
+			"Tanh":             func() { b.Tanh(y, x) },
+			"TanhBackward":     func() { b.TanhBackward(dx, y, x) },
+			"Axpy":             func() { b.Axpy(0.5, x, y) },
+			"Dot":              func() { b.Dot(x, y) },
+			"Sum":              func() { b.Sum(x) },
+			"Adam": func() {
+				b.Adam(p, g, m, v, native.AdamHyper{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, BC1: 0.1, BC2: 0.001})
+			},
+			"GaussLogProb":     func() { b.GaussLogProb(vec, u, x, vecD, sq, 0) },
+			"GaussBackward":    func() { b.GaussBackward(dx, vecD, sq, x, vecD, sq, u, vec) },
+			"LogDetAcc":        func() { b.LogDetAcc(vec, x) },
+			"AffineForward":    func() { b.AffineForward(y, vec, x, sq, vecD, 0.5) },
+			"AffineInverse":    func() { b.AffineInverse(y, x, sq, vecD) },
+			"GatherRows":       func() { b.GatherRows(y, x, idx) },
+			"CopyCols":         func() { b.CopyCols(narrow, x, 1) },
+			"AddCols":          func() { b.AddCols(x, narrow, 2) },
+			"CouplingForward":  func() { b.CouplingForward(y, vec, x, coup, 1, sc) },
+			"CouplingInverse":  func() { b.CouplingInverse(y, x, coup, 1, sc) },
+			"CouplingBackward": func() { b.CouplingBackward(dx, dcoup, x, coup, y, vecN, 1, sc) },
+			"GMMLogProb":       func() { b.GMMLogProb(vec, ku, resp, x, mu, l, logits, ld) },
+			"GMMBackward":      func() { b.GMMBackward(dx, dmu, dl, dlg, ws, x, mu, l, logits, ku, resp, vecN) },
+		} {
+			// Warm up the workspaces and the pool's workers (see
+			// TestCPUODEAllocatesNothing).
+			for i := 0; i < 10; i++ {
+				f()
+			}
+			if a := testing.AllocsPerRun(20, f); a != 0 {
+				t.Errorf("%v %s: %.1f allocations per call, want 0", dt, name, a)
+			}
+		}
+		be.Close()
+	}
 }

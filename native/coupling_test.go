@@ -6,8 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/lrmf-go/lrmf/internal/testseed"
 	"github.com/lrmf-go/lrmf/native"
-	"github.com/lrmf-go/lrmf/native/nativetest"
 )
 
 // TestRefCouplingBackwardFiniteDifferences is the coupling layer's backward
@@ -21,7 +21,7 @@ import (
 // soft bound (3) is exercised in its saturating range.
 func TestRefCouplingBackwardFiniteDifferences(t *testing.T) {
 	const step, tol = 1e-6, 1e-6
-	rng := rand.New(rand.NewPCG(nativetest.Seed(t), 3))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 3))
 	r := native.NewRef()
 	uniform := func(n int, scale float64) []float64 {
 		v := make([]float64, n)

@@ -28,67 +28,66 @@ func NewCPU(dt DType, threads int) (Backend, error) {
 	return nil, fmt.Errorf("native: NewCPU: unsupported dtype %v", dt)
 }
 
+// The cpu backend runs each operation as a job over row blocks (or element
+// blocks) on its goroutine pool.
+//
+// A job is the operation's arguments in a struct of its own (gemmJob,
+// couplingForwardJob, ...), declared beside its block method, which runs
+// the C kernel on block blk, rows [lo, hi). The Backend method checks the
+// contract, fills its struct (one per operation family, kept in c.jobs and
+// reused, so nothing is allocated: a pointer stored in an interface needs
+// no allocation) and dispatches it; reductions then add the per-block
+// partials in block order, so results depend only on the split.
 type cpu[T bindings.Float] struct {
-	dt       DType
-	pool     *pool
-	job      job[T]
-	block    func(blk int) // c.runBlock, bound once so dispatch does not allocate
-	errs     []error       // per block
-	dsum     []float64     // per-block double results of Dot and Sum
-	part     []T           // per-block partial parameter gradients (blocks ≥ 1)
-	gemmWork [][]T         // per-block GEMM packing workspace
-	ode      cpuODE        // FFJORD state (cpu_ode.go)
+	dt        DType
+	pool      *pool
+	job       blockJob[T]   // the job being dispatched
+	units, nb int           // its units (rows or elements) and blocks
+	block     func(blk int) // c.runBlock, bound once so dispatch does not allocate
+	jobs      cpuJobs[T]
+	errs      []error   // per block
+	dsum      []float64 // per-block double results of Dot and Sum
+	part      []T       // per-block partial parameter gradients (blocks ≥ 1)
+	gemmWork  [][]T     // per-block GEMM packing workspace
+	ode       cpuODE    // FFJORD state (cpu_ode.go)
 }
 
-type opcode uint8
+// blockJob is a prepared operation: block runs it on block blk, which
+// covers units [lo, hi) of the dispatch.
+type blockJob[T bindings.Float] interface {
+	block(c *cpu[T], blk, lo, hi int) error
+}
 
-const (
-	opGemm opcode = iota
-	opBiasAdd
-	opBiasGrad
-	opReLU
-	opReLUBackward
-	opTanh
-	opTanhBackward
-	opGaussLogProb
-	opGaussBackward
-	opLogDetAcc
-	opAffineForward
-	opAffineInverse
-	opAdam
-	opAxpy
-	opDot
-	opSum
-	opGather
-	opBiasReLU
-	opBiasReLUBackward
-	opCopyCols
-	opAddCols
-	opCouplingForward
-	opCouplingInverse
-	opCouplingBackward
-	opODEFuncForward
-	opODEFuncVJP
-	opODESolveRK4
-	opODESolveDopri5
-)
-
-// job describes the operation being dispatched; each block reads it and
-// works on its own rows [lo, hi) (or elements, for elementwise ops).
-type job[T bindings.Float] struct {
-	op             opcode
-	units, nb      int
-	transA, transB bool
-	m, n, k        int
-	lda, ldb       int
-	alpha, beta    T
-	s1, s2, s3, s4 T
-	a, b, c, d, e  []T
-	f, g, h        []T
-	idx            []int32
-	adam           AdamHyper
-	c0, w          int                // column range [c0, c0+w) (CopyCols, AddCols, coupling t0, dt)
-	kind           bindings.ScaleKind // coupling scale function; its bound is s1
+// cpuJobs holds the argument struct of every operation family.
+type cpuJobs[T bindings.Float] struct {
+	axpy        axpyJob[T]
+	dot         dotJob[T]
+	sum         sumJob[T]
+	gemm        gemmJob[T]
+	bias        biasJob[T]
+	biasGrad    biasGradJob[T]
+	biasReLUBwd biasReLUBackwardJob[T]
+	act         activationJob[T]
+	actBwd      activationBackwardJob[T]
+	gaussLogp   gaussLogProbJob[T]
+	gaussBwd    gaussBackwardJob[T]
+	logDetAcc   logDetAccJob[T]
+	affineFwd   affineForwardJob[T]
+	affineInv   affineInverseJob[T]
+	adam        adamJob[T]
+	gather      gatherJob[T]
+	cols        colsJob[T]
+	couplingFwd couplingForwardJob[T]
+	couplingInv couplingInverseJob[T]
+	couplingBwd couplingBackwardJob[T]
+	odeFwd      odeFuncForwardJob[T]    // cpu_ode.go
+	odeVJP      odeFuncVJPJob[T]        // cpu_ode.go
+	rk4         odeRK4Job[T]            // cpu_ode.go
+	dopri5      odeDopri5Job[T]         // cpu_ode.go
+	rk4Bwd      odeRK4BackwardJob[T]    // cpu_ode.go
+	dopri5Bwd   odeDopri5BackwardJob[T] // cpu_ode.go
+	gmmLogp     gmmLogProbJob[T]        // cpu_gmm.go
+	gmmBwd      gmmBackwardJob[T]       // cpu_gmm.go
 }
 
 func newCPU[T bindings.Float](dt DType, threads int) *cpu[T] {
@@ -108,17 +107,37 @@ func (c *cpu[T]) Close() { c.pool.close() }
 
 func (c *cpu[T]) s(t *Tensor) []T { return t.store.([]T) }
 
+// opt is s for an optional Tensor: nil for nil.
+func (c *cpu[T]) opt(t *Tensor) []T {
+	if t == nil {
+		return nil
+	}
+	return c.s(t)
+}
+
+// rows returns rows [lo, hi) of a row-major array of w columns.
+func rows[T bindings.Float](s []T, lo, hi, w int) []T { return s[lo*w : hi*w] }
+
+// optRows is rows for an optional output: nil stays nil.
+func optRows[T bindings.Float](s []T, lo, hi, w int) []T {
+	if s == nil {
+		return nil
+	}
+	return s[lo*w : hi*w]
+}
+
 func (c *cpu[T]) New(rows, cols int) *Tensor {
+	CheckNew(rows, cols)
 	return NewTensor(rows, cols, c.dt, make([]T, rows*cols))
 }
 
 func (c *cpu[T]) View(t *Tensor, lo, hi int) *Tensor {
-	viewBounds(t, lo, hi)
+	CheckView(t, lo, hi)
 	return NewTensor(hi-lo, t.cols, c.dt, c.s(t)[lo*t.cols:hi*t.cols:hi*t.cols])
 }
 
 func (c *cpu[T]) Upload(t *Tensor, src []float64) {
-	mustLenSlice("Upload", len(src), t.Len())
+	CheckUpload(t, src)
 	dst := c.s(t)
 	for i, v := range src {
 		dst[i] = T(v)
@@ -126,24 +145,37 @@ func (c *cpu[T]) Upload(t *Tensor, src []float64) {
 }
 
 func (c *cpu[T]) Download(dst []float64, t *Tensor) {
-	mustLenSlice("Download", len(dst), t.Len())
+	CheckDownload(dst, t)
 	for i, v := range c.s(t) {
 		dst[i] = float64(v)
 	}
 }
 
 func (c *cpu[T]) Copy(dst, src *Tensor) {
-	mustShape("Copy", "dst", dst, src.rows, src.cols)
+	CheckCopy(dst, src)
 	copy(c.s(dst), c.s(src))
 }
 
 func (c *cpu[T]) Fill(t *Tensor, v float64) { must("Fill", bindings.Fill(T(v), c.s(t))) }
 
-// dispatch runs the prepared job over nb blocks of units and panics with the
-// first kernel error (only reachable through a bug: shapes are checked first).
-func (c *cpu[T]) dispatch(op opcode, units, nb int) {
-	c.job.op, c.job.units, c.job.nb = op, units, nb
+// run runs job j over nb blocks of units, leaving each block's error in
+// c.errs.
+func (c *cpu[T]) run(j blockJob[T], units, nb int) {
+	c.job, c.units, c.nb = j, units, nb
 	c.pool.do(nb, c.block)
+	c.job = nil
+}
+
+func (c *cpu[T]) runBlock(blk int) {
+	lo, hi := bounds(c.units, c.nb, blk)
+	c.errs[blk] = c.job.block(c, blk, lo, hi)
+}
+
+// dispatch runs job j over nb blocks of units and panics with the first
+// kernel error (only reachable through a bug: the contract is checked
+// first).
+func (c *cpu[T]) dispatch(j blockJob[T], units, nb int) {
+	c.run(j, units, nb)
 	for b := 0; b < nb; b++ {
 		if err := c.errs[b]; err != nil {
 			c.errs[b] = nil
@@ -152,10 +184,23 @@ func (c *cpu[T]) dispatch(op opcode, units, nb int) {
 	}
 }
 
-// partial returns block blk's scratch of n elements for a reduction; block 0
-// writes straight into the output.
+// elementwise dispatches j over n elements of cost flops each.
+func (c *cpu[T]) elementwise(j blockJob[T], n, cost int) {
+	c.dispatch(j, n, c.pool.split(n, cost))
+}
+
+// partial returns block blk's scratch of n elements for a reduction.
 func (c *cpu[T]) partial(blk, n int) []T {
 	return c.part[(blk-1)*n : blk*n]
+}
+
+// partialOr is where block blk sums a reduction into out: out itself for
+// block 0, its own scratch for the others (added by reduce).
+func (c *cpu[T]) partialOr(blk int, out []T) []T {
+	if blk == 0 {
+		return out
+	}
+	return c.partial(blk, len(out))
 }
 
 func (c *cpu[T]) ensurePartial(nb, n int) {
@@ -172,131 +217,45 @@ func (c *cpu[T]) reduce(nb int, out []T) {
 	}
 }
 
-func (c *cpu[T]) runBlock(blk int) {
-	j := &c.job
-	lo, hi := bounds(j.units, j.nb, blk)
-	var err error
-	switch j.op {
-	case opGemm:
-		// Row block of C; op(A)'s rows start at row lo of A, or column lo
-		// of A when A is transposed.
-		var a []T
-		if j.transA {
-			a = j.a[lo:]
-		} else {
-			a = j.a[lo*j.lda:]
-		}
-		// Each block packs into its own workspace, kept between calls
-		// (grown on first use of a larger shape, so steps allocate nothing).
-		if need := bindings.GemmWorkLen[T](hi-lo, j.n, j.k); len(c.gemmWork[blk]) < need {
-			c.gemmWork[blk] = make([]T, need)
-		}
-		err = bindings.GemmWS(j.transA, j.transB, hi-lo, j.n, j.k, j.alpha, a, j.lda, j.b, j.ldb, j.beta, j.c[lo*j.n:hi*j.n], j.n, c.gemmWork[blk])
-	case opBiasAdd:
-		err = bindings.BiasAdd(hi-lo, j.n, j.a, j.c[lo*j.n:hi*j.n])
-	case opBiasGrad:
-		out := j.c
-		if blk > 0 {
-			out = c.partial(blk, j.n)
-		}
-		err = bindings.BiasGrad(hi-lo, j.n, j.a[lo*j.n:hi*j.n], out)
-	case opReLU:
-		err = bindings.ReLU(j.a[lo:hi], j.c[lo:hi])
-	case opReLUBackward:
-		err = bindings.ReLUBackward(j.a[lo:hi], j.b[lo:hi], j.c[lo:hi])
-	case opTanh:
-		err = bindings.Tanh(j.a[lo:hi], j.c[lo:hi])
-	case opTanhBackward:
-		err = bindings.TanhBackward(j.a[lo:hi], j.b[lo:hi], j.c[lo:hi])
-	case opGaussLogProb:
-		d := j.n
-		err = bindings.GaussLogProb(hi-lo, d, j.a[lo*d:hi*d], j.b, j.c, j.s1, j.d[lo*d:hi*d], j.e[lo:hi])
-	case opGaussBackward:
-		d := j.n
-		dmu, dl := j.f, j.g
-		if blk > 0 {
-			p := c.partial(blk, d+d*d)
-			dmu, dl = p[:d], p[d:]
-		}
-		var dx []T
-		if j.h != nil {
-			dx = j.h[lo*d : hi*d]
-		}
-		err = bindings.GaussBackward(hi-lo, d, j.a[lo*d:hi*d], j.b, j.c, j.d[lo*d:hi*d], j.e[lo:hi], dx, dmu, dl)
-	case opLogDetAcc:
-		err = bindings.LogDetAcc(hi-lo, j.n, j.a[lo*j.n:hi*j.n], j.c[lo:hi])
-	case opAffineForward:
-		d := j.n
-		var ld []T
-		if j.e != nil {
-			ld = j.e[lo:hi]
-		}
-		err = bindings.AffineForward(hi-lo, d, j.a[lo*d:hi*d], j.b, j.d, j.s1, j.c[lo*d:hi*d], ld)
-	case opAffineInverse:
-		d := j.n
-		err = bindings.AffineInverse(hi-lo, d, j.a[lo*d:hi*d], j.b, j.d, j.c[lo*d:hi*d])
-	case opAdam:
-		h := j.adam
-		err = bindings.Adam(j.a[lo:hi], j.b[lo:hi], j.c[lo:hi], j.d[lo:hi], h.LR, h.Beta1, h.Beta2, h.Eps, h.BC1, h.BC2)
-	case opAxpy:
-		err = bindings.Axpy(j.alpha, j.a[lo:hi], j.c[lo:hi])
-	case opDot:
-		c.dsum[blk], err = bindings.Dot(j.a[lo:hi], j.b[lo:hi])
-	case opSum:
-		c.dsum[blk], err = bindings.Sum(j.a[lo:hi])
-	case opGather:
-		d := j.n
-		err = bindings.GatherRows(hi-lo, d, j.a, j.idx[lo:hi], j.c[lo*d:hi*d])
-	case opBiasReLU:
-		err = bindings.BiasReLU(hi-lo, j.n, j.a, j.c[lo*j.n:hi*j.n])
-	case opBiasReLUBackward:
-		d := j.n
-		out := j.d
-		if blk > 0 {
-			out = c.partial(blk, d)
-		}
-		err = bindings.BiasReLUBackward(hi-lo, d, j.a[lo*d:hi*d], j.b[lo*d:hi*d], j.c[lo*d:hi*d], out)
-	case opCopyCols:
-		d, k := j.n, j.w
-		err = bindings.CopyCols(hi-lo, d, j.c0, k, j.a[lo*d:hi*d], j.c[lo*k:hi*k])
-	case opAddCols:
-		d, k := j.n, j.w
-		err = bindings.AddCols(hi-lo, d, j.c0, k, j.a[lo*k:hi*k], j.c[lo*d:hi*d])
-	case opCouplingForward:
-		d, hw := j.n, 2*j.w
-		var ld []T
-		if j.e != nil {
-			ld = j.e[lo:hi]
-		}
-		err = bindings.CouplingForward(hi-lo, d, j.c0, j.w, j.kind, j.s1,
-			j.a[lo*d:hi*d], j.b[lo*hw:hi*hw], j.c[lo*d:hi*d], ld)
-	case opCouplingInverse:
-		d, hw := j.n, 2*j.w
-		err = bindings.CouplingInverse(hi-lo, d, j.c0, j.w, j.kind, j.s1,
-			j.a[lo*d:hi*d], j.b[lo*hw:hi*hw], j.c[lo*d:hi*d])
-	case opCouplingBackward:
-		d, hw := j.n, 2*j.w
-		var dx []T
-		if j.f != nil {
-			dx = j.f[lo*d : hi*d]
-		}
-		err = bindings.CouplingBackward(hi-lo, d, j.c0, j.w, j.kind, j.s1,
-			j.a[lo*d:hi*d], j.b[lo*hw:hi*hw], j.d[lo*d:hi*d], j.e[lo:hi], dx, j.c[lo*hw:hi*hw])
-	case opODEFuncForward, opODEFuncVJP, opODESolveRK4, opODESolveDopri5:
-		err = c.runODE(blk, lo, hi)
+func must(op string, err error) {
+	if err != nil {
+		panic(fmt.Sprintf("native: cpu: %s: %v", op, err))
 	}
-	c.errs[blk] = err
 }
 
-// elementwise prepares a job over n elements of cost flops each.
-func (c *cpu[T]) elementwise(op opcode, n, cost int) {
-	c.dispatch(op, n, c.pool.split(n, cost))
+// ---- BLAS 1 ------------------------------------------------------------------
+
+// axpyJob: y += alpha·x, by elements.
+type axpyJob[T bindings.Float] struct {
+	alpha T
+	x, y  []T
+}
+
+func (j *axpyJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	return bindings.Axpy(j.alpha, j.x[lo:hi], j.y[lo:hi])
 }
 
 func (c *cpu[T]) Axpy(alpha float64, x, y *Tensor) {
-	mustLen("Axpy", "y", y, x.Len())
-	c.job.alpha, c.job.a, c.job.c = T(alpha), c.s(x), c.s(y)
-	c.elementwise(opAxpy, x.Len(), 2)
+	n := CheckAxpy(x, y)
+	j := &c.jobs.axpy
+	*j = axpyJob[T]{alpha: T(alpha), x: c.s(x), y: c.s(y)}
+	c.elementwise(j, n, 2)
+}
+
+// dotJob: each block's Σ x_i y_i in c.dsum, by elements.
+type dotJob[T bindings.Float] struct{ x, y []T }
+
+func (j *dotJob[T]) block(c *cpu[T], blk, lo, hi int) (err error) {
+	c.dsum[blk], err = bindings.Dot(j.x[lo:hi], j.y[lo:hi])
+	return err
+}
+
+// sumJob: each block's Σ x_i in c.dsum, by elements.
+type sumJob[T bindings.Float] struct{ x []T }
+
+func (j *sumJob[T]) block(c *cpu[T], blk, lo, hi int) (err error) {
+	c.dsum[blk], err = bindings.Sum(j.x[lo:hi])
+	return err
 }
 
 func (c *cpu[T]) sumBlocks(nb int) float64 {
@@ -308,245 +267,447 @@ func (c *cpu[T]) sumBlocks(nb int) float64 {
 }
 
 func (c *cpu[T]) Dot(x, y *Tensor) float64 {
-	mustLen("Dot", "y", y, x.Len())
-	c.job.a, c.job.b = c.s(x), c.s(y)
-	nb := c.pool.split(x.Len(), 2)
-	c.dispatch(opDot, x.Len(), nb)
+	n := CheckDot(x, y)
+	j := &c.jobs.dot
+	*j = dotJob[T]{x: c.s(x), y: c.s(y)}
+	nb := c.pool.split(n, 2)
+	c.dispatch(j, n, nb)
 	return c.sumBlocks(nb)
 }
 
 func (c *cpu[T]) Sum(x *Tensor) float64 {
-	c.job.a = c.s(x)
+	j := &c.jobs.sum
+	*j = sumJob[T]{x: c.s(x)}
 	nb := c.pool.split(x.Len(), 1)
-	c.dispatch(opSum, x.Len(), nb)
+	c.dispatch(j, x.Len(), nb)
 	return c.sumBlocks(nb)
 }
 
+// ---- GEMM --------------------------------------------------------------------
+
+// gemmJob: C = alpha·op(A)·op(B) + beta·C by row blocks of the m×n C,
+// with k the inner dimension.
+type gemmJob[T bindings.Float] struct {
+	transA, transB bool
+	n, k, lda, ldb int
+	alpha, beta    T
+	a, b, c        []T
+}
+
+func (j *gemmJob[T]) block(c *cpu[T], blk, lo, hi int) error {
+	// op(A)'s rows start at row lo of A, or column lo of A when A is
+	// transposed.
+	var a []T
+	if j.transA {
+		a = j.a[lo:]
+	} else {
+		a = j.a[lo*j.lda:]
+	}
+	// Each block packs into its own workspace, kept between calls (grown
+	// on first use of a larger shape, so steps allocate nothing).
+	if need := bindings.GemmWorkLen[T](hi-lo, j.n, j.k); len(c.gemmWork[blk]) < need {
+		c.gemmWork[blk] = make([]T, need)
+	}
+	return bindings.GemmWS(j.transA, j.transB, hi-lo, j.n, j.k, j.alpha, a, j.lda, j.b, j.ldb, j.beta, rows(j.c, lo, hi, j.n), j.n, c.gemmWork[blk])
+}
+
 func (c *cpu[T]) Gemm(transA, transB bool, alpha float64, a, b *Tensor, beta float64, cc *Tensor) {
-	m, n, k := gemmDims(transA, transB, a, b, cc)
-	j := &c.job
-	j.transA, j.transB, j.m, j.n, j.k = transA, transB, m, n, k
-	j.alpha, j.beta = T(alpha), T(beta)
-	j.a, j.lda, j.b, j.ldb, j.c = c.s(a), a.cols, c.s(b), b.cols, c.s(cc)
-	c.dispatch(opGemm, m, c.pool.split(m, 2*n*k))
+	m, n, k := CheckGemm(transA, transB, a, b, cc)
+	j := &c.jobs.gemm
+	*j = gemmJob[T]{transA: transA, transB: transB, n: n, k: k, lda: a.cols, ldb: b.cols,
+		alpha: T(alpha), beta: T(beta), a: c.s(a), b: c.s(b), c: c.s(cc)}
+	c.dispatch(j, m, c.pool.split(m, 2*n*k))
+}
+
+// ---- bias and activations ----------------------------------------------------
+
+// biasJob: y[i,:] += bias (BiasAdd), or y[i,:] = max(y[i,:] + bias, 0)
+// when relu (BiasReLU), by rows; y is n×d.
+type biasJob[T bindings.Float] struct {
+	relu    bool
+	d       int
+	bias, y []T
+}
+
+func (j *biasJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	if j.relu {
+		return bindings.BiasReLU(hi-lo, j.d, j.bias, rows(j.y, lo, hi, j.d))
+	}
+	return bindings.BiasAdd(hi-lo, j.d, j.bias, rows(j.y, lo, hi, j.d))
 }
 
 func (c *cpu[T]) BiasAdd(y, bias *Tensor) {
-	mustLen("BiasAdd", "bias", bias, y.cols)
-	c.job.n, c.job.a, c.job.c = y.cols, c.s(bias), c.s(y)
-	c.dispatch(opBiasAdd, y.rows, c.pool.split(y.rows, y.cols))
-}
-
-func (c *cpu[T]) BiasGrad(db, dy *Tensor) {
-	mustLen("BiasGrad", "db", db, dy.cols)
-	nb := c.pool.split(dy.rows, dy.cols)
-	c.ensurePartial(nb, dy.cols)
-	c.job.n, c.job.a, c.job.c = dy.cols, c.s(dy), c.s(db)
-	c.dispatch(opBiasGrad, dy.rows, nb)
-	c.reduce(nb, c.s(db))
-}
-
-func (c *cpu[T]) ReLU(y, x *Tensor) {
-	mustLen("ReLU", "y", y, x.Len())
-	c.job.a, c.job.c = c.s(x), c.s(y)
-	c.elementwise(opReLU, x.Len(), 1)
-}
-
-func (c *cpu[T]) ReLUBackward(dx, x, dy *Tensor) {
-	mustLen("ReLUBackward", "dy", dy, x.Len())
-	mustLen("ReLUBackward", "dx", dx, x.Len())
-	c.job.a, c.job.b, c.job.c = c.s(x), c.s(dy), c.s(dx)
-	c.elementwise(opReLUBackward, x.Len(), 1)
-}
-
-func (c *cpu[T]) Tanh(y, x *Tensor) {
-	mustLen("Tanh", "y", y, x.Len())
-	c.job.a, c.job.c = c.s(x), c.s(y)
-	c.elementwise(opTanh, x.Len(), 20)
-}
-
-func (c *cpu[T]) TanhBackward(dx, y, dy *Tensor) {
-	mustLen("TanhBackward", "dy", dy, y.Len())
-	mustLen("TanhBackward", "dx", dx, y.Len())
-	c.job.a, c.job.b, c.job.c = c.s(y), c.s(dy), c.s(dx)
-	c.elementwise(opTanhBackward, y.Len(), 3)
-}
-
-func (c *cpu[T]) GaussLogProb(logp, u, x, mu, l *Tensor, logdetL float64) {
-	n, d := checkGauss("GaussLogProb", x, mu, l, u)
-	mustLen("GaussLogProb", "logp", logp, n)
-	j := &c.job
-	j.n, j.s1 = d, T(logdetL)
-	j.a, j.b, j.c, j.d, j.e = c.s(x), c.s(mu), c.s(l), c.s(u), c.s(logp)
-	c.dispatch(opGaussLogProb, n, c.pool.split(n, 2*d*d+3*d))
-}
-
-func (c *cpu[T]) GaussBackward(dx, dmu, dl, x, mu, l, u, dlogp *Tensor) {
-	n, d := checkGauss("GaussBackward", x, mu, l, u)
-	mustLen("GaussBackward", "dlogp", dlogp, n)
-	mustLen("GaussBackward", "dmu", dmu, d)
-	mustShape("GaussBackward", "dl", dl, d, d)
-	j := &c.job
-	j.h = nil
-	if dx != nil {
-		mustShape("GaussBackward", "dx", dx, n, d)
-		j.h = c.s(dx)
-	}
-	nb := c.pool.split(n, 4*d*d+3*d)
-	c.ensurePartial(nb, d+d*d)
-	j.n = d
-	j.a, j.b, j.c, j.d, j.e, j.f, j.g = c.s(x), c.s(mu), c.s(l), c.s(u), c.s(dlogp), c.s(dmu), c.s(dl)
-	c.dispatch(opGaussBackward, n, nb)
-	for b := 1; b < nb; b++ {
-		p := c.partial(b, d+d*d)
-		must("reduce", bindings.Axpy(1, p[:d], j.f))
-		must("reduce", bindings.Axpy(1, p[d:], j.g))
-	}
-}
-
-func (c *cpu[T]) LogDetAcc(logdet, s *Tensor) {
-	mustLen("LogDetAcc", "logdet", logdet, s.rows)
-	c.job.n, c.job.a, c.job.c = s.cols, c.s(s), c.s(logdet)
-	c.dispatch(opLogDetAcc, s.rows, c.pool.split(s.rows, s.cols))
-}
-
-func (c *cpu[T]) AffineForward(y, logdet, x, m, b *Tensor, ldm float64) {
-	n, d := x.rows, x.cols
-	mustShape("AffineForward", "y", y, n, d)
-	mustShape("AffineForward", "M", m, d, d)
-	mustLen("AffineForward", "b", b, d)
-	j := &c.job
-	j.e = nil
-	if logdet != nil {
-		mustLen("AffineForward", "logdet", logdet, n)
-		j.e = c.s(logdet)
-	}
-	j.n, j.s1 = d, T(ldm)
-	j.a, j.b, j.d, j.c = c.s(x), c.s(m), c.s(b), c.s(y)
-	c.dispatch(opAffineForward, n, c.pool.split(n, 2*d*d))
-}
-
-func (c *cpu[T]) AffineInverse(x, y, minv, b *Tensor) {
-	n, d := y.rows, y.cols
-	mustShape("AffineInverse", "x", x, n, d)
-	mustShape("AffineInverse", "Minv", minv, d, d)
-	mustLen("AffineInverse", "b", b, d)
-	j := &c.job
-	j.n = d
-	j.a, j.b, j.d, j.c = c.s(y), c.s(minv), c.s(b), c.s(x)
-	c.dispatch(opAffineInverse, n, c.pool.split(n, 2*d*d))
-}
-
-func (c *cpu[T]) Adam(p, g, m, v *Tensor, h AdamHyper) {
-	n := p.Len()
-	mustLen("Adam", "g", g, n)
-	mustLen("Adam", "m", m, n)
-	mustLen("Adam", "v", v, n)
-	j := &c.job
-	j.a, j.b, j.c, j.d = c.s(p), c.s(g), c.s(m), c.s(v)
-	j.adam = h
-	c.elementwise(opAdam, n, 10)
-}
-
-func (c *cpu[T]) GatherRows(dst, src *Tensor, idx []int32) {
-	checkGather(dst, src, idx)
-	c.job.n, c.job.a, c.job.idx, c.job.c = src.cols, c.s(src), idx, c.s(dst)
-	c.dispatch(opGather, len(idx), c.pool.split(len(idx), src.cols))
-}
-
-func must(op string, err error) {
-	if err != nil {
-		panic(fmt.Sprintf("native: cpu: %s: %v", op, err))
-	}
+	n, d := CheckBiasAdd(y, bias)
+	j := &c.jobs.bias
+	*j = biasJob[T]{d: d, bias: c.s(bias), y: c.s(y)}
+	c.dispatch(j, n, c.pool.split(n, d))
 }
 
 func (c *cpu[T]) BiasReLU(y, bias *Tensor) {
-	mustLen("BiasReLU", "bias", bias, y.cols)
-	c.job.n, c.job.a, c.job.c = y.cols, c.s(bias), c.s(y)
-	c.dispatch(opBiasReLU, y.rows, c.pool.split(y.rows, 2*y.cols))
+	n, d := CheckBiasReLU(y, bias)
+	j := &c.jobs.bias
+	*j = biasJob[T]{relu: true, d: d, bias: c.s(bias), y: c.s(y)}
+	c.dispatch(j, n, c.pool.split(n, 2*d))
+}
+
+// biasGradJob: db = Σ_i dy[i,:], by rows, each block into its partial.
+type biasGradJob[T bindings.Float] struct {
+	d      int
+	dy, db []T
+}
+
+func (j *biasGradJob[T]) block(c *cpu[T], blk, lo, hi int) error {
+	return bindings.BiasGrad(hi-lo, j.d, rows(j.dy, lo, hi, j.d), c.partialOr(blk, j.db))
+}
+
+func (c *cpu[T]) BiasGrad(db, dy *Tensor) {
+	n, d := CheckBiasGrad(db, dy)
+	nb := c.pool.split(n, d)
+	c.ensurePartial(nb, d)
+	j := &c.jobs.biasGrad
+	*j = biasGradJob[T]{d: d, dy: c.s(dy), db: c.s(db)}
+	c.dispatch(j, n, nb)
+	c.reduce(nb, j.db)
+}
+
+// biasReLUBackwardJob: dz = dy·[y > 0] and db = Σ_i dz[i,:], by rows.
+type biasReLUBackwardJob[T bindings.Float] struct {
+	d             int
+	y, dy, dz, db []T
+}
+
+func (j *biasReLUBackwardJob[T]) block(c *cpu[T], blk, lo, hi int) error {
+	d := j.d
+	return bindings.BiasReLUBackward(hi-lo, d, rows(j.y, lo, hi, d), rows(j.dy, lo, hi, d), rows(j.dz, lo, hi, d), c.partialOr(blk, j.db))
 }
 
 func (c *cpu[T]) BiasReLUBackward(dz, db, y, dy *Tensor) {
-	n, d := y.rows, y.cols
-	mustShape("BiasReLUBackward", "dy", dy, n, d)
-	mustShape("BiasReLUBackward", "dz", dz, n, d)
-	mustLen("BiasReLUBackward", "db", db, d)
+	n, d := CheckBiasReLUBackward(dz, db, y, dy)
 	nb := c.pool.split(n, 2*d)
 	c.ensurePartial(nb, d)
-	j := &c.job
-	j.n, j.a, j.b, j.c, j.d = d, c.s(y), c.s(dy), c.s(dz), c.s(db)
-	c.dispatch(opBiasReLUBackward, n, nb)
-	c.reduce(nb, j.d)
+	j := &c.jobs.biasReLUBwd
+	*j = biasReLUBackwardJob[T]{d: d, y: c.s(y), dy: c.s(dy), dz: c.s(dz), db: c.s(db)}
+	c.dispatch(j, n, nb)
+	c.reduce(nb, j.db)
+}
+
+// activationJob: y = tanh(x) when tanh, else y = max(x, 0), by elements.
+type activationJob[T bindings.Float] struct {
+	tanh bool
+	x, y []T
+}
+
+func (j *activationJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	if j.tanh {
+		return bindings.Tanh(j.x[lo:hi], j.y[lo:hi])
+	}
+	return bindings.ReLU(j.x[lo:hi], j.y[lo:hi])
+}
+
+func (c *cpu[T]) ReLU(y, x *Tensor) {
+	n := CheckReLU(y, x)
+	j := &c.jobs.act
+	*j = activationJob[T]{x: c.s(x), y: c.s(y)}
+	c.elementwise(j, n, 1)
+}
+
+func (c *cpu[T]) Tanh(y, x *Tensor) {
+	n := CheckTanh(y, x)
+	j := &c.jobs.act
+	*j = activationJob[T]{tanh: true, x: c.s(x), y: c.s(y)}
+	c.elementwise(j, n, 20)
+}
+
+// activationBackwardJob: dx = dy·(1 − a²) with a = tanh(x) when tanh, else
+// dx = dy·[a > 0] with a = x, by elements.
+type activationBackwardJob[T bindings.Float] struct {
+	tanh      bool
+	a, dy, dx []T
+}
+
+func (j *activationBackwardJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	if j.tanh {
+		return bindings.TanhBackward(j.a[lo:hi], j.dy[lo:hi], j.dx[lo:hi])
+	}
+	return bindings.ReLUBackward(j.a[lo:hi], j.dy[lo:hi], j.dx[lo:hi])
+}
+
+func (c *cpu[T]) ReLUBackward(dx, x, dy *Tensor) {
+	n := CheckReLUBackward(dx, x, dy)
+	j := &c.jobs.actBwd
+	*j = activationBackwardJob[T]{a: c.s(x), dy: c.s(dy), dx: c.s(dx)}
+	c.elementwise(j, n, 1)
+}
+
+func (c *cpu[T]) TanhBackward(dx, y, dy *Tensor) {
+	n := CheckTanhBackward(dx, y, dy)
+	j := &c.jobs.actBwd
+	*j = activationBackwardJob[T]{tanh: true, a: c.s(y), dy: c.s(dy), dx: c.s(dx)}
+	c.elementwise(j, n, 3)
+}
+
+// ---- Gaussian ------------------------------------------------------------------
+
+// gaussLogProbJob: u_i = L(x_i − mu), logp_i = c + logdetL − ½‖u_i‖², by
+// rows.
+type gaussLogProbJob[T bindings.Float] struct {
+	d                 int
+	logdetL           T
+	x, mu, l, u, logp []T
+}
+
+func (j *gaussLogProbJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	d := j.d
+	return bindings.GaussLogProb(hi-lo, d, rows(j.x, lo, hi, d), j.mu, j.l, j.logdetL, rows(j.u, lo, hi, d), j.logp[lo:hi])
+}
+
+func (c *cpu[T]) GaussLogProb(logp, u, x, mu, l *Tensor, logdetL float64) {
+	n, d := CheckGaussLogProb(logp, u, x, mu, l)
+	j := &c.jobs.gaussLogp
+	*j = gaussLogProbJob[T]{d: d, logdetL: T(logdetL), x: c.s(x), mu: c.s(mu), l: c.s(l), u: c.s(u), logp: c.s(logp)}
+	c.dispatch(j, n, c.pool.split(n, 2*d*d+3*d))
+}
+
+// gaussBackwardJob: GaussLogProb's vector-Jacobian product, by rows; dx
+// may be nil; dmu and dl are summed per block ([dmu | dl] in a partial).
+type gaussBackwardJob[T bindings.Float] struct {
+	d                               int
+	x, mu, l, u, dlogp, dx, dmu, dl []T
+}
+
+func (j *gaussBackwardJob[T]) block(c *cpu[T], blk, lo, hi int) error {
+	d := j.d
+	dmu, dl := j.dmu, j.dl
+	if blk > 0 {
+		p := c.partial(blk, d+d*d)
+		dmu, dl = p[:d], p[d:]
+	}
+	return bindings.GaussBackward(hi-lo, d, rows(j.x, lo, hi, d), j.mu, j.l, rows(j.u, lo, hi, d), j.dlogp[lo:hi],
+		optRows(j.dx, lo, hi, d), dmu, dl)
+}
+
+func (c *cpu[T]) GaussBackward(dx, dmu, dl, x, mu, l, u, dlogp *Tensor) {
+	n, d := CheckGaussBackward(dx, dmu, dl, x, mu, l, u, dlogp)
+	nb := c.pool.split(n, 4*d*d+3*d)
+	c.ensurePartial(nb, d+d*d)
+	j := &c.jobs.gaussBwd
+	*j = gaussBackwardJob[T]{d: d, x: c.s(x), mu: c.s(mu), l: c.s(l), u: c.s(u), dlogp: c.s(dlogp),
+		dx: c.opt(dx), dmu: c.s(dmu), dl: c.s(dl)}
+	c.dispatch(j, n, nb)
+	for b := 1; b < nb; b++ {
+		p := c.partial(b, d+d*d)
+		must("reduce", bindings.Axpy(1, p[:d], j.dmu))
+		must("reduce", bindings.Axpy(1, p[d:], j.dl))
+	}
+}
+
+// ---- log-determinants and affine maps ------------------------------------------
+
+// logDetAccJob: logdet[i] += Σ_j s[i,j], by rows.
+type logDetAccJob[T bindings.Float] struct {
+	d         int
+	s, logdet []T
+}
+
+func (j *logDetAccJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	return bindings.LogDetAcc(hi-lo, j.d, rows(j.s, lo, hi, j.d), j.logdet[lo:hi])
+}
+
+func (c *cpu[T]) LogDetAcc(logdet, s *Tensor) {
+	n, d := CheckLogDetAcc(logdet, s)
+	j := &c.jobs.logDetAcc
+	*j = logDetAccJob[T]{d: d, s: c.s(s), logdet: c.s(logdet)}
+	c.dispatch(j, n, c.pool.split(n, d))
+}
+
+// affineForwardJob: y_i = M x_i + b and logdet[i] += ldm (logdet may be
+// nil), by rows.
+type affineForwardJob[T bindings.Float] struct {
+	d                  int
+	ldm                T
+	x, m, b, y, logdet []T
+}
+
+func (j *affineForwardJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	d := j.d
+	return bindings.AffineForward(hi-lo, d, rows(j.x, lo, hi, d), j.m, j.b, j.ldm, rows(j.y, lo, hi, d), optRows(j.logdet, lo, hi, 1))
+}
+
+func (c *cpu[T]) AffineForward(y, logdet, x, m, b *Tensor, ldm float64) {
+	n, d := CheckAffineForward(y, logdet, x, m, b)
+	j := &c.jobs.affineFwd
+	*j = affineForwardJob[T]{d: d, ldm: T(ldm), x: c.s(x), m: c.s(m), b: c.s(b), y: c.s(y), logdet: c.opt(logdet)}
+	c.dispatch(j, n, c.pool.split(n, 2*d*d))
+}
+
+// affineInverseJob: x_i = Minv (y_i − b), by rows.
+type affineInverseJob[T bindings.Float] struct {
+	d             int
+	y, minv, b, x []T
+}
+
+func (j *affineInverseJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	d := j.d
+	return bindings.AffineInverse(hi-lo, d, rows(j.y, lo, hi, d), j.minv, j.b, rows(j.x, lo, hi, d))
+}
+
+func (c *cpu[T]) AffineInverse(x, y, minv, b *Tensor) {
+	n, d := CheckAffineInverse(x, y, minv, b)
+	j := &c.jobs.affineInv
+	*j = affineInverseJob[T]{d: d, y: c.s(y), minv: c.s(minv), b: c.s(b), x: c.s(x)}
+	c.dispatch(j, n, c.pool.split(n, 2*d*d))
+}
+
+// ---- Adam, gather, columns -------------------------------------------------------
+
+// adamJob: one Adam step on p with gradient g and moments m, v, by
+// elements.
+type adamJob[T bindings.Float] struct {
+	h          AdamHyper
+	p, g, m, v []T
+}
+
+func (j *adamJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	h := j.h
+	return bindings.Adam(j.p[lo:hi], j.g[lo:hi], j.m[lo:hi], j.v[lo:hi], h.LR, h.Beta1, h.Beta2, h.Eps, h.BC1, h.BC2)
+}
+
+func (c *cpu[T]) Adam(p, g, m, v *Tensor, h AdamHyper) {
+	n := CheckAdam(p, g, m, v)
+	j := &c.jobs.adam
+	*j = adamJob[T]{h: h, p: c.s(p), g: c.s(g), m: c.s(m), v: c.s(v)}
+	c.elementwise(j, n, 10)
+}
+
+// gatherJob: dst[i,:] = src[idx[i],:], by rows of dst.
+type gatherJob[T bindings.Float] struct {
+	d        int
+	src, dst []T
+	idx      []int32
+}
+
+func (j *gatherJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	return bindings.GatherRows(hi-lo, j.d, j.src, j.idx[lo:hi], rows(j.dst, lo, hi, j.d))
+}
+
+func (c *cpu[T]) GatherRows(dst, src *Tensor, idx []int32) {
+	n, d := CheckGatherRows(dst, src, idx)
+	j := &c.jobs.gather
+	*j = gatherJob[T]{d: d, src: c.s(src), dst: c.s(dst), idx: idx}
+	c.dispatch(j, n, c.pool.split(n, d))
+}
+
+// colsJob: the narrow n×k array against columns [c0, c0+k) of the wide
+// n×d one, by rows: narrow = wide[:, c0:c0+k] (CopyCols), or
+// wide[:, c0:c0+k] += narrow when add (AddCols).
+type colsJob[T bindings.Float] struct {
+	add          bool
+	d, c0, k     int
+	wide, narrow []T
+}
+
+func (j *colsJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	w, nw := rows(j.wide, lo, hi, j.d), rows(j.narrow, lo, hi, j.k)
+	if j.add {
+		return bindings.AddCols(hi-lo, j.d, j.c0, j.k, nw, w)
+	}
+	return bindings.CopyCols(hi-lo, j.d, j.c0, j.k, w, nw)
 }
 
 func (c *cpu[T]) CopyCols(dst, src *Tensor, c0 int) {
-	n, d, k := checkCols("CopyCols", src, dst, c0)
-	j := &c.job
-	j.n, j.c0, j.w, j.a, j.c = d, c0, k, c.s(src), c.s(dst)
-	c.dispatch(opCopyCols, n, c.pool.split(n, k))
+	n, d, k := CheckCopyCols(dst, src, c0)
+	j := &c.jobs.cols
+	*j = colsJob[T]{d: d, c0: c0, k: k, wide: c.s(src), narrow: c.s(dst)}
+	c.dispatch(j, n, c.pool.split(n, k))
 }
 
 func (c *cpu[T]) AddCols(dst, src *Tensor, c0 int) {
-	n, d, k := checkCols("AddCols", dst, src, c0)
-	j := &c.job
-	j.n, j.c0, j.w, j.a, j.c = d, c0, k, c.s(src), c.s(dst)
-	c.dispatch(opAddCols, n, c.pool.split(n, k))
+	n, d, k := CheckAddCols(dst, src, c0)
+	j := &c.jobs.cols
+	*j = colsJob[T]{add: true, d: d, c0: c0, k: k, wide: c.s(dst), narrow: c.s(src)}
+	c.dispatch(j, n, c.pool.split(n, k))
 }
 
-// scaleKind maps a checked Scale onto the C kernels' kind.
-func scaleKind(sc Scale) bindings.ScaleKind {
+// ---- affine coupling -------------------------------------------------------------
+
+// couplingArgs are the arguments the three coupling operations share:
+// rows of d columns, transformed columns [t0, t0+dt), h rows of 2dt
+// columns [μ | r], and the scale function.
+type couplingArgs[T bindings.Float] struct {
+	d, t0, dt int
+	kind      bindings.ScaleKind
+	bound     T
+}
+
+func newCouplingArgs[T bindings.Float](d, t0, dt int, sc Scale) couplingArgs[T] {
+	kind := bindings.ScaleSigmoid
 	if sc.Kind == ScaleExp {
-		return bindings.ScaleExp
+		kind = bindings.ScaleExp
 	}
-	return bindings.ScaleSigmoid
+	return couplingArgs[T]{d: d, t0: t0, dt: dt, kind: kind, bound: T(sc.Bound)}
 }
 
-// couplingCost is the split cost of a coupling row: perCol for each
-// transformed column (two or three transcendental functions, ~20 each, as
-// for Tanh) and a copy for every column.
-func couplingCost(d, dt, perCol int) int { return d + perCol*dt }
+// cost is the split cost of a coupling row: perCol for each transformed
+// column (two or three transcendental functions, ~20 each, as for Tanh)
+// and a copy for every column.
+func (a *couplingArgs[T]) cost(perCol int) int { return a.d + perCol*a.dt }
 
-// setCoupling stores the coupling arguments shared by the three operations.
-func (c *cpu[T]) setCoupling(d, t0, dt int, sc Scale) {
-	j := &c.job
-	j.n, j.c0, j.w, j.kind, j.s1 = d, t0, dt, scaleKind(sc), T(sc.Bound)
+// couplingForwardJob: y_t = x_t ⊙ s(r) + μ, y = x elsewhere, logdet[i] +=
+// Σ ln s (logdet may be nil), by rows.
+type couplingForwardJob[T bindings.Float] struct {
+	couplingArgs[T]
+	x, h, y, logdet []T
+}
+
+func (j *couplingForwardJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	d, hw := j.d, 2*j.dt
+	return bindings.CouplingForward(hi-lo, d, j.t0, j.dt, j.kind, j.bound,
+		rows(j.x, lo, hi, d), rows(j.h, lo, hi, hw), rows(j.y, lo, hi, d), optRows(j.logdet, lo, hi, 1))
 }
 
 func (c *cpu[T]) CouplingForward(y, logdet, x, h *Tensor, t0 int, sc Scale) {
-	n, d, dt := checkCoupling("CouplingForward", x, h, t0, sc)
-	mustShape("CouplingForward", "y", y, n, d)
-	j := &c.job
-	j.e = nil
-	if logdet != nil {
-		mustLen("CouplingForward", "logdet", logdet, n)
-		j.e = c.s(logdet)
-	}
-	c.setCoupling(d, t0, dt, sc)
-	j.a, j.b, j.c = c.s(x), c.s(h), c.s(y)
-	c.dispatch(opCouplingForward, n, c.pool.split(n, couplingCost(d, dt, 40)))
+	n, d, dt := CheckCouplingForward(y, logdet, x, h, t0, sc)
+	j := &c.jobs.couplingFwd
+	*j = couplingForwardJob[T]{couplingArgs: newCouplingArgs[T](d, t0, dt, sc), x: c.s(x), h: c.s(h), y: c.s(y), logdet: c.opt(logdet)}
+	c.dispatch(j, n, c.pool.split(n, j.cost(40)))
+}
+
+// couplingInverseJob: x_t = (y_t − μ) / s(r), x = y elsewhere, by rows.
+type couplingInverseJob[T bindings.Float] struct {
+	couplingArgs[T]
+	y, h, x []T
+}
+
+func (j *couplingInverseJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	d, hw := j.d, 2*j.dt
+	return bindings.CouplingInverse(hi-lo, d, j.t0, j.dt, j.kind, j.bound,
+		rows(j.y, lo, hi, d), rows(j.h, lo, hi, hw), rows(j.x, lo, hi, d))
 }
 
 func (c *cpu[T]) CouplingInverse(x, y, h *Tensor, t0 int, sc Scale) {
-	n, d, dt := checkCoupling("CouplingInverse", y, h, t0, sc)
-	mustShape("CouplingInverse", "x", x, n, d)
-	c.setCoupling(d, t0, dt, sc)
-	j := &c.job
-	j.a, j.b, j.c = c.s(y), c.s(h), c.s(x)
-	c.dispatch(opCouplingInverse, n, c.pool.split(n, couplingCost(d, dt, 40)))
+	n, d, dt := CheckCouplingInverse(x, y, h, t0, sc)
+	j := &c.jobs.couplingInv
+	*j = couplingInverseJob[T]{couplingArgs: newCouplingArgs[T](d, t0, dt, sc), y: c.s(y), h: c.s(h), x: c.s(x)}
+	c.dispatch(j, n, c.pool.split(n, j.cost(40)))
+}
+
+// couplingBackwardJob: CouplingForward's vector-Jacobian product (dx may
+// be nil), by rows.
+type couplingBackwardJob[T bindings.Float] struct {
+	couplingArgs[T]
+	x, h, dy, dlogdet, dx, dh []T
+}
+
+func (j *couplingBackwardJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	d, hw := j.d, 2*j.dt
+	return bindings.CouplingBackward(hi-lo, d, j.t0, j.dt, j.kind, j.bound,
+		rows(j.x, lo, hi, d), rows(j.h, lo, hi, hw), rows(j.dy, lo, hi, d), j.dlogdet[lo:hi], optRows(j.dx, lo, hi, d), rows(j.dh, lo, hi, hw))
 }
 
 func (c *cpu[T]) CouplingBackward(dx, dh, x, h, dy, dlogdet *Tensor, t0 int, sc Scale) {
-	n, d, dt := checkCoupling("CouplingBackward", x, h, t0, sc)
-	mustShape("CouplingBackward", "dy", dy, n, d)
-	mustLen("CouplingBackward", "dlogdet", dlogdet, n)
-	mustShape("CouplingBackward", "dh", dh, n, 2*dt)
-	j := &c.job
-	j.f = nil
-	if dx != nil {
-		mustShape("CouplingBackward", "dx", dx, n, d)
-		j.f = c.s(dx)
-	}
-	c.setCoupling(d, t0, dt, sc)
-	j.a, j.b, j.d, j.e, j.c = c.s(x), c.s(h), c.s(dy), c.s(dlogdet), c.s(dh)
-	c.dispatch(opCouplingBackward, n, c.pool.split(n, couplingCost(d, dt, 60)))
+	n, d, dt := CheckCouplingBackward(dx, dh, x, h, dy, dlogdet, t0, sc)
+	j := &c.jobs.couplingBwd
+	*j = couplingBackwardJob[T]{couplingArgs: newCouplingArgs[T](d, t0, dt, sc),
+		x: c.s(x), h: c.s(h), dy: c.s(dy), dlogdet: c.s(dlogdet), dx: c.opt(dx), dh: c.s(dh)}
+	c.dispatch(j, n, c.pool.split(n, j.cost(60)))
 }

@@ -2,91 +2,78 @@
 
 package native
 
-import (
-	"fmt"
-
-	"github.com/lrmf-go/lrmf/bindings"
-)
+import "github.com/lrmf-go/lrmf/bindings"
 
 var _ GMMBackend = (*cpu[float64])(nil)
-
-// The mixture kernels run over the cpu backend's pool with a closure per
-// call (one small allocation per call; the backend's job struct is left to
-// the core operations).
 
 // gmmCost is the split cost of one row: K quadratic forms of d×d.
 func gmmCost(d, k int) int { return k * (2*d*d + 3*d + 40) }
 
-// runBlocks runs f over nb row blocks of n rows and panics with the first
-// kernel error (only reachable through a bug: shapes are checked first).
-func (c *cpu[T]) runBlocks(op string, n, nb int, f func(blk, lo, hi int) error) {
-	c.pool.do(nb, func(blk int) {
-		lo, hi := bounds(n, nb, blk)
-		c.errs[blk] = f(blk, lo, hi)
-	})
-	for b := 0; b < nb; b++ {
-		if err := c.errs[b]; err != nil {
-			c.errs[b] = nil
-			panic(fmt.Sprintf("native: cpu: %s: %v", op, err))
-		}
-	}
+// gmmLogProbJob: the mixture log-density of each row, with u and resp
+// kept for the backward, by rows.
+type gmmLogProbJob[T bindings.Float] struct {
+	d, k                                     int
+	x, mu, l, logits, logdetL, u, resp, logp []T
+}
+
+func (j *gmmLogProbJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	d, k := j.d, j.k
+	return bindings.GMMLogProb(hi-lo, d, k, rows(j.x, lo, hi, d), j.mu, j.l, j.logits, j.logdetL,
+		rows(j.u, lo, hi, k*d), rows(j.resp, lo, hi, k), j.logp[lo:hi])
 }
 
 func (c *cpu[T]) GMMLogProb(logp, u, resp, x, mu, l, logits, logdetL *Tensor) {
-	const op = "GMMLogProb"
-	n, d, k := checkGMM(op, x, mu, l, logits)
-	mustLen(op, "logdetL", logdetL, k)
-	mustShape(op, "u", u, n, k*d)
-	mustShape(op, "resp", resp, n, k)
-	mustLen(op, "logp", logp, n)
-	xs, ms, ls, lg, ld := c.s(x), c.s(mu), c.s(l), c.s(logits), c.s(logdetL)
-	us, rs, lp := c.s(u), c.s(resp), c.s(logp)
-	nb := c.pool.split(n, 2*gmmCost(d, k))
-	c.runBlocks(op, n, nb, func(_, lo, hi int) error {
-		return bindings.GMMLogProb(hi-lo, d, k, xs[lo*d:hi*d], ms, ls, lg, ld,
-			us[lo*k*d:hi*k*d], rs[lo*k:hi*k], lp[lo:hi])
-	})
+	n, d, k := CheckGMMLogProb(logp, u, resp, x, mu, l, logits, logdetL)
+	j := &c.jobs.gmmLogp
+	*j = gmmLogProbJob[T]{d: d, k: k, x: c.s(x), mu: c.s(mu), l: c.s(l), logits: c.s(logits), logdetL: c.s(logdetL),
+		u: c.s(u), resp: c.s(resp), logp: c.s(logp)}
+	c.dispatch(j, n, c.pool.split(n, 2*gmmCost(d, k)))
+}
+
+// gmmBackwardJob: GMMLogProb's vector-Jacobian product by rows (dx may be
+// nil); dmu, dl, dlogits and wsum are summed per block, blocks ≥ 1 into a
+// partial [dmu | dl | dlogits | wsum].
+type gmmBackwardJob[T bindings.Float] struct {
+	d, k                                 int
+	x, mu, l, logits, u, resp, dlogp, dx []T
+	dmu, dl, dlogits, wsum               []T
+}
+
+// partials returns block blk's dmu, dl, dlogits and wsum.
+func (j *gmmBackwardJob[T]) partials(c *cpu[T], blk int) (dmu, dl, dlogits, wsum []T) {
+	if blk == 0 {
+		return j.dmu, j.dl, j.dlogits, j.wsum
+	}
+	kd, k := j.k*j.d, j.k
+	p := c.partial(blk, j.partialLen())
+	return p[:kd], p[kd : kd+kd*j.d], p[kd+kd*j.d : kd+kd*j.d+k], p[kd+kd*j.d+k:]
+}
+
+func (j *gmmBackwardJob[T]) partialLen() int {
+	kd := j.k * j.d
+	return kd + kd*j.d + 2*j.k
+}
+
+func (j *gmmBackwardJob[T]) block(c *cpu[T], blk, lo, hi int) error {
+	d, k := j.d, j.k
+	dmu, dl, dlogits, wsum := j.partials(c, blk)
+	return bindings.GMMBackward(hi-lo, d, k, rows(j.x, lo, hi, d), j.mu, j.l, j.logits,
+		rows(j.u, lo, hi, k*d), rows(j.resp, lo, hi, k), j.dlogp[lo:hi], optRows(j.dx, lo, hi, d), dmu, dl, dlogits, wsum)
 }
 
 func (c *cpu[T]) GMMBackward(dx, dmu, dl, dlogits, wsum, x, mu, l, logits, u, resp, dlogp *Tensor) {
-	const op = "GMMBackward"
-	n, d, k := checkGMM(op, x, mu, l, logits)
-	mustShape(op, "u", u, n, k*d)
-	mustShape(op, "resp", resp, n, k)
-	mustLen(op, "dlogp", dlogp, n)
-	mustShape(op, "dmu", dmu, k, d)
-	mustShape(op, "dl", dl, k*d, d)
-	mustLen(op, "dlogits", dlogits, k)
-	mustLen(op, "wsum", wsum, k)
-	var dxs []T
-	if dx != nil {
-		mustShape(op, "dx", dx, n, d)
-		dxs = c.s(dx)
-	}
-	xs, ms, ls, lg, us, rs, ws := c.s(x), c.s(mu), c.s(l), c.s(logits), c.s(u), c.s(resp), c.s(dlogp)
-	dms, dls, dlg, wss := c.s(dmu), c.s(dl), c.s(dlogits), c.s(wsum)
-	kd := k * d
-	np := kd + kd*d + 2*k // one block's partial sums: dmu, dl, dlogits, wsum
+	n, d, k := CheckGMMBackward(dx, dmu, dl, dlogits, wsum, x, mu, l, logits, u, resp, dlogp)
+	j := &c.jobs.gmmBwd
+	*j = gmmBackwardJob[T]{d: d, k: k, x: c.s(x), mu: c.s(mu), l: c.s(l), logits: c.s(logits), u: c.s(u), resp: c.s(resp),
+		dlogp: c.s(dlogp), dx: c.opt(dx), dmu: c.s(dmu), dl: c.s(dl), dlogits: c.s(dlogits), wsum: c.s(wsum)}
 	nb := c.pool.split(n, 3*gmmCost(d, k))
-	c.ensurePartial(nb, np)
-	c.runBlocks(op, n, nb, func(blk, lo, hi int) error {
-		pm, pl, pg, pw := dms, dls, dlg, wss
-		if blk > 0 {
-			p := c.partial(blk, np)
-			pm, pl, pg, pw = p[:kd], p[kd:kd+kd*d], p[kd+kd*d:kd+kd*d+k], p[kd+kd*d+k:]
-		}
-		var bx []T
-		if dxs != nil {
-			bx = dxs[lo*d : hi*d]
-		}
-		return bindings.GMMBackward(hi-lo, d, k, xs[lo*d:hi*d], ms, ls, lg,
-			us[lo*kd:hi*kd], rs[lo*k:hi*k], ws[lo:hi], bx, pm, pl, pg, pw)
-	})
+	c.ensurePartial(nb, j.partialLen())
+	c.dispatch(j, n, nb)
 	for b := 1; b < nb; b++ {
-		p := c.partial(b, np)
-		must("reduce", bindings.Axpy(1, p[:kd], dms))
-		must("reduce", bindings.Axpy(1, p[kd:kd+kd*d], dls))
-		must("reduce", bindings.Axpy(1, p[kd+kd*d:kd+kd*d+k], dlg))
-		must("reduce", bindings.Axpy(1, p[kd+kd*d+k:], wss))
+		pm, pl, pg, pw := j.partials(c, b)
+		must("reduce", bindings.Axpy(1, pm, j.dmu))
+		must("reduce", bindings.Axpy(1, pl, j.dl))
+		must("reduce", bindings.Axpy(1, pg, j.dlogits))
+		must("reduce", bindings.Axpy(1, pw, j.wsum))
 	}
 }

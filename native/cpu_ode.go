@@ -11,21 +11,16 @@ import (
 
 var _ ODEBackend = (*cpu[float64])(nil)
 
-// cpuODE is the cpu backend's FFJORD state: the arguments of the ODE job
-// being dispatched and per-block workspaces and counters, kept between
-// calls so that steady-state calls allocate nothing.
+// cpuODE is the cpu backend's FFJORD state shared by the ODE jobs: the
+// network of the current call and per-block workspaces and counters, kept
+// between calls so that steady-state calls allocate nothing.
 type cpuODE struct {
 	dims       []int64 // dims of the current job (reused while unchanged)
 	k          int     // probes per row (0: exact trace)
 	d          int
-	t, t0, t1  float64
-	steps      int
-	opt        bindings.Dopri5Options
 	work       [][]float64 // per block
 	nfe, accep []int       // per block
 	vjp        []int       // per block (backward passes)
-	tape       *ODETape    // recording (mode 1) or replayed (mode 2)
-	mode       int         // 0: plain solve, 1: record into tape, 2: backward
 }
 
 // setODE stores dims (as int64, reallocated only when they change), k and
@@ -68,145 +63,18 @@ func odeCost(dims []int, k int) int {
 	return 2 * (m + 1) * ODENumParams(dims)
 }
 
-func (c *cpu[T]) optEps(eps *Tensor) []T {
-	if eps == nil {
+// probes returns rows [lo, hi) of the current job's probes eps (nil for
+// the exact trace).
+func probes[T bindings.Float](o *cpuODE, eps []T, lo, hi int) []T {
+	if o.k == 0 {
 		return nil
 	}
-	return c.s(eps)
+	return rows(eps, lo, hi, o.k*o.d)
 }
 
-// runODE runs rows [lo, hi) of the current ODE job.
-func (c *cpu[T]) runODE(blk, lo, hi int) error {
-	j, o := &c.job, &c.ode
-	d, k := o.d, o.k
-	var eps []T
-	if k > 0 {
-		eps = j.e[lo*k*d : hi*k*d]
-	}
-	n := hi - lo
-	switch j.op {
-	case opODEFuncForward:
-		return bindings.ODEFuncForward(n, o.dims, j.a, T(o.t), j.b[lo*d:hi*d], k, eps, j.c[lo*d:hi*d], j.d[lo:hi], o.work[blk])
-	case opODEFuncVJP:
-		g := j.h
-		if blk > 0 {
-			g = c.partial(blk, len(j.h))
-		}
-		return bindings.ODEFuncVJP(n, o.dims, j.a, T(o.t), j.b[lo*d:hi*d], k, eps, j.f[lo*d:hi*d], j.g[lo:hi], j.c[lo*d:hi*d], g, o.work[blk])
-	case opODESolveRK4:
-		var nfe int
-		var err error
-		switch o.mode {
-		case 0:
-			nfe, err = bindings.ODESolveRK4(n, o.dims, j.a, o.t0, o.t1, o.steps, j.b[lo*d:hi*d], k, eps, j.c[lo*d:hi*d], j.d[lo:hi], o.work[blk])
-		case 1:
-			per := o.tape.perRowBuf
-			nfe, err = bindings.ODESolveRK4Save(n, o.dims, j.a, o.t0, o.t1, o.steps, j.b[lo*d:hi*d], k, eps, j.c[lo*d:hi*d], j.d[lo:hi],
-				o.tape.buf[lo*per:hi*per], o.work[blk])
-		default:
-			g := j.h
-			if blk > 0 {
-				g = c.partial(blk, len(j.h))
-			}
-			per := o.tape.perRowBuf
-			var nv int
-			nfe, nv, err = bindings.ODESolveRK4Backward(n, o.dims, j.a, o.t0, o.t1, o.steps, k, eps, o.tape.buf[lo*per:hi*per],
-				j.f[lo*d:hi*d], j.g[lo:hi], j.c[lo*d:hi*d], g, o.work[blk])
-			o.nfe[blk], o.accep[blk], o.vjp[blk] = nfe, 0, nv
-			return err
-		}
-		o.nfe[blk], o.accep[blk], o.vjp[blk] = nfe, o.steps*n, 0
-		return err
-	case opODESolveDopri5:
-		if o.mode == 2 {
-			g := j.h
-			if blk > 0 {
-				g = c.partial(blk, len(j.h))
-			}
-			per := o.tape.perRowBuf
-			nfe, nv, err := bindings.ODESolveDopri5Backward(n, o.dims, j.a, o.opt.MaxSteps, k, eps, o.tape.buf[lo*per:hi*per], o.tape.nacc[lo:hi],
-				j.f[lo*d:hi*d], j.g[lo:hi], j.c[lo*d:hi*d], g, o.work[blk])
-			o.nfe[blk], o.accep[blk], o.vjp[blk] = nfe, 0, nv
-			return err
-		}
-		var nfe, acc int
-		var err error
-		if o.mode == 1 {
-			per := o.tape.perRowBuf
-			nfe, acc, err = bindings.ODESolveDopri5Save(n, o.dims, j.a, o.t0, o.t1, o.opt, j.b[lo*d:hi*d], k, eps, j.c[lo*d:hi*d], j.d[lo:hi],
-				o.tape.buf[lo*per:hi*per], o.tape.nacc[lo:hi], o.work[blk])
-		} else {
-			nfe, acc, err = bindings.ODESolveDopri5(n, o.dims, j.a, o.t0, o.t1, o.opt, j.b[lo*d:hi*d], k, eps, j.c[lo*d:hi*d], j.d[lo:hi], o.work[blk])
-		}
-		o.nfe[blk], o.accep[blk], o.vjp[blk] = nfe, acc, 0
-		if err != nil {
-			// Report the row in the batch, not in the block.
-			return fmt.Errorf("rows [%d, %d): %w", lo, hi, err)
-		}
-		return nil
-	}
-	return fmt.Errorf("runODE: unexpected op %d", j.op)
-}
-
-func (c *cpu[T]) ODEFuncForward(dz, trace, z, theta, eps *Tensor, dims []int, t float64) {
-	const op = "ODEFuncForward"
-	n, d, k := checkODE(op, z, theta, eps, dims)
-	mustShape(op, "dz", dz, n, d)
-	mustLen(op, "trace", trace, n)
-	nb := c.pool.split(n, odeCost(dims, k))
-	c.setODE(dims, k, d, nb)
-	c.ode.t = t
-	j := &c.job
-	j.a, j.b, j.e, j.c, j.d = c.s(theta), c.s(z), c.optEps(eps), c.s(dz), c.s(trace)
-	c.dispatch(opODEFuncForward, n, nb)
-}
-
-func (c *cpu[T]) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *Tensor, dims []int, t float64) {
-	const op = "ODEFuncVJP"
-	n, d, k := checkODE(op, z, theta, eps, dims)
-	mustShape(op, "gz", gz, n, d)
-	mustShape(op, "az", az, n, d)
-	mustLen(op, "atr", atr, n)
-	mustLen(op, "gtheta", gtheta, theta.Len())
-	nb := c.pool.split(n, 3*odeCost(dims, k))
-	c.setODE(dims, k, d, nb)
-	c.ensurePartial(nb, theta.Len())
-	c.ode.t = t
-	j := &c.job
-	j.a, j.b, j.e, j.f, j.g, j.c, j.h = c.s(theta), c.s(z), c.optEps(eps), c.s(az), c.s(atr), c.s(gz), c.s(gtheta)
-	c.dispatch(opODEFuncVJP, n, nb)
-	c.reduce(nb, j.h)
-}
-
-func (c *cpu[T]) ODESolveRK4(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
-	return c.rk4("ODESolveRK4", nil, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
-}
-
-func (c *cpu[T]) ODESolveRK4Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
-	if tape == nil {
-		panic("native: ODESolveRK4Record: tape is nil")
-	}
-	return c.rk4("ODESolveRK4Record", tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
-}
-
-func (c *cpu[T]) rk4(op string, tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
-	n, d, k := checkODE(op, z0, theta, eps, dims)
-	checkRK4(op, t0, t1, steps)
-	mustShape(op, "z1", z1, n, d)
-	mustLen(op, "logdet", logdet, n)
-	nb := c.pool.split(n, 4*steps*odeCost(dims, k))
-	c.setODE(dims, k, d, nb)
-	o := &c.ode
-	o.t0, o.t1, o.steps = t0, t1, steps
-	o.mode, o.tape = 0, tape
-	if tape != nil {
-		tape.prepare(tapeRK4, n, d, k, steps, t0, t1)
-		o.mode = 1
-	}
-	j := &c.job
-	j.a, j.b, j.e, j.c, j.d = c.s(theta), c.s(z0), c.optEps(eps), c.s(z1), c.s(logdet)
-	c.dispatch(opODESolveRK4, n, nb)
-	return c.odeStats(nb)
+// count records block blk's work.
+func (o *cpuODE) count(blk, nfe, accepted, vjp int) {
+	o.nfe[blk], o.accep[blk], o.vjp[blk] = nfe, accepted, vjp
 }
 
 func (c *cpu[T]) odeStats(nb int) ODEStats {
@@ -219,37 +87,154 @@ func (c *cpu[T]) odeStats(nb int) ODEStats {
 	return st
 }
 
+// odeFuncForwardJob: dz = f(z, t), trace = tr ∂f/∂z, by rows.
+type odeFuncForwardJob[T bindings.Float] struct {
+	t                        float64
+	theta, z, eps, dz, trace []T
+}
+
+func (j *odeFuncForwardJob[T]) block(c *cpu[T], blk, lo, hi int) error {
+	o := &c.ode
+	d := o.d
+	return bindings.ODEFuncForward(hi-lo, o.dims, j.theta, T(j.t), rows(j.z, lo, hi, d), o.k, probes(o, j.eps, lo, hi),
+		rows(j.dz, lo, hi, d), j.trace[lo:hi], o.work[blk])
+}
+
+func (c *cpu[T]) ODEFuncForward(dz, trace, z, theta, eps *Tensor, dims []int, t float64) {
+	n, d, k := CheckODEFuncForward(dz, trace, z, theta, eps, dims)
+	nb := c.pool.split(n, odeCost(dims, k))
+	c.setODE(dims, k, d, nb)
+	j := &c.jobs.odeFwd
+	*j = odeFuncForwardJob[T]{t: t, theta: c.s(theta), z: c.s(z), eps: c.opt(eps), dz: c.s(dz), trace: c.s(trace)}
+	c.dispatch(j, n, nb)
+}
+
+// odeFuncVJPJob: gz = ∂Λ/∂z and gtheta = ∂Λ/∂θ (per-block partials), by
+// rows.
+type odeFuncVJPJob[T bindings.Float] struct {
+	t                                  float64
+	theta, z, eps, az, atr, gz, gtheta []T
+}
+
+func (j *odeFuncVJPJob[T]) block(c *cpu[T], blk, lo, hi int) error {
+	o := &c.ode
+	d := o.d
+	return bindings.ODEFuncVJP(hi-lo, o.dims, j.theta, T(j.t), rows(j.z, lo, hi, d), o.k, probes(o, j.eps, lo, hi),
+		rows(j.az, lo, hi, d), j.atr[lo:hi], rows(j.gz, lo, hi, d), c.partialOr(blk, j.gtheta), o.work[blk])
+}
+
+func (c *cpu[T]) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *Tensor, dims []int, t float64) {
+	n, d, k := CheckODEFuncVJP(gz, gtheta, z, theta, eps, az, atr, dims)
+	nb := c.pool.split(n, 3*odeCost(dims, k))
+	c.setODE(dims, k, d, nb)
+	c.ensurePartial(nb, theta.Len())
+	j := &c.jobs.odeVJP
+	*j = odeFuncVJPJob[T]{t: t, theta: c.s(theta), z: c.s(z), eps: c.opt(eps), az: c.s(az), atr: c.s(atr), gz: c.s(gz), gtheta: c.s(gtheta)}
+	c.dispatch(j, n, nb)
+	c.reduce(nb, j.gtheta)
+}
+
+// odeRK4Job: an RK4 solve by rows, recording the step start states in
+// tape when it is not nil.
+type odeRK4Job[T bindings.Float] struct {
+	t0, t1                     float64
+	steps                      int
+	tape                       *ODETape
+	theta, z0, eps, z1, logdet []T
+}
+
+func (j *odeRK4Job[T]) block(c *cpu[T], blk, lo, hi int) error {
+	o := &c.ode
+	d, n := o.d, hi-lo
+	var nfe int
+	var err error
+	if j.tape == nil {
+		nfe, err = bindings.ODESolveRK4(n, o.dims, j.theta, j.t0, j.t1, j.steps, rows(j.z0, lo, hi, d), o.k, probes(o, j.eps, lo, hi),
+			rows(j.z1, lo, hi, d), j.logdet[lo:hi], o.work[blk])
+	} else {
+		nfe, err = bindings.ODESolveRK4Save(n, o.dims, j.theta, j.t0, j.t1, j.steps, rows(j.z0, lo, hi, d), o.k, probes(o, j.eps, lo, hi),
+			rows(j.z1, lo, hi, d), j.logdet[lo:hi], rows(j.tape.buf, lo, hi, j.tape.perRowBuf), o.work[blk])
+	}
+	o.count(blk, nfe, j.steps*n, 0)
+	return err
+}
+
+func (c *cpu[T]) ODESolveRK4(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
+	n, d, k := CheckODESolveRK4(z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	return c.rk4(nil, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+}
+
+func (c *cpu[T]) ODESolveRK4Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
+	n, d, k := CheckODESolveRK4Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	return c.rk4(tape, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+}
+
+// rk4 runs an RK4 solve of checked arguments, recording it in tape if
+// non-nil.
+func (c *cpu[T]) rk4(tape *ODETape, n, d, k int, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
+	nb := c.pool.split(n, 4*steps*odeCost(dims, k))
+	c.setODE(dims, k, d, nb)
+	if tape != nil {
+		tape.prepare(tapeRK4, n, d, k, steps, t0, t1)
+	}
+	j := &c.jobs.rk4
+	*j = odeRK4Job[T]{t0: t0, t1: t1, steps: steps, tape: tape, theta: c.s(theta), z0: c.s(z0), eps: c.opt(eps), z1: c.s(z1), logdet: c.s(logdet)}
+	c.dispatch(j, n, nb)
+	return c.odeStats(nb)
+}
+
+// odeDopri5Job: a Dormand–Prince solve by rows, recording each row's
+// accepted steps in tape when it is not nil.
+type odeDopri5Job[T bindings.Float] struct {
+	t0, t1                     float64
+	opt                        bindings.Dopri5Options
+	tape                       *ODETape
+	theta, z0, eps, z1, logdet []T
+}
+
+func (j *odeDopri5Job[T]) block(c *cpu[T], blk, lo, hi int) error {
+	o := &c.ode
+	d, n := o.d, hi-lo
+	var nfe, acc int
+	var err error
+	if j.tape == nil {
+		nfe, acc, err = bindings.ODESolveDopri5(n, o.dims, j.theta, j.t0, j.t1, j.opt, rows(j.z0, lo, hi, d), o.k, probes(o, j.eps, lo, hi),
+			rows(j.z1, lo, hi, d), j.logdet[lo:hi], o.work[blk])
+	} else {
+		nfe, acc, err = bindings.ODESolveDopri5Save(n, o.dims, j.theta, j.t0, j.t1, j.opt, rows(j.z0, lo, hi, d), o.k, probes(o, j.eps, lo, hi),
+			rows(j.z1, lo, hi, d), j.logdet[lo:hi], rows(j.tape.buf, lo, hi, j.tape.perRowBuf), j.tape.nacc[lo:hi], o.work[blk])
+	}
+	o.count(blk, nfe, acc, 0)
+	if err != nil {
+		// Report the row in the batch, not in the block.
+		return fmt.Errorf("rows [%d, %d): %w", lo, hi, err)
+	}
+	return nil
+}
+
 func (c *cpu[T]) ODESolveDopri5(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
-	return c.dopri5("ODESolveDopri5", nil, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	n, d, k := CheckODESolveDopri5(z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	return c.dopri5("ODESolveDopri5", nil, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 }
 
 func (c *cpu[T]) ODESolveDopri5Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
-	if tape == nil {
-		panic("native: ODESolveDopri5Record: tape is nil")
-	}
-	return c.dopri5("ODESolveDopri5Record", tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	n, d, k := CheckODESolveDopri5Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	return c.dopri5("ODESolveDopri5Record", tape, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 }
 
-func (c *cpu[T]) dopri5(op string, tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
-	n, d, k := checkODE(op, z0, theta, eps, dims)
-	checkDopri5(op, t0, t1, opt)
-	mustShape(op, "z1", z1, n, d)
-	mustLen(op, "logdet", logdet, n)
+// dopri5 runs a Dormand–Prince solve of checked arguments, recording it in
+// tape if non-nil; op names it in errors.
+func (c *cpu[T]) dopri5(op string, tape *ODETape, n, d, k int, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
 	// A typical solve makes a few tens of steps of 6 evaluations.
 	nb := c.pool.split(n, 120*odeCost(dims, k))
 	c.setODE(dims, k, d, nb)
-	o := &c.ode
-	o.t0, o.t1 = t0, t1
-	o.opt = bindings.Dopri5Options{Atol: opt.Atol, Rtol: opt.Rtol, H0: opt.H0, MaxSteps: opt.MaxSteps}
-	o.mode, o.tape = 0, tape
 	if tape != nil {
 		tape.prepare(tapeDopri5, n, d, k, opt.MaxSteps, t0, t1)
-		o.mode = 1
 	}
-	j := &c.job
-	j.a, j.b, j.e, j.c, j.d = c.s(theta), c.s(z0), c.optEps(eps), c.s(z1), c.s(logdet)
-	j.op, j.units, j.nb = opODESolveDopri5, n, nb
-	c.pool.do(nb, c.block)
+	j := &c.jobs.dopri5
+	*j = odeDopri5Job[T]{t0: t0, t1: t1, opt: bindings.Dopri5Options{Atol: opt.Atol, Rtol: opt.Rtol, H0: opt.H0, MaxSteps: opt.MaxSteps},
+		tape: tape, theta: c.s(theta), z0: c.s(z0), eps: c.opt(eps), z1: c.s(z1), logdet: c.s(logdet)}
+	c.run(j, n, nb)
 	st := c.odeStats(nb)
 	// The first failing block (in block order) is the error; a failure that
 	// is not numerical is a bug (shapes were checked) and panics.
@@ -269,29 +254,67 @@ func (c *cpu[T]) dopri5(op string, tape *ODETape, z1, logdet, z0, theta, eps *Te
 	return st, first
 }
 
-// odeBackward runs a Backward over row blocks with per-block θ partials
-// reduced in block order.
-func (c *cpu[T]) odeBackward(op opcode, gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape, n, d, k, evalsPerRow int) ODEStats {
+// odeBackwardArgs are the arguments the two Backward jobs share: the tape
+// replayed, and gz0 = ∂L/∂z0, gtheta = ∂L/∂θ (per-block partials) for
+// L = Σ a1⊙z1 + Σ ald⊙logdet.
+type odeBackwardArgs[T bindings.Float] struct {
+	tape                             *ODETape
+	theta, eps, a1, ald, gz0, gtheta []T
+}
+
+func (c *cpu[T]) newODEBackwardArgs(tape *ODETape, gz0, gtheta, a1, ald, theta, eps *Tensor) odeBackwardArgs[T] {
+	return odeBackwardArgs[T]{tape: tape, theta: c.s(theta), eps: c.opt(eps), a1: c.s(a1), ald: c.s(ald), gz0: c.s(gz0), gtheta: c.s(gtheta)}
+}
+
+// odeBackward runs a prepared Backward job j (whose shared arguments are
+// args) of evalsPerRow evaluations per row over row blocks, with per-block
+// θ partials reduced in block order.
+func (c *cpu[T]) odeBackward(j blockJob[T], args *odeBackwardArgs[T], dims []int, n, d, k, evalsPerRow int) ODEStats {
 	nb := c.pool.split(n, 3*evalsPerRow*odeCost(dims, k))
 	c.setODE(dims, k, d, nb)
-	c.ensurePartial(nb, theta.Len())
-	o := &c.ode
-	o.t0, o.t1, o.steps, o.mode, o.tape = tape.t0, tape.t1, tape.steps, 2, tape
-	o.opt.MaxSteps = tape.steps
-	j := &c.job
-	j.a, j.e, j.f, j.g, j.c, j.h = c.s(theta), c.optEps(eps), c.s(a1), c.s(ald), c.s(gz0), c.s(gtheta)
-	c.dispatch(op, n, nb)
-	c.reduce(nb, j.h)
+	c.ensurePartial(nb, len(args.gtheta))
+	c.dispatch(j, n, nb)
+	c.reduce(nb, args.gtheta)
 	return c.odeStats(nb)
 }
 
+// odeRK4BackwardJob: ODESolveRK4Backward by rows.
+type odeRK4BackwardJob[T bindings.Float] struct{ odeBackwardArgs[T] }
+
+func (j *odeRK4BackwardJob[T]) block(c *cpu[T], blk, lo, hi int) error {
+	o, tp := &c.ode, j.tape
+	d := o.d
+	nfe, nv, err := bindings.ODESolveRK4Backward(hi-lo, o.dims, j.theta, tp.t0, tp.t1, tp.steps, o.k, probes(o, j.eps, lo, hi),
+		rows(tp.buf, lo, hi, tp.perRowBuf), rows(j.a1, lo, hi, d), j.ald[lo:hi], rows(j.gz0, lo, hi, d), c.partialOr(blk, j.gtheta), o.work[blk])
+	o.count(blk, nfe, 0, nv)
+	return err
+}
+
 func (c *cpu[T]) ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) ODEStats {
-	n, d, k := checkTape("ODESolveRK4Backward", tape, tapeRK4, gz0, gtheta, a1, ald, theta, eps, dims)
-	return c.odeBackward(opODESolveRK4, gz0, gtheta, a1, ald, theta, eps, dims, tape, n, d, k, 7*tape.steps)
+	n, d, k := CheckODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	mustHostTape("ODESolveRK4Backward", tape)
+	j := &c.jobs.rk4Bwd
+	*j = odeRK4BackwardJob[T]{c.newODEBackwardArgs(tape, gz0, gtheta, a1, ald, theta, eps)}
+	return c.odeBackward(j, &j.odeBackwardArgs, dims, n, d, k, 7*tape.steps)
+}
+
+// odeDopri5BackwardJob: ODESolveDopri5Backward by rows.
+type odeDopri5BackwardJob[T bindings.Float] struct{ odeBackwardArgs[T] }
+
+func (j *odeDopri5BackwardJob[T]) block(c *cpu[T], blk, lo, hi int) error {
+	o, tp := &c.ode, j.tape
+	d := o.d
+	nfe, nv, err := bindings.ODESolveDopri5Backward(hi-lo, o.dims, j.theta, tp.steps, o.k, probes(o, j.eps, lo, hi),
+		rows(tp.buf, lo, hi, tp.perRowBuf), tp.nacc[lo:hi], rows(j.a1, lo, hi, d), j.ald[lo:hi], rows(j.gz0, lo, hi, d), c.partialOr(blk, j.gtheta), o.work[blk])
+	o.count(blk, nfe, 0, nv)
+	return err
 }
 
 func (c *cpu[T]) ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) ODEStats {
-	n, d, k := checkTape("ODESolveDopri5Backward", tape, tapeDopri5, gz0, gtheta, a1, ald, theta, eps, dims)
+	n, d, k := CheckODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	mustHostTape("ODESolveDopri5Backward", tape)
+	j := &c.jobs.dopri5Bwd
+	*j = odeDopri5BackwardJob[T]{c.newODEBackwardArgs(tape, gz0, gtheta, a1, ald, theta, eps)}
 	// A typical solve makes a few tens of accepted steps of 11 evaluations.
-	return c.odeBackward(opODESolveDopri5, gz0, gtheta, a1, ald, theta, eps, dims, tape, n, d, k, 200)
+	return c.odeBackward(j, &j.odeBackwardArgs, dims, n, d, k, 200)
 }

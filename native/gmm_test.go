@@ -5,15 +5,15 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/lrmf-go/lrmf/internal/testseed"
 	"github.com/lrmf-go/lrmf/native"
-	"github.com/lrmf-go/lrmf/native/nativetest"
 )
 
 // The reference mixture backward against central finite differences of
 // Σ_i w_i logp_i with logdetL held fixed (dl is the data term only), and
 // against a direct evaluation of the density.
 func TestRefGMMFiniteDifferences(t *testing.T) {
-	rng := rand.New(rand.NewPCG(nativetest.Seed(t), 7))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 7))
 	r := native.NewRef().(native.GMMBackend)
 	const n, d, k = 6, 3, 3
 	up := func(rows, cols int, scale, diag float64) *native.Tensor {

@@ -11,8 +11,9 @@
 //     float32 or float64, parallel over row blocks with a fixed split.
 //   - native/cuda (build tag cuda): the CUDA kernels of csrc/cuda.
 //
-// Shapes are checked on every call; a mismatch is a programming error and
-// panics with the operation's name, in the manner of gonum's BLAS. Numerical
+// Shapes are checked on every call, by the operation's Check function
+// (contract.go), which every backend calls; a mismatch is a programming
+// error and panics with the operation's name, in the manner of gonum's BLAS. Numerical
 // conditions (NaN, non-positive-definite matrices) are the caller's to detect.
 // A Backend is not safe for concurrent use; use one per goroutine.
 package native
@@ -64,9 +65,7 @@ type Tensor struct {
 // NewTensor wraps backend storage as a rows×cols Tensor. It is for Backend
 // implementations; users get Tensors from Backend.New.
 func NewTensor(rows, cols int, dt DType, store any) *Tensor {
-	if rows < 0 || cols < 0 {
-		panic(fmt.Sprintf("native: NewTensor: negative shape %d×%d", rows, cols))
-	}
+	CheckNew(rows, cols)
 	return &Tensor{rows: rows, cols: cols, dtype: dt, store: store}
 }
 
@@ -231,118 +230,4 @@ type Backend interface {
 	// with ∂ln s/∂r = 1 − tanh²(r/Bound) (ScaleExp) or 1 − s (ScaleSigmoid)
 	// and ∂s/∂r = s·∂ln s/∂r.
 	CouplingBackward(dx, dh, x, h, dy, dlogdet *Tensor, t0 int, sc Scale)
-}
-
-// Shape checks shared by the backends. They panic: a mismatch is a bug in
-// the caller, never a property of the data.
-
-func mustShape(op, name string, t *Tensor, rows, cols int) {
-	if t == nil {
-		panic(fmt.Sprintf("native: %s: %s is nil", op, name))
-	}
-	if t.rows != rows || t.cols != cols {
-		panic(fmt.Sprintf("native: %s: %s is %d×%d, want %d×%d", op, name, t.rows, t.cols, rows, cols))
-	}
-}
-
-func mustLen(op, name string, t *Tensor, n int) {
-	if t == nil {
-		panic(fmt.Sprintf("native: %s: %s is nil", op, name))
-	}
-	if t.Len() != n {
-		panic(fmt.Sprintf("native: %s: %s has %d elements, want %d", op, name, t.Len(), n))
-	}
-}
-
-// gemmDims returns m, n, k of C = op(A)·op(B) after checking the shapes.
-func gemmDims(transA, transB bool, a, b, c *Tensor) (m, n, k int) {
-	m, k = a.rows, a.cols
-	if transA {
-		m, k = k, m
-	}
-	kb, n := b.rows, b.cols
-	if transB {
-		kb, n = n, kb
-	}
-	if k != kb {
-		panic(fmt.Sprintf("native: Gemm: inner dimensions differ: op(A) is %d×%d, op(B) is %d×%d", m, k, kb, n))
-	}
-	mustShape("Gemm", "C", c, m, n)
-	return m, n, k
-}
-
-// checkGauss validates GaussLogProb/GaussBackward shapes and returns n, d.
-func checkGauss(op string, x, mu, l, u *Tensor) (n, d int) {
-	n, d = x.rows, x.cols
-	mustLen(op, "mu", mu, d)
-	mustShape(op, "L", l, d, d)
-	mustShape(op, "u", u, n, d)
-	return n, d
-}
-
-func checkGather(dst, src *Tensor, idx []int32) {
-	mustShape("GatherRows", "dst", dst, len(idx), src.cols)
-	for i, j := range idx {
-		if j < 0 || int(j) >= src.rows {
-			panic(fmt.Sprintf("native: GatherRows: idx[%d] = %d outside [0, %d)", i, j, src.rows))
-		}
-	}
-}
-
-// checkCols validates CopyCols/AddCols: wide is n×D, narrow n×k, and
-// columns [c0, c0+k) lie inside [0, D). It returns n, D, k.
-func checkCols(op string, wide, narrow *Tensor, c0 int) (n, d, k int) {
-	if wide == nil || narrow == nil {
-		panic(fmt.Sprintf("native: %s: nil tensor", op))
-	}
-	n, d, k = wide.rows, wide.cols, narrow.cols
-	if narrow.rows != n {
-		panic(fmt.Sprintf("native: %s: %d rows and %d rows", op, narrow.rows, n))
-	}
-	if c0 < 0 || c0 > d-k {
-		panic(fmt.Sprintf("native: %s: columns [%d, %d) outside a %d-column tensor", op, c0, c0+k, d))
-	}
-	return n, d, k
-}
-
-// checkScale panics on an unknown kind or a non-positive exp bound.
-func checkScale(op string, sc Scale) {
-	switch {
-	case sc.Kind == ScaleExp && !(sc.Bound > 0):
-		panic(fmt.Sprintf("native: %s: exp scale bound %v, want > 0", op, sc.Bound))
-	case sc.Kind != ScaleExp && sc.Kind != ScaleSigmoid:
-		panic(fmt.Sprintf("native: %s: unknown scale kind %d", op, uint8(sc.Kind)))
-	}
-}
-
-// checkCoupling validates the shared coupling arguments: x (or y) is n×D,
-// h is n×2dt with [t0, t0+dt) inside [0, D), and sc is valid. It returns
-// n, D, dt.
-func checkCoupling(op string, x, h *Tensor, t0 int, sc Scale) (n, d, dt int) {
-	checkScale(op, sc)
-	if x == nil || h == nil {
-		panic(fmt.Sprintf("native: %s: nil tensor", op))
-	}
-	n, d = x.rows, x.cols
-	if h.cols%2 != 0 {
-		panic(fmt.Sprintf("native: %s: h has %d columns, want an even number [μ | r]", op, h.cols))
-	}
-	dt = h.cols / 2
-	mustShape(op, "h", h, n, 2*dt)
-	if t0 < 0 || t0 > d-dt {
-		panic(fmt.Sprintf("native: %s: transformed columns [%d, %d) outside a %d-column tensor", op, t0, t0+dt, d))
-	}
-	return n, d, dt
-}
-
-func viewBounds(t *Tensor, lo, hi int) {
-	if lo < 0 || hi < lo || hi > t.rows {
-		panic(fmt.Sprintf("native: View: rows [%d, %d) outside a %d-row tensor", lo, hi, t.rows))
-	}
-}
-
-func mustLenSlice(op string, got, want int) {
-	if got != want {
-		panic(fmt.Sprintf("native: %s: slice has %d elements, tensor %d", op, got, want))
-	}
 }

@@ -10,8 +10,8 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/lrmf-go/lrmf/internal/testseed"
 	"github.com/lrmf-go/lrmf/native"
-	"github.com/lrmf-go/lrmf/native/nativetest"
 )
 
 // odeFixture is a random FFJORD dynamics on the reference backend.
@@ -25,7 +25,7 @@ type odeFixture struct {
 func newODEFixture(t *testing.T, dims []int, stream uint64) *odeFixture {
 	r := native.NewRef().(native.ODEBackend)
 	return &odeFixture{r: r, dims: dims, d: dims[len(dims)-1], np: native.ODENumParams(dims),
-		rng: rand.New(rand.NewPCG(nativetest.Seed(t), stream))}
+		rng: rand.New(rand.NewPCG(testseed.Seed(t), stream))}
 }
 
 func (f *odeFixture) uniform(n int, scale float64) []float64 {

@@ -21,22 +21,22 @@ func (ref) New(rows, cols int) *Tensor {
 }
 
 func (ref) View(t *Tensor, lo, hi int) *Tensor {
-	viewBounds(t, lo, hi)
+	CheckView(t, lo, hi)
 	return NewTensor(hi-lo, t.cols, Float64, f64(t)[lo*t.cols:hi*t.cols:hi*t.cols])
 }
 
 func (ref) Upload(t *Tensor, src []float64) {
-	mustLenSlice("Upload", len(src), t.Len())
+	CheckUpload(t, src)
 	copy(f64(t), src)
 }
 
 func (ref) Download(dst []float64, t *Tensor) {
-	mustLenSlice("Download", len(dst), t.Len())
+	CheckDownload(dst, t)
 	copy(dst, f64(t))
 }
 
 func (ref) Copy(dst, src *Tensor) {
-	mustShape("Copy", "dst", dst, src.rows, src.cols)
+	CheckCopy(dst, src)
 	copy(f64(dst), f64(src))
 }
 
@@ -48,7 +48,7 @@ func (ref) Fill(t *Tensor, v float64) {
 }
 
 func (ref) Axpy(alpha float64, x, y *Tensor) {
-	mustLen("Axpy", "y", y, x.Len())
+	CheckAxpy(x, y)
 	xs, ys := f64(x), f64(y)
 	for i := range xs {
 		ys[i] += alpha * xs[i]
@@ -56,7 +56,7 @@ func (ref) Axpy(alpha float64, x, y *Tensor) {
 }
 
 func (ref) Dot(x, y *Tensor) float64 {
-	mustLen("Dot", "y", y, x.Len())
+	CheckDot(x, y)
 	xs, ys := f64(x), f64(y)
 	s := 0.0
 	for i := range xs {
@@ -74,7 +74,7 @@ func (ref) Sum(x *Tensor) float64 {
 }
 
 func (ref) Gemm(transA, transB bool, alpha float64, a, b *Tensor, beta float64, c *Tensor) {
-	m, n, k := gemmDims(transA, transB, a, b, c)
+	m, n, k := CheckGemm(transA, transB, a, b, c)
 	as, bs, cs := f64(a), f64(b), f64(c)
 	at := func(i, p int) float64 {
 		if transA {
@@ -104,29 +104,29 @@ func (ref) Gemm(transA, transB bool, alpha float64, a, b *Tensor, beta float64, 
 }
 
 func (ref) BiasAdd(y, bias *Tensor) {
-	mustLen("BiasAdd", "bias", bias, y.cols)
+	n, d := CheckBiasAdd(y, bias)
 	ys, bs := f64(y), f64(bias)
-	for i := 0; i < y.rows; i++ {
-		for j := 0; j < y.cols; j++ {
-			ys[i*y.cols+j] += bs[j]
+	for i := 0; i < n; i++ {
+		for j := 0; j < d; j++ {
+			ys[i*d+j] += bs[j]
 		}
 	}
 }
 
 func (ref) BiasGrad(db, dy *Tensor) {
-	mustLen("BiasGrad", "db", db, dy.cols)
+	n, d := CheckBiasGrad(db, dy)
 	ds, gs := f64(dy), f64(db)
-	for j := 0; j < dy.cols; j++ {
+	for j := 0; j < d; j++ {
 		s := 0.0
-		for i := 0; i < dy.rows; i++ {
-			s += ds[i*dy.cols+j]
+		for i := 0; i < n; i++ {
+			s += ds[i*d+j]
 		}
 		gs[j] = s
 	}
 }
 
 func (ref) ReLU(y, x *Tensor) {
-	mustLen("ReLU", "y", y, x.Len())
+	CheckReLU(y, x)
 	xs, ys := f64(x), f64(y)
 	for i, v := range xs {
 		ys[i] = math.Max(v, 0)
@@ -134,8 +134,7 @@ func (ref) ReLU(y, x *Tensor) {
 }
 
 func (ref) ReLUBackward(dx, x, dy *Tensor) {
-	mustLen("ReLUBackward", "dy", dy, x.Len())
-	mustLen("ReLUBackward", "dx", dx, x.Len())
+	CheckReLUBackward(dx, x, dy)
 	xs, dys, dxs := f64(x), f64(dy), f64(dx)
 	for i, v := range xs {
 		if v > 0 {
@@ -147,7 +146,7 @@ func (ref) ReLUBackward(dx, x, dy *Tensor) {
 }
 
 func (ref) Tanh(y, x *Tensor) {
-	mustLen("Tanh", "y", y, x.Len())
+	CheckTanh(y, x)
 	xs, ys := f64(x), f64(y)
 	for i, v := range xs {
 		ys[i] = math.Tanh(v)
@@ -155,8 +154,7 @@ func (ref) Tanh(y, x *Tensor) {
 }
 
 func (ref) TanhBackward(dx, y, dy *Tensor) {
-	mustLen("TanhBackward", "dy", dy, y.Len())
-	mustLen("TanhBackward", "dx", dx, y.Len())
+	CheckTanhBackward(dx, y, dy)
 	ys, dys, dxs := f64(y), f64(dy), f64(dx)
 	for i, v := range ys {
 		dxs[i] = dys[i] * (1 - v*v)
@@ -164,8 +162,7 @@ func (ref) TanhBackward(dx, y, dy *Tensor) {
 }
 
 func (ref) GaussLogProb(logp, u, x, mu, l *Tensor, logdetL float64) {
-	n, d := checkGauss("GaussLogProb", x, mu, l, u)
-	mustLen("GaussLogProb", "logp", logp, n)
+	n, d := CheckGaussLogProb(logp, u, x, mu, l)
 	xs, ms, ls, us, lp := f64(x), f64(mu), f64(l), f64(u), f64(logp)
 	c := -0.5*float64(d)*math.Log(2*math.Pi) + logdetL
 	for i := 0; i < n; i++ {
@@ -183,13 +180,7 @@ func (ref) GaussLogProb(logp, u, x, mu, l *Tensor, logdetL float64) {
 }
 
 func (ref) GaussBackward(dx, dmu, dl, x, mu, l, u, dlogp *Tensor) {
-	n, d := checkGauss("GaussBackward", x, mu, l, u)
-	mustLen("GaussBackward", "dlogp", dlogp, n)
-	mustLen("GaussBackward", "dmu", dmu, d)
-	mustShape("GaussBackward", "dl", dl, d, d)
-	if dx != nil {
-		mustShape("GaussBackward", "dx", dx, n, d)
-	}
+	n, d := CheckGaussBackward(dx, dmu, dl, x, mu, l, u, dlogp)
 	xs, ms, ls, us, ws := f64(x), f64(mu), f64(l), f64(u), f64(dlogp)
 	dms, dls := f64(dmu), f64(dl)
 	clear(dms)
@@ -215,22 +206,19 @@ func (ref) GaussBackward(dx, dmu, dl, x, mu, l, u, dlogp *Tensor) {
 }
 
 func (ref) LogDetAcc(logdet, s *Tensor) {
-	mustLen("LogDetAcc", "logdet", logdet, s.rows)
+	n, d := CheckLogDetAcc(logdet, s)
 	ss, ld := f64(s), f64(logdet)
-	for i := 0; i < s.rows; i++ {
+	for i := 0; i < n; i++ {
 		t := 0.0
-		for j := 0; j < s.cols; j++ {
-			t += ss[i*s.cols+j]
+		for j := 0; j < d; j++ {
+			t += ss[i*d+j]
 		}
 		ld[i] += t
 	}
 }
 
 func (ref) AffineForward(y, logdet, x, m, b *Tensor, ldm float64) {
-	n, d := x.rows, x.cols
-	mustShape("AffineForward", "y", y, n, d)
-	mustShape("AffineForward", "M", m, d, d)
-	mustLen("AffineForward", "b", b, d)
+	n, d := CheckAffineForward(y, logdet, x, m, b)
 	xs, ys, ms, bs := f64(x), f64(y), f64(m), f64(b)
 	for i := 0; i < n; i++ {
 		for r := 0; r < d; r++ {
@@ -242,7 +230,6 @@ func (ref) AffineForward(y, logdet, x, m, b *Tensor, ldm float64) {
 		}
 	}
 	if logdet != nil {
-		mustLen("AffineForward", "logdet", logdet, n)
 		ls := f64(logdet)
 		for i := range ls {
 			ls[i] += ldm
@@ -251,10 +238,7 @@ func (ref) AffineForward(y, logdet, x, m, b *Tensor, ldm float64) {
 }
 
 func (ref) AffineInverse(x, y, minv, b *Tensor) {
-	n, d := y.rows, y.cols
-	mustShape("AffineInverse", "x", x, n, d)
-	mustShape("AffineInverse", "Minv", minv, d, d)
-	mustLen("AffineInverse", "b", b, d)
+	n, d := CheckAffineInverse(x, y, minv, b)
 	xs, ys, ms, bs := f64(x), f64(y), f64(minv), f64(b)
 	for i := 0; i < n; i++ {
 		for r := 0; r < d; r++ {
@@ -268,10 +252,7 @@ func (ref) AffineInverse(x, y, minv, b *Tensor) {
 }
 
 func (ref) Adam(p, g, m, v *Tensor, h AdamHyper) {
-	n := p.Len()
-	mustLen("Adam", "g", g, n)
-	mustLen("Adam", "m", m, n)
-	mustLen("Adam", "v", v, n)
+	CheckAdam(p, g, m, v)
 	ps, gs, ms, vs := f64(p), f64(g), f64(m), f64(v)
 	for i := range ps {
 		ms[i] = h.Beta1*ms[i] + (1-h.Beta1)*gs[i]
@@ -281,8 +262,7 @@ func (ref) Adam(p, g, m, v *Tensor, h AdamHyper) {
 }
 
 func (ref) GatherRows(dst, src *Tensor, idx []int32) {
-	checkGather(dst, src, idx)
-	d := src.cols
+	_, d := CheckGatherRows(dst, src, idx)
 	ds, ss := f64(dst), f64(src)
 	for i, j := range idx {
 		copy(ds[i*d:(i+1)*d], ss[int(j)*d:(int(j)+1)*d])
@@ -290,20 +270,17 @@ func (ref) GatherRows(dst, src *Tensor, idx []int32) {
 }
 
 func (ref) BiasReLU(y, bias *Tensor) {
-	mustLen("BiasReLU", "bias", bias, y.cols)
+	n, d := CheckBiasReLU(y, bias)
 	ys, bs := f64(y), f64(bias)
-	for i := 0; i < y.rows; i++ {
-		for j := 0; j < y.cols; j++ {
-			ys[i*y.cols+j] = math.Max(ys[i*y.cols+j]+bs[j], 0)
+	for i := 0; i < n; i++ {
+		for j := 0; j < d; j++ {
+			ys[i*d+j] = math.Max(ys[i*d+j]+bs[j], 0)
 		}
 	}
 }
 
 func (ref) BiasReLUBackward(dz, db, y, dy *Tensor) {
-	n, d := y.rows, y.cols
-	mustShape("BiasReLUBackward", "dy", dy, n, d)
-	mustShape("BiasReLUBackward", "dz", dz, n, d)
-	mustLen("BiasReLUBackward", "db", db, d)
+	n, d := CheckBiasReLUBackward(dz, db, y, dy)
 	ys, dys, dzs, dbs := f64(y), f64(dy), f64(dz), f64(db)
 	for k, v := range ys {
 		if v > 0 {
@@ -322,7 +299,7 @@ func (ref) BiasReLUBackward(dz, db, y, dy *Tensor) {
 }
 
 func (ref) CopyCols(dst, src *Tensor, c0 int) {
-	n, d, k := checkCols("CopyCols", src, dst, c0)
+	n, d, k := CheckCopyCols(dst, src, c0)
 	ds, ss := f64(dst), f64(src)
 	for i := 0; i < n; i++ {
 		for j := 0; j < k; j++ {
@@ -332,7 +309,7 @@ func (ref) CopyCols(dst, src *Tensor, c0 int) {
 }
 
 func (ref) AddCols(dst, src *Tensor, c0 int) {
-	n, d, k := checkCols("AddCols", dst, src, c0)
+	n, d, k := CheckAddCols(dst, src, c0)
 	ds, ss := f64(dst), f64(src)
 	for i := 0; i < n; i++ {
 		for j := 0; j < k; j++ {
@@ -359,11 +336,7 @@ func softplus(u float64) float64 {
 }
 
 func (ref) CouplingForward(y, logdet, x, h *Tensor, t0 int, sc Scale) {
-	n, d, dt := checkCoupling("CouplingForward", x, h, t0, sc)
-	mustShape("CouplingForward", "y", y, n, d)
-	if logdet != nil {
-		mustLen("CouplingForward", "logdet", logdet, n)
-	}
+	n, d, dt := CheckCouplingForward(y, logdet, x, h, t0, sc)
 	xs, hs, ys := f64(x), f64(h), f64(y)
 	for i := 0; i < n; i++ {
 		ld := 0.0
@@ -384,8 +357,7 @@ func (ref) CouplingForward(y, logdet, x, h *Tensor, t0 int, sc Scale) {
 }
 
 func (ref) CouplingInverse(x, y, h *Tensor, t0 int, sc Scale) {
-	n, d, dt := checkCoupling("CouplingInverse", y, h, t0, sc)
-	mustShape("CouplingInverse", "x", x, n, d)
+	n, d, dt := CheckCouplingInverse(x, y, h, t0, sc)
 	xs, hs, ys := f64(x), f64(h), f64(y)
 	for i := 0; i < n; i++ {
 		for j := 0; j < d; j++ {
@@ -401,13 +373,7 @@ func (ref) CouplingInverse(x, y, h *Tensor, t0 int, sc Scale) {
 }
 
 func (ref) CouplingBackward(dx, dh, x, h, dy, dlogdet *Tensor, t0 int, sc Scale) {
-	n, d, dt := checkCoupling("CouplingBackward", x, h, t0, sc)
-	mustShape("CouplingBackward", "dy", dy, n, d)
-	mustLen("CouplingBackward", "dlogdet", dlogdet, n)
-	mustShape("CouplingBackward", "dh", dh, n, 2*dt)
-	if dx != nil {
-		mustShape("CouplingBackward", "dx", dx, n, d)
-	}
+	n, d, dt := CheckCouplingBackward(dx, dh, x, h, dy, dlogdet, t0, sc)
 	xs, hs, dys, wl, dhs := f64(x), f64(h), f64(dy), f64(dlogdet), f64(dh)
 	for i := 0; i < n; i++ {
 		for j := 0; j < d; j++ {

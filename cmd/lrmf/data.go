@@ -40,6 +40,11 @@ lrmf align --data NAME. Names: %s.
   gauss1d  N(0, 1) and N(2, 0.5²)
   gauss2d  two correlated 2-D Gaussians
 
+Digits (not pairs; each writes one set of images, one row per image):
+  mnist       MNIST from the GoMNIST module (lrmf data mnist --help)
+  usps-style  a USPS-style stand-in built from MNIST test digits
+              (lrmf data usps-style --help)
+
 Flags:
 `, strings.Join(data.Names(), ", "))
 	var o dataOpts
@@ -47,6 +52,9 @@ Flags:
 }
 
 func runData(_ context.Context, args []string, stdout, _ io.Writer) (int, error) {
+	if len(args) > 0 && isDigitsDataset(args[0]) {
+		return runDigitsData(args[0], args[1:], stdout)
+	}
 	var o dataOpts
 	fs := dataFlags(&o)
 	// Accept the name before or after the flags.

@@ -5,8 +5,8 @@
 //
 //	lrmf align [flags]            align A to B (built-in moons by default)
 //	lrmf apply --model F --in X --out Y   map data with a trained flow
-//	lrmf data NAME --out FILE     write a built-in dataset
-//	lrmf reproduce NAME           rerun an experiment of the paper (example-2.2, fig8, fig9)
+//	lrmf data NAME --out FILE     write a built-in dataset (also mnist, usps-style)
+//	lrmf reproduce NAME           rerun an experiment of the paper (example-2.2, fig8, fig9, digits)
 //	lrmf shift-test [flags]       test whether A and B differ (score test, dΛ)
 //	lrmf help [COMMAND]           show help
 //
@@ -56,7 +56,7 @@ func commands() []command {
 		{"align", "align dataset A to dataset B and report whether it succeeded", runAlign, helpAlign},
 		{"apply", "map data with a trained model's flow (or its inverse)", runApply, helpApply},
 		{"data", "write a built-in dataset to a CSV or .npy file", runData, helpData},
-		{"reproduce", "recompute a result of the paper (example-2.2, fig8, fig9)", runReproduce, helpReproduce},
+		{"reproduce", "recompute a result of the paper (example-2.2, fig8, fig9, digits)", runReproduce, helpReproduce},
 		{"shift-test", "test whether A and B differ (score test and dΛ, permutation p-values)", runShiftTest, helpShiftTest},
 	}
 }

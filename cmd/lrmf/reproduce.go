@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -35,16 +35,28 @@ func experiments() map[string]experiment {
 		"example-2.2": {"vanishing gradient of a Gaussian-mixture likelihood (regression of √(−ln|g|) on μ)", reproduceExample22, 100000, example22DefaultSeed, false},
 		"fig8":        {"affine flow + Gaussian density on blobs and moons: moments matched, LRMF → 0 (plots)", reproduceFig8, figN, figSeed, true},
 		"fig9":        {"Real NVP flow + Real NVP density on blobs and moons: LRMF → 0, arms kept (plots)", reproduceFig9, figN, figSeed, true},
+		"digits":      {"USPS-style → MNIST embeddings (PCA or autoencoder): LRMF, class agreement vs identity, Gaussian OT, CORAL (plots)", reproduceDigits, paper.DigitsDefaultN, figSeed, true},
 	}
 }
 
+// experimentOrder lists the experiments in the order of the paper (and of
+// lrmf reproduce's help and error messages).
+var experimentOrder = []string{"example-2.2", "fig8", "fig9", "digits"}
+
+// experimentNames returns the experiment names in the paper's order. It
+// panics if experimentOrder and experiments() disagree (a programmer
+// error).
 func experimentNames() []string {
-	var names []string
-	for n := range experiments() {
-		names = append(names, n)
+	ex := experiments()
+	if len(ex) != len(experimentOrder) {
+		panic("lrmf reproduce: experimentOrder does not list every experiment")
 	}
-	sort.Strings(names)
-	return names
+	for _, n := range experimentOrder {
+		if _, ok := ex[n]; !ok {
+			panic("lrmf reproduce: experimentOrder names an unknown experiment " + n)
+		}
+	}
+	return slices.Clone(experimentOrder)
 }
 
 type reproduceOpts struct {
@@ -53,6 +65,7 @@ type reproduceOpts struct {
 	out             string
 	steps, fitSteps int
 	threads         int
+	digits          digitsExpOpts
 }
 
 // example22DefaultSeed is the draw lrmf reproduce uses by default; see the
@@ -61,12 +74,13 @@ const example22DefaultSeed = 3
 
 func reproduceFlags(o *reproduceOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet("reproduce", flag.ContinueOnError)
-	fs.IntVar(&o.n, "n", 0, "sample size of A (and of B) (default: example-2.2 100000, fig8/fig9 2000)")
-	fs.Uint64Var(&o.seed, "seed", 0, "random seed of the sample (default: example-2.2 3, fig8/fig9 1)")
+	fs.IntVar(&o.n, "n", 0, "sample size of A (and of B) (default: example-2.2 100000, fig8/fig9/digits 2000)")
+	fs.Uint64Var(&o.seed, "seed", 0, "random seed of the sample, or of digits' training (default: example-2.2 3, fig8/fig9/digits 1)")
 	fs.StringVar(&o.out, "out", ".", "output `DIR` for NAME.csv or the figures (created if missing)")
-	fs.IntVar(&o.steps, "steps", 0, "fig8/fig9: joint-phase step budget (default: lrmf align's, 20000)")
-	fs.IntVar(&o.fitSteps, "fit-steps", 0, "fig9: step budget of each gradient fit of θA*, θB* (default: lrmf align's, 20000)")
-	fs.IntVar(&o.threads, "threads", runtime.NumCPU(), "fig8/fig9: host threads for the cpu backend")
+	fs.IntVar(&o.steps, "steps", 0, "fig8/fig9/digits: joint-phase step budget (default: lrmf align's, 20000)")
+	fs.IntVar(&o.fitSteps, "fit-steps", 0, "fig9/digits: step budget of each gradient fit of θA*, θB* (default: lrmf align's, 20000)")
+	fs.IntVar(&o.threads, "threads", runtime.NumCPU(), "fig8/fig9/digits: host threads for the cpu backend")
+	registerDigitsFlags(fs, &o.digits)
 	return fs
 }
 
@@ -99,6 +113,8 @@ against B next to the paper's (qualitative) claims, and writes
 DIR/NAME-DATA-PANEL.png/.svg for the panels scatter, lrmf, density-a,
 density-b, density-s and displacement, and DIR/NAME.png/.svg with both
 datasets' main panels side by side.
+`+helpDigits+`
+Flags marked digits: apply to digits only.
 
 Flags:
 `)
@@ -143,7 +159,7 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case len(rest) > 0:
 		return 0, usagef("unexpected argument %q", rest[0])
 	case !ex.trains && (set["steps"] || set["fit-steps"] || set["threads"]):
-		return 0, usagef("--steps, --fit-steps and --threads apply to fig8 and fig9 only")
+		return 0, usagef("--steps, --fit-steps and --threads apply to fig8 and fig9 only (and to digits)")
 	case set["n"] && o.n < 1:
 		return 0, usagef("--n = %d: want a positive integer", o.n)
 	case o.out == "":
@@ -155,8 +171,20 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case o.threads < 1:
 		return 0, usagef("--threads = %d: want a positive integer", o.threads)
 	}
+	if name != "digits" {
+		for _, f := range digitsFlagNames {
+			if set[f] {
+				return 0, usagef("--%s applies to digits only", f)
+			}
+		}
+	}
 	if !set["n"] {
 		o.n = ex.n
+	}
+	if name == "digits" {
+		if err := o.digits.validate(o.n); err != nil {
+			return 0, err
+		}
 	}
 	if !set["seed"] {
 		o.seed = ex.seed

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # check_params.sh [FATBIN|PTX] — checks the PTX kernel signatures of the lrmf
-# CUDA kernels against the launch contract of lrmf_kernels.h: every
+# CUDA kernels against the kernel list (csrc/include/lrmf_kernel_list.def,
+# the parameter letters of lrmf_kernels.h's launch contract): every
 # `.entry lrmf_k_*` exists with an unmangled name, and each parameter is
 # 8 bytes and of the documented kind (u = int64/pointer as .u64/.s64/.b64,
 # f = double as .f64), because the Go launcher copies every argument as
@@ -19,42 +20,16 @@ else
   ptx=$("${CUOBJDUMP:-cuobjdump}" -ptx "$in")
 fi
 
-# The contract: kernel name and one letter per parameter, in order.
-expected='
-fill u f u
-axpy u f u u
-dot u u u u
-sum u u u
-bias_add u u u u
-bias_grad u u u u
-relu_fwd u u u
-relu_bwd u u u u
-tanh_fwd u u u
-tanh_bwd u u u u
-bias_relu_fwd u u u u
-bias_relu_bwd_dz u u u u u
-gauss_logp u u u u u f u u
-gauss_bwd_dx u u u u u u
-gauss_bwd_params u u u u u u u u u
-logdet_acc u u u u
-affine_fwd u u u u u f u u
-affine_inv u u u u u u
-adam u u u u u f f f f f f
-gather_rows u u u u u
-copy_cols u u u u u u
-add_cols u u u u u u
-coupling_fwd u u u u u f u u u u
-coupling_inv u u u u u f u u u
-coupling_bwd u u u u u f u u u u u u
-gemm u u u u u f u u u u f u u
-ode_fwd u u u u f u u u u u
-ode_vjp u u u u f u u u u u u u
-ode_gsum u u u u
-ode_rk4 u u u u f f u u u u u u u
-ode_rk4_bwd u u u u f f u u u u u u u u
-ode_dopri5 u u u u f f f f f u u u u u u u u
-ode_dopri5_bwd u u u u u u u u u u u u u
-'
+# The contract: kernel name and one letter per parameter, in order, from
+# the kernel list's LRMF_CUDA_KERNEL(name, rule, units, "letters") lines.
+list="$(dirname "${BASH_SOURCE[0]}")/../include/lrmf_kernel_list.def"
+expected=$(sed -n 's/^LRMF_CUDA_KERNEL(\([a-z0-9_]*\), .*, "\([uf]*\)")$/\1 \2/p' "$list" |
+  awk '{ printf "%s", $1; n = split($2, c, ""); for (i = 1; i <= n; i++) printf " %s", c[i]; print "" }')
+entries=$(grep -c '^LRMF_CUDA_KERNEL(' "$list")
+if [[ $(grep -c . <<<"$expected") -ne $entries ]]; then
+  echo "check_params: $list: $entries LRMF_CUDA_KERNEL lines, but only $(grep -c . <<<"$expected") parse as one-line entries" >&2
+  exit 2
+fi
 
 # Signatures found in the PTX: "name letters..." (x = anything not 8 bytes).
 # A fatbin may hold several PTX copies; identical lines are merged.

@@ -7,12 +7,13 @@
  *       -DLRMF_TEST_BACKEND='"emu_backend.h"' -o /tmp/lrmf_cuda_emu \
  *       csrc/cuda/test_kernels.cu && EMU_CAP=64 /tmp/lrmf_cuda_emu x
  *
- * lrmf_kernels.cu is compiled as host C++ and each kernel is called through
+ * lrmf_kernels.cu is compiled as host C++ and each kernel of the list
+ * (csrc/include/lrmf_kernel_list.def) is callable by name through
  * the same 8-byte argument array the driver gets (a static_assert rejects
  * any parameter that is not 8 bytes). Blocks run one after another; the
  * threads of a block run in order, except in kernels that call
- * __syncthreads (emu_syncs), whose threads are ucontext coroutines resumed
- * once per barrier phase. EMU_CAP=k caps those kernels' grids at k blocks
+ * __syncthreads (every launch rule but R), whose threads are ucontext
+ * coroutines resumed once per barrier phase. EMU_CAP=k caps those kernels' grids at k blocks
  * per dimension (they stride over outputs and tiles), which keeps the run
  * to a minute or two. Cases that need gigabytes or very long grids are
  * skipped (g_emulated). What it cannot show: device maths (FMA contraction,
@@ -37,7 +38,7 @@ static std::vector<ucontext_t> emu_ctx; /* empty: threads run in order */
 static unsigned emu_cur;
 static void __syncthreads() {
   if (emu_ctx.empty()) {
-    fprintf(stderr, "emu: a kernel outside emu_syncs called __syncthreads\n");
+    fprintf(stderr, "emu: an R-rule kernel called __syncthreads\n");
     abort();
   }
   swapcontext(&emu_ctx[emu_cur], &emu_sched);
@@ -48,7 +49,7 @@ static void __syncthreads() {
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define LRMF_K extern "C"
-/* The ODE kernels' θ staging (not launched by test_kernels.cu; see
+/* The ODE kernels' θ staging (test_kernels.cu does not launch them; see
  * ode_emu_test.cc for their emulated check). */
 #define LRMF_K_DYNAMIC_SHARED(T, name) static T name[LRMF_K_ODE_MAXP]
 #include "lrmf_kernels.cu"
@@ -69,22 +70,17 @@ template <class... A>
 static std::function<void(void **)> emu_wrap(void (*f)(A...)) {
   return [f](void **pp) { emu_call(f, pp, std::index_sequence_for<A...>{}); };
 }
-#define EMU_K(name) {"lrmf_k_" #name, emu_wrap(lrmf_k_##name)}
-static const std::map<std::string, std::function<void(void **)>> emu_fns = {
-    EMU_K(fill),          EMU_K(axpy),         EMU_K(dot),
-    EMU_K(sum),           EMU_K(bias_add),     EMU_K(bias_grad),
-    EMU_K(relu_fwd),      EMU_K(relu_bwd),     EMU_K(tanh_fwd),
-    EMU_K(tanh_bwd),      EMU_K(bias_relu_fwd), EMU_K(bias_relu_bwd_dz),
-    EMU_K(gauss_logp),    EMU_K(gauss_bwd_dx), EMU_K(gauss_bwd_params),
-    EMU_K(logdet_acc),    EMU_K(affine_fwd),   EMU_K(affine_inv),
-    EMU_K(adam),          EMU_K(gather_rows),  EMU_K(copy_cols),
-    EMU_K(add_cols),      EMU_K(coupling_fwd), EMU_K(coupling_inv),
-    EMU_K(coupling_bwd),  EMU_K(gemm)};
-#undef EMU_K
-static const char *const emu_syncs[] = {"lrmf_k_dot", "lrmf_k_sum",
-                                        "lrmf_k_bias_grad",
-                                        "lrmf_k_gauss_bwd_params",
-                                        "lrmf_k_gemm"};
+/* Every kernel of the list (csrc/include/lrmf_kernel_list.def) with its
+ * launch rule; the kernels of every rule but R call __syncthreads. */
+struct emu_kernel {
+  std::function<void(void **)> fn;
+  bool syncs;
+};
+static const std::map<std::string, emu_kernel> emu_fns = {
+#define LRMF_CUDA_KERNEL(name, rule, units, params)                            \
+  {"lrmf_k_" #name, {emu_wrap(lrmf_k_##name), #rule[0] != 'R'}},
+#include "../include/lrmf_kernel_list.def"
+};
 
 static int backend_init(const char *) {
   setvbuf(stdout, NULL, _IONBF, 0);
@@ -120,9 +116,7 @@ static std::string launch_raw(const char *name, Dim g, Dim b,
   std::vector<void *> pp(args.size());
   for (size_t i = 0; i < args.size(); i++)
     pp[i] = &args[i].bits;
-  bool sync = false;
-  for (const char *s : emu_syncs)
-    sync = sync || strcmp(s, name) == 0;
+  const bool sync = it->second.syncs;
   gridDim = {g.x, g.y, 1};
   blockDim = {b.x, b.y, 1};
   if (sync && getenv("EMU_CAP")) {
@@ -141,13 +135,13 @@ static std::string launch_raw(const char *name, Dim g, Dim b,
         emu_ctx.clear();
         for (unsigned t = 0; t < nt; t++) {
           threadIdx = {t % b.x, t / b.x, 0};
-          it->second(pp.data());
+          it->second.fn(pp.data());
         }
         continue;
       }
       emu_ctx.assign(nt, ucontext_t());
       emu_done.assign(nt, 0);
-      emu_fn = &it->second;
+      emu_fn = &it->second.fn;
       emu_pp = pp.data();
       for (unsigned t = 0; t < nt; t++) {
         stacks[t].resize(256 * 1024);

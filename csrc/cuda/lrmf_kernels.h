@@ -1,5 +1,11 @@
 /*
- * lrmf_kernels.h — the float32 CUDA kernels of lrmf (lrmf_kernels.cu).
+ * lrmf_kernels.h — the launch contract of lrmf's float32 CUDA kernels
+ * (lrmf_kernels.cu): the GPU's ABI. It is not lrmf.h (the CPU's C ABI):
+ * names, parameters and error handling differ, as listed below. Every
+ * kernel here is an LRMF_CUDA_KERNEL entry of the kernel list
+ * (csrc/include/lrmf_kernel_list.def), which also holds its launch rule and
+ * parameter letters; a test keeps this header, the .cu and the list in
+ * step.
  *
  * The Go side (native/cuda) loads lrmf_kernels.fatbin with cuModuleLoadData
  * and launches these kernels by name with cuLaunchKernel. To keep that
@@ -7,9 +13,11 @@
  * parameter is exactly 8 bytes: int64_t sizes and flags, double scalars,
  * pointers (csrc/cuda/check_params.sh verifies this on the PTX).
  *
- * Semantics: each kernel is the _f32 CPU kernel of the same name in
- * csrc/include/lrmf.h (same shapes, same overwrite vs "+=", same double
- * accumulation of sums), with these differences:
+ * Semantics: each kernel computes what the _f32 CPU kernel of the same name
+ * in csrc/include/lrmf.h computes (same shapes, same overwrite vs "+=",
+ * same double accumulation of sums), by construction where a row's
+ * arithmetic is concerned: both run the same row functions
+ * (csrc/common/rows.inc, ode_rows.inc). The differences:
  *  - No argument checks and no status: the caller validates sizes, leading
  *    dimensions and pointers first, exactly as lrmf.h specifies.
  *  - A double parameter whose lrmf.h type is T (fill value, axpy alpha,
@@ -181,7 +189,8 @@
 #define LRMF_K_ODE_MAXNL 8
 #define LRMF_K_ODE_MAXP 6144
 
-/* Per-row status of lrmf_k_ode_dopri5 (same values as lrmf.h's). */
+/* Per-row status of lrmf_k_ode_dopri5 (lrmf.h's values; lrmf_kernels.cu
+ * asserts they are equal, here and for the scale kinds). */
 #define LRMF_K_ODE_OK 0
 #define LRMF_K_ODE_UNDERFLOW (-2)
 #define LRMF_K_ODE_NONFINITE (-3)

@@ -1,9 +1,15 @@
 /*
- * lrmf.h — the C ABI of lrmf's compute kernels.
+ * lrmf.h — the C ABI of lrmf's CPU compute kernels, for C users and for
+ * cgo (package bindings).
  *
- * Every arithmetic loop of lrmf lives behind this header. The same
- * prototypes are implemented for the CPU (csrc/cpu, C11) and, under the
- * `cuda` build, for the GPU (csrc/cuda, same argument order and meaning).
+ * One header per ABI: this one is the CPU's (csrc/cpu, C11, every kernel
+ * in float and double, argument checks and status codes). The GPU kernels
+ * have their own ABI, the launch contract of csrc/cuda/lrmf_kernels.h
+ * (float32 lrmf_k_* kernels launched by name, 8-byte parameters, no
+ * status). What the two share is one kernel list
+ * (csrc/include/lrmf_kernel_list.def) and one source for the arithmetic of
+ * a row (csrc/common/rows.inc and ode_rows.inc), so that lrmf_k_<op>
+ * computes what lrmf_<op>_f32 computes; and the constants below.
  *
  * Conventions (all kernels):
  *  - Matrices are row-major. GEMM takes explicit leading dimensions (the
@@ -217,9 +223,9 @@ LRMF_DECLARE(double, f64)
 
 /* ---- FFJORD: the dynamics MLP and its ODE solvers ---------------------------
  *
- * (csrc/cuda has float twins, lrmf_k_ode_*, with the same maths and
- * row-minor layouts for their tapes and per-row status words; see
- * csrc/cuda/lrmf_kernels.h.)
+ * (The GPU's lrmf_k_ode_* kernels run the same row code,
+ * csrc/common/ode_rows.inc, one thread per row, with row-minor layouts for
+ * their tapes and per-row status words; see csrc/cuda/lrmf_kernels.h.)
  *
  * Dynamics f(z, t; θ): an MLP on x = [z, t] (length D+1) with sizes
  * dims = [D+1, H1, ..., HL, D] (nl = L+2 entries, every entry ≥ 1,

@@ -5,6 +5,7 @@
  * computation on pseudo-random inputs, and its EINVAL paths are checked
  * (including that a rejected call writes nothing). Prints one line per
  * kernel and type, then "N passed, N failed"; exits non-zero on failure.
+ * Inputs come from the seed LRMF_TEST_SEED (default 1; see tk_seed).
  *
  * The typed test bodies are written once: this file includes itself with
  * TK_T/TK_S defined, the way csrc/cpu/lrmf_cpu.c includes kernels.inc.
@@ -13,11 +14,41 @@
 
 #include "lrmf.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* The run's seed N: LRMF_TEST_SEED (a decimal uint64, or "random" for one
+ * from the clock) or 1, printed with the replay command when a test fails,
+ * like the Go tests' internal/testseed. Test `id` draws from the stream
+ * tk_seed(id); N = 1 gives each test the stream it always had (id). */
+static uint64_t tk_run_seed = 1;
+
+static uint64_t tk_seed(uint64_t id) {
+  return id + (tk_run_seed - 1) * 0x9E3779B97F4A7C15ULL;
+}
+
+/* Reads LRMF_TEST_SEED into tk_run_seed; 0 if it is malformed. */
+static int tk_seed_from_env(void) {
+  const char *v = getenv("LRMF_TEST_SEED");
+  if (v == NULL || *v == '\0')
+    return 1;
+  if (strcmp(v, "random") == 0) {
+    tk_run_seed = (uint64_t)time(NULL) * 2654435761ULL ^ (uint64_t)clock();
+    return 1;
+  }
+  char *end;
+  errno = 0;
+  const unsigned long long u = strtoull(v, &end, 10);
+  if (errno != 0 || *end != '\0' || v[0] == '-' || v[0] == '+')
+    return 0;
+  tk_run_seed = (uint64_t)u;
+  return 1;
+}
 
 /* Uniform in [-1, 1) from a 64-bit LCG (Knuth's MMIX constants). */
 static double rnd(uint64_t *s) {
@@ -94,6 +125,11 @@ int main(void) {
       ENTRY(ode_rk4),    ENTRY(ode_dopri5),
 #undef ENTRY
   };
+  if (!tk_seed_from_env()) {
+    fprintf(stderr, "LRMF_TEST_SEED=%s: want a decimal uint64 or \"random\"\n",
+            getenv("LRMF_TEST_SEED"));
+    return 2;
+  }
   int passed = 0, failed = 0;
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
     for (int ty = 0; ty < 2; ty++) {
@@ -110,6 +146,10 @@ int main(void) {
     }
   }
   printf("%d passed, %d failed\n", passed, failed);
+  if (failed)
+    printf("random inputs drawn from seed %llu; replay with "
+           "LRMF_TEST_SEED=%llu\n",
+           (unsigned long long)tk_run_seed, (unsigned long long)tk_run_seed);
   return failed ? 1 : 0;
 }
 
@@ -144,7 +184,7 @@ static int TK_CAT(all_equal, TK_S)(const T *p, size_t n, double v) {
 
 static int TEST(gemm)(void) {
   int errs = 0;
-  uint64_t seed = 11;
+  uint64_t seed = tk_seed(11);
   /* Sizes around and across the micro-tile (12×32 f32, 12×16 f64), its
    * short-panel copies, the skinny path (n ≤ 12), the blocks (MC 144/72,
    * KC 512, NC 1024/512; 24×64×160/64 without workspace), plus k == 0.
@@ -275,7 +315,7 @@ static int TEST(gemm)(void) {
 
 static int TEST(bias_add)(void) {
   int errs = 0;
-  uint64_t seed = 12;
+  uint64_t seed = tk_seed(12);
   const int64_t n = 7, d = 131;
   T *bias = RAND(d), *y = RAND(n * d), *y0 = xmalloc((size_t)(n * d) * sizeof(T));
   memcpy(y0, y, (size_t)(n * d) * sizeof(T));
@@ -298,7 +338,7 @@ static int TEST(bias_add)(void) {
 
 static int TEST(bias_grad)(void) {
   int errs = 0;
-  uint64_t seed = 13;
+  uint64_t seed = tk_seed(13);
   const int64_t n = 33, d = 150; /* d crosses the 64-column chunk */
   T *dy = RAND(n * d), *db = CONST(d, TK_SENTINEL);
   CHECK(K(bias_grad)(n, d, dy, db) == LRMF_OK);
@@ -334,7 +374,7 @@ static int TEST(bias_grad)(void) {
 
 static int TEST(relu_fwd)(void) {
   int errs = 0;
-  uint64_t seed = 14;
+  uint64_t seed = tk_seed(14);
   const int64_t n = 1001;
   T *x = RAND(n), *y = CONST(n, TK_SENTINEL);
   x[0] = 0;
@@ -358,7 +398,7 @@ static int TEST(relu_fwd)(void) {
 
 static int TEST(relu_bwd)(void) {
   int errs = 0;
-  uint64_t seed = 15;
+  uint64_t seed = tk_seed(15);
   const int64_t n = 1001;
   T *x = RAND(n), *dy = RAND(n), *dx = CONST(n, TK_SENTINEL);
   x[0] = 0;
@@ -384,7 +424,7 @@ static int TEST(relu_bwd)(void) {
 
 static int TEST(tanh_fwd)(void) {
   int errs = 0;
-  uint64_t seed = 16;
+  uint64_t seed = tk_seed(16);
   const int64_t n = 1001;
   T *x = RAND(n), *y = CONST(n, TK_SENTINEL);
   for (int64_t i = 0; i < n; i++)
@@ -409,7 +449,7 @@ static int TEST(tanh_fwd)(void) {
 
 static int TEST(tanh_bwd)(void) {
   int errs = 0;
-  uint64_t seed = 17;
+  uint64_t seed = tk_seed(17);
   const int64_t n = 1001;
   T *y = RAND(n), *dy = RAND(n), *dx = CONST(n, TK_SENTINEL);
   CHECK(K(tanh_bwd)(n, y, dy, dx) == LRMF_OK);
@@ -434,7 +474,7 @@ static int TEST(tanh_bwd)(void) {
 
 static int TEST(gauss_logp)(void) {
   int errs = 0;
-  uint64_t seed = 18;
+  uint64_t seed = tk_seed(18);
   static const int64_t dims[] = {1, 5, 70};
   for (size_t di = 0; di < 3; di++) {
     const int64_t n = 9, d = dims[di];
@@ -484,7 +524,7 @@ static int TEST(gauss_logp)(void) {
 
 static int TEST(gauss_bwd)(void) {
   int errs = 0;
-  uint64_t seed = 19;
+  uint64_t seed = tk_seed(19);
   static const int64_t dims[] = {1, 5, 70};
   for (size_t di = 0; di < 3; di++) {
     const int64_t n = 9, d = dims[di];
@@ -559,7 +599,7 @@ static int TEST(gauss_bwd)(void) {
 
 static int TEST(logdet_acc)(void) {
   int errs = 0;
-  uint64_t seed = 20;
+  uint64_t seed = tk_seed(20);
   const int64_t n = 17, d = 40;
   T *s = RAND(n * d), *ld = RAND(n), *ld0 = xmalloc((size_t)n * sizeof(T));
   memcpy(ld0, ld, (size_t)n * sizeof(T));
@@ -596,7 +636,7 @@ static int TEST(logdet_acc)(void) {
 
 static int TEST(affine_fwd)(void) {
   int errs = 0;
-  uint64_t seed = 21;
+  uint64_t seed = tk_seed(21);
   const int64_t n = 13, d = 23;
   T *x = RAND(n * d), *m = RAND(d * d), *b = RAND(d);
   T *y = CONST(n * d, TK_SENTINEL), *ld = RAND(n);
@@ -646,7 +686,7 @@ static int TEST(affine_fwd)(void) {
 
 static int TEST(affine_inv)(void) {
   int errs = 0;
-  uint64_t seed = 22;
+  uint64_t seed = tk_seed(22);
   const int64_t n = 13, d = 23;
   T *y = RAND(n * d), *mi = RAND(d * d), *b = RAND(d), *x = CONST(n * d, TK_SENTINEL);
   CHECK(K(affine_inv)(n, d, y, mi, b, x) == LRMF_OK);
@@ -679,7 +719,7 @@ static int TEST(affine_inv)(void) {
 
 static int TEST(adam)(void) {
   int errs = 0;
-  uint64_t seed = 23;
+  uint64_t seed = tk_seed(23);
   const int64_t n = 257;
   const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8;
   const double bc1 = 1.0 - pow(b1, 4), bc2 = 1.0 - pow(b2, 4);
@@ -727,7 +767,7 @@ static int TEST(adam)(void) {
 
 static int TEST(axpy)(void) {
   int errs = 0;
-  uint64_t seed = 24;
+  uint64_t seed = tk_seed(24);
   const int64_t n = 1001;
   T *x = RAND(n), *y = RAND(n), *y0 = xmalloc((size_t)n * sizeof(T));
   memcpy(y0, y, (size_t)n * sizeof(T));
@@ -764,7 +804,7 @@ static int TEST(fill)(void) {
 
 static int TEST(dot)(void) {
   int errs = 0;
-  uint64_t seed = 25;
+  uint64_t seed = tk_seed(25);
   const int64_t n = 10007;
   T *x = RAND(n), *y = RAND(n);
   double want = 0.0, sa = 0.0, want2 = 0.0, got = TK_SENTINEL;
@@ -792,7 +832,7 @@ static int TEST(dot)(void) {
 
 static int TEST(sum)(void) {
   int errs = 0;
-  uint64_t seed = 26;
+  uint64_t seed = tk_seed(26);
   const int64_t n = 10007;
   T *x = RAND(n);
   double want = 0.0, sa = 0.0, got = TK_SENTINEL;
@@ -820,7 +860,7 @@ static int TEST(sum)(void) {
 
 static int TEST(gather_rows)(void) {
   int errs = 0;
-  uint64_t seed = 27;
+  uint64_t seed = tk_seed(27);
   const int64_t rows = 11, n = 25, d = 9;
   T *src = RAND(rows * d), *dst = CONST(n * d, TK_SENTINEL);
   int32_t idx[25];
@@ -847,7 +887,7 @@ static int TEST(gather_rows)(void) {
 
 static int TEST(bias_relu_fwd)(void) {
   int errs = 0;
-  uint64_t seed = 28;
+  uint64_t seed = tk_seed(28);
   const int64_t n = 7, d = 131;
   T *bias = RAND(d), *y = RAND(n * d), *y0 = xmalloc((size_t)(n * d) * sizeof(T));
   y[3] = -bias[3]; /* y + bias == 0 exactly */
@@ -876,7 +916,7 @@ static int TEST(bias_relu_fwd)(void) {
 
 static int TEST(bias_relu_bwd)(void) {
   int errs = 0;
-  uint64_t seed = 29;
+  uint64_t seed = tk_seed(29);
   const int64_t n = 33, d = 150; /* d crosses the 64-column chunk */
   T *y = RAND(n * d), *dy = RAND(n * d);
   T *dz = CONST(n * d, TK_SENTINEL), *db = CONST(d, TK_SENTINEL);
@@ -929,7 +969,7 @@ static int TEST(bias_relu_bwd)(void) {
 
 static int TEST(copy_cols)(void) {
   int errs = 0;
-  uint64_t seed = 30;
+  uint64_t seed = tk_seed(30);
   const int64_t n = 11, d = 9;
   T *src = RAND(n * d);
   static const int64_t cols[][2] = {{0, 9}, {0, 1}, {2, 4}, {8, 1}, {5, 4}};
@@ -964,7 +1004,7 @@ static int TEST(copy_cols)(void) {
 
 static int TEST(add_cols)(void) {
   int errs = 0;
-  uint64_t seed = 31;
+  uint64_t seed = tk_seed(31);
   const int64_t n = 11, d = 9;
   static const int64_t cols[][2] = {{0, 9}, {0, 1}, {2, 4}, {8, 1}, {5, 4}};
   for (size_t ci = 0; ci < sizeof cols / sizeof cols[0]; ci++) {
@@ -1040,7 +1080,7 @@ static void TK_CAT(cpl_inputs, TK_S)(int64_t n, int64_t d, int64_t dt, T **x,
 
 static int TEST(coupling_fwd)(void) {
   int errs = 0;
-  uint64_t seed = 32;
+  uint64_t seed = tk_seed(32);
   const int64_t n = 9;
   for (int kind = LRMF_SCALE_EXP; kind <= LRMF_SCALE_SIGMOID; kind++)
     for (size_t si = 0; si < CPL_NSHAPES; si++) {
@@ -1131,7 +1171,7 @@ static int TEST(coupling_fwd)(void) {
 
 static int TEST(coupling_inv)(void) {
   int errs = 0;
-  uint64_t seed = 33;
+  uint64_t seed = tk_seed(33);
   const int64_t n = 9;
   for (int kind = LRMF_SCALE_EXP; kind <= LRMF_SCALE_SIGMOID; kind++)
     for (size_t si = 0; si < CPL_NSHAPES; si++) {
@@ -1188,7 +1228,7 @@ static int TEST(coupling_inv)(void) {
 
 static int TEST(coupling_bwd)(void) {
   int errs = 0;
-  uint64_t seed = 34;
+  uint64_t seed = tk_seed(34);
   const int64_t n = 9;
   for (int kind = LRMF_SCALE_EXP; kind <= LRMF_SCALE_SIGMOID; kind++)
     for (size_t si = 0; si < CPL_NSHAPES; si++) {
@@ -1296,7 +1336,7 @@ static double TK_CAT(ode_loss, TK_S)(int64_t n, int64_t nl, const int64_t *dims,
 
 static int TEST(odefunc_fwd)(void) {
   int errs = 0;
-  uint64_t seed = 41;
+  uint64_t seed = tk_seed(41);
   static const int64_t dims[] = {3, 4, 5, 2};
   const int64_t nl = 4, n = 3, d = 2;
   const int64_t np = K(odefunc_nparams)(nl, dims);
@@ -1390,7 +1430,7 @@ static int TEST(odefunc_fwd)(void) {
 
 static int TEST(odefunc_vjp)(void) {
   int errs = 0;
-  uint64_t seed = 43;
+  uint64_t seed = tk_seed(43);
   static const int64_t dims[] = {4, 6, 5, 3};
   const int64_t nl = 4, n = 2, d = 3;
   const int64_t np = K(odefunc_nparams)(nl, dims);

@@ -20,7 +20,7 @@ import (
 
 // Dirs are the directories, relative to the module root, whose C sources
 // bindings compiles.
-var Dirs = []string{"csrc/include", "csrc/cpu"}
+var Dirs = []string{"csrc/include", "csrc/common", "csrc/cpu"}
 
 // Sum returns the SHA-256 over the names and contents of every .c, .h and
 // .inc file under Dirs of the module rooted at root, in sorted order.

@@ -10,7 +10,8 @@ import (
 // File is the file name as given by the caller. For CSV input, Line and Col
 // are 1-based physical line and field numbers (comment and blank lines are
 // counted); either is 0 when it does not apply. For .npy input Line and Col
-// are 0 and Msg names the 0-based array position ("row i, column j").
+// are 0 and Msg names the 0-based array position ("row i, column j"); for
+// IDX input they are 0 and Msg names the field and its byte offset.
 type ParseError struct {
 	File string
 	Line int

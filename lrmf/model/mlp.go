@@ -136,3 +136,57 @@ func (m *mlp) backward(dh *native.Tensor, wantDx bool) *native.Tensor {
 	}
 	return nil
 }
+
+// MLP is a dense network in → hidden (ReLU) × depth → out (linear), the
+// network inside Real NVP's couplings, exported for other models built from
+// the same kernels (the autoencoder of package embed). For an n×in batch x,
+//
+//	a_0 = relu(x W_0 + b_0),  a_l = relu(a_{l−1} W_l + b_l) (l < depth),
+//	h = a_{depth−1} W_depth + b_depth  (n×out),
+//
+// with W_0 in×hidden, W_l hidden×hidden, W_depth hidden×out and the biases
+// vectors of their layer's width. Hidden layers start Glorot-uniform
+// (U(±√(6/(fan_in+fan_out)))) with zero biases; the output layer starts at
+// zero (so a coupling built on it starts as the identity; a caller that
+// wants otherwise re-initialises Params()[2·depth]). Forward and Backward
+// run on the backend's kernels (Gemm, BiasReLU, BiasReLUBackward, BiasAdd,
+// BiasGrad) and allocate nothing once a batch size has been seen.
+type MLP struct{ m *mlp }
+
+// NewMLP returns an MLP on be named name (its parameters are name.W0,
+// name.b0, …, name.W{depth}, name.b{depth}), with Glorot draws from rng.
+// Every size must be positive; it is an error otherwise.
+func NewMLP(be native.Backend, name string, in, hidden, depth, out int, rng *rand.Rand) (*MLP, error) {
+	m, err := newMLP(be, name, in, hidden, depth, out, rng)
+	if err != nil {
+		return nil, err
+	}
+	return &MLP{m}, nil
+}
+
+// Dims returns the input width, hidden width, hidden layer count and output
+// width.
+func (n *MLP) Dims() (in, hidden, depth, out int) { return n.m.in, n.m.hid, n.m.depth(), n.m.out }
+
+// Params lists W_0, b_0, …, W_depth, b_depth in that order; the slice and
+// its elements are owned by the network.
+func (n *MLP) Params() []*Param { return n.m.ps }
+
+// Forward returns h (n×out) for the n×in batch x. The result is a buffer
+// owned by the network, overwritten by the next Forward; x is kept (not
+// copied) for Backward and must not change in between. Buffers are
+// reallocated only when the batch size changes.
+func (n *MLP) Forward(x *native.Tensor) *native.Tensor { return n.m.forward(x) }
+
+// Backward takes dh = ∂L/∂h (n×out) for the last Forward, sets every
+// parameter's Grad (overwriting):
+//
+//	∂L/∂W_depth = a_{depth−1}ᵀ dh,  ∂L/∂b_depth = Σ_i dh_i,  (dz_depth = dh)
+//	dz_l = (dz_{l+1} W_{l+1}ᵀ) ⊙ [a_l > 0],
+//	∂L/∂W_l = a_{l−1}ᵀ dz_l (a_{−1} = x),  ∂L/∂b_l = Σ_i dz_{l,i},
+//
+// and, when wantDx, returns ∂L/∂x = dz_0 W_0ᵀ (n×in, a buffer owned by the
+// network); else nil. dh is not modified.
+func (n *MLP) Backward(dh *native.Tensor, wantDx bool) *native.Tensor {
+	return n.m.backward(dh, wantDx)
+}

@@ -11,17 +11,18 @@ import (
 
 	"github.com/lrmf-go/lrmf/lrmf"
 	"github.com/lrmf-go/lrmf/lrmf/data"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
 // alignCase is one lrmf.Align configuration of the smoke tests.
 type alignCase struct {
 	name            string
-	flow, dens      lrmf.ModelSpec
+	flow, dens      model.ModelSpec
 	fitSteps, steps int
 }
 
-var smallRealNVP = lrmf.ModelSpec{Kind: "realnvp", Hidden: 16}
+var smallRealNVP = model.ModelSpec{Kind: "realnvp", Hidden: 16}
 
 // alignCases: with a Gaussian density θA*, θB* are fitted in closed form and
 // 300 joint steps stay comparable across backends. A Real NVP density is
@@ -31,16 +32,16 @@ var smallRealNVP = lrmf.ModelSpec{Kind: "realnvp", Hidden: 16}
 // steps, while after 50 fit steps and 100 joint steps the runs agree to
 // 2e-7. So that case runs the short horizon.
 var alignCases = []alignCase{
-	{"affine-gaussian", lrmf.ModelSpec{Kind: "affine"}, lrmf.ModelSpec{Kind: "gaussian"}, 300, 300},
-	{"realnvp-gaussian", smallRealNVP, lrmf.ModelSpec{Kind: "gaussian"}, 300, 300},
+	{"affine-gaussian", model.ModelSpec{Kind: "affine"}, model.ModelSpec{Kind: "gaussian"}, 300, 300},
+	{"realnvp-gaussian", smallRealNVP, model.ModelSpec{Kind: "gaussian"}, 300, 300},
 	{"realnvp-realnvp", smallRealNVP, smallRealNVP, 50, 100},
 }
 
 func runAlign(t *testing.T, be native.Backend, c alignCase, p data.Pair) *lrmf.Result {
 	t.Helper()
 	res, err := lrmf.Align(context.Background(), p.A, p.B, lrmf.Config{
-		Backend: be, Flow: c.flow, Density: c.dens,
-		Steps: c.steps, FitSteps: c.fitSteps, Batch: 256, Seed: 7,
+		Backend: be, Flow: c.flow, Density: c.dens, Steps: c.steps, LR: 0.01, Seed: 7,
+		FitOptions: lrmf.FitOptions{FitSteps: c.fitSteps, Batch: 256},
 	})
 	if err != nil {
 		t.Fatalf("%s: %v", be.Name(), err)
@@ -117,7 +118,7 @@ func TestFakeDriverBitIdentical(t *testing.T) {
 	}
 	defer cpu32.Close()
 	for _, c := range []alignCase{
-		{"affine-gaussian", lrmf.ModelSpec{Kind: "affine"}, lrmf.ModelSpec{Kind: "gaussian"}, 300, 300},
+		{"affine-gaussian", model.ModelSpec{Kind: "affine"}, model.ModelSpec{Kind: "gaussian"}, 300, 300},
 		{"realnvp-realnvp", smallRealNVP, smallRealNVP, 300, 300},
 	} {
 		rg, rc := runAlign(t, b, c, p), runAlign(t, cpu32, c, p)
@@ -134,13 +135,13 @@ func TestFakeDriverBitIdentical(t *testing.T) {
 }
 
 // paperSpec is the LRMF paper's Real NVP (4 blocks of 2 × 512 ReLU).
-var paperSpec = lrmf.ModelSpec{Kind: "realnvp", Blocks: lrmf.PaperRealNVP.Blocks, Hidden: lrmf.PaperRealNVP.Hidden, Depth: lrmf.PaperRealNVP.Depth}
+var paperSpec = model.ModelSpec{Kind: "realnvp", Blocks: model.PaperRealNVP.Blocks, Hidden: model.PaperRealNVP.Hidden, Depth: model.PaperRealNVP.Depth}
 
 // realNVPStepFlops is the multiply-add count (×2) of one joint step of Real
 // NVP flow + Real NVP density on D = 2 (as in lrmf's BenchmarkRealNVPStep):
 // each coupling network costs F per sample forward and 2F backward, for b
 // samples through T and 2b through θS.
-func realNVPStepFlops(o lrmf.RealNVPOptions, b int) float64 {
+func realNVPStepFlops(o model.RealNVPOptions, b int) float64 {
 	dc, dt := 1, 1
 	f := 2 * float64(dc*o.Hidden+(o.Depth-1)*o.Hidden*o.Hidden+2*dt*o.Hidden)
 	return 3 * f * float64(o.Blocks) * float64(3*b)
@@ -166,8 +167,8 @@ func timeAlignSteps(tb testing.TB, be *Backend, batch, warm, steps int) stepTimi
 	var s0, s1 Stats
 	cfg := lrmf.Config{
 		Backend: be, Flow: paperSpec, Density: paperSpec,
-		Steps: warm + steps, FitSteps: 1, Batch: batch, Seed: 1,
-		Tol: 1e-300, ProgressEvery: warm,
+		Steps: warm + steps, LR: 0.01, Seed: 1, ProgressEvery: warm,
+		FitOptions: lrmf.FitOptions{FitSteps: 1, Batch: batch, Tol: 1e-300},
 		Progress: func(pr lrmf.Progress) {
 			if pr.Phase != "joint" || pr.Done {
 				return
@@ -224,7 +225,7 @@ func BenchmarkRealNVPStepCUDA(b *testing.B) {
 			b.ReportMetric(float64(last.perStep.Syncs), "syncs/step")
 			b.ReportMetric(float64(last.perStep.Copies), "copies/step")
 			b.ReportMetric(float64(last.perStep.Allocs), "allocs/step")
-			b.ReportMetric(realNVPStepFlops(lrmf.PaperRealNVP, c.batch)/(ms/1000)/1e12, "TFLOP/s")
+			b.ReportMetric(realNVPStepFlops(model.PaperRealNVP, c.batch)/(ms/1000)/1e12, "TFLOP/s")
 		})
 	}
 }

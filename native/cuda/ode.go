@@ -4,7 +4,6 @@ package cuda
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"unsafe"
 
@@ -131,6 +130,20 @@ func (b *Backend) odeGpart(op string, np, n int) uint64 {
 	return b.grow(op, &b.ode.gpart, &b.ode.gpartCap, 8*int64(np)*int64(n))
 }
 
+// withGpart runs launch, a kernel over the n rows that writes per-row
+// θ-gradients (np each) to gp, with the dims on the device at dd (not
+// called when n is 0), then reduces the rows into gtheta in a fixed order
+// (lrmf_k_ode_gsum; gtheta = 0 when n is 0). The context is current.
+func (b *Backend) withGpart(op string, dims []int, n, np int, gtheta *native.Tensor, launch func(dd, gp uint64)) {
+	var gp uint64
+	if n > 0 {
+		dd := b.odeDims(op, dims)
+		gp = b.odeGpart(op, np, n)
+		launch(dd, gp)
+	}
+	b.launchC(kODEGsum, np, i64(n), i64(np), gp, addr(gtheta))
+}
+
 // launchO launches an O(n, np) kernel: 128 threads, one per row, rows
 // striding over a grid capped like R, and 8·np bytes of shared memory.
 func (b *Backend) launchO(k kernel, n, np int, args ...uint64) {
@@ -164,9 +177,7 @@ func (b *Backend) tapeFor(tape *native.ODETape) *odeTape {
 // ODEFuncForward sets dz[i] = f(z[i], t; θ) and trace[i] = tr(∂f/∂z).
 func (b *Backend) ODEFuncForward(dz, trace, z, theta, eps *native.Tensor, dims []int, t float64) {
 	const op = "ODEFuncForward"
-	n, d, k := checkODE(op, z, theta, eps, dims)
-	mustShape(op, "dz", dz, n, d)
-	mustLen(op, "trace", trace, n)
+	n, _, k := native.CheckODEFuncForward(dz, trace, z, theta, eps, dims)
 	np := checkODELimits(op, dims, k)
 	if n == 0 {
 		return
@@ -182,44 +193,33 @@ func (b *Backend) ODEFuncForward(dz, trace, z, theta, eps *native.Tensor, dims [
 // Λ = Σ az⊙f + Σ atr⊙trace.
 func (b *Backend) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *native.Tensor, dims []int, t float64) {
 	const op = "ODEFuncVJP"
-	n, d, k := checkODE(op, z, theta, eps, dims)
-	mustShape(op, "gz", gz, n, d)
-	mustShape(op, "az", az, n, d)
-	mustLen(op, "atr", atr, n)
-	mustLen(op, "gtheta", gtheta, theta.Len())
+	n, _, k := native.CheckODEFuncVJP(gz, gtheta, z, theta, eps, az, atr, dims)
 	np := checkODELimits(op, dims, k)
 	b.enter()
 	defer b.leave()
-	var gp uint64
-	if n > 0 {
-		dd := b.odeDims(op, dims)
-		gp = b.odeGpart(op, np, n)
+	b.withGpart(op, dims, n, np, gtheta, func(dd, gp uint64) {
 		b.launchO(kODEVJP, n, np, i64(n), i64(len(dims)), dd, addr(theta), f64(t), addr(z), i64(k), addr(eps),
 			addr(az), addr(atr), addr(gz), gp)
-	}
-	b.launchC(kODEGsum, np, i64(n), i64(np), gp, addr(gtheta))
+	})
 }
 
 // ODESolveRK4 integrates the augmented ODE with steps RK4 steps (one
 // launch for the batch).
 func (b *Backend) ODESolveRK4(z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, steps int) native.ODEStats {
-	return b.rk4("ODESolveRK4", nil, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	n, d, k := native.CheckODESolveRK4(z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	return b.rk4("ODESolveRK4", nil, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
 }
 
 // ODESolveRK4Record is ODESolveRK4 that keeps the step start states on
 // the device, in tape.
 func (b *Backend) ODESolveRK4Record(tape *native.ODETape, z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, steps int) native.ODEStats {
-	if tape == nil {
-		panic("native: ODESolveRK4Record: tape is nil")
-	}
-	return b.rk4("ODESolveRK4Record", tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	n, d, k := native.CheckODESolveRK4Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	return b.rk4("ODESolveRK4Record", tape, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
 }
 
-func (b *Backend) rk4(op string, tape *native.ODETape, z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, steps int) native.ODEStats {
-	n, d, k := checkODE(op, z0, theta, eps, dims)
-	checkRK4(op, t0, t1, steps)
-	mustShape(op, "z1", z1, n, d)
-	mustLen(op, "logdet", logdet, n)
+// rk4 runs an RK4 solve of checked arguments, recording it in tape if
+// non-nil.
+func (b *Backend) rk4(op string, tape *native.ODETape, n, d, k int, z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, steps int) native.ODEStats {
 	np := checkODELimits(op, dims, k)
 	b.enter()
 	defer b.leave()
@@ -244,23 +244,20 @@ func (b *Backend) rk4(op string, tape *native.ODETape, z1, logdet, z0, theta, ep
 // 5(4) steps controlled per row (one launch for the batch, then one
 // read-back of the rows' status and counts).
 func (b *Backend) ODESolveDopri5(z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, opt native.Dopri5Options) (native.ODEStats, error) {
-	return b.dopri5("ODESolveDopri5", nil, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	n, d, k := native.CheckODESolveDopri5(z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	return b.dopri5("ODESolveDopri5", nil, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 }
 
 // ODESolveDopri5Record is ODESolveDopri5 that keeps each row's accepted
 // steps on the device, in tape.
 func (b *Backend) ODESolveDopri5Record(tape *native.ODETape, z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, opt native.Dopri5Options) (native.ODEStats, error) {
-	if tape == nil {
-		panic("native: ODESolveDopri5Record: tape is nil")
-	}
-	return b.dopri5("ODESolveDopri5Record", tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	n, d, k := native.CheckODESolveDopri5Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	return b.dopri5("ODESolveDopri5Record", tape, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 }
 
-func (b *Backend) dopri5(op string, tape *native.ODETape, z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, opt native.Dopri5Options) (native.ODEStats, error) {
-	n, d, k := checkODE(op, z0, theta, eps, dims)
-	checkDopri5(op, t0, t1, opt)
-	mustShape(op, "z1", z1, n, d)
-	mustLen(op, "logdet", logdet, n)
+// dopri5 runs a Dormand–Prince solve of checked arguments, recording it in
+// tape if non-nil; op names it in errors.
+func (b *Backend) dopri5(op string, tape *native.ODETape, n, d, k int, z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, opt native.Dopri5Options) (native.ODEStats, error) {
 	np := checkODELimits(op, dims, k)
 	b.enter()
 	defer b.leave()
@@ -313,40 +310,29 @@ func (b *Backend) dopri5(op string, tape *native.ODETape, z1, logdet, z0, theta,
 	return st, fmt.Errorf("native: cuda: %s: row %d: %w", op, first, sentinel)
 }
 
-// checkTape validates a Backward's arguments against the tape (the checks
-// and messages of package native) and returns its device side, n, D and k.
-func (b *Backend) checkTape(op string, tape *native.ODETape, dopri5 bool, gz0, gtheta, a1, ald, theta, eps *native.Tensor, dims []int) (et *odeTape, n, d, k int) {
-	if tape != nil {
-		et, _ = tape.Ext.(*odeTape)
-	}
+// ownTape returns the device side of a tape that passed the contract, and
+// panics unless this backend recorded it (a tape recorded by a host
+// backend, or by another CUDA backend, holds nothing here to replay).
+func (b *Backend) ownTape(op string, tape *native.ODETape, dopri5 bool) *odeTape {
+	et, _ := tape.Ext.(*odeTape)
 	if et == nil || et.b != b || et.dopri5 != dopri5 {
 		panic(fmt.Sprintf("native: %s: the tape holds no solve of this method (record it with the matching Record)", op))
 	}
-	n, d, k = checkODE(op, a1, theta, eps, dims)
-	if n != et.n || d != et.d || k != et.k {
-		panic(fmt.Sprintf("native: %s: a1 is %d×%d with k = %d, the tape recorded %d×%d with k = %d", op, n, d, k, et.n, et.d, et.k))
-	}
-	mustShape(op, "gz0", gz0, n, d)
-	mustLen(op, "ald", ald, n)
-	mustLen(op, "gtheta", gtheta, theta.Len())
-	return et, n, d, k
+	return et
 }
 
 // ODESolveRK4Backward differentiates the RK4 solve recorded in tape.
 func (b *Backend) ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *native.Tensor, dims []int, tape *native.ODETape) native.ODEStats {
 	const op = "ODESolveRK4Backward"
-	et, n, _, k := b.checkTape(op, tape, false, gz0, gtheta, a1, ald, theta, eps, dims)
+	n, _, k := native.CheckODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	et := b.ownTape(op, tape, false)
 	np := checkODELimits(op, dims, k)
 	b.enter()
 	defer b.leave()
-	var gp uint64
-	if n > 0 {
-		dd := b.odeDims(op, dims)
-		gp = b.odeGpart(op, np, n)
+	b.withGpart(op, dims, n, np, gtheta, func(dd, gp uint64) {
 		b.launchO(kODERK4Bwd, n, np, i64(n), i64(len(dims)), dd, addr(theta), f64(et.t0), f64(et.t1),
 			i64(et.steps), i64(k), addr(eps), dptr(et.data.ptr), addr(a1), addr(ald), addr(gz0), gp)
-	}
-	b.launchC(kODEGsum, np, i64(n), i64(np), gp, addr(gtheta))
+	})
 	return native.ODEStats{NFE: 7 * et.steps * n, VJP: 4 * et.steps * n}
 }
 
@@ -354,41 +340,19 @@ func (b *Backend) ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *native.T
 // in tape, replaying each row's accepted steps in reverse.
 func (b *Backend) ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *native.Tensor, dims []int, tape *native.ODETape) native.ODEStats {
 	const op = "ODESolveDopri5Backward"
-	et, n, _, k := b.checkTape(op, tape, true, gz0, gtheta, a1, ald, theta, eps, dims)
+	n, _, k := native.CheckODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	et := b.ownTape(op, tape, true)
 	np := checkODELimits(op, dims, k)
 	b.enter()
 	defer b.leave()
-	var gp uint64
-	if n > 0 {
-		dd := b.odeDims(op, dims)
-		gp = b.odeGpart(op, np, n)
+	b.withGpart(op, dims, n, np, gtheta, func(dd, gp uint64) {
 		b.launchO(kODEDopri5Bwd, n, np, i64(n), i64(len(dims)), dd, addr(theta), i64(et.steps), i64(k),
 			addr(eps), dptr(et.data.ptr), dptr(et.info.ptr), addr(a1), addr(ald), addr(gz0), gp)
-	}
-	b.launchC(kODEGsum, np, i64(n), i64(np), gp, addr(gtheta))
+	})
 	return native.ODEStats{NFE: 11 * et.accepted, VJP: 6 * et.accepted}
 }
 
-// ---- checks (package native's, with the same messages) --------------------
-
-// checkODE validates the shared shapes and returns n, D and k (0: exact).
-func checkODE(op string, z, theta, eps *native.Tensor, dims []int) (n, d, k int) {
-	np := native.ODENumParams(dims)
-	d = dims[len(dims)-1]
-	if z == nil {
-		panic(fmt.Sprintf("native: %s: z is nil", op))
-	}
-	n = z.Rows()
-	mustShape(op, "z", z, n, d)
-	mustLen(op, "theta", theta, np)
-	if eps != nil {
-		if eps.Rows() != n || eps.Cols() == 0 || eps.Cols()%d != 0 {
-			panic(fmt.Sprintf("native: %s: eps is %d×%d, want %d×(k·%d) with k ≥ 1", op, eps.Rows(), eps.Cols(), n, d))
-		}
-		k = eps.Cols() / d
-	}
-	return n, d, k
-}
+// ---- frame limits ----------------------------------------------------------
 
 // ODESupports implements native.ODELimiter: it returns an error unless
 // dims with k probes (0: exact trace) fit the kernels' per-thread frame.
@@ -422,28 +386,4 @@ func checkODELimits(op string, dims []int, k int) int {
 			op, dims, m, odeMaxNL, odeMaxD, odeMaxM, odeMaxW, odeMaxSH, odeMaxMSH))
 	}
 	return np
-}
-
-func checkDopri5(op string, t0, t1 float64, opt native.Dopri5Options) {
-	if math.IsNaN(t0) || math.IsInf(t0, 0) || math.IsNaN(t1) || math.IsInf(t1, 0) {
-		panic(fmt.Sprintf("native: %s: times %g, %g must be finite", op, t0, t1))
-	}
-	if !(opt.Atol >= 0) || !(opt.Rtol >= 0) || !(opt.Atol+opt.Rtol > 0) || math.IsInf(opt.Atol+opt.Rtol, 0) {
-		panic(fmt.Sprintf("native: %s: tolerances atol %g, rtol %g: want finite, ≥ 0, not both 0", op, opt.Atol, opt.Rtol))
-	}
-	if !(opt.H0 > 0) || math.IsInf(opt.H0, 0) {
-		panic(fmt.Sprintf("native: %s: h0 %g, want finite and > 0", op, opt.H0))
-	}
-	if opt.MaxSteps < 1 {
-		panic(fmt.Sprintf("native: %s: max steps %d, want ≥ 1", op, opt.MaxSteps))
-	}
-}
-
-func checkRK4(op string, t0, t1 float64, steps int) {
-	if math.IsNaN(t0) || math.IsInf(t0, 0) || math.IsNaN(t1) || math.IsInf(t1, 0) {
-		panic(fmt.Sprintf("native: %s: times %g, %g must be finite", op, t0, t1))
-	}
-	if steps < 1 {
-		panic(fmt.Sprintf("native: %s: steps %d, want ≥ 1", op, steps))
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lrmf-go/lrmf/internal/testseed"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -16,7 +17,7 @@ import (
 var odePaperDims = []int{3, 16, 16, 16, 2}
 
 // odeInputs uploads θ, z0, probes (k > 0) and backward seeds to be, drawn
-// from a fixed seed so every backend gets the same values.
+// from seed so that backends given the same seed get the same values.
 type odeInputs struct {
 	theta, z0, eps, a1, ald *native.Tensor
 }
@@ -63,9 +64,10 @@ func TestODEMatchesCPU(t *testing.T) {
 	const n = 2000
 	dims := odePaperDims
 	d, np := dims[len(dims)-1], native.ODENumParams(dims)
+	seed := testseed.Seed(t)
 	for _, k := range []int{0, 1} {
-		g := newODEInputs(gpu, dims, n, k, 1)
-		c := newODEInputs(cpuB, dims, n, k, 1)
+		g := newODEInputs(gpu, dims, n, k, seed)
+		c := newODEInputs(cpuB, dims, n, k, seed)
 		// The cpu gets the float32 values the GPU holds.
 		for _, p := range [][2]*native.Tensor{{g.theta, c.theta}, {g.z0, c.z0}, {g.eps, c.eps}, {g.a1, c.a1}, {g.ald, c.ald}} {
 			if p[0] == nil {
@@ -136,13 +138,14 @@ func TestODETapeOwnership(t *testing.T) {
 	defer cpu.Close()
 	dims := odePaperDims
 	d, np := 2, native.ODENumParams(dims)
-	in := newODEInputs(gpu, dims, 4, 0, 2)
+	seed := testseed.Seed(t)
+	in := newODEInputs(gpu, dims, 4, 0, seed)
 	var tape native.ODETape
 	gpu.ODESolveRK4Record(&tape, gpu.New(4, d), gpu.New(4, 1), in.z0, in.theta, nil, dims, 0, 1, 3)
 	if tape.Accepted(0) != 3 || tape.FloatsPerRow() != 3*d {
 		t.Errorf("RK4 tape: %d steps, %d floats/row; want 3 and %d", tape.Accepted(0), tape.FloatsPerRow(), 3*d)
 	}
-	cin := newODEInputs(cpu, dims, 4, 0, 2)
+	cin := newODEInputs(cpu, dims, 4, 0, seed)
 	msg := panicMessage(func() {
 		cpu.(native.ODEBackend).ODESolveRK4Backward(cpu.New(4, d), cpu.New(1, np), cin.a1, cin.ald, cin.theta, nil, dims, &tape)
 	})

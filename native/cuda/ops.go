@@ -16,11 +16,23 @@ import (
 	"github.com/lrmf-go/lrmf/native"
 )
 
+// runR launches an R(units) kernel (launchR) with the context current.
+func (b *Backend) runR(k kernel, units int, args ...uint64) {
+	b.enter()
+	defer b.leave()
+	b.launchR(k, units, args...)
+}
+
+// runC launches a C(outputs) kernel (launchC) with the context current.
+func (b *Backend) runC(k kernel, outputs int, args ...uint64) {
+	b.enter()
+	defer b.leave()
+	b.launchC(k, outputs, args...)
+}
+
 // New returns a zeroed rows×cols Tensor.
 func (b *Backend) New(rows, cols int) *native.Tensor {
-	if rows < 0 || cols < 0 {
-		panic(fmt.Sprintf("native: NewTensor: negative shape %d×%d", rows, cols))
-	}
+	native.CheckNew(rows, cols)
 	n := rows * cols
 	if n == 0 {
 		return native.NewTensor(rows, cols, native.Float32, devStore{buf: emptyBuffer})
@@ -36,7 +48,7 @@ func (b *Backend) New(rows, cols int) *native.Tensor {
 
 // View returns rows [lo, hi) of t, sharing t's storage.
 func (b *Backend) View(t *native.Tensor, lo, hi int) *native.Tensor {
-	viewBounds(t, lo, hi)
+	native.CheckView(t, lo, hi)
 	s := store(t)
 	return native.NewTensor(hi-lo, t.Cols(), native.Float32, devStore{buf: s.buf, off: s.off + lo*t.Cols()})
 }
@@ -51,7 +63,7 @@ func (b *Backend) staging(n int) []float32 {
 
 // Upload copies src into t, rounding to float32.
 func (b *Backend) Upload(t *native.Tensor, src []float64) {
-	mustLenSlice("Upload", len(src), t.Len())
+	native.CheckUpload(t, src)
 	if len(src) == 0 {
 		return
 	}
@@ -69,7 +81,7 @@ func (b *Backend) Upload(t *native.Tensor, src []float64) {
 
 // Download copies t into dst as float64 (waits for the stream).
 func (b *Backend) Download(dst []float64, t *native.Tensor) {
-	mustLenSlice("Download", len(dst), t.Len())
+	native.CheckDownload(dst, t)
 	if len(dst) == 0 {
 		return
 	}
@@ -87,8 +99,7 @@ func (b *Backend) Download(dst []float64, t *native.Tensor) {
 
 // Copy sets dst = src.
 func (b *Backend) Copy(dst, src *native.Tensor) {
-	mustShape("Copy", "dst", dst, src.Rows(), src.Cols())
-	n := src.Len()
+	n := native.CheckCopy(dst, src)
 	if n == 0 || addr(dst) == addr(src) {
 		return
 	}
@@ -101,24 +112,18 @@ func (b *Backend) Copy(dst, src *native.Tensor) {
 // Fill sets every element of t to v.
 func (b *Backend) Fill(t *native.Tensor, v float64) {
 	n := t.Len()
-	b.enter()
-	defer b.leave()
-	b.launchR(kFill, n, i64(n), f64(v), addr(t))
+	b.runR(kFill, n, i64(n), f64(v), addr(t))
 }
 
 // Axpy sets y += alpha·x.
 func (b *Backend) Axpy(alpha float64, x, y *native.Tensor) {
-	mustLen("Axpy", "y", y, x.Len())
-	n := x.Len()
-	b.enter()
-	defer b.leave()
-	b.launchR(kAxpy, n, i64(n), f64(alpha), addr(x), addr(y))
+	n := native.CheckAxpy(x, y)
+	b.runR(kAxpy, n, i64(n), f64(alpha), addr(x), addr(y))
 }
 
 // Dot returns Σ x_i y_i, accumulated in double on the device.
 func (b *Backend) Dot(x, y *native.Tensor) float64 {
-	mustLen("Dot", "y", y, x.Len())
-	n := x.Len()
+	n := native.CheckDot(x, y)
 	b.enter()
 	defer b.leave()
 	b.launchS(kDot, i64(n), addr(x), addr(y), dptr(b.scratch.ptr))
@@ -147,7 +152,7 @@ func boolInt(v bool) int {
 // leading dimension, so the operands swap and keep their transposition
 // flags.
 func (b *Backend) Gemm(transA, transB bool, alpha float64, a, bb *native.Tensor, beta float64, c *native.Tensor) {
-	m, n, k := gemmDims(transA, transB, a, bb, c)
+	m, n, k := native.CheckGemm(transA, transB, a, bb, c)
 	if m == 0 || n == 0 {
 		return
 	}
@@ -174,78 +179,49 @@ func (b *Backend) Gemm(transA, transB bool, alpha float64, a, bb *native.Tensor,
 
 // BiasAdd sets y[i,j] += bias[j].
 func (b *Backend) BiasAdd(y, bias *native.Tensor) {
-	mustLen("BiasAdd", "bias", bias, y.Cols())
-	n, d := y.Rows(), y.Cols()
-	b.enter()
-	defer b.leave()
-	b.launchR(kBiasAdd, n*d, i64(n), i64(d), addr(bias), addr(y))
+	n, d := native.CheckBiasAdd(y, bias)
+	b.runR(kBiasAdd, n*d, i64(n), i64(d), addr(bias), addr(y))
 }
 
 // BiasGrad sets db[j] = Σ_i dy[i,j].
 func (b *Backend) BiasGrad(db, dy *native.Tensor) {
-	mustLen("BiasGrad", "db", db, dy.Cols())
-	n, d := dy.Rows(), dy.Cols()
-	b.enter()
-	defer b.leave()
-	b.launchC(kBiasGrad, d, i64(n), i64(d), addr(dy), addr(db))
+	n, d := native.CheckBiasGrad(db, dy)
+	b.runC(kBiasGrad, d, i64(n), i64(d), addr(dy), addr(db))
 }
 
 // ReLU sets y = max(x, 0).
 func (b *Backend) ReLU(y, x *native.Tensor) {
-	mustLen("ReLU", "y", y, x.Len())
-	n := x.Len()
-	b.enter()
-	defer b.leave()
-	b.launchR(kReLUFwd, n, i64(n), addr(x), addr(y))
+	n := native.CheckReLU(y, x)
+	b.runR(kReLUFwd, n, i64(n), addr(x), addr(y))
 }
 
 // ReLUBackward sets dx = dy·[x > 0].
 func (b *Backend) ReLUBackward(dx, x, dy *native.Tensor) {
-	mustLen("ReLUBackward", "dy", dy, x.Len())
-	mustLen("ReLUBackward", "dx", dx, x.Len())
-	n := x.Len()
-	b.enter()
-	defer b.leave()
-	b.launchR(kReLUBwd, n, i64(n), addr(x), addr(dy), addr(dx))
+	n := native.CheckReLUBackward(dx, x, dy)
+	b.runR(kReLUBwd, n, i64(n), addr(x), addr(dy), addr(dx))
 }
 
 // Tanh sets y = tanh(x).
 func (b *Backend) Tanh(y, x *native.Tensor) {
-	mustLen("Tanh", "y", y, x.Len())
-	n := x.Len()
-	b.enter()
-	defer b.leave()
-	b.launchR(kTanhFwd, n, i64(n), addr(x), addr(y))
+	n := native.CheckTanh(y, x)
+	b.runR(kTanhFwd, n, i64(n), addr(x), addr(y))
 }
 
 // TanhBackward sets dx = dy·(1 − y²).
 func (b *Backend) TanhBackward(dx, y, dy *native.Tensor) {
-	mustLen("TanhBackward", "dy", dy, y.Len())
-	mustLen("TanhBackward", "dx", dx, y.Len())
-	n := y.Len()
-	b.enter()
-	defer b.leave()
-	b.launchR(kTanhBwd, n, i64(n), addr(y), addr(dy), addr(dx))
+	n := native.CheckTanhBackward(dx, y, dy)
+	b.runR(kTanhBwd, n, i64(n), addr(y), addr(dy), addr(dx))
 }
 
 // GaussLogProb evaluates the Gaussian log-density of each row of x.
 func (b *Backend) GaussLogProb(logp, u, x, mu, l *native.Tensor, logdetL float64) {
-	n, d := checkGauss("GaussLogProb", x, mu, l, u)
-	mustLen("GaussLogProb", "logp", logp, n)
-	b.enter()
-	defer b.leave()
-	b.launchR(kGaussLogp, n, i64(n), i64(d), addr(x), addr(mu), addr(l), f64(logdetL), addr(u), addr(logp))
+	n, d := native.CheckGaussLogProb(logp, u, x, mu, l)
+	b.runR(kGaussLogp, n, i64(n), i64(d), addr(x), addr(mu), addr(l), f64(logdetL), addr(u), addr(logp))
 }
 
 // GaussBackward is the vector-Jacobian product of GaussLogProb.
 func (b *Backend) GaussBackward(dx, dmu, dl, x, mu, l, u, dlogp *native.Tensor) {
-	n, d := checkGauss("GaussBackward", x, mu, l, u)
-	mustLen("GaussBackward", "dlogp", dlogp, n)
-	mustLen("GaussBackward", "dmu", dmu, d)
-	mustShape("GaussBackward", "dl", dl, d, d)
-	if dx != nil {
-		mustShape("GaussBackward", "dx", dx, n, d)
-	}
+	n, d := native.CheckGaussBackward(dx, dmu, dl, x, mu, l, u, dlogp)
 	b.enter()
 	defer b.leave()
 	if dx != nil {
@@ -256,56 +232,34 @@ func (b *Backend) GaussBackward(dx, dmu, dl, x, mu, l, u, dlogp *native.Tensor) 
 
 // LogDetAcc sets logdet[i] += Σ_j s[i,j].
 func (b *Backend) LogDetAcc(logdet, s *native.Tensor) {
-	mustLen("LogDetAcc", "logdet", logdet, s.Rows())
-	n, d := s.Rows(), s.Cols()
-	b.enter()
-	defer b.leave()
-	b.launchR(kLogdetAcc, n, i64(n), i64(d), addr(s), addr(logdet))
+	n, d := native.CheckLogDetAcc(logdet, s)
+	b.runR(kLogdetAcc, n, i64(n), i64(d), addr(s), addr(logdet))
 }
 
 // AffineForward sets y_i = M x_i + b and, when logdet is not nil,
 // logdet[i] += ldm.
 func (b *Backend) AffineForward(y, logdet, x, m, bias *native.Tensor, ldm float64) {
-	n, d := x.Rows(), x.Cols()
-	mustShape("AffineForward", "y", y, n, d)
-	mustShape("AffineForward", "M", m, d, d)
-	mustLen("AffineForward", "b", bias, d)
-	if logdet != nil {
-		mustLen("AffineForward", "logdet", logdet, n)
-	}
-	b.enter()
-	defer b.leave()
-	b.launchR(kAffineFwd, n, i64(n), i64(d), addr(x), addr(m), addr(bias), f64(ldm), addr(y), addr(logdet))
+	n, d := native.CheckAffineForward(y, logdet, x, m, bias)
+	b.runR(kAffineFwd, n, i64(n), i64(d), addr(x), addr(m), addr(bias), f64(ldm), addr(y), addr(logdet))
 }
 
 // AffineInverse sets x_i = Minv (y_i − b).
 func (b *Backend) AffineInverse(x, y, minv, bias *native.Tensor) {
-	n, d := y.Rows(), y.Cols()
-	mustShape("AffineInverse", "x", x, n, d)
-	mustShape("AffineInverse", "Minv", minv, d, d)
-	mustLen("AffineInverse", "b", bias, d)
-	b.enter()
-	defer b.leave()
-	b.launchR(kAffineInv, n, i64(n), i64(d), addr(y), addr(minv), addr(bias), addr(x))
+	n, d := native.CheckAffineInverse(x, y, minv, bias)
+	b.runR(kAffineInv, n, i64(n), i64(d), addr(y), addr(minv), addr(bias), addr(x))
 }
 
 // Adam applies one Adam step.
 func (b *Backend) Adam(p, g, m, v *native.Tensor, h native.AdamHyper) {
-	n := p.Len()
-	mustLen("Adam", "g", g, n)
-	mustLen("Adam", "m", m, n)
-	mustLen("Adam", "v", v, n)
-	b.enter()
-	defer b.leave()
-	b.launchR(kAdam, n, i64(n), addr(p), addr(g), addr(m), addr(v),
+	n := native.CheckAdam(p, g, m, v)
+	b.runR(kAdam, n, i64(n), addr(p), addr(g), addr(m), addr(v),
 		f64(h.LR), f64(h.Beta1), f64(h.Beta2), f64(h.Eps), f64(h.BC1), f64(h.BC2))
 }
 
 // GatherRows sets dst[i,:] = src[idx[i],:]. idx is copied to a device
 // buffer that is kept and reused.
 func (b *Backend) GatherRows(dst, src *native.Tensor, idx []int32) {
-	checkGather(dst, src, idx)
-	n, d := len(idx), src.Cols()
+	n, d := native.CheckGatherRows(dst, src, idx)
 	if n == 0 {
 		return
 	}
@@ -323,19 +277,13 @@ func (b *Backend) GatherRows(dst, src *native.Tensor, idx []int32) {
 
 // BiasReLU sets y = max(y + bias, 0) in place.
 func (b *Backend) BiasReLU(y, bias *native.Tensor) {
-	mustLen("BiasReLU", "bias", bias, y.Cols())
-	n, d := y.Rows(), y.Cols()
-	b.enter()
-	defer b.leave()
-	b.launchR(kBiasReLUFwd, n*d, i64(n), i64(d), addr(bias), addr(y))
+	n, d := native.CheckBiasReLU(y, bias)
+	b.runR(kBiasReLUFwd, n*d, i64(n), i64(d), addr(bias), addr(y))
 }
 
 // BiasReLUBackward sets dz = dy·[y > 0] and db = Σ_i dz[i,:].
 func (b *Backend) BiasReLUBackward(dz, db, y, dy *native.Tensor) {
-	n, d := y.Rows(), y.Cols()
-	mustShape("BiasReLUBackward", "dy", dy, n, d)
-	mustShape("BiasReLUBackward", "dz", dz, n, d)
-	mustLen("BiasReLUBackward", "db", db, d)
+	n, d := native.CheckBiasReLUBackward(dz, db, y, dy)
 	b.enter()
 	defer b.leave()
 	b.launchR(kBiasReLUBwdDz, n*d, i64(n), i64(d), addr(y), addr(dy), addr(dz))
@@ -344,54 +292,33 @@ func (b *Backend) BiasReLUBackward(dz, db, y, dy *native.Tensor) {
 
 // CopyCols sets dst = src[:, c0:c0+k].
 func (b *Backend) CopyCols(dst, src *native.Tensor, c0 int) {
-	n, d, k := checkCols("CopyCols", src, dst, c0)
-	b.enter()
-	defer b.leave()
-	b.launchR(kCopyCols, n*k, i64(n), i64(d), i64(c0), i64(k), addr(src), addr(dst))
+	n, d, k := native.CheckCopyCols(dst, src, c0)
+	b.runR(kCopyCols, n*k, i64(n), i64(d), i64(c0), i64(k), addr(src), addr(dst))
 }
 
 // AddCols sets dst[:, c0:c0+k] += src.
 func (b *Backend) AddCols(dst, src *native.Tensor, c0 int) {
-	n, d, k := checkCols("AddCols", dst, src, c0)
-	b.enter()
-	defer b.leave()
-	b.launchR(kAddCols, n*k, i64(n), i64(d), i64(c0), i64(k), addr(src), addr(dst))
+	n, d, k := native.CheckAddCols(dst, src, c0)
+	b.runR(kAddCols, n*k, i64(n), i64(d), i64(c0), i64(k), addr(src), addr(dst))
 }
 
 // CouplingForward applies an affine coupling to columns [t0, t0+dt) of x.
 func (b *Backend) CouplingForward(y, logdet, x, h *native.Tensor, t0 int, sc native.Scale) {
-	n, d, dt := checkCoupling("CouplingForward", x, h, t0, sc)
-	mustShape("CouplingForward", "y", y, n, d)
-	if logdet != nil {
-		mustLen("CouplingForward", "logdet", logdet, n)
-	}
-	b.enter()
-	defer b.leave()
-	b.launchR(kCouplingFwd, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
+	n, d, dt := native.CheckCouplingForward(y, logdet, x, h, t0, sc)
+	b.runR(kCouplingFwd, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
 		addr(x), addr(h), addr(y), addr(logdet))
 }
 
 // CouplingInverse inverts CouplingForward.
 func (b *Backend) CouplingInverse(x, y, h *native.Tensor, t0 int, sc native.Scale) {
-	n, d, dt := checkCoupling("CouplingInverse", y, h, t0, sc)
-	mustShape("CouplingInverse", "x", x, n, d)
-	b.enter()
-	defer b.leave()
-	b.launchR(kCouplingInv, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
+	n, d, dt := native.CheckCouplingInverse(x, y, h, t0, sc)
+	b.runR(kCouplingInv, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
 		addr(y), addr(h), addr(x))
 }
 
 // CouplingBackward is the vector-Jacobian product of CouplingForward.
 func (b *Backend) CouplingBackward(dx, dh, x, h, dy, dlogdet *native.Tensor, t0 int, sc native.Scale) {
-	n, d, dt := checkCoupling("CouplingBackward", x, h, t0, sc)
-	mustShape("CouplingBackward", "dy", dy, n, d)
-	mustLen("CouplingBackward", "dlogdet", dlogdet, n)
-	mustShape("CouplingBackward", "dh", dh, n, 2*dt)
-	if dx != nil {
-		mustShape("CouplingBackward", "dx", dx, n, d)
-	}
-	b.enter()
-	defer b.leave()
-	b.launchR(kCouplingBwd, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
+	n, d, dt := native.CheckCouplingBackward(dx, dh, x, h, dy, dlogdet, t0, sc)
+	b.runR(kCouplingBwd, n, i64(n), i64(d), i64(t0), i64(dt), i64(int(sc.Kind)), f64(sc.Bound),
 		addr(x), addr(h), addr(dy), addr(dlogdet), addr(dx), addr(dh))
 }

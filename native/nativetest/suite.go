@@ -11,8 +11,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
-	"time"
 
+	"github.com/lrmf-go/lrmf/internal/testseed"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -25,11 +25,12 @@ func Tol(dt native.DType) float64 {
 	return 1e-12
 }
 
-// Seed returns a fresh seed and logs it, so a failure can be replayed.
+// Seed returns the seed of a test's random inputs: testseed.Seed, fixed
+// by default (1), printed with the replay command when t fails, and set
+// with LRMF_TEST_SEED=N (or "random").
 func Seed(t testing.TB) uint64 {
-	s := uint64(time.Now().UnixNano())
-	t.Logf("random seed %d", s)
-	return s
+	t.Helper()
+	return testseed.Seed(t)
 }
 
 // harness holds the two backends and the comparison state of one subtest.

@@ -6,7 +6,8 @@
  * and native/cuda call at run time (the binary binds the others lazily and
  * never calls them), with "device" memory in host malloc, and runs each
  * lrmf_k_* launch synchronously with the CPU kernels of csrc/cpu (the CUDA
- * kernels are specified as those kernels). Along the way it checks what a
+ * kernels are specified as those kernels). Its kernel table, launch rules
+ * included, comes from the kernel list (csrc/include/lrmf_kernel_list.def). Along the way it checks what a
  * real driver would reject or what would silently go wrong on a GPU:
  *  - a call without a current, live context (CUDA_ERROR_INVALID_CONTEXT);
  *  - grid or block dimensions different from the launch rules of
@@ -46,7 +47,7 @@ struct CUctx_st {
 };
 
 struct CUfunc_st {
-	char name[64];
+	int kernel; /* index into kernels[] */
 };
 
 static __thread CUcontext current;
@@ -145,27 +146,17 @@ CUresult cuModuleLoadData(CUmodule *m, const void *image) {
 }
 CUresult cuModuleUnload(CUmodule m) { (void)m; return CUDA_SUCCESS; }
 
-static const char *const known[] = {
-	"lrmf_k_fill", "lrmf_k_axpy", "lrmf_k_dot", "lrmf_k_sum", "lrmf_k_bias_add", "lrmf_k_bias_grad",
-	"lrmf_k_relu_fwd", "lrmf_k_relu_bwd", "lrmf_k_tanh_fwd", "lrmf_k_tanh_bwd", "lrmf_k_bias_relu_fwd",
-	"lrmf_k_bias_relu_bwd_dz", "lrmf_k_gauss_logp", "lrmf_k_gauss_bwd_dx", "lrmf_k_gauss_bwd_params",
-	"lrmf_k_logdet_acc", "lrmf_k_affine_fwd", "lrmf_k_affine_inv", "lrmf_k_adam", "lrmf_k_gather_rows",
-	"lrmf_k_copy_cols", "lrmf_k_add_cols", "lrmf_k_coupling_fwd", "lrmf_k_coupling_inv",
-	"lrmf_k_coupling_bwd", "lrmf_k_gemm", "lrmf_k_ode_fwd", "lrmf_k_ode_vjp", "lrmf_k_ode_gsum", "lrmf_k_ode_rk4",
-	"lrmf_k_ode_rk4_bwd", "lrmf_k_ode_dopri5", "lrmf_k_ode_dopri5_bwd",
-};
+/* The kernel table (below, from the kernel list). */
+static int kernel_index(const char *name);
 
 CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) {
 	(void)m;
-	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
-		if (strcmp(known[i], name) == 0) {
-			CUfunction fn = calloc(1, sizeof *fn);
-			snprintf(fn->name, sizeof fn->name, "%s", name);
-			*f = fn;
-			return CUDA_SUCCESS;
-		}
-	}
-	return CUDA_ERROR_NOT_FOUND;
+	const int i = kernel_index(name);
+	if (i < 0) return CUDA_ERROR_NOT_FOUND;
+	CUfunction fn = calloc(1, sizeof *fn);
+	fn->kernel = i;
+	*f = fn;
+	return CUDA_SUCCESS;
 }
 
 CUresult cuStreamCreate(CUstream *s, unsigned int flags) {
@@ -265,7 +256,7 @@ static int check_ptr(const char *k, int i, const void *p, int64_t elems, int nul
 	return 1;
 }
 #define PTR(i, elems, nullable) \
-	if (!check_ptr(k, i, F(a, i), (elems), (nullable))) return CUDA_ERROR_INVALID_VALUE
+	if (!check_ptr(k, i, F(a, i), (elems), (nullable))) return LRMF_EINVAL
 
 static unsigned long long launches;
 
@@ -291,8 +282,9 @@ static void widen(double *dst, const float *src, int64_t n) {
 /* ode_launch runs ODE kernel n_ (name after "lrmf_k_") with arguments a;
  * the launch shape and the dims pointer were checked. Returns a CPU status
  * (LRMF_OK or LRMF_EINVAL) after reporting what was wrong. */
-static int ode_launch(const char *k, const char *n_, void **a, int64_t np) {
+static int ode_launch(const char *k, const char *n_, void **a) {
 	const int64_t n = I(a, 0), nl = I(a, 1), *dims = I64P(a, 2), d = dims[nl - 1];
+	const int64_t np = lrmf_odefunc_nparams_f64(nl, dims);
 	int64_t kk = 0; /* probes */
 	if (!strcmp(n_, "ode_fwd") || !strcmp(n_, "ode_vjp")) kk = I(a, 6);
 	else if (!strcmp(n_, "ode_rk4")) kk = I(a, 8);
@@ -438,47 +430,259 @@ out:
 	return err;
 }
 
+/* ---- per-kernel handlers: check the pointers, run the CPU kernel ------- */
+
+static int run_fill(const char *k, void **a) {
+	PTR(2, I(a, 0), 0);
+	return lrmf_fill_f32(I(a, 0), (float)D(a, 1), F(a, 2));
+}
+
+static int run_axpy(const char *k, void **a) {
+	PTR(2, I(a, 0), 0); PTR(3, I(a, 0), 0);
+	return lrmf_axpy_f32(I(a, 0), (float)D(a, 1), F(a, 2), F(a, 3));
+}
+
+static int run_dot(const char *k, void **a) {
+	PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0); PTR(3, 2, 0);
+	return lrmf_dot_f32(I(a, 0), F(a, 1), F(a, 2), (double *)F(a, 3));
+}
+
+static int run_sum(const char *k, void **a) {
+	PTR(1, I(a, 0), 0); PTR(2, 2, 0);
+	return lrmf_sum_f32(I(a, 0), F(a, 1), (double *)F(a, 2));
+}
+
+static int run_bias_add(const char *k, void **a) {
+	PTR(2, I(a, 1), 0); PTR(3, I(a, 0) * I(a, 1), 0);
+	return lrmf_bias_add_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3));
+}
+
+static int run_bias_grad(const char *k, void **a) {
+	PTR(2, I(a, 0) * I(a, 1), 0); PTR(3, I(a, 1), 0);
+	return lrmf_bias_grad_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3));
+}
+
+static int run_relu_fwd(const char *k, void **a) {
+	PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0);
+	return lrmf_relu_fwd_f32(I(a, 0), F(a, 1), F(a, 2));
+}
+
+static int run_relu_bwd(const char *k, void **a) {
+	PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0); PTR(3, I(a, 0), 0);
+	return lrmf_relu_bwd_f32(I(a, 0), F(a, 1), F(a, 2), F(a, 3));
+}
+
+static int run_tanh_fwd(const char *k, void **a) {
+	PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0);
+	return lrmf_tanh_fwd_f32(I(a, 0), F(a, 1), F(a, 2));
+}
+
+static int run_tanh_bwd(const char *k, void **a) {
+	PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0); PTR(3, I(a, 0), 0);
+	return lrmf_tanh_bwd_f32(I(a, 0), F(a, 1), F(a, 2), F(a, 3));
+}
+
+static int run_bias_relu_fwd(const char *k, void **a) {
+	PTR(2, I(a, 1), 0); PTR(3, I(a, 0) * I(a, 1), 0);
+	return lrmf_bias_relu_fwd_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3));
+}
+
+static int run_bias_relu_bwd_dz(const char *k, void **a) {
+	int64_t nd = I(a, 0) * I(a, 1);
+	PTR(2, nd, 0); PTR(3, nd, 0); PTR(4, nd, 0);
+	/* The CPU kernel also sums db; it goes to a scratch vector. */
+	float *db = calloc((size_t)I(a, 1) + 1, sizeof *db);
+	const int err = lrmf_bias_relu_bwd_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3), F(a, 4), db);
+	free(db);
+	return err;
+}
+
+static int run_gauss_logp(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1);
+	PTR(2, n * d, 0); PTR(3, d, 0); PTR(4, d * d, 0); PTR(6, n * d, 0); PTR(7, n, 0);
+	return lrmf_gauss_logp_f32(n, d, F(a, 2), F(a, 3), F(a, 4), (float)D(a, 5), F(a, 6), F(a, 7));
+}
+
+static int run_gauss_bwd_dx(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1);
+	PTR(2, d * d, 0); PTR(3, n * d, 0); PTR(4, n, 0); PTR(5, n * d, 0);
+	/* The CPU kernel also sums dmu and dl (and reads x and mu, which
+	 * only they need): scratch for all of them. */
+	float *tmp = calloc((size_t)(n * d + 2 * d + d * d + 1), sizeof *tmp);
+	const int err = lrmf_gauss_bwd_f32(n, d, tmp, tmp + n * d, F(a, 2), F(a, 3), F(a, 4), F(a, 5), tmp + n * d + d,
+	                                   tmp + n * d + 2 * d);
+	free(tmp);
+	return err;
+}
+
+static int run_gauss_bwd_params(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1);
+	PTR(2, n * d, 0); PTR(3, d, 0); PTR(4, d * d, 0); PTR(5, n * d, 0); PTR(6, n, 0); PTR(7, d, 0); PTR(8, d * d, 0);
+	return lrmf_gauss_bwd_f32(n, d, F(a, 2), F(a, 3), F(a, 4), F(a, 5), F(a, 6), NULL, F(a, 7), F(a, 8));
+}
+
+static int run_logdet_acc(const char *k, void **a) {
+	PTR(2, I(a, 0) * I(a, 1), 0); PTR(3, I(a, 0), 0);
+	return lrmf_logdet_acc_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3));
+}
+
+static int run_affine_fwd(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1);
+	PTR(2, n * d, 0); PTR(3, d * d, 0); PTR(4, d, 0); PTR(6, n * d, 0); PTR(7, n, 1);
+	return lrmf_affine_fwd_f32(n, d, F(a, 2), F(a, 3), F(a, 4), (float)D(a, 5), F(a, 6), F(a, 7));
+}
+
+static int run_affine_inv(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1);
+	PTR(2, n * d, 0); PTR(3, d * d, 0); PTR(4, d, 0); PTR(5, n * d, 0);
+	return lrmf_affine_inv_f32(n, d, F(a, 2), F(a, 3), F(a, 4), F(a, 5));
+}
+
+static int run_adam(const char *k, void **a) {
+	int64_t n = I(a, 0);
+	PTR(1, n, 0); PTR(2, n, 0); PTR(3, n, 0); PTR(4, n, 0);
+	return lrmf_adam_f32(n, F(a, 1), F(a, 2), F(a, 3), F(a, 4), D(a, 5), D(a, 6), D(a, 7), D(a, 8), D(a, 9), D(a, 10));
+}
+
+static int run_gather_rows(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1);
+	PTR(3, n, 0); PTR(4, n * d, 0);
+	/* src's extent is the caller's n_src·d, unknown here: check its
+	 * start only. */
+	PTR(2, 1, 0);
+	return lrmf_gather_rows_f32(n, d, F(a, 2), (const int32_t *)F(a, 3), F(a, 4));
+}
+
+static int run_copy_cols(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1);
+	PTR(4, n * d, 0); PTR(5, n * I(a, 3), 0);
+	return lrmf_copy_cols_f32(n, d, I(a, 2), I(a, 3), F(a, 4), F(a, 5));
+}
+
+static int run_add_cols(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1);
+	PTR(4, n * I(a, 3), 0); PTR(5, n * d, 0);
+	return lrmf_add_cols_f32(n, d, I(a, 2), I(a, 3), F(a, 4), F(a, 5));
+}
+
+static int run_coupling_fwd(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1), dt = I(a, 3);
+	PTR(6, n * d, 0); PTR(7, n * 2 * dt, 0); PTR(8, n * d, 0); PTR(9, n, 1);
+	return lrmf_coupling_fwd_f32(n, d, I(a, 2), dt, (int)I(a, 4), (float)D(a, 5), F(a, 6), F(a, 7), F(a, 8), F(a, 9));
+}
+
+static int run_coupling_inv(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1), dt = I(a, 3);
+	PTR(6, n * d, 0); PTR(7, n * 2 * dt, 0); PTR(8, n * d, 0);
+	return lrmf_coupling_inv_f32(n, d, I(a, 2), dt, (int)I(a, 4), (float)D(a, 5), F(a, 6), F(a, 7), F(a, 8));
+}
+
+static int run_coupling_bwd(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1), dt = I(a, 3);
+	PTR(6, n * d, 0); PTR(7, n * 2 * dt, 0); PTR(8, n * d, 0); PTR(9, n, 0); PTR(10, n * d, 1);
+	PTR(11, n * 2 * dt, 0);
+	return lrmf_coupling_bwd_f32(n, d, I(a, 2), dt, (int)I(a, 4), (float)D(a, 5), F(a, 6), F(a, 7), F(a, 8), F(a, 9),
+	                             F(a, 10), F(a, 11));
+}
+
+static int run_ode_gsum(const char *k, void **a) {
+	int64_t n = I(a, 0), np = I(a, 1);
+	PTR(2, 2 * np * n, 0); PTR(3, np, 0);
+	const double *gp = DP(a, 2);
+	float *gt = F(a, 3);
+	for (int64_t p = 0; p < np; p++) {
+		double acc = 0;
+		for (int64_t i = 0; i < n; i++) acc += gp[p * n + i];
+		gt[p] = (float)acc;
+	}
+	return LRMF_OK;
+}
+
+static int run_gemm(const char *k, void **a) {
+	int err = LRMF_OK;
+	int ta = (int)I(a, 0), tb = (int)I(a, 1);
+	int64_t m = I(a, 2), n = I(a, 3), kk = I(a, 4), lda = I(a, 7), ldb = I(a, 9), ldc = I(a, 12);
+	PTR(6, (ta ? kk : m) * lda, 0); PTR(8, (tb ? n : kk) * ldb, 0); PTR(11, m * ldc, 0);
+	if (kk == 0) { /* C = beta·C (the CPU kernel wants lda ≥ 1) */
+		float beta = (float)D(a, 10), *c = F(a, 11);
+		for (int64_t i = 0; i < m * ldc; i++) c[i] = beta == 0 ? 0 : beta * c[i];
+	} else {
+		/* The packed GEMM the cpu backend uses, for identical sums. */
+		int64_t lw = lrmf_gemm_work_f32(m, n, kk);
+		float *w = lw > 0 ? malloc((size_t)lw * sizeof *w) : NULL;
+		err = lrmf_gemm_ws_f32(ta, tb, m, n, kk, (float)D(a, 5), F(a, 6), lda, F(a, 8), ldb, (float)D(a, 10),
+		                       F(a, 11), ldc, w, lw);
+		free(w);
+	}
+	return err;
+}
+
+/* The FFJORD kernels (rule O) run through ode_launch. */
+static int run_ode_fwd(const char *k, void **a) { return ode_launch(k, "ode_fwd", a); }
+static int run_ode_vjp(const char *k, void **a) { return ode_launch(k, "ode_vjp", a); }
+static int run_ode_rk4(const char *k, void **a) { return ode_launch(k, "ode_rk4", a); }
+static int run_ode_rk4_bwd(const char *k, void **a) { return ode_launch(k, "ode_rk4_bwd", a); }
+static int run_ode_dopri5(const char *k, void **a) { return ode_launch(k, "ode_dopri5", a); }
+static int run_ode_dopri5_bwd(const char *k, void **a) { return ode_launch(k, "ode_dopri5_bwd", a); }
+
+/* ---- the kernel table ---------------------------------------------------
+ *
+ * One entry per CUDA kernel of the kernel list (lrmf_kernel_list.def): its
+ * launch rule, the units of that rule (the list's expression over P(i),
+ * the i-th argument as int64) and run_<name>, which checks the pointer
+ * arguments and runs the CPU kernel. A kernel of the list without a
+ * run_<name> does not link (run.sh links with -z defs). */
+#define LRMF_CUDA_KERNEL(name, rule, units, params) static int run_##name(const char *k, void **a);
+#include "lrmf_kernel_list.def"
+
+enum {
+#define LRMF_CUDA_KERNEL(name, rule, units, params) K_##name,
+#include "lrmf_kernel_list.def"
+	NKERNELS
+};
+enum { RULE_R = 'R', RULE_C = 'C', RULE_S = 'S', RULE_G = 'G', RULE_O = 'O' };
+
+static const struct {
+	const char *name;
+	char rule;
+	int (*run)(const char *k, void **a);
+} kernels[NKERNELS] = {
+#define LRMF_CUDA_KERNEL(name, rule, units, params) [K_##name] = {"lrmf_k_" #name, RULE_##rule, run_##name},
+#include "lrmf_kernel_list.def"
+};
+
+static int kernel_index(const char *name) {
+	for (int i = 0; i < NKERNELS; i++)
+		if (!strcmp(kernels[i].name, name)) return i;
+	return -1;
+}
+
+/* The units of kernel i's launch rule for arguments a. */
+static int64_t kernel_units(int i, void **a) {
+#define P(j) I(a, j)
+	switch (i) {
+#define LRMF_CUDA_KERNEL(name, rule, units, params) \
+	case K_##name: return (units);
+#include "lrmf_kernel_list.def"
+	}
+#undef P
+	return 0;
+}
+
 CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                         unsigned shmem, CUstream s, void **a, void **extra) {
 	(void)s;
 	(void)extra;
 	CUresult rc = need_ctx("cuLaunchKernel");
 	if (rc) return rc;
-	const char *k = f->name;
+	const char *k = kernels[f->kernel].name;
+	const char rule = kernels[f->kernel].rule;
+	const int64_t units = kernel_units(f->kernel, a);
 	launches++;
 	if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0)
 		FAIL(CUDA_ERROR_INVALID_VALUE, "%s: zero grid or block (%u,%u,%u)x(%u,%u,%u)", k, gx, gy, gz, bx, by, bz);
-	const int ode = !strncmp(k, "lrmf_k_ode_", 11) && strcmp(k, "lrmf_k_ode_gsum") != 0;
-	if (shmem != 0 && !ode) FAIL(CUDA_ERROR_INVALID_VALUE, "%s: dynamic shared memory %u", k, shmem);
+	if (shmem != 0 && rule != 'O') FAIL(CUDA_ERROR_INVALID_VALUE, "%s: dynamic shared memory %u", k, shmem);
 	/* Expected launch shape. */
-	char rule = 0;
-	int64_t units = 0;
-	int err = 0;
-#define RULE(r, u) (rule = (r), units = (u))
-	const char *n_ = k + 7; /* after "lrmf_k_" */
-	if (!strcmp(n_, "fill") || !strcmp(n_, "axpy") || !strcmp(n_, "relu_fwd") || !strcmp(n_, "relu_bwd") ||
-	    !strcmp(n_, "tanh_fwd") || !strcmp(n_, "tanh_bwd") || !strcmp(n_, "adam"))
-		RULE('R', I(a, 0));
-	else if (!strcmp(n_, "bias_add") || !strcmp(n_, "bias_relu_fwd") || !strcmp(n_, "bias_relu_bwd_dz") ||
-	         !strcmp(n_, "gather_rows"))
-		RULE('R', I(a, 0) * I(a, 1));
-	else if (!strcmp(n_, "copy_cols") || !strcmp(n_, "add_cols"))
-		RULE('R', I(a, 0) * I(a, 3));
-	else if (!strcmp(n_, "gauss_logp") || !strcmp(n_, "gauss_bwd_dx") || !strcmp(n_, "logdet_acc") ||
-	         !strcmp(n_, "affine_fwd") || !strcmp(n_, "affine_inv") || !strncmp(n_, "coupling_", 9))
-		RULE('R', I(a, 0));
-	else if (!strcmp(n_, "bias_grad"))
-		RULE('C', I(a, 1));
-	else if (!strcmp(n_, "gauss_bwd_params"))
-		RULE('C', I(a, 1) + I(a, 1) * I(a, 1));
-	else if (!strcmp(n_, "dot") || !strcmp(n_, "sum"))
-		RULE('S', 1);
-	else if (!strcmp(n_, "gemm"))
-		RULE('G', 0);
-	else if (!strcmp(n_, "ode_gsum"))
-		RULE('C', I(a, 1));
-	else if (ode)
-		RULE('O', I(a, 0));
 	switch (rule) {
 	case 'R':
 		if (bx != 256 || by != 1 || gy != 1 || gx != (unsigned)rgrid(units))
@@ -515,141 +719,12 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
 		if (bx != 128 || by != 1 || gy != 1 || gx != ex || shmem != 8 * np)
 			FAIL(CUDA_ERROR_INVALID_VALUE, "%s: O(%lld, np=%lld) launched as (%u,%u)x(%u,%u) with %u bytes of shared memory",
 			     k, (long long)units, (long long)np, gx, gy, bx, by, shmem);
-		err = ode_launch(k, n_, a, np);
-		if (err) FAIL(CUDA_ERROR_INVALID_VALUE, "%s: the CPU kernel returned %d", k, err);
-		return CUDA_SUCCESS;
+		break;
 	}
 	default:
-		FAIL(CUDA_ERROR_NOT_FOUND, "%s: unknown kernel", k);
+		FAIL(CUDA_ERROR_NOT_FOUND, "%s: unknown launch rule %c", k, rule);
 	}
-
-	if (!strcmp(n_, "fill")) {
-		PTR(2, I(a, 0), 0);
-		err = lrmf_fill_f32(I(a, 0), (float)D(a, 1), F(a, 2));
-	} else if (!strcmp(n_, "axpy")) {
-		PTR(2, I(a, 0), 0); PTR(3, I(a, 0), 0);
-		err = lrmf_axpy_f32(I(a, 0), (float)D(a, 1), F(a, 2), F(a, 3));
-	} else if (!strcmp(n_, "dot")) {
-		PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0); PTR(3, 2, 0);
-		err = lrmf_dot_f32(I(a, 0), F(a, 1), F(a, 2), (double *)F(a, 3));
-	} else if (!strcmp(n_, "sum")) {
-		PTR(1, I(a, 0), 0); PTR(2, 2, 0);
-		err = lrmf_sum_f32(I(a, 0), F(a, 1), (double *)F(a, 2));
-	} else if (!strcmp(n_, "bias_add")) {
-		PTR(2, I(a, 1), 0); PTR(3, I(a, 0) * I(a, 1), 0);
-		err = lrmf_bias_add_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3));
-	} else if (!strcmp(n_, "bias_grad")) {
-		PTR(2, I(a, 0) * I(a, 1), 0); PTR(3, I(a, 1), 0);
-		err = lrmf_bias_grad_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3));
-	} else if (!strcmp(n_, "relu_fwd")) {
-		PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0);
-		err = lrmf_relu_fwd_f32(I(a, 0), F(a, 1), F(a, 2));
-	} else if (!strcmp(n_, "relu_bwd")) {
-		PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0); PTR(3, I(a, 0), 0);
-		err = lrmf_relu_bwd_f32(I(a, 0), F(a, 1), F(a, 2), F(a, 3));
-	} else if (!strcmp(n_, "tanh_fwd")) {
-		PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0);
-		err = lrmf_tanh_fwd_f32(I(a, 0), F(a, 1), F(a, 2));
-	} else if (!strcmp(n_, "tanh_bwd")) {
-		PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0); PTR(3, I(a, 0), 0);
-		err = lrmf_tanh_bwd_f32(I(a, 0), F(a, 1), F(a, 2), F(a, 3));
-	} else if (!strcmp(n_, "bias_relu_fwd")) {
-		PTR(2, I(a, 1), 0); PTR(3, I(a, 0) * I(a, 1), 0);
-		err = lrmf_bias_relu_fwd_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3));
-	} else if (!strcmp(n_, "bias_relu_bwd_dz")) {
-		int64_t nd = I(a, 0) * I(a, 1);
-		PTR(2, nd, 0); PTR(3, nd, 0); PTR(4, nd, 0);
-		/* The CPU kernel also sums db; it goes to a scratch vector. */
-		float *db = calloc((size_t)I(a, 1) + 1, sizeof *db);
-		err = lrmf_bias_relu_bwd_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3), F(a, 4), db);
-		free(db);
-	} else if (!strcmp(n_, "gauss_logp")) {
-		int64_t n = I(a, 0), d = I(a, 1);
-		PTR(2, n * d, 0); PTR(3, d, 0); PTR(4, d * d, 0); PTR(6, n * d, 0); PTR(7, n, 0);
-		err = lrmf_gauss_logp_f32(n, d, F(a, 2), F(a, 3), F(a, 4), (float)D(a, 5), F(a, 6), F(a, 7));
-	} else if (!strcmp(n_, "gauss_bwd_dx")) {
-		int64_t n = I(a, 0), d = I(a, 1);
-		PTR(2, d * d, 0); PTR(3, n * d, 0); PTR(4, n, 0); PTR(5, n * d, 0);
-		/* The CPU kernel also sums dmu and dl (and reads x and mu, which
-		 * only they need): scratch for all of them. */
-		float *tmp = calloc((size_t)(n * d + 2 * d + d * d + 1), sizeof *tmp);
-		err = lrmf_gauss_bwd_f32(n, d, tmp, tmp + n * d, F(a, 2), F(a, 3), F(a, 4), F(a, 5), tmp + n * d + d,
-		                         tmp + n * d + 2 * d);
-		free(tmp);
-	} else if (!strcmp(n_, "gauss_bwd_params")) {
-		int64_t n = I(a, 0), d = I(a, 1);
-		PTR(2, n * d, 0); PTR(3, d, 0); PTR(4, d * d, 0); PTR(5, n * d, 0); PTR(6, n, 0); PTR(7, d, 0); PTR(8, d * d, 0);
-		err = lrmf_gauss_bwd_f32(n, d, F(a, 2), F(a, 3), F(a, 4), F(a, 5), F(a, 6), NULL, F(a, 7), F(a, 8));
-	} else if (!strcmp(n_, "logdet_acc")) {
-		PTR(2, I(a, 0) * I(a, 1), 0); PTR(3, I(a, 0), 0);
-		err = lrmf_logdet_acc_f32(I(a, 0), I(a, 1), F(a, 2), F(a, 3));
-	} else if (!strcmp(n_, "affine_fwd")) {
-		int64_t n = I(a, 0), d = I(a, 1);
-		PTR(2, n * d, 0); PTR(3, d * d, 0); PTR(4, d, 0); PTR(6, n * d, 0); PTR(7, n, 1);
-		err = lrmf_affine_fwd_f32(n, d, F(a, 2), F(a, 3), F(a, 4), (float)D(a, 5), F(a, 6), F(a, 7));
-	} else if (!strcmp(n_, "affine_inv")) {
-		int64_t n = I(a, 0), d = I(a, 1);
-		PTR(2, n * d, 0); PTR(3, d * d, 0); PTR(4, d, 0); PTR(5, n * d, 0);
-		err = lrmf_affine_inv_f32(n, d, F(a, 2), F(a, 3), F(a, 4), F(a, 5));
-	} else if (!strcmp(n_, "adam")) {
-		int64_t n = I(a, 0);
-		PTR(1, n, 0); PTR(2, n, 0); PTR(3, n, 0); PTR(4, n, 0);
-		err = lrmf_adam_f32(n, F(a, 1), F(a, 2), F(a, 3), F(a, 4), D(a, 5), D(a, 6), D(a, 7), D(a, 8), D(a, 9), D(a, 10));
-	} else if (!strcmp(n_, "gather_rows")) {
-		int64_t n = I(a, 0), d = I(a, 1);
-		PTR(3, n, 0); PTR(4, n * d, 0);
-		/* src's extent is the caller's n_src·d, unknown here: check its
-		 * start only. */
-		PTR(2, 1, 0);
-		err = lrmf_gather_rows_f32(n, d, F(a, 2), (const int32_t *)F(a, 3), F(a, 4));
-	} else if (!strcmp(n_, "copy_cols")) {
-		int64_t n = I(a, 0), d = I(a, 1);
-		PTR(4, n * d, 0); PTR(5, n * I(a, 3), 0);
-		err = lrmf_copy_cols_f32(n, d, I(a, 2), I(a, 3), F(a, 4), F(a, 5));
-	} else if (!strcmp(n_, "add_cols")) {
-		int64_t n = I(a, 0), d = I(a, 1);
-		PTR(4, n * I(a, 3), 0); PTR(5, n * d, 0);
-		err = lrmf_add_cols_f32(n, d, I(a, 2), I(a, 3), F(a, 4), F(a, 5));
-	} else if (!strcmp(n_, "coupling_fwd")) {
-		int64_t n = I(a, 0), d = I(a, 1), dt = I(a, 3);
-		PTR(6, n * d, 0); PTR(7, n * 2 * dt, 0); PTR(8, n * d, 0); PTR(9, n, 1);
-		err = lrmf_coupling_fwd_f32(n, d, I(a, 2), dt, (int)I(a, 4), (float)D(a, 5), F(a, 6), F(a, 7), F(a, 8), F(a, 9));
-	} else if (!strcmp(n_, "coupling_inv")) {
-		int64_t n = I(a, 0), d = I(a, 1), dt = I(a, 3);
-		PTR(6, n * d, 0); PTR(7, n * 2 * dt, 0); PTR(8, n * d, 0);
-		err = lrmf_coupling_inv_f32(n, d, I(a, 2), dt, (int)I(a, 4), (float)D(a, 5), F(a, 6), F(a, 7), F(a, 8));
-	} else if (!strcmp(n_, "coupling_bwd")) {
-		int64_t n = I(a, 0), d = I(a, 1), dt = I(a, 3);
-		PTR(6, n * d, 0); PTR(7, n * 2 * dt, 0); PTR(8, n * d, 0); PTR(9, n, 0); PTR(10, n * d, 1);
-		PTR(11, n * 2 * dt, 0);
-		err = lrmf_coupling_bwd_f32(n, d, I(a, 2), dt, (int)I(a, 4), (float)D(a, 5), F(a, 6), F(a, 7), F(a, 8), F(a, 9),
-		                            F(a, 10), F(a, 11));
-	} else if (!strcmp(n_, "ode_gsum")) {
-		int64_t n = I(a, 0), np = I(a, 1);
-		PTR(2, 2 * np * n, 0); PTR(3, np, 0);
-		const double *gp = DP(a, 2);
-		float *gt = F(a, 3);
-		for (int64_t p = 0; p < np; p++) {
-			double acc = 0;
-			for (int64_t i = 0; i < n; i++) acc += gp[p * n + i];
-			gt[p] = (float)acc;
-		}
-	} else if (!strcmp(n_, "gemm")) {
-		int ta = (int)I(a, 0), tb = (int)I(a, 1);
-		int64_t m = I(a, 2), n = I(a, 3), kk = I(a, 4), lda = I(a, 7), ldb = I(a, 9), ldc = I(a, 12);
-		PTR(6, (ta ? kk : m) * lda, 0); PTR(8, (tb ? n : kk) * ldb, 0); PTR(11, m * ldc, 0);
-		if (kk == 0) { /* C = beta·C (the CPU kernel wants lda ≥ 1) */
-			float beta = (float)D(a, 10), *c = F(a, 11);
-			for (int64_t i = 0; i < m * ldc; i++) c[i] = beta == 0 ? 0 : beta * c[i];
-		} else {
-			/* The packed GEMM the cpu backend uses, for identical sums. */
-			int64_t lw = lrmf_gemm_work_f32(m, n, kk);
-			float *w = lw > 0 ? malloc((size_t)lw * sizeof *w) : NULL;
-			err = lrmf_gemm_ws_f32(ta, tb, m, n, kk, (float)D(a, 5), F(a, 6), lda, F(a, 8), ldb, (float)D(a, 10),
-			                       F(a, 11), ldc, w, lw);
-			free(w);
-		}
-	}
+	const int err = kernels[f->kernel].run(k, a);
 	if (err) FAIL(CUDA_ERROR_INVALID_VALUE, "%s: the CPU kernel returned %d", k, err);
 	return CUDA_SUCCESS;
 }
