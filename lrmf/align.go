@@ -31,7 +31,7 @@ import (
 //     the lowest validation LRMF;
 //  3. evaluate LRMF and its four terms on the held-out parts with their
 //     standard errors (and on the training parts), run the two-sample test
-//     of T(A) against B on the held-out points, and classify the outcome
+//     of T(A) against B on the held-out and validation points, and classify the outcome
 //     (Result.Status).
 //
 // Restarts run concurrently when the backend has more than one thread:

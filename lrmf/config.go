@@ -229,7 +229,7 @@ type Config struct {
 	// 0.95; in (0.5, 1)).
 	Confidence float64 `json:"confidence"`
 	// Alpha is the level of the two-sample test of T(A) against B on the
-	// held-out points (twosample.MMD, 500 permutations): it rejects when
+	// held-out and validation points (twosample.MMD, 500 permutations): it rejects when
 	// its p-value is at most Alpha (default 0.05; in (0, 1)). Negative
 	// skips the test (Result.TwoSample nil; the verdict then rests on the
 	// LRMF bound alone).

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"gonum.org/v1/gonum/mat"
@@ -292,6 +293,16 @@ func (r *run) evaluate(res *Result) error {
 	na, dim := r.hostA.Dims()
 	res.Transformed = mat.NewDense(na, dim, v.y)
 	if cfg.Alpha > 0 {
+		// The test may use every point no model was fitted to: the
+		// validation part only chose among restarts and stopping points.
+		// More points give it more power, and its job is to catch a
+		// remaining difference before the verdict says converged
+		// (moons at 30°: p = 0.07 on 400 + 400 held-out points, 0.006 on
+		// 600 + 600 fresh ones).
+		ia, ib = unionRows(ia, r.sa.val), unionRows(ib, r.sb.val)
+		if res.HeldOut == nil {
+			ia, ib = r.sa.train, r.sb.train
+		}
 		t, err := twosample.MMD(rowsOf(res.Transformed, ia), rowsOf(r.hostB, ib), twosample.MMDOptions{Seed: cfg.Seed})
 		if err != nil {
 			return fmt.Errorf("lrmf: the two-sample test of T(A) against B: %w", err)
@@ -323,4 +334,12 @@ func (r *run) evaluate(res *Result) error {
 		}
 	}
 	return nil
+}
+
+// unionRows returns the sorted union of two disjoint sorted index lists.
+func unionRows(a, b []int32) []int32 {
+	out := make([]int32, 0, len(a)+len(b))
+	out = append(append(out, a...), b...)
+	slices.Sort(out)
+	return out
 }

@@ -180,8 +180,8 @@ type Result struct {
 	// kept parameters (nil when Validation < 0; no SE).
 	Validation *Estimate `json:"validation,omitempty"`
 	// TwoSample is the kernel two-sample test of T(A) against B on the
-	// held-out points (the training points when Holdout < 0); nil when
-	// Config.Alpha < 0.
+	// held-out and validation points, the points no model was fitted to
+	// (the training points when Holdout < 0); nil when Config.Alpha < 0.
 	TwoSample *twosample.MMDResult `json:"two_sample,omitempty"`
 
 	Steps     int    `json:"steps"`       // joint steps of the chosen restart
@@ -227,7 +227,7 @@ type Result struct {
 // verdict rests on with its standard error and bound, and the two-sample
 // test, e.g.
 //
-//	converged: LRMF = 0.031 ± 0.024 nats (held-out, 400 + 400 points; upper 95% bound 0.070 < δ = 0.1); two-sample test: T(A) and B indistinguishable (MMD p = 0.41, 400 + 400 held-out points)
+//	converged: LRMF = 0.031 ± 0.024 nats (held-out, 400 + 400 points; upper 95% bound 0.070 < δ = 0.1); two-sample test: T(A) and B indistinguishable (MMD p = 0.41, 544 + 544 held-out and validation points)
 func (r *Result) Verdict() string {
 	c := r.Config
 	d := c.Threshold
@@ -262,7 +262,7 @@ func (r *Result) Verdict() string {
 		fmt.Fprintf(&b, "≥ δ = %g: T(A) and B remain distinguishable to the density family)", d)
 	}
 	if t := r.TwoSample; t != nil {
-		fmt.Fprintf(&b, "; two-sample test: T(A) and B %s (MMD p = %.3g, %d + %d held-out points)", distinguishable(t.P, c.Alpha), t.P, t.RowsX, t.RowsY)
+		fmt.Fprintf(&b, "; two-sample test: T(A) and B %s (MMD p = %.3g, %d + %d held-out and validation points)", distinguishable(t.P, c.Alpha), t.P, t.RowsX, t.RowsY)
 		if r.Status == Distinguishable {
 			b.WriteString(": the density family cannot see the difference")
 		}

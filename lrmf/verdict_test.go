@@ -148,7 +148,7 @@ func TestVerdictSentence(t *testing.T) {
 	h := &Estimate{RowsA: 400, RowsB: 400}
 	r := &Result{Config: cfg, Status: Converged, LRMF: 0.031, LRMFSE: 0.024, UpperBound: 0.0705, HeldOut: h, TwoSample: ts}
 	assert.Equal(t, "converged: LRMF = 0.031 ± 0.024 nats (held-out, 400 + 400 points; upper 95% bound 0.0705 < δ = 0.1); "+
-		"two-sample test: T(A) and B indistinguishable (MMD p = 0.41, 400 + 400 held-out points)", r.Verdict())
+		"two-sample test: T(A) and B indistinguishable (MMD p = 0.41, 400 + 400 held-out and validation points)", r.Verdict())
 	for status, want := range map[Status]string{
 		Distinguishable: "the density family cannot see the difference",
 		Inconclusive:    "too uncertain",
@@ -392,4 +392,18 @@ func TestRestarts(t *testing.T) {
 	// the run's.
 	assert.InDelta(t, r1.Restarts[chosen].LRMF, r1.LRMF, 1e-9)
 	assert.Equal(t, r1.Restarts[chosen].Steps, r1.Steps)
+
+	// The two-sample test sees every point no model was fitted to: the
+	// held-out and validation parts of each set, and nothing else.
+	cfg := r1.Config
+	sa, sb := splitSet(600, cfg.Holdout, cfg.Validation, cfg.Seed, 0), splitSet(600, cfg.Holdout, cfg.Validation, cfg.Seed, 1)
+	ia, ib := unionRows(sa.held, sa.val), unionRows(sb.held, sb.val)
+	require.NotNil(t, r1.TwoSample)
+	require.Equal(t, len(ia), r1.TwoSample.RowsX)
+	require.Equal(t, len(ib), r1.TwoSample.RowsY)
+	assert.Equal(t, r1.HeldOut.RowsA+r1.Validation.RowsA, r1.TwoSample.RowsX)
+	want, err := twosample.MMD(rowsOf(r1.Transformed, ia), rowsOf(p.B, ib), twosample.MMDOptions{Seed: cfg.Seed})
+	require.NoError(t, err)
+	assert.Equal(t, want.MMD2, r1.TwoSample.MMD2)
+	assert.Equal(t, want.P, r1.TwoSample.P)
 }

@@ -122,7 +122,7 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs.Float64Var(&o.holdout, "holdout", d.Holdout, "fraction of each set held out for the reported LRMF, its standard error and the two-sample test, in (0, 0.5]")
 	fs.Float64Var(&o.validation, "validation", d.Validation, "fraction of the rest held out for early stopping and choosing among restarts, in (0, 0.5]")
 	fs.Float64Var(&o.confidence, "confidence", d.Confidence, "one-sided level of the upper bound LRMF + z·SE compared with δ, in (0.5, 1)")
-	fs.Float64Var(&o.alpha, "alpha", d.Alpha, "level of the two-sample test of T(A) against B on held-out points, in (0, 1)")
+	fs.Float64Var(&o.alpha, "alpha", d.Alpha, "level of the two-sample test of T(A) against B on the held-out and validation points, in (0, 1)")
 	fs.Float64Var(&o.trim, "trim", d.Trim, "fraction of held-out and validation rows dropped at each end of the per-row LRMF terms before averaging, in (0, 0.2]")
 	fs.Float64Var(&o.lr, "lr", d.LR, "Adam learning rate of the joint phase")
 	fs.Float64Var(&o.fitLR, "fit-lr", 0, "Adam learning rate of gradient fits (0: same as --lr)")
@@ -157,7 +157,7 @@ on the held-out points
   LRMF = c_AB − ℓ(T(A); θS) − ℓ(B; θS) − mean ln|det ∇T|   (nats, ≥ 0 at the optimum)
 
 with its standard error SE, and runs a kernel two-sample test of T(A) against
-B there. The verdict, with UCB = LRMF + z·SE (z from --confidence):
+B on the held-out and validation points (those no model was fitted to). The verdict, with UCB = LRMF + z·SE (z from --confidence):
 
   converged        UCB < δ and the two-sample test does not reject (p > --alpha)
   distinguishable  UCB < δ but the two-sample test rejects: the density family
