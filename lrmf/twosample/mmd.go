@@ -28,9 +28,22 @@ type MMDOptions struct {
 	// the median Euclidean distance between distinct rows of the pooled
 	// sample (over at most 1000 rows of it).
 	Bandwidth float64
+	// Scales are the kernel widths tested, as multiples of Bandwidth (or
+	// of the median heuristic): default DefaultScales. One scale is the
+	// plain MMD test; several are aggregated (see MMD).
+	Scales []float64
 	// Seed seeds the subsets and the relabellings.
 	Seed uint64
 }
+
+// DefaultScales are MMDOptions.Scales' default: the median-heuristic width
+// and four narrower ones. The median width sees little beyond the first
+// two moments of data like two moons (it is about the size of the whole
+// pair), so an affine map that matches B's mean and covariance passes it:
+// moons rotated by 90° and mapped by the Gaussian OT map gave p = 0.33 on
+// 600 + 600 fresh points with a nearest-neighbour arm accuracy of 0.51.
+// Widths of 1/16 to 1/2 of it see the arms.
+var DefaultScales = []float64{1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0 / 2, 1}
 
 // DefaultPermutations and DefaultMaxRows are MMDOptions' defaults.
 const (
@@ -40,8 +53,9 @@ const (
 
 // MMDResult is the outcome of MMD on x (RowsX×Dim) and y (RowsY×Dim).
 type MMDResult struct {
-	// MMD2 is the unbiased estimate of the squared maximum mean
-	// discrepancy with the Gaussian kernel k(u, v) = exp(−‖u − v‖²/(2σ²)):
+	// MMD2 is the unbiased estimate, at the width σ = Bandwidth (scale 1),
+	// of the squared maximum mean discrepancy with the Gaussian kernel
+	// k(u, v) = exp(−‖u − v‖²/(2σ²)):
 	//
 	//	MMD²_u = Σ_{i≠j} k(x_i, x_j)/(n(n−1)) + Σ_{i≠j} k(y_i, y_j)/(m(m−1))
 	//	         − 2 Σ_{i,j} k(x_i, y_j)/(nm).
@@ -49,13 +63,21 @@ type MMDResult struct {
 	// Its expectation is 0 when x and y come from one distribution (it can
 	// then be slightly negative) and positive otherwise.
 	MMD2 float64 `json:"mmd2"`
-	// P is the permutation p-value (1 + #{relabellings with MMD²_u ≥ the
-	// observed}) / (1 + Permutations): the probability, were x and y
-	// drawn from one distribution, of an MMD²_u at least this large. Its
-	// smallest possible value is 1/(1 + Permutations).
+	// P is the permutation p-value of the test over all Scales: the
+	// probability, were x and y drawn from one distribution, of a smallest
+	// per-scale p-value at most the observed one (see MMD). With one scale
+	// it is (1 + #{relabellings with MMD²_u ≥ the observed}) /
+	// (1 + Permutations). Its smallest possible value is
+	// 1/(1 + Permutations).
 	P float64 `json:"p"`
-	// Bandwidth is the σ used.
+	// Bandwidth is the σ of scale 1 (the median heuristic by default).
 	Bandwidth float64 `json:"bandwidth"`
+	// Scales are the widths tested as multiples of Bandwidth; MMD2s and
+	// PerScale are each one's MMD²_u and its own permutation p-value
+	// (not corrected for the other scales; P is).
+	Scales   []float64 `json:"scales"`
+	MMD2s    []float64 `json:"mmd2s"`
+	PerScale []float64 `json:"p_per_scale"`
 	// Permutations is the number of relabellings drawn.
 	Permutations int `json:"permutations"`
 	// RowsX and RowsY are the rows tested (after MaxRows), Dim the columns.
@@ -66,11 +88,18 @@ type MMDResult struct {
 
 // MMD runs a kernel two-sample test of H0: x and y are samples of one
 // distribution (Gretton et al., JMLR 2012), with the unbiased MMD² as the
-// statistic and a permutation p-value. x and y must have the same number of
-// columns, at least two rows each, and finite values.
+// statistic and a permutation p-value, at several kernel widths at once
+// (σ_s = scale_s·Bandwidth). Each relabelling r = 0 … R (r = 0 the
+// observed one) gives MMD²_s(r) at every scale; its per-scale p-value is
+// p_s(r) = #{r′: MMD²_s(r′) ≥ MMD²_s(r)}/(R+1), its statistic
+// T(r) = min_s p_s(r), and P = #{r: T(r) ≤ T(0)}/(R+1). The relabellings
+// are exchangeable under H0, so P is a valid p-value whatever the number of
+// scales (the min-p method of Westfall and Young; MMDAgg, Schrab et al.
+// 2023, aggregates widths in the same spirit). x and y must have the same
+// number of columns, at least two rows each, and finite values.
 //
-// Cost: O((n+m)²·D) for the kernel matrix and O((n+m)²) per relabelling,
-// with n, m ≤ MaxRows.
+// Cost: O(S·(n+m)²·D) for the S kernel matrices and O(S·(n+m)·n) per
+// relabelling, with n, m ≤ MaxRows.
 func MMD(x, y *mat.Dense, opt MMDOptions) (MMDResult, error) {
 	if opt.Permutations == 0 {
 		opt.Permutations = DefaultPermutations
@@ -85,6 +114,17 @@ func MMD(x, y *mat.Dense, opt MMDOptions) (MMDResult, error) {
 		return MMDResult{}, fmt.Errorf("twosample: MMDOptions.MaxRows = %d, want ≥ 2", opt.MaxRows)
 	case !(opt.Bandwidth >= 0) || math.IsInf(opt.Bandwidth, 0):
 		return MMDResult{}, fmt.Errorf("twosample: MMDOptions.Bandwidth = %v, want ≥ 0 and finite", opt.Bandwidth)
+	}
+	if opt.Scales == nil {
+		opt.Scales = DefaultScales
+	}
+	if len(opt.Scales) == 0 {
+		return MMDResult{}, errors.New("twosample: MMDOptions.Scales is empty, want at least one scale")
+	}
+	for i, c := range opt.Scales {
+		if !(c > 0) || math.IsInf(c, 0) {
+			return MMDResult{}, fmt.Errorf("twosample: MMDOptions.Scales[%d] = %v, want > 0 and finite", i, c)
+		}
 	}
 	if err := check(x, y); err != nil {
 		return MMDResult{}, err
@@ -101,13 +141,15 @@ func MMD(x, y *mat.Dense, opt MMDOptions) (MMDResult, error) {
 			return MMDResult{}, errors.New("twosample: every row of the pooled sample is the same point; the median-heuristic bandwidth is 0")
 		}
 	}
-	k := gram(pooled, sigma)
-	N := n + m
-	total := 0.0 // Σ_{i≠j} K_ij, invariant under relabelling
-	for i := 0; i < N; i++ {
-		for j := 0; j < N; j++ {
-			if i != j {
-				total += float64(k[i*N+j])
+	N, S, R := n+m, len(opt.Scales), opt.Permutations
+	ks, totals := make([][]float32, S), make([]float64, S)
+	for si, c := range opt.Scales {
+		ks[si] = gram(pooled, c*sigma)
+		for i := 0; i < N; i++ { // Σ_{i≠j} K_ij, invariant under relabelling
+			for j := 0; j < N; j++ {
+				if i != j {
+					totals[si] += float64(ks[si][i*N+j])
+				}
 			}
 		}
 	}
@@ -116,18 +158,55 @@ func MMD(x, y *mat.Dense, opt MMDOptions) (MMDResult, error) {
 		label[i] = true
 	}
 	v, in := make([]float64, N), make([]int, 0, n)
-	observed := statistic(k, label, in, v, n, m, total)
-
-	exceed := 0
-	for range opt.Permutations {
-		rng.Shuffle(N, func(i, j int) { label[i], label[j] = label[j], label[i] })
-		if statistic(k, label, in, v, n, m, total) >= observed {
-			exceed++
+	stats := make([][]float64, S) // stats[s][r], r = 0 the observed labelling
+	for si := range stats {
+		stats[si] = make([]float64, R+1)
+	}
+	for r := 0; r <= R; r++ {
+		if r > 0 {
+			rng.Shuffle(N, func(i, j int) { label[i], label[j] = label[j], label[i] })
+		}
+		for si := range ks {
+			stats[si][r] = statistic(ks[si], label, in, v, n, m, totals[si])
+		}
+	}
+	// T(r) = min over scales of p_s(r); p_s(r) by ranks within each scale.
+	minP := make([]float64, R+1)
+	for r := range minP {
+		minP[r] = math.Inf(1)
+	}
+	perScale, mmd2s := make([]float64, S), make([]float64, S)
+	sorted := make([]float64, R+1)
+	for si, st := range stats {
+		copy(sorted, st)
+		slices.Sort(sorted)
+		for r, x := range st {
+			// #{r′: st[r′] ≥ x} = R+1 − #{r′: st[r′] < x}
+			lt, _ := slices.BinarySearch(sorted, x)
+			p := float64(R+1-lt) / float64(R+1)
+			minP[r] = min(minP[r], p)
+			if r == 0 {
+				perScale[si] = p
+			}
+		}
+		mmd2s[si] = st[0]
+	}
+	atMost := 0
+	for _, t := range minP {
+		if t <= minP[0] {
+			atMost++
+		}
+	}
+	observed := mmd2s[len(mmd2s)-1]
+	for si, c := range opt.Scales {
+		if c == 1 {
+			observed = mmd2s[si]
 		}
 	}
 	return MMDResult{
-		MMD2: observed, P: float64(1+exceed) / float64(1+opt.Permutations), Bandwidth: sigma,
-		Permutations: opt.Permutations, RowsX: n, RowsY: m, Dim: d,
+		MMD2: observed, P: float64(atMost) / float64(R+1), Bandwidth: sigma,
+		Scales: slices.Clone(opt.Scales), MMD2s: mmd2s, PerScale: perScale,
+		Permutations: R, RowsX: n, RowsY: m, Dim: d,
 	}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/stat"
 
 	"github.com/lrmf-go/lrmf/internal/testseed"
 )
@@ -128,10 +129,14 @@ func TestMMDCalibratedUnderNull(t *testing.T) {
 	}
 }
 
-// A shift of half a standard deviation is detected at n = m = 300.
+// A shift of half a standard deviation is detected at n = m = 300: the
+// plain test (one scale) puts it beyond every one of 199 relabellings; the
+// aggregated test's p-value can then be at most S/(1 + R), one relabelling
+// per scale being the most extreme at that scale.
 func TestMMDDetectsShift(t *testing.T) {
 	rng := rand.New(rand.NewPCG(testseed.Seed(t), 4))
-	r, err := MMD(gauss(rng, 300, []float64{0, 0}, 1), gauss(rng, 300, []float64{0.5, 0}, 1), MMDOptions{Permutations: 199, Seed: 1})
+	x, y := gauss(rng, 300, []float64{0, 0}, 1), gauss(rng, 300, []float64{0.5, 0}, 1)
+	r, err := MMD(x, y, MMDOptions{Permutations: 199, Seed: 1, Scales: []float64{1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +145,14 @@ func TestMMDDetectsShift(t *testing.T) {
 	}
 	if r.RowsX != 300 || r.RowsY != 300 || r.Dim != 2 || r.Permutations != 199 || !(r.Bandwidth > 0) {
 		t.Fatalf("result fields %+v", r)
+	}
+	agg, err := MMD(x, y, MMDOptions{Permutations: 199, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if S := len(DefaultScales); agg.P > float64(S)/200 || agg.MMD2 != r.MMD2 || agg.Bandwidth != r.Bandwidth || len(agg.PerScale) != S {
+		t.Fatalf("aggregated: p = %g (per scale %v), MMD² = %g, σ = %g; want p ≤ %d/200 and scale 1's MMD² %g, σ %g",
+			agg.P, agg.PerScale, agg.MMD2, agg.Bandwidth, S, r.MMD2, r.Bandwidth)
 	}
 }
 
@@ -172,6 +185,8 @@ func TestMMDRejectsBadInput(t *testing.T) {
 		{ok, ok, MMDOptions{Permutations: -1}, "Permutations = -1"},
 		{ok, ok, MMDOptions{MaxRows: 1}, "MaxRows = 1"},
 		{ok, ok, MMDOptions{Bandwidth: math.Inf(1)}, "Bandwidth = +Inf"},
+		{ok, ok, MMDOptions{Scales: []float64{}}, "Scales is empty"},
+		{ok, ok, MMDOptions{Scales: []float64{1, -0.5}}, "Scales[1] = -0.5"},
 		{same, same, MMDOptions{}, "bandwidth is 0"},
 	} {
 		_, err := MMD(c.x, c.y, c.opt)
@@ -179,6 +194,105 @@ func TestMMDRejectsBadInput(t *testing.T) {
 			t.Errorf("MMD error %v, want one containing %q", err, c.want)
 		}
 	}
+}
+
+// With one scale the aggregated p-value is the plain permutation p-value
+// (1 + #{r ≥ 1: MMD²(r) ≥ MMD²(0)})/(1 + R), recomputed here from the same
+// relabellings.
+func TestMMDOneScaleIsThePlainTest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 6))
+	x, y := gauss(rng, 30, []float64{0, 0}, 1), gauss(rng, 25, []float64{0.3, 0}, 1)
+	const R, seed = 199, 11
+	got, err := MMD(x, y, MMDOptions{Permutations: R, Seed: seed, Scales: []float64{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The relabellings MMD draws: the same generator, subsets (none here)
+	// and bandwidth, then one shuffle per relabelling.
+	r := rand.New(rand.NewPCG(seed, 0x6d6d64))
+	xs, ys := subset(x, DefaultMaxRows, r), subset(y, DefaultMaxRows, r)
+	pooled := append(append([][]float64{}, xs...), ys...)
+	k := gram(pooled, medianDistance(pooled, r))
+	N, total := len(pooled), 0.0
+	for i := 0; i < N; i++ {
+		for j := 0; j < N; j++ {
+			if i != j {
+				total += float64(k[i*N+j])
+			}
+		}
+	}
+	label := make([]bool, N)
+	for i := range 30 {
+		label[i] = true
+	}
+	obs := statistic(k, label, nil, make([]float64, N), 30, 25, total)
+	exceed := 0
+	for range R {
+		r.Shuffle(N, func(i, j int) { label[i], label[j] = label[j], label[i] })
+		if statistic(k, label, nil, make([]float64, N), 30, 25, total) >= obs {
+			exceed++
+		}
+	}
+	if want := float64(1+exceed) / (1 + R); got.P != want || got.MMD2 != obs || got.PerScale[0] != want {
+		t.Fatalf("one scale: p = %g, MMD² = %g, per scale %v; the plain test gives p = %g, MMD² = %g", got.P, got.MMD2, got.PerScale, want, obs)
+	}
+}
+
+// moons draws n points of two interleaved half-circles (radius 1, noise
+// 0.05), the pair the median width cannot tell from a Gaussian.
+func moons(rng *rand.Rand, n int) *mat.Dense {
+	x := mat.NewDense(n, 2, nil)
+	for i := 0; i < n; i++ {
+		a := math.Pi * rng.Float64()
+		u, v := math.Cos(a), math.Sin(a)
+		if i%2 == 1 {
+			u, v = 1-u, 0.5-v
+		}
+		x.Set(i, 0, u+0.05*rng.NormFloat64())
+		x.Set(i, 1, v+0.05*rng.NormFloat64())
+	}
+	return x
+}
+
+// Two moons against a Gaussian with the same mean and covariance: the
+// median width alone often misses the difference (the failure the narrow
+// scales are there for: an affine map that only matches moments passed
+// it); the aggregated test finds it at n = m = 150 every time (with 499
+// relabellings its floor is at most 5/500).
+func TestMMDNarrowScalesSeeStructure(t *testing.T) {
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 7))
+	var medianP []float64
+	for rep := range 5 {
+		x := moons(rng, 150)
+		var mu [2]float64
+		var cov mat.SymDense
+		stat.CovarianceMatrix(&cov, x, nil)
+		for j := range 2 {
+			mu[j] = stat.Mean(mat.Col(nil, j, x), nil)
+		}
+		var chol mat.Cholesky
+		if !chol.Factorize(&cov) {
+			t.Fatal("moons covariance not positive definite")
+		}
+		var l mat.TriDense
+		chol.LTo(&l)
+		z := gauss(rng, 150, []float64{0, 0}, 1)
+		var y mat.Dense
+		y.Mul(z, l.T())
+		for i := range 150 {
+			y.Set(i, 0, y.At(i, 0)+mu[0])
+			y.Set(i, 1, y.At(i, 1)+mu[1])
+		}
+		agg, err := MMD(x, &y, MMDOptions{Permutations: 499, Seed: uint64(rep)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if agg.P > 0.01 {
+			t.Errorf("rep %d: aggregated p = %g (per scale %v), want ≤ 0.01", rep, agg.P, agg.PerScale)
+		}
+		medianP = append(medianP, agg.PerScale[len(agg.PerScale)-1])
+	}
+	t.Logf("median width alone: p = %.3g", medianP)
 }
 
 func BenchmarkMMD(b *testing.B) {
