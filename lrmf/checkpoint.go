@@ -181,14 +181,16 @@ func (c *Checkpoint) loadParams(be native.Backend, prefix string, ps []*model.Pa
 	return nil
 }
 
-// Flow rebuilds the trained flow T on be.
-func (c *Checkpoint) Flow(be native.Backend) (model.Flow, error) {
+// Flow rebuilds the trained flow T on be (a device failure, such as GPU
+// memory exhausted, is returned as the error).
+func (c *Checkpoint) Flow(be native.Backend) (f model.Flow, err error) {
+	defer native.RecoverDeviceError(&err)
 	mk, err := c.meta.Config.Flow.FlowMaker()
 	if err != nil {
 		return nil, err
 	}
 	// The initial values are overwritten by the saved ones.
-	f, err := mk(be, c.meta.Dim, rand.New(rand.NewPCG(0, 0)))
+	f, err = mk(be, c.meta.Dim, rand.New(rand.NewPCG(0, 0)))
 	if err != nil {
 		return nil, err
 	}
