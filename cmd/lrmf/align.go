@@ -575,7 +575,7 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 			if lastSaved > 0 {
 				kept = fmt.Sprintf("only %s (step %d, before the divergence) in %s", filepath.Base(ckPath), lastSaved, o.out)
 			}
-			return 0, fmt.Errorf("status %s: %w\n%s; a lower --lr (or --fit-lr) or --clip may help", res.Status, err, kept)
+			return 0, fmt.Errorf("status %s: %w\n%s", res.Status, err, kept)
 		}
 		return 0, err
 	}
