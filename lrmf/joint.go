@@ -56,45 +56,53 @@ func (j *jointState) grad(step int) (Point, error) {
 	be.GatherRows(j.xa, j.r.a, j.sa.next())
 	be.GatherRows(j.sB, j.r.b, j.sb.next())
 	be.Fill(j.logdet, 0)
-	flowName, densName := "flow "+j.r.cfg.Flow.Kind, "density θS ("+j.r.cfg.Density.Kind+")"
-	fail := func(model string, err error) (Point, error) {
-		return Point{Step: step}, fmt.Errorf("lrmf: %w at step %d of the joint phase, in the %s: %v", ErrDiverged, step, model, err)
+	// The model's name is built on failure only: a step allocates nothing.
+	fail := func(inFlow bool, err error) (Point, error) {
+		return Point{Step: step}, fmt.Errorf("lrmf: %w at step %d of the joint phase, in the %s: %v", ErrDiverged, step, j.modelName(inFlow), err)
 	}
 	if err := j.flow.Forward(j.y, j.logdet, j.xa); err != nil {
-		return fail(flowName, err)
+		return fail(true, err)
 	}
 	if err := j.dens.LogProb(j.logp, j.s); err != nil {
-		return fail(densName, err)
+		return fail(false, err)
 	}
 	loss := j.cab + j.inv*(be.Sum(j.logp)+be.Sum(j.logdet))
 	if err := j.dens.Backward(j.ds, j.dlogp); err != nil {
-		return fail(densName, err)
+		return fail(false, err)
 	}
 	if err := j.flow.Backward(nil, j.dy, j.dlogdet); err != nil {
-		return fail(flowName, err)
+		return fail(true, err)
 	}
 	p := Point{Step: step, Loss: loss, GradT: optim.GradNorm(be, j.flow.Params()), GradS: optim.GradNorm(be, j.dens.Params())}
 	if !finite(p.Loss, p.GradT, p.GradS) {
-		return p, fmt.Errorf("lrmf: %w at step %d of the joint phase, in the %s: loss %v, ‖g_T‖ = %v, ‖g_S‖ = %v", ErrDiverged, step, j.culprit(flowName, densName), p.Loss, p.GradT, p.GradS)
+		return p, fmt.Errorf("lrmf: %w at step %d of the joint phase, in the %s: loss %v, ‖g_T‖ = %v, ‖g_S‖ = %v", ErrDiverged, step, j.modelName(j.culprit()), p.Loss, p.GradT, p.GradS)
 	}
 	return p, nil
 }
 
-// culprit names the model where the non-finite values of a step began,
-// following the computation: T's output and log-det, then θS's
-// log-densities of finite inputs, then the gradients (θS's backward pass
-// runs first).
-func (j *jointState) culprit(flow, dens string) string {
+// modelName returns "flow KIND" or "density θS (KIND)".
+func (j *jointState) modelName(flow bool) string {
+	if flow {
+		return "flow " + j.r.cfg.Flow.Kind
+	}
+	return "density θS (" + j.r.cfg.Density.Kind + ")"
+}
+
+// culprit reports whether the non-finite values of a step began in the
+// flow (else in θS), following the computation: T's output and log-det,
+// then θS's log-densities of finite inputs, then the gradients (θS's
+// backward pass runs first).
+func (j *jointState) culprit() (flow bool) {
 	be := j.r.be
 	switch {
 	case !finite(be.Sum(j.y), be.Sum(j.logdet)):
-		return flow
+		return true
 	case !finite(be.Sum(j.logp)):
-		return dens
+		return false
 	case !finite(optim.GradNorm(be, j.dens.Params()), be.Sum(j.ds)):
-		return dens
+		return false
 	}
-	return flow
+	return true
 }
 
 // update applies the optimiser step for step, clipping each model's
