@@ -43,8 +43,15 @@ import (
 // The zero Config is DefaultConfig's run. Align returns a Result whenever
 // training started, also together with an error: ErrDiverged (wrapped) for
 // a non-finite loss, or ctx.Err() when the context ends the run;
-// Result.Status says which.
-func Align(ctx context.Context, a, b *mat.Dense, cfg Config) (*Result, error) {
+// Result.Status says which. A device failure (a *native.DeviceError, e.g.
+// GPU memory exhausted: errors.Is(err, native.ErrOutOfMemory)) is returned
+// as the error, with no Result.
+func Align(ctx context.Context, a, b *mat.Dense, cfg Config) (res *Result, err error) {
+	defer native.RecoverDeviceError(&err)
+	return align(ctx, a, b, cfg)
+}
+
+func align(ctx context.Context, a, b *mat.Dense, cfg Config) (*Result, error) {
 	start := time.Now()
 	na, nb, dim, err := checkPair(a, b)
 	if err != nil {

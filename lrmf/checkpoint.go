@@ -181,14 +181,16 @@ func (c *Checkpoint) loadParams(be native.Backend, prefix string, ps []*model.Pa
 	return nil
 }
 
-// Flow rebuilds the trained flow T on be.
-func (c *Checkpoint) Flow(be native.Backend) (model.Flow, error) {
+// Flow rebuilds the trained flow T on be (a device failure, such as GPU
+// memory exhausted, is returned as the error).
+func (c *Checkpoint) Flow(be native.Backend) (f model.Flow, err error) {
+	defer native.RecoverDeviceError(&err)
 	mk, err := c.meta.Config.Flow.FlowMaker()
 	if err != nil {
 		return nil, err
 	}
 	// The initial values are overwritten by the saved ones.
-	f, err := mk(be, c.meta.Dim, rand.New(rand.NewPCG(0, 0)))
+	f, err = mk(be, c.meta.Dim, rand.New(rand.NewPCG(0, 0)))
 	if err != nil {
 		return nil, err
 	}
@@ -287,9 +289,18 @@ func parseCheckpoint(raw []byte) (*Checkpoint, error) {
 		return nil, bad("metadata: %v", err)
 	}
 	p += int(n)
+	if c.meta.Dim < 1 {
+		// Flow would build a model of this dimension before any shape check.
+		return nil, bad("data dimension %d", c.meta.Dim)
+	}
 	for _, m := range c.meta.Tensors {
-		if m.Rows < 0 || m.Cols < 0 || m.Rows*m.Cols > (len(body)-p)/8 {
+		// Rows·Cols compared by division: the product of two sizes read
+		// from the file may overflow.
+		if m.Rows < 0 || m.Cols < 0 || (m.Cols > 0 && m.Rows > (len(body)-p)/8/m.Cols) {
 			return nil, bad("tensor %q (%d×%d) does not fit in the file", m.Name, m.Rows, m.Cols)
+		}
+		if _, dup := c.tensors[m.Name]; dup {
+			return nil, bad("tensor %q listed twice", m.Name)
 		}
 		v := make([]float64, m.Rows*m.Cols)
 		for i := range v {

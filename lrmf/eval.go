@@ -86,7 +86,12 @@ func EvalLogProb(be native.Backend, d model.Density, x *mat.Dense) ([]float64, e
 // EvalFlow returns T(x_i) for every row x_i of the n×D matrix x as a new
 // n×D matrix in row order, computed by t on be in chunks (see
 // model.Transform). t must live on be and have dimension D.
-func EvalFlow(be native.Backend, t model.Flow, x *mat.Dense) (*mat.Dense, error) {
+func EvalFlow(be native.Backend, t model.Flow, x *mat.Dense) (y *mat.Dense, err error) {
+	defer native.RecoverDeviceError(&err) // e.g. GPU memory exhausted
+	return evalFlow(be, t, x)
+}
+
+func evalFlow(be native.Backend, t model.Flow, x *mat.Dense) (*mat.Dense, error) {
 	n, dim, err := checkEvalInput(be, t == nil, "EvalFlow", "flow", x)
 	if err != nil {
 		return nil, err

@@ -115,7 +115,7 @@ func (f *fitter) fit(ctx context.Context, phase string, d model.Density, x, xv *
 		}
 		g := optim.GradNorm(be, d.Params())
 		if !finite(loss, g) {
-			return rep, fmt.Errorf("lrmf: %w while fitting %s at step %d (loss %v, gradient norm %v)", ErrDiverged, phase, step, loss, g)
+			return rep, fmt.Errorf("lrmf: %w at step %d of the θ%s* fit: loss %v, gradient norm %v", ErrDiverged, step, phase[len(phase)-1:], loss, g)
 		}
 		if step%f.every == 0 {
 			f.report(Progress{Phase: phase, Step: step, Steps: steps, Loss: loss, GradNorm: g})

@@ -56,27 +56,53 @@ func (j *jointState) grad(step int) (Point, error) {
 	be.GatherRows(j.xa, j.r.a, j.sa.next())
 	be.GatherRows(j.sB, j.r.b, j.sb.next())
 	be.Fill(j.logdet, 0)
-	fail := func(err error) (Point, error) {
-		return Point{Step: step}, fmt.Errorf("lrmf: %w at step %d: %v", ErrDiverged, step, err)
+	// The model's name is built on failure only: a step allocates nothing.
+	fail := func(inFlow bool, err error) (Point, error) {
+		return Point{Step: step}, fmt.Errorf("lrmf: %w at step %d of the joint phase, in the %s: %v", ErrDiverged, step, j.modelName(inFlow), err)
 	}
 	if err := j.flow.Forward(j.y, j.logdet, j.xa); err != nil {
-		return fail(err)
+		return fail(true, err)
 	}
 	if err := j.dens.LogProb(j.logp, j.s); err != nil {
-		return fail(err)
+		return fail(false, err)
 	}
 	loss := j.cab + j.inv*(be.Sum(j.logp)+be.Sum(j.logdet))
 	if err := j.dens.Backward(j.ds, j.dlogp); err != nil {
-		return fail(err)
+		return fail(false, err)
 	}
 	if err := j.flow.Backward(nil, j.dy, j.dlogdet); err != nil {
-		return fail(err)
+		return fail(true, err)
 	}
 	p := Point{Step: step, Loss: loss, GradT: optim.GradNorm(be, j.flow.Params()), GradS: optim.GradNorm(be, j.dens.Params())}
 	if !finite(p.Loss, p.GradT, p.GradS) {
-		return p, fmt.Errorf("lrmf: %w at step %d: loss %v, ‖g_T‖ = %v, ‖g_S‖ = %v", ErrDiverged, step, p.Loss, p.GradT, p.GradS)
+		return p, fmt.Errorf("lrmf: %w at step %d of the joint phase, in the %s: loss %v, ‖g_T‖ = %v, ‖g_S‖ = %v", ErrDiverged, step, j.modelName(j.culprit()), p.Loss, p.GradT, p.GradS)
 	}
 	return p, nil
+}
+
+// modelName returns "flow KIND" or "density θS (KIND)".
+func (j *jointState) modelName(flow bool) string {
+	if flow {
+		return "flow " + j.r.cfg.Flow.Kind
+	}
+	return "density θS (" + j.r.cfg.Density.Kind + ")"
+}
+
+// culprit reports whether the non-finite values of a step began in the
+// flow (else in θS), following the computation: T's output and log-det,
+// then θS's log-densities of finite inputs, then the gradients (θS's
+// backward pass runs first).
+func (j *jointState) culprit() (flow bool) {
+	be := j.r.be
+	switch {
+	case !finite(be.Sum(j.y), be.Sum(j.logdet)):
+		return true
+	case !finite(be.Sum(j.logp)):
+		return false
+	case !finite(optim.GradNorm(be, j.dens.Params()), be.Sum(j.ds)):
+		return false
+	}
+	return true
 }
 
 // update applies the optimiser step for step, clipping each model's
@@ -250,7 +276,7 @@ func (r *run) joint(ctx context.Context, rr *restartRun, res *Result) error {
 		if val != nil && step%cfg.EvalEvery == 0 {
 			stop, err := val.eval(step)
 			if err != nil {
-				return fmt.Errorf("lrmf: %w: evaluating the validation LRMF at step %d: %v", ErrDiverged, step, err)
+				return fmt.Errorf("lrmf: %w at step %d of the joint phase, evaluating the flow %s and density θS (%s) on the validation rows: %v", ErrDiverged, step, cfg.Flow.Kind, cfg.Density.Kind, err)
 			}
 			if stop {
 				rp.StoppedBy = "patience"
@@ -266,7 +292,7 @@ func (r *run) joint(ctx context.Context, rr *restartRun, res *Result) error {
 	if val != nil {
 		if val.es.evals > 0 && val.es.lastStep != rp.Steps {
 			if _, err := val.eval(rp.Steps); err != nil {
-				return fmt.Errorf("lrmf: %w: evaluating the validation LRMF at step %d: %v", ErrDiverged, rp.Steps, err)
+				return fmt.Errorf("lrmf: %w at step %d of the joint phase, evaluating the flow %s and density θS (%s) on the validation rows: %v", ErrDiverged, rp.Steps, cfg.Flow.Kind, cfg.Density.Kind, err)
 			}
 		}
 		val.es.restore()

@@ -26,7 +26,7 @@ func (r *run) prefit(ctx context.Context, t model.Flow, restart int) (int, float
 		be.GatherRows(x, r.a, s.next())
 		be.Fill(ld, 0)
 		if err := t.Forward(y, ld, x); err != nil {
-			return step - 1, loss, fmt.Errorf("lrmf: %w in the identity pre-fit at step %d: %v", ErrDiverged, step, err)
+			return step - 1, loss, fmt.Errorf("lrmf: %w at step %d of the identity pre-fit of the flow %s: %v", ErrDiverged, step, r.cfg.Flow.Kind, err)
 		}
 		// dy = 2(y − x)/b; loss = ‖y − x‖²/b.
 		be.Copy(dy, y)
@@ -38,7 +38,7 @@ func (r *run) prefit(ctx context.Context, t model.Flow, restart int) (int, float
 		}
 		g := optim.GradNorm(be, t.Params())
 		if !finite(loss, g) {
-			return step - 1, loss, fmt.Errorf("lrmf: %w in the identity pre-fit at step %d (loss %v, gradient norm %v)", ErrDiverged, step, loss, g)
+			return step - 1, loss, fmt.Errorf("lrmf: %w at step %d of the identity pre-fit of the flow %s: loss %v, gradient norm %v", ErrDiverged, step, r.cfg.Flow.Kind, loss, g)
 		}
 		if step%r.cfg.ProgressEvery == 0 {
 			r.progress(Progress{Phase: phase, Restart: restart, Step: step, Steps: steps, Loss: loss, GradNorm: g})

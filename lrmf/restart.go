@@ -165,7 +165,12 @@ func (r *run) restarts(ctx context.Context, res *Result) (*restartRun, error) {
 				}
 				defer be.Close()
 				for k := range jobs {
-					runs[k], errs[k] = r.restart(ctx, be, sh, k)
+					func() {
+						// A panic here would end the process: a device
+						// failure becomes this restart's error.
+						defer native.RecoverDeviceError(&errs[k])
+						runs[k], errs[k] = r.restart(ctx, be, sh, k)
+					}()
 					if errs[k] != nil && !errors.Is(errs[k], ErrDiverged) {
 						cancel()
 					}

@@ -570,6 +570,13 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		if res != nil && res.Status == lrmf.Canceled && res.Config.Restarts > 1 {
 			return 0, fmt.Errorf("interrupted; nothing saved (a run of %d restarts checkpoints only at its end; --restarts 1 also saves on interrupt): %w", res.Config.Restarts, err)
 		}
+		if res != nil && res.Status == lrmf.Diverged {
+			kept := "nothing written to " + o.out
+			if lastSaved > 0 {
+				kept = fmt.Sprintf("only %s (step %d, before the divergence) in %s", filepath.Base(ckPath), lastSaved, o.out)
+			}
+			return 0, fmt.Errorf("status %s: %w\n%s", res.Status, err, kept)
+		}
 		return 0, err
 	}
 

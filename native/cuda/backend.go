@@ -303,9 +303,15 @@ func (b *Backend) enter() {
 
 func (b *Backend) leave() { runtime.UnlockOSThread() }
 
+// must panics with a *native.DeviceError when a driver call failed (Align
+// and EvalFlow return it as an error); an allocation's wraps
+// native.ErrOutOfMemory.
 func (b *Backend) must(op string, err error) {
 	if err != nil {
-		panic(fmt.Sprintf("native: cuda: %s: %v", op, err))
+		if err == cu.OutOfMemory {
+			err = fmt.Errorf("%w (%v)", native.ErrOutOfMemory, err)
+		}
+		panic(&native.DeviceError{Backend: "cuda", Op: op, Err: err})
 	}
 }
 

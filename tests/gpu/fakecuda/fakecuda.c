@@ -174,6 +174,14 @@ CUresult cuMemAlloc(CUdeviceptr *p, size_t n) {
 	CUresult rc = need_ctx("cuMemAlloc");
 	if (rc) return rc;
 	if (n == 0) return CUDA_ERROR_INVALID_VALUE;
+	/* LRMF_FAKECUDA_MEM_LIMIT=BYTES caps the context's memory, so that
+	 * tests can run out of it (native/cuda's TestOutOfMemoryIsAnError). */
+	const char *limit = getenv("LRMF_FAKECUDA_MEM_LIMIT");
+	if (limit && *limit) {
+		size_t used = 0;
+		for (size_t i = 0; i < current->nblocks; i++) used += current->blocks[i].n;
+		if (used + n > (size_t)strtoull(limit, NULL, 10)) return CUDA_ERROR_OUT_OF_MEMORY;
+	}
 	void *q = NULL;
 	if (posix_memalign(&q, 256, n)) return CUDA_ERROR_OUT_OF_MEMORY;
 	memset(q, 0xA5, n); /* not zero: New must clear what it hands out */
