@@ -191,7 +191,11 @@ func TestDigitsSmall(t *testing.T) {
 	}
 	assert.Equal(t, []string{MapIdentity, MapGaussianOT, MapCORAL, MapLRMF}, names)
 	assert.True(t, mat.Equal(res.Pair.A.X, res.Map(MapIdentity).TA))
-	assert.Equal(t, lrmf.Converged, res.Align.Status, "affine + Gaussian LRMF, LRMF = %v", res.Align.LRMF)
+	// The Gaussian family sees nothing left to align (the held-out bound is
+	// below δ), but digit embeddings are not Gaussian and an affine map
+	// leaves them distinguishable to the two-sample test.
+	assert.Less(t, res.Align.UpperBound, res.Align.Config.Threshold, "affine + Gaussian LRMF, LRMF = %v", res.Align.LRMF)
+	assert.Equal(t, lrmf.Distinguishable, res.Align.Status, "affine + Gaussian LRMF, LRMF = %v, two-sample %+v", res.Align.LRMF, res.Align.TwoSample)
 	// Affine + Gaussian LRMF converges to the closed-form OT map.
 	assert.InDelta(t, res.Map(MapGaussianOT).Agreement, res.Map(MapLRMF).Agreement, 0.03)
 	id := res.Map(MapIdentity).Agreement
