@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/lrmf-go/lrmf/native"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -189,6 +190,13 @@ func reportWithoutTimes(t *testing.T, path string) string {
 // names the step and the model where the values turned non-finite, and
 // writes nothing in --out; every restart diverges the same way.
 func TestAlignDivergedWritesNothing(t *testing.T) {
+	if native.DefaultBackend() == "ref" {
+		// Without cgo the run is float64 on the reference backend, where
+		// lr 1e3 drives θS's log-likelihood to −3e37 but not past the
+		// largest float64: it ends not-converged, not diverged. The float32
+		// cpu backend overflows at step 2, which is what this test pins.
+		t.Skip("the divergence this test pins is float32's (cpu backend); the reference backend is float64")
+	}
 	for _, restarts := range []string{"1", "2"} {
 		out := filepath.Join(t.TempDir(), "out")
 		code, stdout, stderr := lrmfRun("align", "--quiet", "--n", "300", "--hidden", "8", "--fit-steps", "20", "--steps", "50",
