@@ -12,6 +12,7 @@ package embed
 import (
 	"errors"
 	"fmt"
+	"github.com/lrmf-go/lrmf/lrmf/internal/linalg"
 	"math"
 
 	"gonum.org/v1/gonum/mat"
@@ -68,22 +69,7 @@ func Fit(x *mat.Dense, d int) (*PCA, error) {
 	if err := checkFinite(x, "the data"); err != nil {
 		return nil, err
 	}
-	mean := make([]float64, p)
-	for i := range n {
-		for j, v := range x.RawRowView(i) {
-			mean[j] += v
-		}
-	}
-	for j := range mean {
-		mean[j] /= float64(n)
-	}
-	xc := mat.NewDense(n, p, nil)
-	for i := range n {
-		dst := xc.RawRowView(i)
-		for j, v := range x.RawRowView(i) {
-			dst[j] = v - mean[j]
-		}
-	}
+	mean, xc := linalg.Centre(x)
 	var svd mat.SVD
 	if !svd.Factorize(xc, mat.SVDThinV) {
 		return nil, errors.New("embed: PCA: the SVD did not converge")

@@ -12,22 +12,7 @@ import (
 // (1/n) Σ (x_i − m)(x_i − m)ᵀ of the rows of the n×D x.
 func moments(x *mat.Dense) ([]float64, *mat.SymDense) {
 	n, d := x.Dims()
-	m := make([]float64, d)
-	for i := range n {
-		for j, v := range x.RawRowView(i) {
-			m[j] += v
-		}
-	}
-	for j := range m {
-		m[j] /= float64(n)
-	}
-	xc := mat.NewDense(n, d, nil)
-	for i := range n {
-		dst := xc.RawRowView(i)
-		for j, v := range x.RawRowView(i) {
-			dst[j] = v - m[j]
-		}
-	}
+	m, xc := linalg.Centre(x)
 	s := mat.NewSymDense(d, nil)
 	s.SymOuterK(1/float64(n), xc.T())
 	return m, s

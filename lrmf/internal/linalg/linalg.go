@@ -130,3 +130,26 @@ func Identity(d int) []float64 {
 	}
 	return id
 }
+
+// Centre returns the column means m of the n×p x (Σ_i x_ij / n, summed in
+// row order) and the centred copy x − 1mᵀ.
+func Centre(x *mat.Dense) (m []float64, xc *mat.Dense) {
+	n, p := x.Dims()
+	m = make([]float64, p)
+	for i := range n {
+		for j, v := range x.RawRowView(i) {
+			m[j] += v
+		}
+	}
+	for j := range m {
+		m[j] /= float64(n)
+	}
+	xc = mat.NewDense(n, p, nil)
+	for i := range n {
+		dst := xc.RawRowView(i)
+		for j, v := range x.RawRowView(i) {
+			dst[j] = v - m[j]
+		}
+	}
+	return m, xc
+}
