@@ -1,6 +1,7 @@
 package lrmf
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -98,33 +99,17 @@ const MinImprovement = 1e-4
 // withDefaults fills f's zero fields from def, capping the default batch at
 // the smaller dataset's na, nb rows.
 func (f FitOptions) withDefaults(def FitOptions, na, nb int) FitOptions {
-	if f.FitSteps == 0 {
-		f.FitSteps = def.FitSteps
-	}
+	f.FitSteps = cmp.Or(f.FitSteps, def.FitSteps)
 	if f.Batch == 0 {
 		f.Batch = min(def.Batch, na, nb)
 	}
-	if f.FitLR == 0 {
-		f.FitLR = def.FitLR
-	}
-	if f.Schedule == "" {
-		f.Schedule = def.Schedule
-	}
-	if f.ClipNorm == 0 {
-		f.ClipNorm = def.ClipNorm
-	}
-	if f.Tol == 0 {
-		f.Tol = def.Tol
-	}
-	if f.EvalEvery == 0 {
-		f.EvalEvery = def.EvalEvery
-	}
-	if f.Patience == 0 {
-		f.Patience = def.Patience
-	}
-	if f.Trim == 0 {
-		f.Trim = def.Trim
-	}
+	f.FitLR = cmp.Or(f.FitLR, def.FitLR)
+	f.Schedule = cmp.Or(f.Schedule, def.Schedule)
+	f.ClipNorm = cmp.Or(f.ClipNorm, def.ClipNorm)
+	f.Tol = cmp.Or(f.Tol, def.Tol)
+	f.EvalEvery = cmp.Or(f.EvalEvery, def.EvalEvery)
+	f.Patience = cmp.Or(f.Patience, def.Patience)
+	f.Trim = cmp.Or(f.Trim, def.Trim)
 	return f
 }
 
@@ -287,49 +272,25 @@ type Progress struct {
 // the flow is built (prefitSteps).
 func (c Config) withDefaults(na, nb int) Config {
 	dk := DefaultConfig()
-	if c.Flow.Kind == "" {
-		c.Flow.Kind = dk.Flow.Kind
-	}
-	if c.Density.Kind == "" {
-		c.Density.Kind = dk.Density.Kind
-	}
+	c.Flow.Kind = cmp.Or(c.Flow.Kind, dk.Flow.Kind)
+	c.Density.Kind = cmp.Or(c.Density.Kind, dk.Density.Kind)
 	d := DefaultConfigFor(c.Flow.Kind, c.Density.Kind)
 	c.Flow, c.Density = c.Flow.Normalized(), c.Density.Normalized()
-	if c.Steps == 0 {
-		c.Steps = d.Steps
-	}
-	if c.LR == 0 {
-		c.LR = d.LR
-	}
-	if c.Holdout == 0 {
-		c.Holdout = d.Holdout
-	}
-	if c.Validation == 0 {
-		c.Validation = d.Validation
-	}
+	c.Steps = cmp.Or(c.Steps, d.Steps)
+	c.LR = cmp.Or(c.LR, d.LR)
+	c.Holdout = cmp.Or(c.Holdout, d.Holdout)
+	c.Validation = cmp.Or(c.Validation, d.Validation)
 	fit := d.FitOptions
 	fit.FitLR = c.LR
 	ta, _, _ := SplitSizes(na, c.Holdout, c.Validation)
 	tb, _, _ := SplitSizes(nb, c.Holdout, c.Validation)
 	c.FitOptions = c.FitOptions.withDefaults(fit, max(ta, 1), max(tb, 1))
-	if c.Threshold == 0 {
-		c.Threshold = d.Threshold
-	}
-	if c.Restarts == 0 {
-		c.Restarts = d.Restarts
-	}
-	if c.Confidence == 0 {
-		c.Confidence = d.Confidence
-	}
-	if c.Alpha == 0 {
-		c.Alpha = d.Alpha
-	}
-	if c.Seed == 0 {
-		c.Seed = d.Seed
-	}
-	if c.ProgressEvery == 0 {
-		c.ProgressEvery = d.ProgressEvery
-	}
+	c.Threshold = cmp.Or(c.Threshold, d.Threshold)
+	c.Restarts = cmp.Or(c.Restarts, d.Restarts)
+	c.Confidence = cmp.Or(c.Confidence, d.Confidence)
+	c.Alpha = cmp.Or(c.Alpha, d.Alpha)
+	c.Seed = cmp.Or(c.Seed, d.Seed)
+	c.ProgressEvery = cmp.Or(c.ProgressEvery, d.ProgressEvery)
 	return c
 }
 
