@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "296d9ffd2e22890b7d506ba60b8bcb4d0b50794fc81a8acca1df251d000dfb5a"
+const csrcHash = "88afa614fcead71cc0711a2e895c96dfc0bdaab2c9424d2a9a3b022716204643"

@@ -21,6 +21,10 @@ package bindings
 #cgo nocallback lrmf_gemm_ws_f32
 #cgo noescape lrmf_gemm_ws_f64
 #cgo nocallback lrmf_gemm_ws_f64
+#cgo noescape lrmf_gemm_ep_ws_f32
+#cgo nocallback lrmf_gemm_ep_ws_f32
+#cgo noescape lrmf_gemm_ep_ws_f64
+#cgo nocallback lrmf_gemm_ep_ws_f64
 #cgo noescape lrmf_bias_add_f32
 #cgo nocallback lrmf_bias_add_f32
 #cgo noescape lrmf_bias_add_f64
@@ -85,6 +89,10 @@ package bindings
 #cgo nocallback lrmf_sum_f32
 #cgo noescape lrmf_sum_f64
 #cgo nocallback lrmf_sum_f64
+#cgo noescape lrmf_sum_squares_f32
+#cgo nocallback lrmf_sum_squares_f32
+#cgo noescape lrmf_sum_squares_f64
+#cgo nocallback lrmf_sum_squares_f64
 #cgo noescape lrmf_gather_rows_f32
 #cgo nocallback lrmf_gather_rows_f32
 #cgo noescape lrmf_gather_rows_f64

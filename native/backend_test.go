@@ -159,11 +159,17 @@ func TestCPUOpsAllocateNothing(t *testing.T) {
 		for i, t := range []*native.Tensor{x, y, hid, w, coup, l} {
 			b.Fill(t, 0.1*float64(i+1))
 		}
+		w2, hid2, bias2 := b.New(2, h), b.New(n, h), b.New(1, h)
+		ssq, ssqEnds := make([]float64, 3), []int64{7, 7, int64(n * d)}
 		idx := make([]int32, n)
 		sc := native.Scale{Kind: native.ScaleExp, Bound: 2}
 		for name, f := range map[string]func(){
-			"Gemm":             func() { b.Gemm(false, false, 1, x, w, 0, hid) },
-			"GemmTN":           func() { b.Gemm(true, false, 1, x, hid, 0, wg) },
+			"Gemm":   func() { b.Gemm(false, false, 1, x, w, 0, hid) },
+			"GemmTN": func() { b.Gemm(true, false, 1, x, hid, 0, wg) },
+			"GemmEx": func() {
+				b.GemmEx(false, false, 1, x, 1, w2, 0, hid, 0, native.Epilogue{Bias: bias, ReLU: true, Mask: hid2, ColSum: bias2})
+			},
+			"SumSquares":       func() { b.SumSquares(ssq, p, ssqEnds) },
 			"BiasAdd":          func() { b.BiasAdd(hid, bias) },
 			"BiasGrad":         func() { b.BiasGrad(bias, hid) },
 			"BiasReLU":         func() { b.BiasReLU(hid, bias) },

@@ -76,6 +76,72 @@ func CheckGemm(transA, transB bool, a, b, c *Tensor) (m, n, k int) {
 	return m, n, k
 }
 
+// CheckReshape checks Reshape: rows, cols ≥ 0 and rows·cols = t.Len().
+func CheckReshape(t *Tensor, rows, cols int) {
+	CheckNew(rows, cols)
+	if rows*cols != t.Len() {
+		panic(fmt.Sprintf("native: Reshape: %v has %d elements, not %d×%d", t, t.Len(), rows, cols))
+	}
+}
+
+// CheckGemmEx checks Backend.GemmEx: op(B) is k×n; C has m rows and the
+// window [c0, c0+n) inside its columns; A has m rows and the window
+// [a0, a0+k) (k rows and [a0, a0+m) when transA); ep's Bias and ColSum are
+// vectors of n, its Mask m×n. It returns m, n, k.
+func CheckGemmEx(transA, transB bool, a *Tensor, a0 int, b, c *Tensor, c0 int, ep Epilogue) (m, n, k int) {
+	const op = "GemmEx"
+	k, n = b.rows, b.cols
+	if transB {
+		k, n = n, k
+	}
+	m = c.rows
+	ar, aw := m, k // A's rows and window width
+	if transA {
+		ar, aw = k, m
+	}
+	if a.rows != ar {
+		panic(fmt.Sprintf("native: %s: A is %d×%d, want %d rows (op(B) is %d×%d, C has %d rows, transA=%v)", op, a.rows, a.cols, ar, k, n, m, transA))
+	}
+	mustWindow(op, "A", a, a0, aw)
+	mustWindow(op, "C", c, c0, n)
+	if ep.Bias != nil {
+		mustLen(op, "bias", ep.Bias, n)
+	}
+	if ep.Mask != nil {
+		mustShape(op, "mask", ep.Mask, m, n)
+	}
+	if ep.ColSum != nil {
+		mustLen(op, "colsum", ep.ColSum, n)
+	}
+	return m, n, k
+}
+
+// mustWindow panics unless the columns [c0, c0+w) lie inside t's.
+func mustWindow(op, name string, t *Tensor, c0, w int) {
+	if c0 < 0 || w > t.cols || c0 > t.cols-w {
+		panic(fmt.Sprintf("native: %s: columns [%d, %d) of %s outside its %d", op, c0, c0+w, name, t.cols))
+	}
+}
+
+// CheckSumSquares checks Backend.SumSquares: len(out) = len(ends), ends
+// nonnegative and nondecreasing, the last at most x.Len().
+func CheckSumSquares(out []float64, x *Tensor, ends []int64) {
+	const op = "SumSquares"
+	if len(out) != len(ends) {
+		panic(fmt.Sprintf("native: %s: len(out) = %d, len(ends) = %d", op, len(out), len(ends)))
+	}
+	prev := int64(0)
+	for s, e := range ends {
+		if e < prev {
+			panic(fmt.Sprintf("native: %s: ends[%d] = %d < %d: segments must be nonnegative and in order", op, s, e, prev))
+		}
+		prev = e
+	}
+	if prev > int64(x.Len()) {
+		panic(fmt.Sprintf("native: %s: segments end at %d, past %v", op, prev, x))
+	}
+}
+
 // CheckBiasAdd checks Backend.BiasAdd (y[i,j] += bias[j]): y is n×d, bias
 // a vector of d. It returns n, d.
 func CheckBiasAdd(y, bias *Tensor) (n, d int) {

@@ -45,11 +45,12 @@ type cpu[T bindings.Float] struct {
 	units, nb int           // its units (rows or elements) and blocks
 	block     func(blk int) // c.runBlock, bound once so dispatch does not allocate
 	jobs      cpuJobs[T]
-	errs      []error   // per block
-	dsum      []float64 // per-block double results of Dot and Sum
-	part      []T       // per-block partial parameter gradients (blocks ≥ 1)
-	gemmWork  [][]T     // per-block GEMM packing workspace
-	ode       cpuODE    // FFJORD state (cpu_ode.go)
+	errs      []error     // per block
+	dsum      []float64   // per-block double results of Dot and Sum
+	part      []T         // per-block partial parameter gradients (blocks ≥ 1)
+	gemmWork  [][]T       // per-block GEMM packing workspace
+	dpart     [][]float64 // per-block double partials (GemmEx column sums, SumSquares)
+	ode       cpuODE      // FFJORD state (cpu_ode.go)
 }
 
 // blockJob is a prepared operation: block runs it on block blk, which
@@ -64,6 +65,8 @@ type cpuJobs[T bindings.Float] struct {
 	dot         dotJob[T]
 	sum         sumJob[T]
 	gemm        gemmJob[T]
+	gemmEx      gemmExJob[T]
+	sumSquares  sumSquaresJob[T]
 	bias        biasJob[T]
 	biasGrad    biasGradJob[T]
 	biasReLUBwd biasReLUBackwardJob[T]
@@ -95,6 +98,7 @@ func newCPU[T bindings.Float](dt DType, threads int) *cpu[T] {
 	c.block = c.runBlock
 	c.errs = make([]error, threads)
 	c.gemmWork = make([][]T, threads)
+	c.dpart = make([][]float64, threads)
 	c.dsum = make([]float64, threads)
 	return c
 }
@@ -303,12 +307,8 @@ func (j *gemmJob[T]) block(c *cpu[T], blk, lo, hi int) error {
 	} else {
 		a = j.a[lo*j.lda:]
 	}
-	// Each block packs into its own workspace, kept between calls (grown
-	// on first use of a larger shape, so steps allocate nothing).
-	if need := bindings.GemmWorkLen[T](hi-lo, j.n, j.k); len(c.gemmWork[blk]) < need {
-		c.gemmWork[blk] = make([]T, need)
-	}
-	return bindings.GemmWS(j.transA, j.transB, hi-lo, j.n, j.k, j.alpha, a, j.lda, j.b, j.ldb, j.beta, rows(j.c, lo, hi, j.n), j.n, c.gemmWork[blk])
+	// Each block packs into its own workspace, kept between calls.
+	return bindings.GemmWS(j.transA, j.transB, hi-lo, j.n, j.k, j.alpha, a, j.lda, j.b, j.ldb, j.beta, rows(j.c, lo, hi, j.n), j.n, c.gemmWorkFor(blk, hi-lo, j.n, j.k))
 }
 
 func (c *cpu[T]) Gemm(transA, transB bool, alpha float64, a, b *Tensor, beta float64, cc *Tensor) {
@@ -317,6 +317,106 @@ func (c *cpu[T]) Gemm(transA, transB bool, alpha float64, a, b *Tensor, beta flo
 	*j = gemmJob[T]{transA: transA, transB: transB, n: n, k: k, lda: a.cols, ldb: b.cols,
 		alpha: T(alpha), beta: T(beta), a: c.s(a), b: c.s(b), c: c.s(cc)}
 	c.dispatch(j, m, c.pool.split(m, 2*n*k))
+}
+
+// gemmWorkFor returns block blk's GEMM workspace for an m×n×k product,
+// grown on first use of a larger shape (so steps allocate nothing).
+func (c *cpu[T]) gemmWorkFor(blk, m, n, k int) []T {
+	if need := bindings.GemmWorkLen[T](m, n, k); len(c.gemmWork[blk]) < need {
+		c.gemmWork[blk] = make([]T, need)
+	}
+	return c.gemmWork[blk]
+}
+
+// dpartFor returns block blk's float64 scratch of n elements (grown once).
+func (c *cpu[T]) dpartFor(blk, n int) []float64 {
+	if len(c.dpart[blk]) < n {
+		c.dpart[blk] = make([]float64, n)
+	}
+	return c.dpart[blk][:n]
+}
+
+// gemmExJob: GemmEx by row blocks of the m×n window of C; A's window starts
+// at column a0, C's at c0; the epilogue's column sums go to each block's
+// float64 partial.
+type gemmExJob[T bindings.Float] struct {
+	transA, transB      bool
+	n, k, lda, ldb, ldc int
+	a0, c0              int
+	alpha, beta         T
+	a, b, c             []T
+	bias, mask          []T
+	relu, colsum        bool
+}
+
+func (j *gemmExJob[T]) block(c *cpu[T], blk, lo, hi int) error {
+	var a []T
+	if j.transA {
+		a = j.a[j.a0+lo:]
+	} else {
+		a = j.a[lo*j.lda+j.a0:]
+	}
+	ep := bindings.Epilogue[T]{Bias: j.bias, ReLU: j.relu}
+	if j.mask != nil {
+		ep.Mask, ep.LDM = j.mask[lo*j.n:], j.n
+	}
+	if j.colsum {
+		ep.ColSum = c.dpartFor(blk, j.n)
+	}
+	return bindings.GemmEpWS(j.transA, j.transB, hi-lo, j.n, j.k, j.alpha, a, j.lda, j.b, j.ldb, j.beta,
+		j.c[lo*j.ldc+j.c0:], j.ldc, ep, c.gemmWorkFor(blk, hi-lo, j.n, j.k))
+}
+
+func (c *cpu[T]) GemmEx(transA, transB bool, alpha float64, a *Tensor, a0 int, b *Tensor, beta float64, cc *Tensor, c0 int, ep Epilogue) {
+	m, n, k := CheckGemmEx(transA, transB, a, a0, b, cc, c0, ep)
+	j := &c.jobs.gemmEx
+	*j = gemmExJob[T]{transA: transA, transB: transB, n: n, k: k, lda: a.cols, ldb: b.cols, ldc: cc.cols,
+		a0: a0, c0: c0, alpha: T(alpha), beta: T(beta), a: c.s(a), b: c.s(b), c: c.s(cc),
+		bias: c.opt(ep.Bias), mask: c.opt(ep.Mask), relu: ep.ReLU, colsum: ep.ColSum != nil}
+	nb := c.pool.split(m, 2*n*k+n)
+	c.dispatch(j, m, nb)
+	if ep.ColSum != nil {
+		// Block partials in block order, in float64, rounded once.
+		sum := c.dpart[0][:n]
+		for b := 1; b < nb; b++ {
+			for i, v := range c.dpart[b][:n] {
+				sum[i] += v
+			}
+		}
+		out := c.s(ep.ColSum)
+		for i, v := range sum {
+			out[i] = T(v)
+		}
+	}
+}
+
+// sumSquaresJob: each block's per-segment Σ x² over its element range in
+// its float64 partial.
+type sumSquaresJob[T bindings.Float] struct {
+	x    []T
+	ends []int64
+}
+
+func (j *sumSquaresJob[T]) block(c *cpu[T], blk, lo, hi int) error {
+	return bindings.SumSquares(lo, hi, j.x, j.ends, c.dpartFor(blk, len(j.ends)))
+}
+
+func (c *cpu[T]) SumSquares(out []float64, x *Tensor, ends []int64) {
+	CheckSumSquares(out, x, ends)
+	if len(ends) == 0 {
+		return
+	}
+	n := int(ends[len(ends)-1])
+	j := &c.jobs.sumSquares
+	*j = sumSquaresJob[T]{x: c.s(x), ends: ends}
+	nb := c.pool.split(n, 2)
+	c.dispatch(j, n, nb)
+	copy(out, c.dpart[0][:len(ends)])
+	for b := 1; b < nb; b++ {
+		for s, v := range c.dpart[b][:len(ends)] {
+			out[s] += v
+		}
+	}
 }
 
 // ---- bias and activations ----------------------------------------------------

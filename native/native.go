@@ -89,6 +89,33 @@ func (t *Tensor) String() string {
 	return fmt.Sprintf("Tensor(%d×%d %v)", t.rows, t.cols, t.dtype)
 }
 
+// Reshape returns t's elements as a rows×cols Tensor sharing t's storage
+// (Tensors are contiguous and row-major, so this is a view, not a copy);
+// rows·cols must equal t.Len(). With View it carves per-parameter
+// matrices out of one long vector (a model's parameter arena).
+func Reshape(t *Tensor, rows, cols int) *Tensor {
+	CheckReshape(t, rows, cols)
+	return &Tensor{rows: rows, cols: cols, dtype: t.dtype, store: t.store}
+}
+
+// Epilogue is what GemmEx does to each element z of its product before
+// storing it, in this order (a nil Tensor or false skips its step; each
+// step is rounded to the element type as a separate pass would round it):
+//
+//	z += Bias[j]              Bias: a vector of n
+//	z = max(z, 0)             ReLU
+//	z = z·[Mask[i,j] > 0]     Mask: m×n (ReLU's backward, given its output)
+//
+// then, when ColSum (a vector of n) is not nil, ColSum[j] = Σ_i z[i,j]
+// over the stored z, accumulated in float64. None of them may share
+// storage with GemmEx's C.
+type Epilogue struct {
+	Bias   *Tensor
+	ReLU   bool
+	Mask   *Tensor
+	ColSum *Tensor
+}
+
 // AdamHyper holds one Adam step's hyper-parameters. BC1 = 1 − Beta1^t and
 // BC2 = 1 − Beta2^t are the bias corrections for step t (t ≥ 1).
 type AdamHyper struct {
@@ -162,6 +189,20 @@ type Backend interface {
 	// Gemm sets C = alpha·op(A)·op(B) + beta·C with op(X) = Xᵀ when transX.
 	// op(A) is m×k, op(B) is k×n, C is m×n. With beta = 0, C is not read.
 	Gemm(transA, transB bool, alpha float64, a, b *Tensor, beta float64, c *Tensor)
+	// GemmEx is Gemm on column windows, with an epilogue (see Epilogue):
+	//   C[:, c0:c0+n] = ep(alpha·op(A[:, a0:a0+w])·op(B) + beta·C[:, c0:c0+n]),
+	// op(A) m×k, op(B) k×n; A's window is w = k columns wide (m×k of an
+	// m×? A), or w = m when transA (A is k×?); C is m×?, its window n wide.
+	// The windows are read and written in place (strided), so a layer can
+	// take some columns of its input and add into some columns of its
+	// output without copies. With beta = 0, C is not read.
+	GemmEx(transA, transB bool, alpha float64, a *Tensor, a0 int, b *Tensor, beta float64, c *Tensor, c0 int, ep Epilogue)
+	// SumSquares sets out[s] = Σ_{j ∈ segment s} x_j² for the segments
+	// [ends[s−1], ends[s]) of x's elements (ends[−1] = 0; ends nondecreasing,
+	// the last ≤ x.Len(); len(out) = len(ends)), accumulated in float64:
+	// the squared norms of the parameters held in one arena, in one call
+	// (one read-back on a GPU).
+	SumSquares(out []float64, x *Tensor, ends []int64)
 	// BiasAdd sets y[i,j] += bias[j]; y is n×d, bias a vector of d.
 	BiasAdd(y, bias *Tensor)
 	// BiasGrad sets db[j] = Σ_i dy[i,j]; dy is n×d, db a vector of d.

@@ -103,6 +103,73 @@ func (ref) Gemm(transA, transB bool, alpha float64, a, b *Tensor, beta float64, 
 	}
 }
 
+func (ref) GemmEx(transA, transB bool, alpha float64, a *Tensor, a0 int, b *Tensor, beta float64, c *Tensor, c0 int, ep Epilogue) {
+	m, n, k := CheckGemmEx(transA, transB, a, a0, b, c, c0, ep)
+	as, bs, cs := f64(a), f64(b), f64(c)
+	at := func(i, p int) float64 {
+		if transA {
+			return as[p*a.cols+a0+i]
+		}
+		return as[i*a.cols+a0+p]
+	}
+	bt := func(p, j int) float64 {
+		if transB {
+			return bs[j*b.cols+p]
+		}
+		return bs[p*b.cols+j]
+	}
+	var bias, mask, colsum []float64
+	if ep.Bias != nil {
+		bias = f64(ep.Bias)
+	}
+	if ep.Mask != nil {
+		mask = f64(ep.Mask)
+	}
+	if ep.ColSum != nil {
+		colsum = f64(ep.ColSum)
+		clear(colsum)
+	}
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			s := 0.0
+			for p := 0; p < k; p++ {
+				s += at(i, p) * bt(p, j)
+			}
+			ci := &cs[i*c.cols+c0+j]
+			z := alpha * s
+			if beta != 0 {
+				z += beta * *ci
+			}
+			if bias != nil {
+				z += bias[j]
+			}
+			if ep.ReLU {
+				z = max(z, 0)
+			}
+			if mask != nil && !(mask[i*n+j] > 0) {
+				z = 0
+			}
+			*ci = z
+			if colsum != nil {
+				colsum[j] += z
+			}
+		}
+	}
+}
+
+func (ref) SumSquares(out []float64, x *Tensor, ends []int64) {
+	CheckSumSquares(out, x, ends)
+	xs := f64(x)
+	start := int64(0)
+	for s, e := range ends {
+		out[s] = 0
+		for _, v := range xs[start:e] {
+			out[s] += v * v
+		}
+		start = e
+	}
+}
+
 func (ref) BiasAdd(y, bias *Tensor) {
 	n, d := CheckBiasAdd(y, bias)
 	ys, bs := f64(y), f64(bias)

@@ -150,6 +150,56 @@ LRMF_K LRMF_K_R void lrmf_k_bias_relu_fwd(int64_t n, int64_t d,
   LRMF_K_FOR(e, n * d) y[e] = LRMF_ROW(relu)(y[e] + bias[e % d]);
 }
 
+/* The epilogue of native's GemmEx (lrmf_gemm_ep_ws's, as a pass after the
+ * cuBLAS product): the m×n window at c (rows ldc apart), bias (n), mask
+ * (m×n, contiguous) NULLABLE. The steps are lrmf_gemm_ep_ws's, in its
+ * order and roundings, so the window ends as the CPU's. */
+LRMF_K LRMF_K_R void lrmf_k_gemm_epi(int64_t m, int64_t n, const float *bias,
+                                     int64_t relu, const float *mask,
+                                     float *c, int64_t ldc) {
+  LRMF_K_FOR(e, m * n) {
+    const int64_t i = e / n, j = e % n;
+    float z = c[i * ldc + j];
+    if (bias != NULL)
+      z = z + bias[j];
+    if (relu)
+      z = LRMF_ROW(relu)(z);
+    if (mask != NULL)
+      z = LRMF_ROW(relu_grad)(mask[e], z);
+    c[i * ldc + j] = z;
+  }
+}
+
+/* C rule: out[j] = Σ_i c[i·ldc + j] of an m×n window (GemmEx's column
+ * sums; m == 0 writes zeros). */
+LRMF_K LRMF_K_R void lrmf_k_col_sum(int64_t m, int64_t n, const float *c,
+                                    int64_t ldc, float *out) {
+  for (int64_t j = blockIdx.x; j < n; j += gridDim.x) {
+    double acc = 0.0;
+    for (int64_t i = threadIdx.x; i < m; i += blockDim.x)
+      acc += (double)c[i * ldc + j];
+    acc = lrmf_k_block_sum(acc);
+    if (threadIdx.x == 0)
+      out[j] = (float)acc;
+  }
+}
+
+/* C rule: out[s] = Σ x[j]² over segment s = [ends[s−1], ends[s]) (ends[−1]
+ * = 0): the squared norms of the parameters of an arena, read back in one
+ * copy. */
+LRMF_K LRMF_K_R void lrmf_k_sum_squares(int64_t nseg, const int64_t *ends,
+                                        const float *x, double *out) {
+  for (int64_t s = blockIdx.x; s < nseg; s += gridDim.x) {
+    const int64_t a = s > 0 ? ends[s - 1] : 0, b = ends[s];
+    double acc = 0.0;
+    for (int64_t j = a + threadIdx.x; j < b; j += blockDim.x)
+      acc += (double)x[j] * (double)x[j];
+    acc = lrmf_k_block_sum(acc);
+    if (threadIdx.x == 0)
+      out[s] = acc;
+  }
+}
+
 /* The elementwise half of lrmf_bias_relu_bwd; db comes from bias_grad(dz),
  * whose C rule keeps the column sums deterministic. */
 LRMF_K LRMF_K_R void lrmf_k_bias_relu_bwd_dz(int64_t n, int64_t d,

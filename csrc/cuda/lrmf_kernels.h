@@ -74,6 +74,10 @@
  * lrmf_k_tanh_bwd           n, cf* y, cf* dy, f* dx                  R(n)
  * lrmf_k_bias_relu_fwd      n, d, cf* bias, f* y                     R(n*d)
  * lrmf_k_bias_relu_bwd_dz   n, d, cf* y, cf* dy, f* dz               R(n*d)
+ * lrmf_k_gemm_epi           m, n, cf* bias (NULLABLE), relu,         R(m*n)
+ *                           cf* mask (NULLABLE), f* c, ldc
+ * lrmf_k_col_sum            m, n, cf* c, ldc, f* out                 C(n)
+ * lrmf_k_sum_squares        nseg, i64* ends, cf* x, d* out           C(nseg)
  * lrmf_k_gauss_logp         n, d, cf* x, cf* mu, cf* l,              R(n)
  *                           double logdet_l, f* u, f* logp
  * lrmf_k_gauss_bwd_dx       n, d, cf* l, cf* u, cf* dlogp, f* dx     R(n)
@@ -129,6 +133,12 @@
  *    dl[r*d + c]. Both are overwritten (n == 0 writes zeros).
  *  - bias_relu_bwd_dz: dz = dy·[y > 0] (dz may alias dy); db is then
  *    lrmf_k_bias_grad(n, d, dz, db).
+ *  - gemm_epi, col_sum: lrmf_gemm_ep_ws_f32's epilogue as passes after
+ *    the product (cuBLAS or lrmf_k_gemm) on the m×n window c whose rows
+ *    are ldc apart: gemm_epi applies z += bias[j], relu, z·[mask[i·n+j] > 0]
+ *    in that order; col_sum then gives out[j] = Σ_i c[i,j] (float).
+ *  - sum_squares: out[s] = Σ x[j]² over [ends[s−1], ends[s]) (ends[−1] =
+ *    0), in double; the ends are device memory (int64).
  *  - gather_rows: a negative idx[i] leaves row i of dst unwritten (the CPU
  *    kernel returns EINVAL instead); validate idx before the call.
  *  - coupling_*: kind 1 = LRMF_SCALE_EXP (needs bound > 0), 2 =
@@ -221,6 +231,13 @@ LRMF_K void lrmf_k_bias_relu_fwd(int64_t n, int64_t d, const float *bias,
                                  float *y);
 LRMF_K void lrmf_k_bias_relu_bwd_dz(int64_t n, int64_t d, const float *y,
                                     const float *dy, float *dz);
+LRMF_K void lrmf_k_gemm_epi(int64_t m, int64_t n, const float *bias,
+                            int64_t relu, const float *mask, float *c,
+                            int64_t ldc);
+LRMF_K void lrmf_k_col_sum(int64_t m, int64_t n, const float *c, int64_t ldc,
+                           float *out);
+LRMF_K void lrmf_k_sum_squares(int64_t nseg, const int64_t *ends,
+                               const float *x, double *out);
 LRMF_K void lrmf_k_gauss_logp(int64_t n, int64_t d, const float *x,
                               const float *mu, const float *l, double logdet_l,
                               float *u, float *logp);

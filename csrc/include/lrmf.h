@@ -83,6 +83,26 @@ extern "C" {
                        const T *b, int64_t ldb, T beta, T *c, int64_t ldc,     \
                        T *work, int64_t lwork);                                \
                                                                                \
+  /* lrmf_gemm_ws_##S with an epilogue: each element z of the result        \
+   * (z = alpha·op(A)·op(B) + beta·C, z = beta·C when k == 0) becomes          \
+   *   z += bias[j]                    (bias: n, or NULL)                     \
+   *   z = max(z, 0)                   (relu != 0)                            \
+   *   z = mask[i,j] > 0 ? z : 0       (mask: m×n with leading dimension      \
+   *                                    ldm ≥ n, or NULL; ReLU's backward)     \
+   * in this order, each step rounded to T as a separate pass would round     \
+   * it, and is stored in C; when colsum (n doubles) is not NULL,             \
+   * colsum[j] = Σ_i z[i,j], summed in double in row order (overwritten;      \
+   * m == 0 zeroes it). The epilogue is applied to each tile of C right       \
+   * after its last store, so it costs no pass over C. Same work and rules    \
+   * as lrmf_gemm_ws_##S; bias, mask and colsum must not overlap C. Row        \
+   * windows of one product (A, C and mask offset by the same rows) give the  \
+   * same elements as the whole product. */                                   \
+  int lrmf_gemm_ep_ws_##S(int trans_a, int trans_b, int64_t m, int64_t n,      \
+                          int64_t k, T alpha, const T *a, int64_t lda,         \
+                          const T *b, int64_t ldb, T beta, T *c, int64_t ldc,  \
+                          const T *bias, int relu, const T *mask, int64_t ldm, \
+                          double *colsum, T *work, int64_t lwork);             \
+                                                                               \
   /* y[i,j] += bias[j];  y is n×d, bias is d. */                               \
   int lrmf_bias_add_##S(int64_t n, int64_t d, const T *bias, T *y);            \
                                                                                \
@@ -158,6 +178,18 @@ extern "C" {
                                                                                \
   /* *out = Σ_i x[i], accumulated in double. */                                \
   int lrmf_sum_##S(int64_t n, const T *x, double *out);                        \
+                                                                               \
+  /* Sums of squares by segments, restricted to the elements [lo, hi) of x:    \
+   * segment s is [ends[s−1], ends[s]) (ends[−1] = 0, ends nondecreasing),     \
+   *   out[s] = Σ_{j ∈ segment s, lo ≤ j < hi} x[j]²   (out: nseg doubles)     \
+   * each accumulated in double in a fixed order (32 running sums over the     \
+   * whole 32-element blocks, added pairwise, then the rest in index order:    \
+   * the same bits whatever instruction set runs it); empty                    \
+   * intersections give 0. x holds at least hi elements (not checked: only     \
+   * [lo, hi) is read). 0 ≤ lo ≤ hi, else LRMF_EINVAL; callers split [0, N)    \
+   * into ranges and add the partials per segment. */                          \
+  int lrmf_sum_squares_##S(int64_t lo, int64_t hi, const T *x, int64_t nseg,   \
+                           const int64_t *ends, double *out);                  \
                                                                                \
   /* Row gather: dst[i,:] = src[idx[i],:] for i < n; src has at least        \
    * max(idx)+1 rows of d elements (not checked: the caller validates idx). */ \

@@ -122,7 +122,7 @@ int main(void) {
       ENTRY(bias_relu_fwd), ENTRY(bias_relu_bwd), ENTRY(copy_cols),
       ENTRY(add_cols),   ENTRY(coupling_fwd), ENTRY(coupling_inv),
       ENTRY(coupling_bwd), ENTRY(odefunc_fwd), ENTRY(odefunc_vjp),
-      ENTRY(ode_rk4),    ENTRY(ode_dopri5),
+      ENTRY(ode_rk4),    ENTRY(ode_dopri5), ENTRY(gemm_ep), ENTRY(sum_squares),
 #undef ENTRY
   };
   if (!tk_seed_from_env()) {
@@ -310,6 +310,65 @@ static int TEST(gemm)(void) {
   CHECK(K(gemm_ws)(0, 0, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2, w, lw) == LRMF_OK);
   CHECK(c[0] == 22 && c[1] == 28 && c[2] == 49 && c[3] == 64);
   free(w);
+  return errs;
+}
+
+/* lrmf_gemm_ep_ws: the epilogue's steps in order on a small exact case,
+ * its argument rules, and m == 0 zeroing the column sums. */
+static int TEST(gemm_ep)(void) {
+  int errs = 0;
+  const T a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 2, 3, 4, 5, 6};
+  const T bias[2] = {-30, 1}, mask[4] = {1, -1, 0, 1};
+  T c[4];
+  double cs[2] = {TK_SENTINEL, TK_SENTINEL};
+  const int64_t lw = K(gemm_work)(2, 2, 3);
+  T *w = CONST(lw, 0);
+  /* {22,28;49,64} + bias = {-8,29;19,65}; relu = {0,29;19,65}. */
+  CHECK(K(gemm_ep_ws)(0, 0, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2, bias, 1, NULL, 0,
+                      cs, w, lw) == LRMF_OK);
+  CHECK(c[0] == 0 && c[1] == 29 && c[2] == 19 && c[3] == 65);
+  CHECK(cs[0] == 19 && cs[1] == 94);
+  /* The mask keeps (0,0) and (1,1) only: {22,0;0,64}. */
+  CHECK(K(gemm_ep_ws)(0, 0, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2, NULL, 0, mask, 2,
+                      cs, w, lw) == LRMF_OK);
+  CHECK(c[0] == 22 && c[1] == 0 && c[2] == 0 && c[3] == 64);
+  CHECK(cs[0] == 22 && cs[1] == 64);
+  for (int i = 0; i < 4; i++)
+    c[i] = (T)TK_SENTINEL;
+  CHECK(K(gemm_ep_ws)(0, 0, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2, NULL, 0, mask, 1,
+                      cs, w, lw) == LRMF_EINVAL); /* ldm < n */
+  CHECK(K(gemm_ep_ws)(0, 0, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2, NULL, 0, NULL, 0,
+                      cs, w, lw - 1) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(c, 4));
+  cs[0] = cs[1] = TK_SENTINEL;
+  CHECK(K(gemm_ep_ws)(0, 0, 0, 2, 3, 1, NULL, 3, NULL, 2, 0, NULL, 2, NULL, 0,
+                      NULL, 0, cs, NULL, 0) == LRMF_OK);
+  CHECK(cs[0] == 0 && cs[1] == 0);
+  free(w);
+  return errs;
+}
+
+/* lrmf_sum_squares: segments clipped to [lo, hi), empty ones, the rules. */
+static int TEST(sum_squares)(void) {
+  int errs = 0;
+  const T x[5] = {1, 2, 3, 4, 5};
+  const int64_t ends[3] = {1, 1, 4}, bad[2] = {2, 1};
+  double out[3] = {TK_SENTINEL, TK_SENTINEL, TK_SENTINEL};
+  CHECK(K(sum_squares)(0, 4, x, 3, ends, out) == LRMF_OK);
+  CHECK(out[0] == 1 && out[1] == 0 && out[2] == 29);
+  CHECK(K(sum_squares)(2, 5, x, 3, ends, out) == LRMF_OK);
+  CHECK(out[0] == 0 && out[1] == 0 && out[2] == 25);
+  out[0] = TK_SENTINEL;
+  CHECK(K(sum_squares)(3, 2, x, 3, ends, out) == LRMF_EINVAL);
+  CHECK(K(sum_squares)(0, 2, x, 2, bad, out) == LRMF_EINVAL);
+  CHECK(K(sum_squares)(-1, 2, x, 3, ends, out) == LRMF_EINVAL);
+  CHECK(out[0] == TK_SENTINEL);
+  /* A long segment: every element counts (1 + 2 + ... over 100003 ones). */
+  const int64_t n = 100003, one[1] = {n};
+  T *y = CONST(n, 1);
+  CHECK(K(sum_squares)(0, n, y, 1, one, out) == LRMF_OK);
+  CHECK(out[0] == (double)n);
+  free(y);
   return errs;
 }
 

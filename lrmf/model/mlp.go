@@ -21,8 +21,9 @@ type mlp struct {
 	w, b         []*Param // depth hidden layers, then the output layer
 	ps           []*Param
 
-	n   int              // batch size the buffers below are sized for
-	x   *native.Tensor   // last forward input
+	n   int            // batch size the buffers below are sized for
+	x   *native.Tensor // last forward input (its columns [x0, x0+in))
+	x0  int
 	act []*native.Tensor // hidden activations, n×hid each
 	h   *native.Tensor   // output, n×out
 	da  [2]*native.Tensor
@@ -81,60 +82,68 @@ func (m *mlp) resize(n int) {
 
 // forward returns h for the n×in batch x (a buffer owned by m, valid until
 // the next forward with a different batch size).
-func (m *mlp) forward(x *native.Tensor) *native.Tensor {
+func (m *mlp) forward(x *native.Tensor) *native.Tensor { return m.forwardAt(x, 0) }
+
+// forwardAt is forward on the columns [x0, x0+in) of x, read in place (no
+// copy). Each layer is one GemmEx whose epilogue adds the bias and, on
+// the hidden layers, applies the ReLU while the tile is in cache. x is
+// kept (not copied) for backward.
+func (m *mlp) forwardAt(x *native.Tensor, x0 int) *native.Tensor {
 	be := m.be
 	m.resize(x.Rows())
-	m.x = x
-	in := x
+	m.x, m.x0 = x, x0
+	in, c0 := x, x0
 	for l, a := range m.act {
-		be.Gemm(false, false, 1, in, m.w[l].Value, 0, a)
-		be.BiasReLU(a, m.b[l].Value)
-		in = a
+		be.GemmEx(false, false, 1, in, c0, m.w[l].Value, 0, a, 0, native.Epilogue{Bias: m.b[l].Value, ReLU: true})
+		in, c0 = a, 0
 	}
 	d := m.depth()
-	be.Gemm(false, false, 1, in, m.w[d].Value, 0, m.h)
-	be.BiasAdd(m.h, m.b[d].Value)
+	be.GemmEx(false, false, 1, in, c0, m.w[d].Value, 0, m.h, 0, native.Epilogue{Bias: m.b[d].Value})
 	return m.h
 }
 
 // backward takes dh = ∂L/∂h for the last forward, sets every parameter's
 // gradient and returns ∂L/∂x when wantDx (else nil). dh is not modified.
 func (m *mlp) backward(dh *native.Tensor, wantDx bool) *native.Tensor {
+	if !wantDx {
+		m.backwardInto(dh, nil, 0, 0)
+		return nil
+	}
+	m.backwardInto(dh, m.dx, 0, 0)
+	return m.dx
+}
+
+// backwardInto is backward for the last forwardAt, writing ∂L/∂x into the
+// columns [dx0, dx0+in) of dx as dx ← ∂L/∂x + beta·dx (beta 0 or 1: 1 adds
+// to what is there); dx nil computes no input gradient. Each
+// dz_l = (dz_{l+1} W_{l+1}ᵀ) ⊙ [a_l > 0] is one GemmEx whose epilogue
+// applies the ReLU mask and sums the columns into ∂L/∂b_l; the weight
+// gradients read the input's columns in place.
+func (m *mlp) backwardInto(dh, dx *native.Tensor, dx0 int, beta float64) {
 	be := m.be
 	d := m.depth()
-	last := m.x
+	last, l0 := m.x, m.x0
 	if d > 0 {
-		last = m.act[d-1]
+		last, l0 = m.act[d-1], 0
 	}
-	be.Gemm(true, false, 1, last, dh, 0, m.w[d].Grad)
+	be.GemmEx(true, false, 1, last, l0, dh, 0, m.w[d].Grad, 0, native.Epilogue{})
 	be.BiasGrad(m.b[d].Grad, dh)
-	if d == 0 {
-		if !wantDx {
-			return nil
-		}
-		be.Gemm(false, true, 1, dh, m.w[0].Value, 0, m.dx)
-		return m.dx
-	}
-	da := m.da[0]
-	be.Gemm(false, true, 1, dh, m.w[d].Value, 0, da)
+	dz := dh
 	for l := d - 1; l >= 0; l-- {
-		be.BiasReLUBackward(da, m.b[l].Grad, m.act[l], da) // da becomes ∂L/∂z_l
-		in := m.x
+		// dz_l from dz_{l+1}, masked by a_l > 0; ∂L/∂b_l its column sums.
+		next := m.da[(d-1-l)%2]
+		be.GemmEx(false, true, 1, dz, 0, m.w[l+1].Value, 0, next, 0,
+			native.Epilogue{Mask: m.act[l], ColSum: m.b[l].Grad})
+		dz = next
+		in, i0 := m.x, m.x0
 		if l > 0 {
-			in = m.act[l-1]
+			in, i0 = m.act[l-1], 0
 		}
-		be.Gemm(true, false, 1, in, da, 0, m.w[l].Grad)
-		switch {
-		case l > 0:
-			next := m.da[(d-l)%2]
-			be.Gemm(false, true, 1, da, m.w[l].Value, 0, next)
-			da = next
-		case wantDx:
-			be.Gemm(false, true, 1, da, m.w[0].Value, 0, m.dx)
-			return m.dx
-		}
+		be.GemmEx(true, false, 1, in, i0, dz, 0, m.w[l].Grad, 0, native.Epilogue{})
 	}
-	return nil
+	if dx != nil {
+		be.GemmEx(false, true, 1, dz, 0, m.w[0].Value, beta, dx, dx0, native.Epilogue{})
+	}
 }
 
 // MLP is a dense network in → hidden (ReLU) × depth → out (linear), the
@@ -149,7 +158,8 @@ func (m *mlp) backward(dh *native.Tensor, wantDx bool) *native.Tensor {
 // (U(±√(6/(fan_in+fan_out)))) with zero biases; the output layer starts at
 // zero (so a coupling built on it starts as the identity; a caller that
 // wants otherwise re-initialises Params()[2·depth]). Forward and Backward
-// run on the backend's kernels (Gemm, BiasReLU, BiasReLUBackward, BiasAdd,
+// run on the backend's kernels (GemmEx, whose epilogues add the biases,
+// apply the ReLUs and their masks and sum the bias gradients, and
 // BiasGrad) and allocate nothing once a batch size has been seen.
 type MLP struct{ m *mlp }
 

@@ -74,9 +74,9 @@ type coupling struct {
 	sc                native.Scale
 	net               *mlp
 
-	x, h   *native.Tensor // last Forward input and network output
-	xc, dh *native.Tensor // conditioning columns; ∂L/∂h
-	n      int
+	x, h *native.Tensor // last Forward input and network output
+	dh   *native.Tensor // ∂L/∂h
+	n    int
 }
 
 // newCoupling builds block k: even blocks transform the second half of the
@@ -96,38 +96,38 @@ func newCoupling(be native.Backend, name string, d, k int, o RealNVPOptions, rng
 }
 
 func (c *coupling) resize(n int) {
-	if c.n != n || c.xc == nil {
+	if c.n != n || c.dh == nil {
 		c.n = n
-		c.xc, c.dh = c.be.New(n, c.dc), c.be.New(n, 2*c.dt)
+		c.dh = c.be.New(n, 2*c.dt)
 	}
 }
 
+// forward: the network reads the conditioning columns of x in place.
 func (c *coupling) forward(y, logdet, x *native.Tensor) {
 	c.resize(x.Rows())
-	c.be.CopyCols(c.xc, x, c.c0)
-	c.x, c.h = x, c.net.forward(c.xc)
+	c.x, c.h = x, c.net.forwardAt(x, c.c0)
 	c.be.CouplingForward(y, logdet, x, c.h, c.t0, c.sc)
 }
 
 func (c *coupling) inverse(x, y *native.Tensor) {
 	c.resize(y.Rows())
-	c.be.CopyCols(c.xc, y, c.c0)
-	h := c.net.forward(c.xc)
+	h := c.net.forwardAt(y, c.c0)
 	c.be.CouplingInverse(x, y, h, c.t0, c.sc)
 }
 
-// backward sets the network's gradients and, when dx is not nil, dx.
+// backward sets the network's gradients and, when dx is not nil, dx: the
+// network's input gradient is added into dx's conditioning columns by its
+// last GemmEx (beta = 1), on top of what CouplingBackward wrote there.
 func (c *coupling) backward(dx, dy, dlogdet *native.Tensor) {
 	c.be.CouplingBackward(dx, c.dh, c.x, c.h, dy, dlogdet, c.t0, c.sc)
-	dxc := c.net.backward(c.dh, dx != nil)
-	if dx != nil {
-		c.be.AddCols(dx, dxc, c.c0)
-	}
+	c.net.backwardInto(c.dh, dx, c.c0, 1)
 }
 
 // RealNVP is a Real NVP flow: a chain of affine coupling layers with
 // alternating halves. Every coupling's network ends in a zero-initialised
-// layer, so the flow starts as the identity.
+// layer, so the flow starts as the identity. Its parameters live in one
+// Arena (ArenasOf(f.Params(), nil) finds it), so that an optimiser runs over
+// all of them in one pass.
 type RealNVP struct {
 	be     native.Backend
 	d      int
@@ -154,6 +154,7 @@ func NewRealNVP(be native.Backend, d int, o RealNVPOptions, rng *rand.Rand) (*Re
 		f.blocks = append(f.blocks, c)
 		f.ps = append(f.ps, c.net.ps...)
 	}
+	packParams(be, f.ps)
 	return f, nil
 }
 

@@ -8,7 +8,16 @@ import (
 )
 
 // GradNorm returns ‖∇‖₂ = √(Σ_p Σ_j Grad_p[j]²) over all of ps' gradients.
+// When ps are whole arenas (model.ArenasOf) it is one SumSquares per arena.
 func GradNorm(be native.Backend, ps []*model.Param) float64 {
+	var buf [4]*model.Arena
+	if ars := model.ArenasOf(ps, buf[:0]); ars != nil {
+		s := 0.0
+		for _, a := range ars {
+			s += a.GradSquares(be)
+		}
+		return math.Sqrt(s)
+	}
 	s := 0.0
 	for _, p := range ps {
 		s += be.Dot(p.Grad, p.Grad)
@@ -24,6 +33,13 @@ func ClipGrad(be native.Backend, ps []*model.Param, norm, limit float64) {
 		return
 	}
 	s := limit/norm - 1 // g += s·g gives g·limit/norm
+	var buf [4]*model.Arena
+	if ars := model.ArenasOf(ps, buf[:0]); ars != nil {
+		for _, a := range ars {
+			be.Axpy(s, a.Grad, a.Grad)
+		}
+		return
+	}
 	for _, p := range ps {
 		be.Axpy(s, p.Grad, p.Grad)
 	}

@@ -124,6 +124,7 @@ type Backend struct {
 	h32      []float32 // Upload/Download staging
 	idx      *buffer   // GatherRows indices (int32)
 	idxBytes int64
+	seg      segState // SumSquares buffers (fused.go)
 
 	ode odeState // FFJORD scratch (ode.go)
 

@@ -19,6 +19,9 @@ const (
 	kTanhBwd                      // R(P(0)) uuuu
 	kBiasReLUFwd                  // R(P(0) * P(1)) uuuu
 	kBiasReLUBwdDz                // R(P(0) * P(1)) uuuuu
+	kGemmEpi                      // R(P(0) * P(1)) uuuuuuu
+	kColSum                       // C(P(1)) uuuuu
+	kSumSquares                   // C(P(0)) uuuu
 	kGaussLogp                    // R(P(0)) uuuuufuu
 	kGaussBwdDx                   // R(P(0)) uuuuuu
 	kGaussBwdParams               // C(P(1) + P(1) * P(1)) uuuuuuuuu
@@ -57,6 +60,9 @@ var kernelNames = [numKernels]string{
 	kTanhBwd:        "lrmf_k_tanh_bwd",
 	kBiasReLUFwd:    "lrmf_k_bias_relu_fwd",
 	kBiasReLUBwdDz:  "lrmf_k_bias_relu_bwd_dz",
+	kGemmEpi:        "lrmf_k_gemm_epi",
+	kColSum:         "lrmf_k_col_sum",
+	kSumSquares:     "lrmf_k_sum_squares",
 	kGaussLogp:      "lrmf_k_gauss_logp",
 	kGaussBwdDx:     "lrmf_k_gauss_bwd_dx",
 	kGaussBwdParams: "lrmf_k_gauss_bwd_params",

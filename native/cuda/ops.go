@@ -156,15 +156,21 @@ func (b *Backend) Gemm(transA, transB bool, alpha float64, a, bb *native.Tensor,
 	if m == 0 || n == 0 {
 		return
 	}
-	lda, ldb := a.Cols(), bb.Cols()
 	b.enter()
 	defer b.leave()
-	if b.blas != nil && !b.useKernel && k > 0 && max(m, n, k, lda, ldb) <= 1<<31-1 {
+	b.gemmAt(transA, transB, m, n, k, alpha, addr(a), a.Cols(), addr(bb), bb.Cols(), beta, addr(c), n)
+}
+
+// gemmAt is Gemm on device addresses with leading dimensions (row-major,
+// m, n > 0), with the context current: cuBLAS when loaded, else
+// lrmf_k_gemm.
+func (b *Backend) gemmAt(transA, transB bool, m, n, k int, alpha float64, pa uint64, lda int, pb uint64, ldb int, beta float64, pc uint64, ldc int) {
+	if b.blas != nil && !b.useKernel && k > 0 && max(m, n, k, lda, ldb, ldc) <= 1<<31-1 {
 		b.stats.Gemms++
 		st := C.lrmf_cublas_sgemm(b.blas, C.int(boolInt(transB)), C.int(boolInt(transA)),
 			C.int(n), C.int(m), C.int(k), C.float(alpha),
-			C.uintptr_t(addr(bb)), C.int(ldb), C.uintptr_t(addr(a)), C.int(lda),
-			C.float(beta), C.uintptr_t(addr(c)), C.int(n))
+			C.uintptr_t(pb), C.int(ldb), C.uintptr_t(pa), C.int(lda),
+			C.float(beta), C.uintptr_t(pc), C.int(ldc))
 		if st != 0 {
 			panic(fmt.Sprintf("native: cuda: Gemm(m=%d, n=%d, k=%d): cublasSgemm_v2 returned status %d", m, n, k, int(st)))
 		}
@@ -174,7 +180,7 @@ func (b *Backend) Gemm(transA, transB bool, alpha float64, a, bb *native.Tensor,
 	gx, gy := (n+tileGemm-1)/tileGemm, min((m+tileGemm-1)/tileGemm, maxGridYZ)
 	b.launch(kGemm, gx, gy, tileGemm, tileGemm,
 		i64(boolInt(transA)), i64(boolInt(transB)), i64(m), i64(n), i64(k),
-		f64(alpha), addr(a), i64(lda), addr(bb), i64(ldb), f64(beta), addr(c), i64(n))
+		f64(alpha), pa, i64(lda), pb, i64(ldb), f64(beta), pc, i64(ldc))
 }
 
 // BiasAdd sets y[i,j] += bias[j].

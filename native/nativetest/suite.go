@@ -152,6 +152,8 @@ func Run(t *testing.T, b native.Backend) {
 		})
 	}
 	sub("Gemm", testGemm)
+	sub("GemmEx", testGemmEx)
+	sub("SumSquares", testSumSquares)
 	sub("BiasAddGrad", testBias)
 	sub("Activations", testActivations)
 	sub("Gauss", testGauss)
@@ -221,6 +223,136 @@ func testGemm(h *harness) {
 				}
 			}
 		}
+	}
+}
+
+// testGemmEx runs GemmEx on windows of wider A and C (offsets 0 and 2,
+// 3 spare columns) with each epilogue, and checks all of C: the columns
+// outside the window must keep their values.
+func testGemmEx(h *harness) {
+	shapes := [][3]int{{1, 1, 1}, {7, 5, 3}, {33, 17, 65}, {300, 64, 96}, {64, 2, 700}, {50, 33, 600}, {1000, 40, 1}, {20000, 3, 2}}
+	eps := []struct {
+		name                   string
+		bias, relu, mask, csum bool
+	}{
+		{name: "plain"},
+		{name: "bias", bias: true},
+		{name: "bias+relu", bias: true, relu: true},
+		{name: "mask+colsum", mask: true, csum: true},
+		{name: "all", bias: true, relu: true, mask: true, csum: true},
+	}
+	for si, s := range shapes {
+		m, n, k := s[0], s[1], s[2]
+		for _, ta := range []bool{false, true} {
+			for _, tb := range []bool{false, true} {
+				for ei, e := range eps {
+					// Vary the rest with the case, keeping the count down.
+					beta := []float64{0, 0.5}[(si+ei)%2]
+					a0, c0 := 2*((si+ei+1)%2), 2*((si+ei)%2)
+					if m*n*k > 1<<20 && (ta || tb) {
+						continue
+					}
+					aw := k
+					ar := m
+					if ta {
+						ar, aw = k, m
+					}
+					acols, ccols := a0+aw+3, c0+n+3
+					br, bc := k, n
+					if tb {
+						br, bc = n, k
+					}
+					a, b := h.rand(ar, acols, 1), h.rand(br, bc, 1)
+					ch := make([]float64, m*ccols)
+					for i := range ch {
+						ch[i] = 2*h.rng.Float64() - 1
+						if j := i % ccols; beta == 0 && j >= c0 && j < c0+n {
+							ch[i] = math.NaN() // must not be read
+						}
+					}
+					c := h.upload(m, ccols, ch)
+					var ep, epr native.Epilogue
+					var bias, mask, cs pair
+					if e.bias {
+						bias = h.rand(1, n, 1)
+						ep.Bias, epr.Bias = bias.b, bias.r
+					}
+					ep.ReLU, epr.ReLU = e.relu, e.relu
+					if e.mask {
+						mask = h.rand(m, n, 1)
+						ep.Mask, epr.Mask = mask.b, mask.r
+					}
+					if e.csum {
+						cs = h.out(1, n)
+						ep.ColSum, epr.ColSum = cs.b, cs.r
+					}
+					alpha := 1.5
+					// Floor per element: the largest single term of the sum
+					// (cancellation below it is the format's, not the kernel's).
+					floor := make([]float64, m*ccols)
+					colFloor := make([]float64, n)
+					for i := 0; i < m; i++ {
+						for j := 0; j < n; j++ {
+							mx := 0.0
+							if beta != 0 {
+								mx = math.Abs(beta * ch[i*ccols+c0+j])
+							}
+							if e.bias {
+								mx = math.Max(mx, math.Abs(bias.host[j]))
+							}
+							for l := 0; l < k; l++ {
+								var ai, bj float64
+								if ta {
+									ai = a.host[l*acols+a0+i]
+								} else {
+									ai = a.host[i*acols+a0+l]
+								}
+								if tb {
+									bj = b.host[j*k+l]
+								} else {
+									bj = b.host[l*n+j]
+								}
+								mx = math.Max(mx, math.Abs(alpha*ai*bj))
+							}
+							floor[i*ccols+c0+j] = mx
+							colFloor[j] += mx
+						}
+					}
+					h.b.GemmEx(ta, tb, alpha, a.b, a0, b.b, beta, c.b, c0, ep)
+					h.ref.GemmEx(ta, tb, alpha, a.r, a0, b.r, beta, c.r, c0, epr)
+					name := fmt.Sprintf("GemmEx(m=%d,n=%d,k=%d,tA=%v,tB=%v,beta=%g,a0=%d,c0=%d,%s)", m, n, k, ta, tb, beta, a0, c0, e.name)
+					h.checkFloor(name+".C", c, floor)
+					if e.csum {
+						h.checkFloor(name+".ColSum", cs, colFloor)
+					}
+				}
+			}
+		}
+	}
+	// m = 0 still writes the column sums (zeros).
+	cs := h.out(1, 4)
+	h.b.GemmEx(false, false, 1, h.b.New(0, 3), 0, h.b.New(3, 4), 0, h.b.New(0, 4), 0, native.Epilogue{ColSum: cs.b})
+	h.ref.GemmEx(false, false, 1, h.ref.New(0, 3), 0, h.ref.New(3, 4), 0, h.ref.New(0, 4), 0, native.Epilogue{ColSum: cs.r})
+	h.check("GemmEx(m=0).ColSum", cs)
+}
+
+// testSumSquares: segments of an arena (an empty first one, an empty one in
+// the middle, one crossing the split of a multi-threaded backend, and an
+// unsegmented tail), each against the reference.
+func testSumSquares(h *harness) {
+	for _, ends := range [][]int64{{0, 3, 3, 1000, 70001, 140003}, {5}, {}, {262144, 262656, 263168}} {
+		n := 1
+		if len(ends) > 0 {
+			n = int(ends[len(ends)-1]) + 17
+		}
+		x := h.rand(n, 1, 1)
+		got, want := make([]float64, len(ends)), make([]float64, len(ends))
+		for i := range got {
+			got[i] = math.NaN()
+		}
+		h.b.SumSquares(got, x.b, ends)
+		h.ref.SumSquares(want, x.r, ends)
+		compare(h.t, fmt.Sprintf("SumSquares(%v)", ends), got, want, h.tol)
 	}
 }
 

@@ -177,6 +177,10 @@ ctest_line=$(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -1)
 	for c in affine-gaussian realnvp-gaussian realnvp-realnvp; do
 		echo "| lrmf.Align cuda vs cpu: $c | $(grep -m1 -E -- "--- (PASS|FAIL): TestAlignMatchesCPU/$c " "$OUT/tests.log" | awk '{sub(":", "", $2); print $2}') |"
 	done
+	# Issue 15's fused kernels: lrmf_k_gemm_epi + lrmf_k_col_sum (GemmEx on
+	# strided windows, with cuBLAS and with lrmf_k_gemm) and
+	# lrmf_k_sum_squares (one read-back per arena) against the reference.
+	echo "| fused kernel parity (TestConformance GemmEx, SumSquares subtests) | $(grep -cE -- '--- PASS: TestConformance/.*(GemmEx|SumSquares)' "$OUT/tests.log") passed, $(grep -cE -- '--- FAIL: TestConformance/.*(GemmEx|SumSquares)' "$OUT/tests.log") failed |"
 	echo "| FFJORD kernel parity (TestConformance/ODE subtests) | $(grep -cE -- '--- PASS: TestConformance/(GemmKernel/)?ODE ' "$OUT/tests.log") passed, $(grep -cE -- '--- FAIL: TestConformance/(GemmKernel/)?ODE ' "$OUT/tests.log") failed |"
 	for c in TestODEMatchesCPU TestODETapeOwnership TestODELimits; do
 		echo "| $c | $(grep -m1 -E -- "--- (PASS|FAIL): $c " "$OUT/tests.log" | awk '{sub(":", "", $2); print $2}') |"

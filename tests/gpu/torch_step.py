@@ -14,12 +14,20 @@ bound 4, alternating halves) as both the flow T and the density S:
   they are finite every step); clip each model's gradient to norm 10; Adam.
 
 Float32 throughout, TF32 off (cuBLAS SGEMM, as lrmf's cuda backend uses).
-Timing: warm-up steps, torch.cuda.synchronize(), then `steps` steps and a
+Timing: warm-up steps, a device synchronize, then `steps` steps and a
 second synchronize. Prints one JSON object per (batch, variant) line:
-variant "eager" uses torch.optim.Adam's default (foreach on CUDA), "fused"
-uses Adam(fused=True).
+variant "eager" uses torch.optim.Adam's default (foreach on CUDA, the
+per-tensor loop on the CPU), "fused" uses Adam(fused=True) (CUDA only).
+
+On the CPU (--device cpu) torch.set_num_threads(--threads) sets the
+intra-op threads; its float32 GEMM is whatever libblas.so.3 the loader
+finds (tests/bench/realnvp_vs_torch.sh points it at OpenBLAS: Debian's
+default reference BLAS runs at ~1 GFLOP/s). The step is the same as on the
+GPU; on both, T's first block computes no input gradient (xa needs none)
+and θS's does, for all 2b rows, as lrmf does.
 
 Usage: python3 tests/gpu/torch_step.py [--batches 2000,65536] [--json FILE]
+       python3 tests/gpu/torch_step.py --device cpu --threads 1 --batches 256,2000 --variants eager
 """
 
 import argparse
@@ -132,6 +140,11 @@ class Sampler:
         return out
 
 
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def run(batch, variant, warm, steps, device):
     torch.manual_seed(1)
     gen = torch.Generator(device=device)
@@ -163,37 +176,49 @@ def run(batch, variant, warm, steps, device):
 
     for _ in range(warm):
         step()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
-    torch.cuda.synchronize()
+    sync(device)
     ms = 1000 * (time.perf_counter() - t0) / steps
+    cpu_ms = 1000 * (time.process_time() - c0) / steps
     o = dict(Hidden=HIDDEN, Depth=DEPTH, Blocks=BLOCKS)
     f = 2 * (1 * o["Hidden"] + (o["Depth"] - 1) * o["Hidden"] ** 2 + 2 * 1 * o["Hidden"])
     flops = 3 * f * o["Blocks"] * 3 * batch
-    return {"batch": batch, "variant": variant, "ms_per_step": round(ms, 4), "steps": steps,
-            "tflops": round(flops / (ms / 1000) / 1e12, 3)}
+    return {"batch": batch, "variant": variant, "device": device.type, "threads": torch.get_num_threads(),
+            "ms_per_step": round(ms, 4), "cpu_ms_per_step": round(cpu_ms, 4), "steps": steps, "tflops": round(flops / (ms / 1000) / 1e12, 3)}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", default="2000,65536")
-    ap.add_argument("--variants", default="eager,fused")
+    ap.add_argument("--variants", default="", help="eager,fused (default; eager only on the CPU)")
     ap.add_argument("--json", default="")
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    ap.add_argument("--threads", type=int, default=0, help="CPU intra-op threads (0: torch's default)")
+    ap.add_argument("--warm", type=int, default=0, help="warm-up steps (0: 20, or 5 above batch 4096)")
+    ap.add_argument("--steps", type=int, default=0, help="timed steps (0: 200, or 20 above batch 4096)")
     args = ap.parse_args()
-    if not torch.cuda.is_available():
-        print("torch_step: no CUDA device visible to PyTorch", file=sys.stderr)
-        return 2
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    device = torch.device("cuda")
-    print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}, "
-          f"allow_tf32={torch.backends.cuda.matmul.allow_tf32}", file=sys.stderr)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            print("torch_step: no CUDA device visible to PyTorch", file=sys.stderr)
+            return 2
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}, "
+              f"allow_tf32={torch.backends.cuda.matmul.allow_tf32}", file=sys.stderr)
+    else:
+        print(f"torch {torch.__version__}, CPU, {torch.get_num_threads()} threads", file=sys.stderr)
+    device = torch.device(args.device)
+    variants = args.variants or ("eager,fused" if args.device == "cuda" else "eager")
     out = open(args.json, "w") if args.json else None
     for batch in [int(x) for x in args.batches.split(",") if x]:
         warm, steps = (20, 200) if batch <= 4096 else (5, 20)
-        for variant in [v for v in args.variants.split(",") if v]:
+        warm, steps = args.warm or warm, args.steps or steps
+        for variant in [v for v in variants.split(",") if v]:
             r = run(batch, variant, warm, steps, device)
             line = json.dumps(r)
             print(line, flush=True)

@@ -606,14 +606,64 @@ static int run_ode_gsum(const char *k, void **a) {
 	return LRMF_OK;
 }
 
+/* Elements spanned by rows×cols at leading dimension ld. */
+static int64_t extent(int64_t rows, int64_t cols, int64_t ld) {
+	return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols;
+}
+
+/* GemmEx's epilogue, as the CPU's lrmf_gemm_ep_ws applies it (same steps,
+ * same roundings). */
+static int run_gemm_epi(const char *k, void **a) {
+	int64_t m = I(a, 0), n = I(a, 1), relu = I(a, 3), ldc = I(a, 6);
+	PTR(2, n, 1); PTR(4, m * n, 1); PTR(5, extent(m, n, ldc), 0);
+	const float *bias = F(a, 2), *mask = F(a, 4);
+	float *c = F(a, 5);
+	for (int64_t i = 0; i < m; i++)
+		for (int64_t j = 0; j < n; j++) {
+			float z = c[i * ldc + j];
+			if (bias) z = z + bias[j];
+			if (relu) z = z > 0 ? z : 0;
+			if (mask) z = mask[i * n + j] > 0 ? z : 0;
+			c[i * ldc + j] = z;
+		}
+	return LRMF_OK;
+}
+
+/* Column sums in double in row order, as lrmf_gemm_ep_ws sums them. */
+static int run_col_sum(const char *k, void **a) {
+	int64_t m = I(a, 0), n = I(a, 1), ldc = I(a, 3);
+	PTR(2, extent(m, n, ldc), 0); PTR(4, n, 0);
+	const float *c = F(a, 2);
+	float *out = F(a, 4);
+	for (int64_t j = 0; j < n; j++) {
+		double acc = 0.0;
+		for (int64_t i = 0; i < m; i++) acc += (double)c[i * ldc + j];
+		out[j] = (float)acc;
+	}
+	return LRMF_OK;
+}
+
+static int run_sum_squares(const char *k, void **a) {
+	int64_t ns = I(a, 0);
+	PTR(1, 2 * ns, 0); PTR(3, 2 * ns, 0);
+	const int64_t *ends = (const int64_t *)F(a, 1);
+	PTR(2, ns > 0 ? ends[ns - 1] : 0, 0);
+	return lrmf_sum_squares_f32(0, ns > 0 ? ends[ns - 1] : 0, F(a, 2), ns, ends, (double *)F(a, 3));
+}
+
 static int run_gemm(const char *k, void **a) {
 	int err = LRMF_OK;
 	int ta = (int)I(a, 0), tb = (int)I(a, 1);
 	int64_t m = I(a, 2), n = I(a, 3), kk = I(a, 4), lda = I(a, 7), ldb = I(a, 9), ldc = I(a, 12);
-	PTR(6, (ta ? kk : m) * lda, 0); PTR(8, (tb ? n : kk) * ldb, 0); PTR(11, m * ldc, 0);
+	/* Exact extents: a window of a wider matrix (GemmEx) ends ld − cols
+	 * elements before its matrix does. */
+	PTR(6, extent(ta ? kk : m, ta ? m : kk, lda), 0);
+	PTR(8, extent(tb ? n : kk, tb ? kk : n, ldb), 0);
+	PTR(11, extent(m, n, ldc), 0);
 	if (kk == 0) { /* C = beta·C (the CPU kernel wants lda ≥ 1) */
 		float beta = (float)D(a, 10), *c = F(a, 11);
-		for (int64_t i = 0; i < m * ldc; i++) c[i] = beta == 0 ? 0 : beta * c[i];
+		for (int64_t i = 0; i < m; i++)
+			for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
 	} else {
 		/* The packed GEMM the cpu backend uses, for identical sums. */
 		int64_t lw = lrmf_gemm_work_f32(m, n, kk);
