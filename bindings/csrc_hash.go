@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "296d9ffd2e22890b7d506ba60b8bcb4d0b50794fc81a8acca1df251d000dfb5a"
+const csrcHash = "46a5f2363d9dd6409d1ab92f4a99bdb41b5041e3f739bdf56728fae0eeaff9df"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/lrmf-go/lrmf/internal/testseed"
 	"github.com/lrmf-go/lrmf/native"
+	"github.com/lrmf-go/lrmf/native/nativetest"
 )
 
 // odeFixture is a random FFJORD dynamics on the reference backend.
@@ -464,10 +466,27 @@ func TestRefODESolveBackwardFiniteDifferences(t *testing.T) {
 // dynamics and a wider [64, 64, 64] one), 512 rows, exact trace, float64,
 // to compare the costs of the forward and the backward.
 func BenchmarkCPUODEGradient(b *testing.B) {
-	for _, dims := range [][]int{{3, 16, 16, 16, 2}, {3, 64, 64, 64, 2}} {
+	paths := []string{"auto"}
+	if p := os.Getenv("LRMF_BENCH_ODE_PATHS"); p != "" {
+		paths = strings.Split(p, ",")
+	}
+	for _, path := range paths {
+		for _, dims := range [][]int{{3, 16, 16, 16, 2}, {3, 64, 64, 64, 2}} {
+			benchCPUODEGradient(b, path, dims)
+		}
+	}
+}
+
+// benchCPUODEGradient is BenchmarkCPUODEGradient for one ODE path and
+// network.
+func benchCPUODEGradient(b *testing.B, path string, dims []int) {
+	{
 		be, err := native.NewCPU(native.Float64, 4)
 		if err != nil {
 			b.Skip(err)
+		}
+		if err := be.(native.ODEPather).SetODEPath(path); err != nil {
+			b.Fatal(err)
 		}
 		ob := be.(native.ODEBackend)
 		n, d, np := 512, 2, native.ODENumParams(dims)
@@ -485,7 +504,7 @@ func BenchmarkCPUODEGradient(b *testing.B) {
 		a1, ald := up(n, d, vals(n*d, 1)), up(n, 1, vals(n, 1))
 		var tape native.ODETape
 		opt := native.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.05, MaxSteps: 200}
-		name := fmt.Sprintf("dims=%v", dims)
+		name := fmt.Sprintf("path=%s/dims=%v", path, dims)
 		b.Run(name+"/rk4-8/forward", func(b *testing.B) {
 			for b.Loop() {
 				ob.ODESolveRK4(z1, ld, z0, th, nil, dims, 0, 1, 8)
@@ -524,5 +543,44 @@ func BenchmarkCPUODEGradient(b *testing.B) {
 			b.ReportMetric(float64(bs.VJP)/float64(n), "VJP/row")
 		})
 		be.Close()
+	}
+}
+
+// Every code path of the cpu backend's FFJORD kernels (portable, and AVX2
+// and AVX-512 where the CPU has them) passes the conformance suite's ODE
+// part against the reference, for both element types, on one thread and
+// split over two (TestCPUConformance covers the default path with 1–3).
+func TestCPUODEPaths(t *testing.T) {
+	for _, dt := range []native.DType{native.Float32, native.Float64} {
+		for _, threads := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%v/threads=%d", dt, threads), func(t *testing.T) {
+				b, err := native.NewCPU(dt, threads)
+				if err != nil {
+					t.Skip("cpu backend unavailable in this build:", err)
+				}
+				defer b.Close()
+				nativetest.RunODE(t, b)
+			})
+		}
+	}
+}
+
+// SetODEPath refuses unknown paths and lists the available ones.
+func TestCPUSetODEPath(t *testing.T) {
+	b, err := native.NewCPU(native.Float64, 1)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer b.Close()
+	p := b.(native.ODEPather)
+	if paths := p.ODEPaths(); len(paths) == 0 || paths[0] != "portable" {
+		t.Errorf("ODEPaths() = %v, want portable first", paths)
+	}
+	err = p.SetODEPath("sse9")
+	if err == nil || !strings.Contains(err.Error(), "portable") {
+		t.Errorf("SetODEPath(sse9) = %v, want an error listing the paths", err)
+	}
+	if err := p.SetODEPath("auto"); err != nil {
+		t.Error(err)
 	}
 }
