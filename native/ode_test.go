@@ -480,70 +480,68 @@ func BenchmarkCPUODEGradient(b *testing.B) {
 // benchCPUODEGradient is BenchmarkCPUODEGradient for one ODE path and
 // network.
 func benchCPUODEGradient(b *testing.B, path string, dims []int) {
-	{
-		be, err := native.NewCPU(native.Float64, 4)
-		if err != nil {
-			b.Skip(err)
+	be, err := native.NewCPU(native.Float64, 4)
+	if err != nil {
+		b.Skip(err)
+	}
+	defer be.Close()
+	if err := be.(native.ODEPather).SetODEPath(path); err != nil {
+		b.Fatal(err)
+	}
+	ob := be.(native.ODEBackend)
+	n, d, np := 512, 2, native.ODENumParams(dims)
+	rng := rand.New(rand.NewPCG(1, 2))
+	vals := func(k int, s float64) []float64 {
+		v := make([]float64, k)
+		for i := range v {
+			v[i] = s * (2*rng.Float64() - 1)
 		}
-		if err := be.(native.ODEPather).SetODEPath(path); err != nil {
-			b.Fatal(err)
+		return v
+	}
+	up := func(r, c int, v []float64) *native.Tensor { t := be.New(r, c); be.Upload(t, v); return t }
+	z0, th := up(n, d, vals(n*d, 1.5)), up(1, np, vals(np, 0.5))
+	z1, ld, gz, g := be.New(n, d), be.New(n, 1), be.New(n, d), be.New(1, np)
+	a1, ald := up(n, d, vals(n*d, 1)), up(n, 1, vals(n, 1))
+	var tape native.ODETape
+	opt := native.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.05, MaxSteps: 200}
+	name := fmt.Sprintf("path=%s/dims=%v", path, dims)
+	b.Run(name+"/rk4-8/forward", func(b *testing.B) {
+		for b.Loop() {
+			ob.ODESolveRK4(z1, ld, z0, th, nil, dims, 0, 1, 8)
 		}
-		ob := be.(native.ODEBackend)
-		n, d, np := 512, 2, native.ODENumParams(dims)
-		rng := rand.New(rand.NewPCG(1, 2))
-		vals := func(k int, s float64) []float64 {
-			v := make([]float64, k)
-			for i := range v {
-				v[i] = s * (2*rng.Float64() - 1)
-			}
-			return v
-		}
-		up := func(r, c int, v []float64) *native.Tensor { t := be.New(r, c); be.Upload(t, v); return t }
-		z0, th := up(n, d, vals(n*d, 1.5)), up(1, np, vals(np, 0.5))
-		z1, ld, gz, g := be.New(n, d), be.New(n, 1), be.New(n, d), be.New(1, np)
-		a1, ald := up(n, d, vals(n*d, 1)), up(n, 1, vals(n, 1))
-		var tape native.ODETape
-		opt := native.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.05, MaxSteps: 200}
-		name := fmt.Sprintf("path=%s/dims=%v", path, dims)
-		b.Run(name+"/rk4-8/forward", func(b *testing.B) {
-			for b.Loop() {
-				ob.ODESolveRK4(z1, ld, z0, th, nil, dims, 0, 1, 8)
-			}
-		})
-		b.Run(name+"/rk4-8/record", func(b *testing.B) {
-			for b.Loop() {
-				ob.ODESolveRK4Record(&tape, z1, ld, z0, th, nil, dims, 0, 1, 8)
-			}
-		})
-		b.Run(name+"/rk4-8/backward", func(b *testing.B) {
+	})
+	b.Run(name+"/rk4-8/record", func(b *testing.B) {
+		for b.Loop() {
 			ob.ODESolveRK4Record(&tape, z1, ld, z0, th, nil, dims, 0, 1, 8)
-			for b.Loop() {
-				ob.ODESolveRK4Backward(gz, g, a1, ald, th, nil, dims, &tape)
-			}
-		})
-		b.Run(name+"/dopri5/forward", func(b *testing.B) {
-			for b.Loop() {
-				if _, err := ob.ODESolveDopri5(z1, ld, z0, th, nil, dims, 0, 1, opt); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(name+"/dopri5/backward", func(b *testing.B) {
-			st, err := ob.ODESolveDopri5Record(&tape, z1, ld, z0, th, nil, dims, 0, 1, opt)
-			if err != nil {
+		}
+	})
+	b.Run(name+"/rk4-8/backward", func(b *testing.B) {
+		ob.ODESolveRK4Record(&tape, z1, ld, z0, th, nil, dims, 0, 1, 8)
+		for b.Loop() {
+			ob.ODESolveRK4Backward(gz, g, a1, ald, th, nil, dims, &tape)
+		}
+	})
+	b.Run(name+"/dopri5/forward", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ob.ODESolveDopri5(z1, ld, z0, th, nil, dims, 0, 1, opt); err != nil {
 				b.Fatal(err)
 			}
-			var bs native.ODEStats
-			for b.Loop() {
-				bs = ob.ODESolveDopri5Backward(gz, g, a1, ald, th, nil, dims, &tape)
-			}
-			b.ReportMetric(float64(st.NFE)/float64(n), "fwdNFE/row")
-			b.ReportMetric(float64(st.Accepted)/float64(n), "accepted/row")
-			b.ReportMetric(float64(bs.NFE)/float64(n), "bwdNFE/row")
-			b.ReportMetric(float64(bs.VJP)/float64(n), "VJP/row")
-		})
-		be.Close()
-	}
+		}
+	})
+	b.Run(name+"/dopri5/backward", func(b *testing.B) {
+		st, err := ob.ODESolveDopri5Record(&tape, z1, ld, z0, th, nil, dims, 0, 1, opt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var bs native.ODEStats
+		for b.Loop() {
+			bs = ob.ODESolveDopri5Backward(gz, g, a1, ald, th, nil, dims, &tape)
+		}
+		b.ReportMetric(float64(st.NFE)/float64(n), "fwdNFE/row")
+		b.ReportMetric(float64(st.Accepted)/float64(n), "accepted/row")
+		b.ReportMetric(float64(bs.NFE)/float64(n), "bwdNFE/row")
+		b.ReportMetric(float64(bs.VJP)/float64(n), "VJP/row")
+	})
 }
 
 // Every code path of the cpu backend's FFJORD kernels (portable, and AVX2
