@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "88afa614fcead71cc0711a2e895c96dfc0bdaab2c9424d2a9a3b022716204643"
+const csrcHash = "b6d032e5e54fa4719a7ad824aeaa8a51fef99c4f0b41e4ccc3373c64c39ca529"

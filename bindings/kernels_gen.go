@@ -129,6 +129,8 @@ package bindings
 #cgo nocallback lrmf_odefunc_work_f64
 #cgo noescape lrmf_odefunc_nparams_f64
 #cgo nocallback lrmf_odefunc_nparams_f64
+#cgo noescape lrmf_ode_isa_f64
+#cgo nocallback lrmf_ode_isa_f64
 #cgo noescape lrmf_odefunc_fwd_f32
 #cgo nocallback lrmf_odefunc_fwd_f32
 #cgo noescape lrmf_odefunc_fwd_f64

@@ -23,6 +23,67 @@ import (
 //     with the k probes of row i at eps[i·k·D : (i+1)·k·D].
 //   - work: float64 scratch of at least ODEFuncWorkLen(dims, k) elements
 //     (independent of n), one per concurrent call.
+//   - isa: the code path ([ODEISA]): [ODEAuto] for the widest this CPU runs,
+//     or one forced (tests and benchmarks compare them).
+
+// ODEISA is a code path of the CPU ODE kernels (lrmf.h's LRMF_ODE_*).
+// Every path computes in float64 and they agree to rounding: the portable
+// one is the per-row code shared with the CUDA kernels
+// (csrc/common/ode_rows.inc, the specification of the others), the x86-64
+// vector paths (csrc/cpu/ode_vec.inc) run 4 or 8 rows per instruction, one
+// row per lane, each with its own time, step size and Dormand–Prince
+// decisions.
+type ODEISA int
+
+// The ODE code paths.
+const (
+	ODEAuto     ODEISA = iota // the widest path this CPU runs
+	ODEPortable               // one row at a time
+	ODEAVX2                   // 4 rows per AVX2+FMA vector
+	ODEAVX512                 // 8 rows per AVX-512F vector
+)
+
+// String returns the path's name: auto, portable, avx2 or avx512.
+func (i ODEISA) String() string {
+	switch i {
+	case ODEAuto:
+		return "auto"
+	case ODEPortable:
+		return "portable"
+	case ODEAVX2:
+		return "avx2"
+	case ODEAVX512:
+		return "avx512"
+	}
+	return fmt.Sprintf("ODEISA(%d)", int(i))
+}
+
+// Resolve returns the path i selects on this CPU (ODEAuto: the widest it
+// runs), or an error if the CPU or the build lacks it.
+func (i ODEISA) Resolve() (ODEISA, error) { return i.check("ODEISA.Resolve") }
+
+func (i ODEISA) check(op string) (ODEISA, error) {
+	if i < ODEAuto || i > ODEAVX512 {
+		return 0, &Error{op, fmt.Sprintf("unknown ODE path %v", i)}
+	}
+	p := C.lrmf_ode_isa_f64(C.int(i))
+	if p < 0 {
+		return 0, &Error{op, fmt.Sprintf("ODE path %v: this CPU (or build) lacks it", i)}
+	}
+	return ODEISA(p), nil
+}
+
+// ODEISAs returns the paths this CPU runs, narrowest first (ODEPortable
+// always).
+func ODEISAs() []ODEISA {
+	var out []ODEISA
+	for i := ODEPortable; i <= ODEAVX512; i++ {
+		if _, err := i.Resolve(); err == nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
 
 func odeStatus(op string, rc C.int) error {
 	switch rc {
@@ -83,7 +144,10 @@ func ODEFuncWorkLen(dims []int64, k int) (int, error) {
 
 // checkODE validates the arguments shared by the ODE kernels (theta, z-like
 // n×D input, probes, work) and returns D.
-func checkODE[T Float](op string, n int, dims []int64, theta []T, z []T, zName string, k int, eps []T, work []float64) (int, error) {
+func checkODE[T Float](op string, n int, dims []int64, theta []T, z []T, zName string, k int, eps []T, work []float64, isa ODEISA) (int, error) {
+	if _, err := isa.check(op); err != nil {
+		return 0, err
+	}
 	if n < 0 {
 		return 0, errNeg(op, "n", n)
 	}
@@ -129,9 +193,9 @@ func checkFiniteT(op string, t0, t1 float64) error {
 //	dz[i]    = f(z[i], t; θ)        dz n×D (out)
 //	trace[i] = tr(∂f/∂z)(z[i], t)   trace n (out; exact for k = 0, else the
 //	                                Hutchinson mean over the row's k probes)
-func ODEFuncForward[T Float](n int, dims []int64, theta []T, t T, z []T, k int, eps, dz, trace []T, work []float64) error {
+func ODEFuncForward[T Float](n int, dims []int64, theta []T, t T, z []T, k int, eps, dz, trace []T, work []float64, isa ODEISA) error {
 	const op = "ODEFuncForward"
-	d, err := checkODE(op, n, dims, theta, z, "z", k, eps, work)
+	d, err := checkODE(op, n, dims, theta, z, "z", k, eps, work, isa)
 	if err != nil {
 		return err
 	}
@@ -147,10 +211,10 @@ func ODEFuncForward[T Float](n int, dims []int64, theta []T, t T, z []T, k int, 
 	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
 	if is32[T]() {
 		return status(op, C.lrmf_odefunc_fwd_f32(i64(n), nl, pdims(dims), pf(theta), C.float(t), pf(z), ki, pf(eps),
-			pf(dz), pf(trace), pw(work), lw))
+			pf(dz), pf(trace), pw(work), lw, C.int(isa)))
 	}
 	return status(op, C.lrmf_odefunc_fwd_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t), pd(z), ki, pd(eps),
-		pd(dz), pd(trace), pw(work), lw))
+		pd(dz), pd(trace), pw(work), lw, C.int(isa)))
 }
 
 // ODEFuncVJP is the vector-Jacobian product of [ODEFuncForward] for the
@@ -162,9 +226,9 @@ func ODEFuncForward[T Float](n int, dims []int64, theta []T, t T, z []T, k int, 
 //	                 n == 0 zeroes it)
 //
 // The trace term differentiates through the tangents (the second derivative of tanh appears).
-func ODEFuncVJP[T Float](n int, dims []int64, theta []T, t T, z []T, k int, eps, az, atr, gz, gtheta []T, work []float64) error {
+func ODEFuncVJP[T Float](n int, dims []int64, theta []T, t T, z []T, k int, eps, az, atr, gz, gtheta []T, work []float64, isa ODEISA) error {
 	const op = "ODEFuncVJP"
-	d, err := checkODE(op, n, dims, theta, z, "z", k, eps, work)
+	d, err := checkODE(op, n, dims, theta, z, "z", k, eps, work, isa)
 	if err != nil {
 		return err
 	}
@@ -184,10 +248,10 @@ func ODEFuncVJP[T Float](n int, dims []int64, theta []T, t T, z []T, k int, eps,
 	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
 	if is32[T]() {
 		return status(op, C.lrmf_odefunc_vjp_f32(i64(n), nl, pdims(dims), pf(theta), C.float(t), pf(z), ki, pf(eps),
-			pf(az), pf(atr), pf(gz), pf(gtheta), pw(work), lw))
+			pf(az), pf(atr), pf(gz), pf(gtheta), pw(work), lw, C.int(isa)))
 	}
 	return status(op, C.lrmf_odefunc_vjp_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t), pd(z), ki, pd(eps),
-		pd(az), pd(atr), pd(gz), pd(gtheta), pw(work), lw))
+		pd(az), pd(atr), pd(gz), pd(gtheta), pw(work), lw, C.int(isa)))
 }
 
 // ODESolveRK4 integrates the augmented ODE d[z, l]/dt = [f(z, t), tr ∂f/∂z]
@@ -199,12 +263,12 @@ func ODEFuncVJP[T Float](n int, dims []int64, theta []T, t T, z []T, k int, eps,
 //
 // It returns the number of f evaluations over all rows (4·steps·n). A
 // row's probes (k > 0) stay fixed over the solve.
-func ODESolveRK4[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps int, z0 []T, k int, eps, z1, logdet []T, work []float64) (nfe int, err error) {
+func ODESolveRK4[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps int, z0 []T, k int, eps, z1, logdet []T, work []float64, isa ODEISA) (nfe int, err error) {
 	const op = "ODESolveRK4"
 	if steps < 1 {
 		return 0, &Error{op, fmt.Sprintf("steps = %d, want ≥ 1", steps)}
 	}
-	if _, err := checkSolve(op, n, dims, theta, z0, k, eps, z1, logdet, work, t0, t1); err != nil {
+	if _, err := checkSolve(op, n, dims, theta, z0, k, eps, z1, logdet, work, isa, t0, t1); err != nil {
 		return 0, err
 	}
 	if n == 0 {
@@ -215,10 +279,10 @@ func ODESolveRK4[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps 
 	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
 	if is32[T]() {
 		rc = C.lrmf_ode_rk4_f32(i64(n), nl, pdims(dims), pf(theta), C.double(t0), C.double(t1), i64(steps),
-			pf(z0), ki, pf(eps), pf(z1), pf(logdet), &cnfe, pw(work), lw)
+			pf(z0), ki, pf(eps), pf(z1), pf(logdet), &cnfe, pw(work), lw, C.int(isa))
 	} else {
 		rc = C.lrmf_ode_rk4_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t0), C.double(t1), i64(steps),
-			pd(z0), ki, pd(eps), pd(z1), pd(logdet), &cnfe, pw(work), lw)
+			pd(z0), ki, pd(eps), pd(z1), pd(logdet), &cnfe, pw(work), lw, C.int(isa))
 	}
 	if err := status(op, rc); err != nil {
 		return 0, err
@@ -229,8 +293,8 @@ func ODESolveRK4[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps 
 // checkSolve validates the arguments every solver shares (dims, θ, the
 // n×D z0 and z1, logdet of n, probes, workspace, finite times) and
 // returns D.
-func checkSolve[T Float](op string, n int, dims []int64, theta, z0 []T, k int, eps, z1, logdet []T, work []float64, t0, t1 float64) (int, error) {
-	d, err := checkODE(op, n, dims, theta, z0, "z0", k, eps, work)
+func checkSolve[T Float](op string, n int, dims []int64, theta, z0 []T, k int, eps, z1, logdet []T, work []float64, isa ODEISA, t0, t1 float64) (int, error) {
+	d, err := checkODE(op, n, dims, theta, z0, "z0", k, eps, work, isa)
 	if err != nil {
 		return 0, err
 	}
@@ -272,9 +336,9 @@ func (opt Dopri5Options) check(op string) error {
 // the f evaluations and accepted steps summed over the rows processed. A
 // numerical failure is an *[ODEError] wrapping [ErrODEStepUnderflow],
 // [ErrODENonFinite] or [ErrODEMaxSteps]; z1 and logdet are then unspecified.
-func ODESolveDopri5[T Float](n int, dims []int64, theta []T, t0, t1 float64, opt Dopri5Options, z0 []T, k int, eps, z1, logdet []T, work []float64) (nfe, accepted int, err error) {
+func ODESolveDopri5[T Float](n int, dims []int64, theta []T, t0, t1 float64, opt Dopri5Options, z0 []T, k int, eps, z1, logdet []T, work []float64, isa ODEISA) (nfe, accepted int, err error) {
 	const op = "ODESolveDopri5"
-	if _, err := checkSolve(op, n, dims, theta, z0, k, eps, z1, logdet, work, t0, t1); err != nil {
+	if _, err := checkSolve(op, n, dims, theta, z0, k, eps, z1, logdet, work, isa, t0, t1); err != nil {
 		return 0, 0, err
 	}
 	if err := opt.check(op); err != nil {
@@ -289,10 +353,10 @@ func ODESolveDopri5[T Float](n int, dims []int64, theta []T, t0, t1 float64, opt
 	at, rt, h0, ms := C.double(opt.Atol), C.double(opt.Rtol), C.double(opt.H0), i64(opt.MaxSteps)
 	if is32[T]() {
 		rc = C.lrmf_ode_dopri5_f32(i64(n), nl, pdims(dims), pf(theta), C.double(t0), C.double(t1), at, rt, h0, ms,
-			pf(z0), ki, pf(eps), pf(z1), pf(logdet), &cnfe, &cacc, pw(work), lw)
+			pf(z0), ki, pf(eps), pf(z1), pf(logdet), &cnfe, &cacc, pw(work), lw, C.int(isa))
 	} else {
 		rc = C.lrmf_ode_dopri5_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t0), C.double(t1), at, rt, h0, ms,
-			pd(z0), ki, pd(eps), pd(z1), pd(logdet), &cnfe, &cacc, pw(work), lw)
+			pd(z0), ki, pd(eps), pd(z1), pd(logdet), &cnfe, &cacc, pw(work), lw, C.int(isa))
 	}
 	return int(cnfe), int(cacc), odeStatus(op, rc)
 }
@@ -302,12 +366,12 @@ func pi64(v []int64) *C.int64_t { return (*C.int64_t)(unsafe.Pointer(unsafe.Slic
 // ODESolveRK4Save is [ODESolveRK4] that also stores each row's step start
 // states z (float64) in states: n×steps×D, row i's step s at
 // states[(i·steps+s)·D:]. [ODESolveRK4Backward] reads them.
-func ODESolveRK4Save[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps int, z0 []T, k int, eps, z1, logdet []T, states, work []float64) (nfe int, err error) {
+func ODESolveRK4Save[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps int, z0 []T, k int, eps, z1, logdet []T, states, work []float64, isa ODEISA) (nfe int, err error) {
 	const op = "ODESolveRK4Save"
 	if steps < 1 {
 		return 0, &Error{op, fmt.Sprintf("steps = %d, want ≥ 1", steps)}
 	}
-	d, err := checkSolve(op, n, dims, theta, z0, k, eps, z1, logdet, work, t0, t1)
+	d, err := checkSolve(op, n, dims, theta, z0, k, eps, z1, logdet, work, isa, t0, t1)
 	if err != nil {
 		return 0, err
 	}
@@ -326,10 +390,10 @@ func ODESolveRK4Save[T Float](n int, dims []int64, theta []T, t0, t1 float64, st
 	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
 	if is32[T]() {
 		rc = C.lrmf_ode_rk4_save_f32(i64(n), nl, pdims(dims), pf(theta), C.double(t0), C.double(t1), i64(steps),
-			pf(z0), ki, pf(eps), pf(z1), pf(logdet), pw(states), &cnfe, pw(work), lw)
+			pf(z0), ki, pf(eps), pf(z1), pf(logdet), pw(states), &cnfe, pw(work), lw, C.int(isa))
 	} else {
 		rc = C.lrmf_ode_rk4_save_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t0), C.double(t1), i64(steps),
-			pd(z0), ki, pd(eps), pd(z1), pd(logdet), pw(states), &cnfe, pw(work), lw)
+			pd(z0), ki, pd(eps), pd(z1), pd(logdet), pw(states), &cnfe, pw(work), lw, C.int(isa))
 	}
 	if err := status(op, rc); err != nil {
 		return 0, err
@@ -339,8 +403,8 @@ func ODESolveRK4Save[T Float](n int, dims []int64, theta []T, t0, t1 float64, st
 
 // checkODEBwd validates the upstream and output arguments of the backward
 // kernels and returns D.
-func checkODEBwd[T Float](op string, n int, dims []int64, theta []T, k int, eps, a1, ald, gz0, gtheta []T, work []float64) (int, error) {
-	d, err := checkODE(op, n, dims, theta, a1, "a1", k, eps, work)
+func checkODEBwd[T Float](op string, n int, dims []int64, theta []T, k int, eps, a1, ald, gz0, gtheta []T, work []float64, isa ODEISA) (int, error) {
+	d, err := checkODE(op, n, dims, theta, a1, "a1", k, eps, work, isa)
 	if err != nil {
 		return 0, err
 	}
@@ -366,9 +430,9 @@ func checkODEBwd[T Float](op string, n int, dims []int64, theta []T, k int, eps,
 //
 // and returns the f evaluations (7·steps·n: 3 per step to rebuild the stage
 // inputs, one before each VJP) and VJPs (4·steps·n) it made.
-func ODESolveRK4Backward[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps int, k int, eps []T, states []float64, a1, ald, gz0, gtheta []T, work []float64) (nfe, nvjp int, err error) {
+func ODESolveRK4Backward[T Float](n int, dims []int64, theta []T, t0, t1 float64, steps int, k int, eps []T, states []float64, a1, ald, gz0, gtheta []T, work []float64, isa ODEISA) (nfe, nvjp int, err error) {
 	const op = "ODESolveRK4Backward"
-	d, err := checkODEBwd(op, n, dims, theta, k, eps, a1, ald, gz0, gtheta, work)
+	d, err := checkODEBwd(op, n, dims, theta, k, eps, a1, ald, gz0, gtheta, work, isa)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -390,10 +454,10 @@ func ODESolveRK4Backward[T Float](n int, dims []int64, theta []T, t0, t1 float64
 	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
 	if is32[T]() {
 		rc = C.lrmf_ode_rk4_bwd_f32(i64(n), nl, pdims(dims), pf(theta), C.double(t0), C.double(t1), i64(steps), ki, pf(eps),
-			pw(states), pf(a1), pf(ald), pf(gz0), pf(gtheta), &cnfe, &cvjp, pw(work), lw)
+			pw(states), pf(a1), pf(ald), pf(gz0), pf(gtheta), &cnfe, &cvjp, pw(work), lw, C.int(isa))
 	} else {
 		rc = C.lrmf_ode_rk4_bwd_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t0), C.double(t1), i64(steps), ki, pd(eps),
-			pw(states), pd(a1), pd(ald), pd(gz0), pd(gtheta), &cnfe, &cvjp, pw(work), lw)
+			pw(states), pd(a1), pd(ald), pd(gz0), pd(gtheta), &cnfe, &cvjp, pw(work), lw, C.int(isa))
 	}
 	if err := status(op, rc); err != nil {
 		return 0, 0, err
@@ -405,9 +469,9 @@ func ODESolveRK4Backward[T Float](n int, dims []int64, theta []T, t0, t1 float64
 // accepted steps for [ODESolveDopri5Backward]: tape (float64,
 // n×MaxSteps×(D+2)) holds row i's step m at tape[(i·MaxSteps+m)·(D+2):] as
 // [t, signed h, z at the step start], and nacc[i] (n) their count.
-func ODESolveDopri5Save[T Float](n int, dims []int64, theta []T, t0, t1 float64, opt Dopri5Options, z0 []T, k int, eps, z1, logdet []T, tape []float64, nacc []int64, work []float64) (nfe, accepted int, err error) {
+func ODESolveDopri5Save[T Float](n int, dims []int64, theta []T, t0, t1 float64, opt Dopri5Options, z0 []T, k int, eps, z1, logdet []T, tape []float64, nacc []int64, work []float64, isa ODEISA) (nfe, accepted int, err error) {
 	const op = "ODESolveDopri5Save"
-	d, err := checkSolve(op, n, dims, theta, z0, k, eps, z1, logdet, work, t0, t1)
+	d, err := checkSolve(op, n, dims, theta, z0, k, eps, z1, logdet, work, isa, t0, t1)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -433,10 +497,10 @@ func ODESolveDopri5Save[T Float](n int, dims []int64, theta []T, t0, t1 float64,
 	at, rt, h0, ms := C.double(opt.Atol), C.double(opt.Rtol), C.double(opt.H0), i64(opt.MaxSteps)
 	if is32[T]() {
 		rc = C.lrmf_ode_dopri5_save_f32(i64(n), nl, pdims(dims), pf(theta), C.double(t0), C.double(t1), at, rt, h0, ms,
-			pf(z0), ki, pf(eps), pf(z1), pf(logdet), pw(tape), pi64(nacc), &cnfe, &cacc, pw(work), lw)
+			pf(z0), ki, pf(eps), pf(z1), pf(logdet), pw(tape), pi64(nacc), &cnfe, &cacc, pw(work), lw, C.int(isa))
 	} else {
 		rc = C.lrmf_ode_dopri5_save_f64(i64(n), nl, pdims(dims), pd(theta), C.double(t0), C.double(t1), at, rt, h0, ms,
-			pd(z0), ki, pd(eps), pd(z1), pd(logdet), pw(tape), pi64(nacc), &cnfe, &cacc, pw(work), lw)
+			pd(z0), ki, pd(eps), pd(z1), pd(logdet), pw(tape), pi64(nacc), &cnfe, &cacc, pw(work), lw, C.int(isa))
 	}
 	return int(cnfe), int(cacc), odeStatus(op, rc)
 }
@@ -448,9 +512,9 @@ func ODESolveDopri5Save[T Float](n int, dims []int64, theta []T, t0, t1 float64,
 // are not differentiated), so this is the gradient of the computed discrete
 // solution. It returns the f evaluations (11 per accepted step) and VJPs
 // (6 per accepted step) it made.
-func ODESolveDopri5Backward[T Float](n int, dims []int64, theta []T, maxSteps, k int, eps []T, tape []float64, nacc []int64, a1, ald, gz0, gtheta []T, work []float64) (nfe, nvjp int, err error) {
+func ODESolveDopri5Backward[T Float](n int, dims []int64, theta []T, maxSteps, k int, eps []T, tape []float64, nacc []int64, a1, ald, gz0, gtheta []T, work []float64, isa ODEISA) (nfe, nvjp int, err error) {
 	const op = "ODESolveDopri5Backward"
-	d, err := checkODEBwd(op, n, dims, theta, k, eps, a1, ald, gz0, gtheta, work)
+	d, err := checkODEBwd(op, n, dims, theta, k, eps, a1, ald, gz0, gtheta, work, isa)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -477,10 +541,10 @@ func ODESolveDopri5Backward[T Float](n int, dims []int64, theta []T, maxSteps, k
 	nl, ki, lw := C.int64_t(len(dims)), i64(k), i64(len(work))
 	if is32[T]() {
 		rc = C.lrmf_ode_dopri5_bwd_f32(i64(n), nl, pdims(dims), pf(theta), i64(maxSteps), ki, pf(eps),
-			pw(tape), pi64(nacc), pf(a1), pf(ald), pf(gz0), pf(gtheta), &cnfe, &cvjp, pw(work), lw)
+			pw(tape), pi64(nacc), pf(a1), pf(ald), pf(gz0), pf(gtheta), &cnfe, &cvjp, pw(work), lw, C.int(isa))
 	} else {
 		rc = C.lrmf_ode_dopri5_bwd_f64(i64(n), nl, pdims(dims), pd(theta), i64(maxSteps), ki, pd(eps),
-			pw(tape), pi64(nacc), pd(a1), pd(ald), pd(gz0), pd(gtheta), &cnfe, &cvjp, pw(work), lw)
+			pw(tape), pi64(nacc), pd(a1), pd(ald), pd(gz0), pd(gtheta), &cnfe, &cvjp, pw(work), lw, C.int(isa))
 	}
 	if err := status(op, rc); err != nil {
 		return 0, 0, err

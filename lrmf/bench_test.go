@@ -2,6 +2,8 @@ package lrmf
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -156,6 +158,49 @@ func BenchmarkFFJORDStep(b *testing.B) {
 					b.ReportMetric(d.NFEPerRow(), "NFE/row")
 					b.ReportMetric(d.BackwardNFEPerRow(), "bwdNFE/row")
 				})
+			}
+		}
+	}
+}
+
+// BenchmarkFFJORDStepVsTorch times the FFJORD joint step that
+// tests/ffjord_torch_step.py runs in PyTorch eager (issue 14): one
+// transform of [16, 16, 16] tanh for T and for θS, float32 tensors, 1
+// thread, batch 256 and 2000, RK4 × 10 and Dormand–Prince (1e-5), exact
+// and Hutchinson trace. LRMF_BENCH_ODE_PATHS (comma-separated: auto,
+// portable, avx2, avx512) times the given ODE code paths instead of auto;
+// tests/ffjord_vs_torch.sh runs both sides and prints the ratios.
+func BenchmarkFFJORDStepVsTorch(b *testing.B) {
+	paths := []string{"auto"}
+	if p := os.Getenv("LRMF_BENCH_ODE_PATHS"); p != "" {
+		paths = strings.Split(p, ",")
+	}
+	for _, path := range paths {
+		for _, batch := range []int{256, 2000} {
+			for _, solver := range []string{"rk4", "dopri5"} {
+				for _, trace := range []string{"exact", "hutchinson"} {
+					o := model.FFJORDOptions{Blocks: 1, Solver: solver, Steps: 10, Trace: trace}
+					b.Run(fmt.Sprintf("path=%s/batch=%d/%s/%s", path, batch, solver, trace), func(b *testing.B) {
+						be, err := native.NewCPU(native.Float32, 1)
+						if err != nil {
+							b.Skip(err)
+						}
+						defer be.Close()
+						if err := be.(native.ODEPather).SetODEPath(path); err != nil {
+							b.Skip(err)
+						}
+						j := newModelJoint(b, be, batch, model.FFJORDFlow(o), model.FFJORDDensity(o))
+						stats := func() model.SolverStats {
+							f, _ := model.SolverStatsOf(j.flow)
+							d, _ := model.SolverStatsOf(j.dens)
+							return f.Add(d)
+						}
+						var s0 model.SolverStats
+						timeSteps(b, j, func() { s0 = stats() })
+						d := stats().Sub(s0)
+						b.ReportMetric(d.NFEPerRow(), "NFE/row")
+					})
+				}
 			}
 		}
 	}

@@ -5,11 +5,38 @@ package native
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/lrmf-go/lrmf/bindings"
 )
 
 var _ ODEBackend = (*cpu[float64])(nil)
+var _ ODEPather = (*cpu[float64])(nil)
+
+// ODEPaths lists the code paths of the FFJORD kernels this CPU runs:
+// "portable" and, on x86-64 CPUs with them, "avx2" and "avx512".
+func (c *cpu[T]) ODEPaths() []string {
+	var names []string
+	for _, isa := range bindings.ODEISAs() {
+		names = append(names, isa.String())
+	}
+	return names
+}
+
+// SetODEPath forces one of ODEPaths ("auto": the widest, the default).
+func (c *cpu[T]) SetODEPath(name string) error {
+	if name == "auto" {
+		c.ode.isa = bindings.ODEAuto
+		return nil
+	}
+	for _, isa := range bindings.ODEISAs() {
+		if isa.String() == name {
+			c.ode.isa = isa
+			return nil
+		}
+	}
+	return fmt.Errorf("native: cpu: ODE path %q: this machine runs auto, %s", name, strings.Join(c.ODEPaths(), ", "))
+}
 
 // cpuODE is the cpu backend's FFJORD state shared by the ODE jobs: the
 // network of the current call and per-block workspaces and counters, kept
@@ -18,9 +45,10 @@ type cpuODE struct {
 	dims       []int64 // dims of the current job (reused while unchanged)
 	k          int     // probes per row (0: exact trace)
 	d          int
-	work       [][]float64 // per block
-	nfe, accep []int       // per block
-	vjp        []int       // per block (backward passes)
+	work       [][]float64     // per block
+	nfe, accep []int           // per block
+	vjp        []int           // per block (backward passes)
+	isa        bindings.ODEISA // code path of the kernels (SetODEPath)
 }
 
 // setODE stores dims (as int64, reallocated only when they change), k and
@@ -97,7 +125,7 @@ func (j *odeFuncForwardJob[T]) block(c *cpu[T], blk, lo, hi int) error {
 	o := &c.ode
 	d := o.d
 	return bindings.ODEFuncForward(hi-lo, o.dims, j.theta, T(j.t), rows(j.z, lo, hi, d), o.k, probes(o, j.eps, lo, hi),
-		rows(j.dz, lo, hi, d), j.trace[lo:hi], o.work[blk])
+		rows(j.dz, lo, hi, d), j.trace[lo:hi], o.work[blk], o.isa)
 }
 
 func (c *cpu[T]) ODEFuncForward(dz, trace, z, theta, eps *Tensor, dims []int, t float64) {
@@ -120,7 +148,7 @@ func (j *odeFuncVJPJob[T]) block(c *cpu[T], blk, lo, hi int) error {
 	o := &c.ode
 	d := o.d
 	return bindings.ODEFuncVJP(hi-lo, o.dims, j.theta, T(j.t), rows(j.z, lo, hi, d), o.k, probes(o, j.eps, lo, hi),
-		rows(j.az, lo, hi, d), j.atr[lo:hi], rows(j.gz, lo, hi, d), c.partialOr(blk, j.gtheta), o.work[blk])
+		rows(j.az, lo, hi, d), j.atr[lo:hi], rows(j.gz, lo, hi, d), c.partialOr(blk, j.gtheta), o.work[blk], o.isa)
 }
 
 func (c *cpu[T]) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *Tensor, dims []int, t float64) {
@@ -150,10 +178,10 @@ func (j *odeRK4Job[T]) block(c *cpu[T], blk, lo, hi int) error {
 	var err error
 	if j.tape == nil {
 		nfe, err = bindings.ODESolveRK4(n, o.dims, j.theta, j.t0, j.t1, j.steps, rows(j.z0, lo, hi, d), o.k, probes(o, j.eps, lo, hi),
-			rows(j.z1, lo, hi, d), j.logdet[lo:hi], o.work[blk])
+			rows(j.z1, lo, hi, d), j.logdet[lo:hi], o.work[blk], o.isa)
 	} else {
 		nfe, err = bindings.ODESolveRK4Save(n, o.dims, j.theta, j.t0, j.t1, j.steps, rows(j.z0, lo, hi, d), o.k, probes(o, j.eps, lo, hi),
-			rows(j.z1, lo, hi, d), j.logdet[lo:hi], rows(j.tape.buf, lo, hi, j.tape.perRowBuf), o.work[blk])
+			rows(j.z1, lo, hi, d), j.logdet[lo:hi], rows(j.tape.buf, lo, hi, j.tape.perRowBuf), o.work[blk], o.isa)
 	}
 	o.count(blk, nfe, j.steps*n, 0)
 	return err
@@ -199,10 +227,10 @@ func (j *odeDopri5Job[T]) block(c *cpu[T], blk, lo, hi int) error {
 	var err error
 	if j.tape == nil {
 		nfe, acc, err = bindings.ODESolveDopri5(n, o.dims, j.theta, j.t0, j.t1, j.opt, rows(j.z0, lo, hi, d), o.k, probes(o, j.eps, lo, hi),
-			rows(j.z1, lo, hi, d), j.logdet[lo:hi], o.work[blk])
+			rows(j.z1, lo, hi, d), j.logdet[lo:hi], o.work[blk], o.isa)
 	} else {
 		nfe, acc, err = bindings.ODESolveDopri5Save(n, o.dims, j.theta, j.t0, j.t1, j.opt, rows(j.z0, lo, hi, d), o.k, probes(o, j.eps, lo, hi),
-			rows(j.z1, lo, hi, d), j.logdet[lo:hi], rows(j.tape.buf, lo, hi, j.tape.perRowBuf), j.tape.nacc[lo:hi], o.work[blk])
+			rows(j.z1, lo, hi, d), j.logdet[lo:hi], rows(j.tape.buf, lo, hi, j.tape.perRowBuf), j.tape.nacc[lo:hi], o.work[blk], o.isa)
 	}
 	o.count(blk, nfe, acc, 0)
 	if err != nil {
@@ -285,7 +313,7 @@ func (j *odeRK4BackwardJob[T]) block(c *cpu[T], blk, lo, hi int) error {
 	o, tp := &c.ode, j.tape
 	d := o.d
 	nfe, nv, err := bindings.ODESolveRK4Backward(hi-lo, o.dims, j.theta, tp.t0, tp.t1, tp.steps, o.k, probes(o, j.eps, lo, hi),
-		rows(tp.buf, lo, hi, tp.perRowBuf), rows(j.a1, lo, hi, d), j.ald[lo:hi], rows(j.gz0, lo, hi, d), c.partialOr(blk, j.gtheta), o.work[blk])
+		rows(tp.buf, lo, hi, tp.perRowBuf), rows(j.a1, lo, hi, d), j.ald[lo:hi], rows(j.gz0, lo, hi, d), c.partialOr(blk, j.gtheta), o.work[blk], o.isa)
 	o.count(blk, nfe, 0, nv)
 	return err
 }
@@ -305,7 +333,7 @@ func (j *odeDopri5BackwardJob[T]) block(c *cpu[T], blk, lo, hi int) error {
 	o, tp := &c.ode, j.tape
 	d := o.d
 	nfe, nv, err := bindings.ODESolveDopri5Backward(hi-lo, o.dims, j.theta, tp.steps, o.k, probes(o, j.eps, lo, hi),
-		rows(tp.buf, lo, hi, tp.perRowBuf), tp.nacc[lo:hi], rows(j.a1, lo, hi, d), j.ald[lo:hi], rows(j.gz0, lo, hi, d), c.partialOr(blk, j.gtheta), o.work[blk])
+		rows(tp.buf, lo, hi, tp.perRowBuf), tp.nacc[lo:hi], rows(j.a1, lo, hi, d), j.ald[lo:hi], rows(j.gz0, lo, hi, d), c.partialOr(blk, j.gtheta), o.work[blk], o.isa)
 	o.count(blk, nfe, 0, nv)
 	return err
 }

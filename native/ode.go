@@ -208,6 +208,21 @@ type ODELimiter interface {
 	ODESupports(dims []int, k int) error
 }
 
+// ODEPather is implemented by ODE backends with more than one code path
+// for the FFJORD kernels. Every path computes the same functions (they
+// agree to rounding); tests and benchmarks compare them. The cpu backend
+// has "portable" (one row at a time: the per-row code the CUDA kernels
+// share), "avx2" and "avx512" (4 or 8 rows per vector instruction, one row
+// per lane). By default ("auto") the backend picks the path per call.
+type ODEPather interface {
+	// ODEPaths lists the paths this backend runs on this machine.
+	ODEPaths() []string
+	// SetODEPath forces path name for the calls that follow ("auto": the
+	// backend's choice); an unknown or unavailable name is an error that
+	// lists the available ones.
+	SetODEPath(name string) error
+}
+
 // ODENumParams returns the length of θ for dims (which it panics on if
 // invalid).
 func ODENumParams(dims []int) int {

@@ -6,6 +6,7 @@ import (
 	"github.com/lrmf-go/lrmf/internal/sanitize"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/lrmf-go/lrmf/internal/testseed"
 	"github.com/lrmf-go/lrmf/native"
+	"github.com/lrmf-go/lrmf/native/nativetest"
 )
 
 // odeFixture is a random FFJORD dynamics on the reference backend.
@@ -466,65 +468,190 @@ func TestRefODESolveBackwardFiniteDifferences(t *testing.T) {
 // dynamics and a wider [64, 64, 64] one), 512 rows, exact trace, float64,
 // to compare the costs of the forward and the backward.
 func BenchmarkCPUODEGradient(b *testing.B) {
-	for _, dims := range [][]int{{3, 16, 16, 16, 2}, {3, 64, 64, 64, 2}} {
-		be, err := native.NewCPU(native.Float64, 4)
-		if err != nil {
-			b.Skip(err)
+	paths := []string{"auto"}
+	if p := os.Getenv("LRMF_BENCH_ODE_PATHS"); p != "" {
+		paths = strings.Split(p, ",")
+	}
+	for _, path := range paths {
+		for _, dims := range [][]int{{3, 16, 16, 16, 2}, {3, 64, 64, 64, 2}} {
+			benchCPUODEGradient(b, path, dims)
 		}
-		ob := be.(native.ODEBackend)
-		n, d, np := 512, 2, native.ODENumParams(dims)
-		rng := rand.New(rand.NewPCG(1, 2))
-		vals := func(k int, s float64) []float64 {
-			v := make([]float64, k)
-			for i := range v {
-				v[i] = s * (2*rng.Float64() - 1)
-			}
-			return v
+	}
+}
+
+// benchCPUODEGradient is BenchmarkCPUODEGradient for one ODE path and
+// network.
+func benchCPUODEGradient(b *testing.B, path string, dims []int) {
+	be, err := native.NewCPU(native.Float64, 4)
+	if err != nil {
+		b.Skip(err)
+	}
+	defer be.Close()
+	if err := be.(native.ODEPather).SetODEPath(path); err != nil {
+		b.Fatal(err)
+	}
+	ob := be.(native.ODEBackend)
+	n, d, np := 512, 2, native.ODENumParams(dims)
+	rng := rand.New(rand.NewPCG(1, 2))
+	vals := func(k int, s float64) []float64 {
+		v := make([]float64, k)
+		for i := range v {
+			v[i] = s * (2*rng.Float64() - 1)
 		}
-		up := func(r, c int, v []float64) *native.Tensor { t := be.New(r, c); be.Upload(t, v); return t }
-		z0, th := up(n, d, vals(n*d, 1.5)), up(1, np, vals(np, 0.5))
-		z1, ld, gz, g := be.New(n, d), be.New(n, 1), be.New(n, d), be.New(1, np)
-		a1, ald := up(n, d, vals(n*d, 1)), up(n, 1, vals(n, 1))
-		var tape native.ODETape
-		opt := native.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.05, MaxSteps: 200}
-		name := fmt.Sprintf("dims=%v", dims)
-		b.Run(name+"/rk4-8/forward", func(b *testing.B) {
-			for b.Loop() {
-				ob.ODESolveRK4(z1, ld, z0, th, nil, dims, 0, 1, 8)
-			}
-		})
-		b.Run(name+"/rk4-8/record", func(b *testing.B) {
-			for b.Loop() {
-				ob.ODESolveRK4Record(&tape, z1, ld, z0, th, nil, dims, 0, 1, 8)
-			}
-		})
-		b.Run(name+"/rk4-8/backward", func(b *testing.B) {
+		return v
+	}
+	up := func(r, c int, v []float64) *native.Tensor { t := be.New(r, c); be.Upload(t, v); return t }
+	z0, th := up(n, d, vals(n*d, 1.5)), up(1, np, vals(np, 0.5))
+	z1, ld, gz, g := be.New(n, d), be.New(n, 1), be.New(n, d), be.New(1, np)
+	a1, ald := up(n, d, vals(n*d, 1)), up(n, 1, vals(n, 1))
+	var tape native.ODETape
+	opt := native.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.05, MaxSteps: 200}
+	name := fmt.Sprintf("path=%s/dims=%v", path, dims)
+	b.Run(name+"/rk4-8/forward", func(b *testing.B) {
+		for b.Loop() {
+			ob.ODESolveRK4(z1, ld, z0, th, nil, dims, 0, 1, 8)
+		}
+	})
+	b.Run(name+"/rk4-8/record", func(b *testing.B) {
+		for b.Loop() {
 			ob.ODESolveRK4Record(&tape, z1, ld, z0, th, nil, dims, 0, 1, 8)
-			for b.Loop() {
-				ob.ODESolveRK4Backward(gz, g, a1, ald, th, nil, dims, &tape)
-			}
-		})
-		b.Run(name+"/dopri5/forward", func(b *testing.B) {
-			for b.Loop() {
-				if _, err := ob.ODESolveDopri5(z1, ld, z0, th, nil, dims, 0, 1, opt); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(name+"/dopri5/backward", func(b *testing.B) {
-			st, err := ob.ODESolveDopri5Record(&tape, z1, ld, z0, th, nil, dims, 0, 1, opt)
-			if err != nil {
+		}
+	})
+	b.Run(name+"/rk4-8/backward", func(b *testing.B) {
+		ob.ODESolveRK4Record(&tape, z1, ld, z0, th, nil, dims, 0, 1, 8)
+		for b.Loop() {
+			ob.ODESolveRK4Backward(gz, g, a1, ald, th, nil, dims, &tape)
+		}
+	})
+	b.Run(name+"/dopri5/forward", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ob.ODESolveDopri5(z1, ld, z0, th, nil, dims, 0, 1, opt); err != nil {
 				b.Fatal(err)
 			}
-			var bs native.ODEStats
-			for b.Loop() {
-				bs = ob.ODESolveDopri5Backward(gz, g, a1, ald, th, nil, dims, &tape)
+		}
+	})
+	b.Run(name+"/dopri5/backward", func(b *testing.B) {
+		st, err := ob.ODESolveDopri5Record(&tape, z1, ld, z0, th, nil, dims, 0, 1, opt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var bs native.ODEStats
+		for b.Loop() {
+			bs = ob.ODESolveDopri5Backward(gz, g, a1, ald, th, nil, dims, &tape)
+		}
+		b.ReportMetric(float64(st.NFE)/float64(n), "fwdNFE/row")
+		b.ReportMetric(float64(st.Accepted)/float64(n), "accepted/row")
+		b.ReportMetric(float64(bs.NFE)/float64(n), "bwdNFE/row")
+		b.ReportMetric(float64(bs.VJP)/float64(n), "VJP/row")
+	})
+}
+
+// Every code path of the cpu backend's FFJORD kernels (portable, and AVX2
+// and AVX-512 where the CPU has them) passes the conformance suite's ODE
+// part against the reference, for both element types, on one thread and
+// split over two (TestCPUConformance covers the default path with 1–3).
+func TestCPUODEPaths(t *testing.T) {
+	for _, dt := range []native.DType{native.Float32, native.Float64} {
+		for _, threads := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%v/threads=%d", dt, threads), func(t *testing.T) {
+				b, err := native.NewCPU(dt, threads)
+				if err != nil {
+					t.Skip("cpu backend unavailable in this build:", err)
+				}
+				defer b.Close()
+				nativetest.RunODE(t, b)
+			})
+		}
+	}
+}
+
+// SetODEPath refuses unknown paths and lists the available ones.
+func TestCPUSetODEPath(t *testing.T) {
+	b, err := native.NewCPU(native.Float64, 1)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer b.Close()
+	p := b.(native.ODEPather)
+	if paths := p.ODEPaths(); len(paths) == 0 || paths[0] != "portable" {
+		t.Errorf("ODEPaths() = %v, want portable first", paths)
+	}
+	err = p.SetODEPath("sse9")
+	if err == nil || !strings.Contains(err.Error(), "portable") {
+		t.Errorf("SetODEPath(sse9) = %v, want an error listing the paths", err)
+	}
+	if err := p.SetODEPath("auto"); err != nil {
+		t.Error(err)
+	}
+}
+
+// Every code path of the cpu backend handles any D and width: at D = 32
+// with hidden widths 61 and 40 (not multiples of a vector's columns) and
+// 11 rows (not a multiple of the lanes), the evaluation, its VJP, an RK4
+// solve and its recorded-step backward match the reference to 1e-10
+// relative (float64), exact trace and one Hutchinson probe.
+func TestCPUODEPathsWide(t *testing.T) {
+	dims := []int{33, 61, 40, 32}
+	be, err := native.NewCPU(native.Float64, 1)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer be.Close()
+	cb, pb := be.(native.ODEBackend), be.(native.ODEPather)
+	defer pb.SetODEPath("auto")
+	for _, k := range []int{0, 1} {
+		f := newODEFixture(t, dims, uint64(100+k))
+		n, d, np := 11, f.d, f.np
+		z, theta := f.uniform(n*d, 1.5), f.uniform(np, 0.3)
+		var epsv []float64
+		if k > 0 {
+			epsv = f.uniform(n*k*d, 1)
+			for i := range epsv {
+				epsv[i] = math.Copysign(1, epsv[i])
 			}
-			b.ReportMetric(float64(st.NFE)/float64(n), "fwdNFE/row")
-			b.ReportMetric(float64(st.Accepted)/float64(n), "accepted/row")
-			b.ReportMetric(float64(bs.NFE)/float64(n), "bwdNFE/row")
-			b.ReportMetric(float64(bs.VJP)/float64(n), "VJP/row")
-		})
-		be.Close()
+		}
+		az, atr, a1, ald := f.uniform(n*d, 1), f.uniform(n, 1), f.uniform(n*d, 1), f.uniform(n, 1)
+		// run computes, on backend b, [dz, trace, gz, gθ, z1, logdet, gz0, gθ'] flattened.
+		run := func(b native.ODEBackend) [][]float64 {
+			up := func(rows, cols int, v []float64) *native.Tensor {
+				x := b.New(rows, cols)
+				b.Upload(x, v)
+				return x
+			}
+			down := func(x *native.Tensor) []float64 {
+				v := make([]float64, x.Len())
+				b.Download(v, x)
+				return v
+			}
+			zt, th := up(n, d, z), up(1, np, theta)
+			var eps *native.Tensor
+			if k > 0 {
+				eps = up(n, k*d, epsv)
+			}
+			dz, tr, gz, gth := b.New(n, d), b.New(n, 1), b.New(n, d), b.New(1, np)
+			b.ODEFuncForward(dz, tr, zt, th, eps, dims, 0.3)
+			b.ODEFuncVJP(gz, gth, zt, th, eps, up(n, d, az), up(n, 1, atr), dims, 0.3)
+			var tape native.ODETape
+			z1, ld, gz0, gth2 := b.New(n, d), b.New(n, 1), b.New(n, d), b.New(1, np)
+			b.ODESolveRK4Record(&tape, z1, ld, zt, th, eps, dims, 0, 1, 3)
+			b.ODESolveRK4Backward(gz0, gth2, up(n, d, a1), up(n, 1, ald), th, eps, dims, &tape)
+			return [][]float64{down(dz), down(tr), down(gz), down(gth), down(z1), down(ld), down(gz0), down(gth2)}
+		}
+		want := run(f.r)
+		names := []string{"dz", "trace", "gz", "gθ", "z1", "logdet", "gz0", "gθ(rk4)"}
+		for _, path := range pb.ODEPaths() {
+			if err := pb.SetODEPath(path); err != nil {
+				t.Fatal(err)
+			}
+			got := run(cb)
+			for i, w := range want {
+				for j := range w {
+					if diff := math.Abs(got[i][j] - w[j]); !(diff <= 1e-10*math.Max(1, math.Abs(w[j]))) {
+						t.Errorf("k=%d path=%s: %s[%d] = %.15g, reference %.15g", k, path, names[i], j, got[i][j], w[j])
+						break
+					}
+				}
+			}
+		}
 	}
 }

@@ -130,7 +130,7 @@ static void test(const std::vector<int64_t> &dims, int64_t n, int64_t k) {
                    dz.data(), tr.data());
   });
   lrmf_odefunc_fwd_f32(n, nl, dims.data(), th.data(), 0.3f, z.data(), k, ep,
-                       dzc.data(), trc.data(), work.data(), lw);
+                       dzc.data(), trc.data(), work.data(), lw, LRMF_ODE_PORTABLE);
   cmp("fwd.dz", cs, dz.data(), dzc.data(), dz.size());
   cmp("fwd.trace", cs, tr.data(), trc.data(), tr.size());
   std::vector<float> gz(n * D), gzc(n * D), gt(np), gtc(np);
@@ -141,7 +141,7 @@ static void test(const std::vector<int64_t> &dims, int64_t n, int64_t k) {
   gsum(n, np, gpart.data(), gt.data());
   lrmf_odefunc_vjp_f32(n, nl, dims.data(), th.data(), 0.3f, z.data(), k, ep,
                        az.data(), atr.data(), gzc.data(), gtc.data(),
-                       work.data(), lw);
+                       work.data(), lw, LRMF_ODE_PORTABLE);
   cmp("vjp.gz", cs, gz.data(), gzc.data(), gz.size());
   cmp("vjp.gtheta", cs, gt.data(), gtc.data(), gt.size());
 
@@ -158,7 +158,7 @@ static void test(const std::vector<int64_t> &dims, int64_t n, int64_t k) {
     });
     lrmf_ode_rk4_save_f32(n, nl, dims.data(), th.data(), t0, t1, steps,
                           z.data(), k, ep, z1c.data(), ldc.data(), stc.data(),
-                          NULL, work.data(), lw);
+                          NULL, work.data(), lw, LRMF_ODE_PORTABLE);
     cmp("rk4.z1", cs, z1.data(), z1c.data(), z1.size());
     cmp("rk4.logdet", cs, ld.data(), ldc.data(), ld.size());
     std::vector<float> sg(st.size()), sc(st.size());
@@ -177,7 +177,7 @@ static void test(const std::vector<int64_t> &dims, int64_t n, int64_t k) {
     gsum(n, np, gpart.data(), gt.data());
     lrmf_ode_rk4_bwd_f32(n, nl, dims.data(), th.data(), t0, t1, steps, k, ep,
                          stc.data(), a1.data(), ald.data(), gzc.data(),
-                         gtc.data(), NULL, NULL, work.data(), lw);
+                         gtc.data(), NULL, NULL, work.data(), lw, LRMF_ODE_PORTABLE);
     cmp("rk4_bwd.gz0", cs, gz.data(), gzc.data(), gz.size());
     cmp("rk4_bwd.gtheta", cs, gt.data(), gtc.data(), gt.size());
   }
@@ -198,7 +198,7 @@ static void test(const std::vector<int64_t> &dims, int64_t n, int64_t k) {
     int rc = lrmf_ode_dopri5_save_f32(
         n, nl, dims.data(), th.data(), t0, t1, 1e-6, 1e-6, 0.05, ms, z.data(),
         k, ep, z1c.data(), ldc.data(), tpc.data(), nacc.data(), &nfe, &acc,
-        work.data(), lw);
+        work.data(), lw, LRMF_ODE_PORTABLE);
     if (rc != 0) {
       fprintf(stderr, "FAIL %s dopri5: cpu status %d\n", cs, rc);
       failures++;
@@ -234,7 +234,7 @@ static void test(const std::vector<int64_t> &dims, int64_t n, int64_t k) {
     lrmf_ode_dopri5_bwd_f32(n, nl, dims.data(), th.data(), ms, k, ep,
                             tpc.data(), nacc.data(), a1.data(), ald.data(),
                             gzc.data(), gtc.data(), NULL, NULL, work.data(),
-                            lw);
+                            lw, LRMF_ODE_PORTABLE);
     cmp("dopri5_bwd.gz0", cs, gz.data(), gzc.data(), gz.size());
     cmp("dopri5_bwd.gtheta", cs, gt.data(), gtc.data(), gt.size());
   }

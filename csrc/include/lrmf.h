@@ -273,12 +273,26 @@ LRMF_DECLARE(double, f64)
  *
  * work: a caller workspace of lwork doubles, lwork ≥
  * lrmf_odefunc_work_*(nl, dims, k), needed when n > 0 (one size serves all
- * ODE kernels; it does not depend on n: rows are processed one at a time;
- * contents ignored and overwritten; one per concurrent call). Every row is
- * computed in double whatever T is; rows are independent, so callers may
- * split a batch into row blocks (the θ-gradient of each block is then a
- * partial sum to add up). EINVAL for bad dims, k < 0, lwork too small,
- * a NULL needed pointer, or (solvers) bad step parameters. */
+ * ODE kernels and paths; it does not depend on n: rows are processed one,
+ * or one vector of rows, at a time; contents ignored and overwritten; one
+ * per concurrent call). Every row is computed in double whatever T is;
+ * rows are independent, so callers may split a batch into row blocks (the
+ * θ-gradient of each block is then a partial sum to add up). EINVAL for
+ * bad dims, k < 0, lwork too small, a NULL needed pointer, an isa the CPU
+ * lacks, or (solvers) bad step parameters.
+ *
+ * isa: the code path (LRMF_ODE_*, below). LRMF_ODE_AUTO takes the widest
+ * the CPU runs; the others force one (tests, benchmarks). The portable
+ * path is the per-row code shared with the GPU (csrc/common/ode_rows.inc);
+ * the AVX2 and AVX-512 paths (x86-64, csrc/cpu/ode_vec.inc) run 4 or 8 rows
+ * per vector instruction, each row in its own lane with its own t, step
+ * size and Dormand–Prince decisions. All compute in double and agree to
+ * rounding (their tanh differs by < 3e-16, their sums by association); a
+ * given path and row split is deterministic. */
+#define LRMF_ODE_AUTO 0     /* the widest path this CPU runs */
+#define LRMF_ODE_PORTABLE 1 /* one row at a time */
+#define LRMF_ODE_AVX2 2     /* 4 rows per AVX2+FMA vector */
+#define LRMF_ODE_AVX512 3   /* 8 rows per AVX-512F vector */
 #define LRMF_DECLARE_ODE(T, S)                                                 \
   /* Workspace doubles for any ODE kernel with these dims and k (k = 0:     \
    * exact trace); LRMF_EINVAL for bad dims or k < 0. */                      \
@@ -287,12 +301,16 @@ LRMF_DECLARE(double, f64)
   /* Length of θ for these dims; LRMF_EINVAL for bad dims. */                \
   int64_t lrmf_odefunc_nparams_##S(int64_t nl, const int64_t *dims);           \
                                                                                \
+  /* The path isa selects on this CPU (LRMF_ODE_AUTO: the widest it runs),   \
+   * or LRMF_EINVAL when the CPU or the build lacks it. */                    \
+  int lrmf_ode_isa_##S(int isa);                                               \
+                                                                               \
   /* dz[i] = f(z[i], t), trace[i] = tr(∂f/∂z)(z[i], t) (exact or            \
    * Hutchinson, see above). z, dz n×D; trace n. */                           \
   int lrmf_odefunc_fwd_##S(int64_t n, int64_t nl, const int64_t *dims,         \
                            const T *theta, T t, const T *z, int64_t k,         \
                            const T *eps, T *dz, T *trace, double *work,        \
-                           int64_t lwork);                                     \
+                           int64_t lwork, int isa);                            \
                                                                                \
   /* VJP of Λ = Σ_i az[i]·f(z[i], t) + Σ_i atr[i]·trace[i] (same trace      \
    * estimator as the forward, so with probes it includes ε):                 \
@@ -302,7 +320,7 @@ LRMF_DECLARE(double, f64)
   int lrmf_odefunc_vjp_##S(int64_t n, int64_t nl, const int64_t *dims,         \
                            const T *theta, T t, const T *z, int64_t k,         \
                            const T *eps, const T *az, const T *atr, T *gz,     \
-                           T *gtheta, double *work, int64_t lwork);            \
+                           T *gtheta, double *work, int64_t lwork, int isa);   \
                                                                                \
   /* Fixed-step classical RK4 from t0 to t1 in `steps` ≥ 1 equal steps        \
    * (t1 < t0 integrates backwards) of the augmented state [z, l],            \
@@ -313,7 +331,8 @@ LRMF_DECLARE(double, f64)
   int lrmf_ode_rk4_##S(int64_t n, int64_t nl, const int64_t *dims,             \
                        const T *theta, double t0, double t1, int64_t steps,    \
                        const T *z0, int64_t k, const T *eps, T *z1,            \
-                       T *logdet, int64_t *nfe, double *work, int64_t lwork);  \
+                       T *logdet, int64_t *nfe, double *work, int64_t lwork,   \
+                       int isa);                                               \
                                                                                \
   /* Adaptive Dormand–Prince 5(4) on the same augmented ODE as ode_rk4.       \
    * Step control is per row (each row has its own step sequence, so rows    \
@@ -336,7 +355,7 @@ LRMF_DECLARE(double, f64)
                           double rtol, double h0, int64_t max_steps,           \
                           const T *z0, int64_t k, const T *eps, T *z1,         \
                           T *logdet, int64_t *nfe, int64_t *naccept,           \
-                          double *work, int64_t lwork);
+                          double *work, int64_t lwork, int isa);
 
 LRMF_DECLARE_ODE(float, f32)
 LRMF_DECLARE_ODE(double, f64)
@@ -365,24 +384,25 @@ LRMF_DECLARE_ODE(double, f64)
                             const T *theta, double t0, double t1,              \
                             int64_t steps, const T *z0, int64_t k,             \
                             const T *eps, T *z1, T *logdet, double *states,    \
-                            int64_t *nfe, double *work, int64_t lwork);        \
+                            int64_t *nfe, double *work, int64_t lwork,         \
+                            int isa);                                          \
   int lrmf_ode_rk4_bwd_##S(int64_t n, int64_t nl, const int64_t *dims,         \
                            const T *theta, double t0, double t1,               \
                            int64_t steps, int64_t k, const T *eps,             \
                            const double *states, const T *a1, const T *ald,    \
                            T *gz0, T *gtheta, int64_t *nfe, int64_t *nvjp,     \
-                           double *work, int64_t lwork);                       \
+                           double *work, int64_t lwork, int isa);              \
   int lrmf_ode_dopri5_save_##S(                                                \
       int64_t n, int64_t nl, const int64_t *dims, const T *theta, double t0,   \
       double t1, double atol, double rtol, double h0, int64_t max_steps,       \
       const T *z0, int64_t k, const T *eps, T *z1, T *logdet, double *tape,    \
       int64_t *nacc, int64_t *nfe, int64_t *naccept, double *work,             \
-      int64_t lwork);                                                          \
+      int64_t lwork, int isa);                                                 \
   int lrmf_ode_dopri5_bwd_##S(                                                 \
       int64_t n, int64_t nl, const int64_t *dims, const T *theta,              \
       int64_t max_steps, int64_t k, const T *eps, const double *tape,          \
       const int64_t *nacc, const T *a1, const T *ald, T *gz0, T *gtheta,       \
-      int64_t *nfe, int64_t *nvjp, double *work, int64_t lwork);
+      int64_t *nfe, int64_t *nvjp, double *work, int64_t lwork, int isa);
 
 LRMF_DECLARE_ODE_BWD(float, f32)
 LRMF_DECLARE_ODE_BWD(double, f64)

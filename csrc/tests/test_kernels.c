@@ -1382,7 +1382,7 @@ static double TK_CAT(ode_loss, TK_S)(int64_t n, int64_t nl, const int64_t *dims,
   const int64_t d = dims[nl - 1];
   double *f = xmalloc((size_t)(n * d) * sizeof(double));
   double *tr = xmalloc((size_t)n * sizeof(double));
-  lrmf_odefunc_fwd_f64(n, nl, dims, th, 0.3, z, k, eps, f, tr, work, lw);
+  lrmf_odefunc_fwd_f64(n, nl, dims, th, 0.3, z, k, eps, f, tr, work, lw, LRMF_ODE_AUTO);
   double s = 0.0;
   for (int64_t i = 0; i < n * d; i++)
     s += az[i] * f[i];
@@ -1405,7 +1405,7 @@ static int TEST(odefunc_fwd)(void) {
   double *work = xmalloc((size_t)lw * sizeof(double));
   T *th = RAND(np), *z = RAND(n * d), *f = CONST(n * d, TK_SENTINEL);
   T *tr = CONST(n, TK_SENTINEL), *tr2 = CONST(n, TK_SENTINEL);
-  CHECK(K(odefunc_fwd)(n, nl, dims, th, (T)0.3, z, 0, NULL, f, tr, work, lw) == LRMF_OK);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, (T)0.3, z, 0, NULL, f, tr, work, lw, LRMF_ODE_AUTO) == LRMF_OK);
   /* Naive forward in double, and the trace by central differences. */
   double x[3], a1[4], a2[5], out[2];
 #define ODE_NAIVE(zz)                                                          \
@@ -1454,27 +1454,27 @@ static int TEST(odefunc_fwd)(void) {
   for (int64_t i = 0; i < n; i++)
     for (int64_t p = 0; p < d; p++)
       eps[(i * d + p) * d + p] = 1;
-  CHECK(K(odefunc_fwd)(n, nl, dims, th, (T)0.3, z, d, eps, f, tr2, work, lw) == LRMF_OK);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, (T)0.3, z, d, eps, f, tr2, work, lw, LRMF_ODE_AUTO) == LRMF_OK);
   for (int64_t i = 0; i < n; i++)
     CHECK(near(tr2[i], (double)tr[i] / (double)d, TOL, 4.0));
   /* EINVAL writes nothing. */
   T *s = CONST(n * d, TK_SENTINEL), *s2 = CONST(n, TK_SENTINEL);
   static const int64_t bad1[] = {3, 4, 3}, bad2[] = {3, 0, 2};
-  CHECK(K(odefunc_fwd)(-1, nl, dims, th, 0, z, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
-  CHECK(K(odefunc_fwd)(n, 1, dims, th, 0, z, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
-  CHECK(K(odefunc_fwd)(n, 3, bad1, th, 0, z, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
-  CHECK(K(odefunc_fwd)(n, 3, bad2, th, 0, z, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
-  CHECK(K(odefunc_fwd)(n, nl, NULL, th, 0, z, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
-  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, -1, NULL, s, s2, work, lw) == LRMF_EINVAL);
-  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 2, NULL, s, s2, work, lw) == LRMF_EINVAL);
-  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 0, NULL, s, s2, work, 1) == LRMF_EINVAL);
-  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 0, NULL, s, s2, NULL, lw) == LRMF_EINVAL);
-  CHECK(K(odefunc_fwd)(n, nl, dims, NULL, 0, z, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
-  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, NULL, 0, NULL, s, s2, work, lw) == LRMF_EINVAL);
-  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 0, NULL, NULL, s2, work, lw) == LRMF_EINVAL);
-  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 0, NULL, s, NULL, work, lw) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(-1, nl, dims, th, 0, z, 0, NULL, s, s2, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, 1, dims, th, 0, z, 0, NULL, s, s2, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, 3, bad1, th, 0, z, 0, NULL, s, s2, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, 3, bad2, th, 0, z, 0, NULL, s, s2, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, NULL, th, 0, z, 0, NULL, s, s2, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, -1, NULL, s, s2, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 2, NULL, s, s2, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 0, NULL, s, s2, work, 1, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 0, NULL, s, s2, NULL, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, NULL, 0, z, 0, NULL, s, s2, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, NULL, 0, NULL, s, s2, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 0, NULL, NULL, s2, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(odefunc_fwd)(n, nl, dims, th, 0, z, 0, NULL, s, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
   CHECK(UNTOUCHED(s, n * d) && UNTOUCHED(s2, n));
-  CHECK(K(odefunc_fwd)(0, nl, dims, NULL, 0, NULL, 0, NULL, NULL, NULL, work, lw) == LRMF_OK);
+  CHECK(K(odefunc_fwd)(0, nl, dims, NULL, 0, NULL, 0, NULL, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_OK);
   free(work);
   free(th);
   free(z);
@@ -1499,7 +1499,7 @@ static int TEST(odefunc_vjp)(void) {
     T *th = RAND(np), *z = RAND(n * d), *eps = RAND(n * 2 * d);
     T *az = RAND(n * d), *atr = RAND(n);
     T *gz = CONST(n * d, TK_SENTINEL), *gth = CONST(np, TK_SENTINEL);
-    CHECK(K(odefunc_vjp)(n, nl, dims, th, (T)0.3, z, k, k ? eps : NULL, az, atr, gz, gth, work, lw) == LRMF_OK);
+    CHECK(K(odefunc_vjp)(n, nl, dims, th, (T)0.3, z, k, k ? eps : NULL, az, atr, gz, gth, work, lw, LRMF_ODE_AUTO) == LRMF_OK);
     /* Central differences of the f64 forward on the same (rounded) values. */
     double *thd = xmalloc((size_t)np * sizeof(double)), *zd = xmalloc((size_t)(n * d) * sizeof(double));
     double *ed = xmalloc((size_t)(n * 2 * d) * sizeof(double));
@@ -1531,13 +1531,13 @@ static int TEST(odefunc_vjp)(void) {
       }
     }
     T *s = CONST(np, TK_SENTINEL);
-    CHECK(K(odefunc_vjp)(n, nl, dims, th, 0, z, k, k ? eps : NULL, az, atr, gz, NULL, work, lw) == LRMF_EINVAL);
-    CHECK(K(odefunc_vjp)(n, nl, dims, th, 0, z, k, k ? eps : NULL, NULL, atr, gz, s, work, lw) == LRMF_EINVAL);
-    CHECK(K(odefunc_vjp)(n, nl, dims, th, 0, z, k, k ? eps : NULL, az, NULL, gz, s, work, lw) == LRMF_EINVAL);
-    CHECK(K(odefunc_vjp)(n, nl, dims, th, 0, z, k, k ? eps : NULL, az, atr, NULL, s, work, lw) == LRMF_EINVAL);
+    CHECK(K(odefunc_vjp)(n, nl, dims, th, 0, z, k, k ? eps : NULL, az, atr, gz, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+    CHECK(K(odefunc_vjp)(n, nl, dims, th, 0, z, k, k ? eps : NULL, NULL, atr, gz, s, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+    CHECK(K(odefunc_vjp)(n, nl, dims, th, 0, z, k, k ? eps : NULL, az, NULL, gz, s, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+    CHECK(K(odefunc_vjp)(n, nl, dims, th, 0, z, k, k ? eps : NULL, az, atr, NULL, s, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
     CHECK(UNTOUCHED(s, np));
     /* n == 0 zeroes gtheta. */
-    CHECK(K(odefunc_vjp)(0, nl, dims, NULL, 0, NULL, k, NULL, NULL, NULL, NULL, s, NULL, 0) == LRMF_OK);
+    CHECK(K(odefunc_vjp)(0, nl, dims, NULL, 0, NULL, k, NULL, NULL, NULL, NULL, s, NULL, 0, LRMF_ODE_AUTO) == LRMF_OK);
     CHECK(TK_CAT(all_equal, TK_S)(s, (size_t)np, 0.0));
     free(s);
     free(work);
@@ -1566,7 +1566,7 @@ static int TEST(ode_rk4)(void) {
   const int64_t lw = K(odefunc_work)(2, dims, 0);
   double *work = xmalloc((size_t)lw * sizeof(double));
   int64_t nfe = -1;
-  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 100, z, 0, NULL, z1, ld, &nfe, work, lw) == LRMF_OK);
+  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 100, z, 0, NULL, z1, ld, &nfe, work, lw, LRMF_ODE_AUTO) == LRMF_OK);
   CHECK(nfe == 800);
   for (int i = 0; i < 2; i++) {
     const double ta = (double)(T)a, tb = (double)(T)b;
@@ -1574,10 +1574,10 @@ static int TEST(ode_rk4)(void) {
     CHECK(near(ld[i], ta, TOL, 1.0));
   }
   T s[2] = {(T)TK_SENTINEL, (T)TK_SENTINEL};
-  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 0, z, 0, NULL, s, ld, NULL, work, lw) == LRMF_EINVAL);
-  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, NAN, 4, z, 0, NULL, s, ld, NULL, work, lw) == LRMF_EINVAL);
-  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 4, NULL, 0, NULL, s, ld, NULL, work, lw) == LRMF_EINVAL);
-  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 4, z, 0, NULL, s, NULL, NULL, work, lw) == LRMF_EINVAL);
+  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 0, z, 0, NULL, s, ld, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, NAN, 4, z, 0, NULL, s, ld, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 4, NULL, 0, NULL, s, ld, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(ode_rk4)(2, 2, dims, th, 0.0, 1.0, 4, z, 0, NULL, s, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
   CHECK(UNTOUCHED(s, 2));
   /* Gradients through the solve: one step multiplies z by R(x) = 1 + x +
    * x²/2 + x³/6 + x⁴/24 (x = a·h), so ∂z1/∂z0 = R^steps; ∂logdet/∂a =
@@ -1586,22 +1586,22 @@ static int TEST(ode_rk4)(void) {
     double states[2 * 100];
     T a1[2] = {1, -2}, ald[2] = {1, 1}, gz[2], gth[3];
     int64_t nvjp = -1;
-    CHECK(K(ode_rk4_save)(2, 2, dims, th, 0.0, 1.0, 100, z, 0, NULL, z1, ld, states, &nfe, work, lw) == LRMF_OK);
+    CHECK(K(ode_rk4_save)(2, 2, dims, th, 0.0, 1.0, 100, z, 0, NULL, z1, ld, states, &nfe, work, lw, LRMF_ODE_AUTO) == LRMF_OK);
     CHECK(states[0] == (double)z[0] && states[100] == (double)z[1]);
-    CHECK(K(ode_rk4_bwd)(2, 2, dims, th, 0.0, 1.0, 100, 0, NULL, states, a1, ald, gz, gth, &nfe, &nvjp, work, lw) == LRMF_OK);
+    CHECK(K(ode_rk4_bwd)(2, 2, dims, th, 0.0, 1.0, 100, 0, NULL, states, a1, ald, gz, gth, &nfe, &nvjp, work, lw, LRMF_ODE_AUTO) == LRMF_OK);
     CHECK(nfe == 7 * 100 * 2 && nvjp == 4 * 100 * 2);
     const double x = (double)(T)a / 100;
     const double r = pow(1 + x + x * x / 2 + x * x * x / 6 + x * x * x * x / 24, 100);
     CHECK(near(gz[0], r, TOL, 3.0) && near(gz[1], -2 * r, TOL, 6.0));
     T zero[2] = {0, 0};
-    CHECK(K(ode_rk4_bwd)(2, 2, dims, th, 0.0, 1.0, 100, 0, NULL, states, zero, ald, gz, gth, NULL, NULL, work, lw) == LRMF_OK);
+    CHECK(K(ode_rk4_bwd)(2, 2, dims, th, 0.0, 1.0, 100, 0, NULL, states, zero, ald, gz, gth, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_OK);
     CHECK(gz[0] == 0 && gz[1] == 0 && near(gth[0], 2.0, TOL, 2.0) && gth[1] == 0 && gth[2] == 0);
-    CHECK(K(ode_rk4_save)(2, 2, dims, th, 0.0, 1.0, 100, z, 0, NULL, z1, ld, NULL, NULL, work, lw) == LRMF_EINVAL);
-    CHECK(K(ode_rk4_bwd)(2, 2, dims, th, 0.0, 1.0, 100, 0, NULL, NULL, a1, ald, gz, gth, NULL, NULL, work, lw) == LRMF_EINVAL);
-    CHECK(K(ode_rk4_bwd)(2, 2, dims, th, 0.0, 1.0, 100, 0, NULL, states, a1, ald, gz, NULL, NULL, NULL, work, lw) == LRMF_EINVAL);
+    CHECK(K(ode_rk4_save)(2, 2, dims, th, 0.0, 1.0, 100, z, 0, NULL, z1, ld, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+    CHECK(K(ode_rk4_bwd)(2, 2, dims, th, 0.0, 1.0, 100, 0, NULL, NULL, a1, ald, gz, gth, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+    CHECK(K(ode_rk4_bwd)(2, 2, dims, th, 0.0, 1.0, 100, 0, NULL, states, a1, ald, gz, NULL, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
     /* n == 0 zeroes gtheta. */
     gth[0] = 7;
-    CHECK(K(ode_rk4_bwd)(0, 2, dims, th, 0.0, 1.0, 100, 0, NULL, NULL, NULL, NULL, NULL, gth, NULL, NULL, NULL, 0) == LRMF_OK);
+    CHECK(K(ode_rk4_bwd)(0, 2, dims, th, 0.0, 1.0, 100, 0, NULL, NULL, NULL, NULL, NULL, gth, NULL, NULL, NULL, 0, LRMF_ODE_AUTO) == LRMF_OK);
     CHECK(gth[0] == 0);
   }
   free(work);
@@ -1616,7 +1616,7 @@ static int TEST(ode_dopri5)(void) {
   const int64_t lw = K(odefunc_work)(2, dims, 0);
   double *work = xmalloc((size_t)lw * sizeof(double));
   int64_t nfe = -1, acc = -1;
-  CHECK(K(ode_dopri5)(2, 2, dims, th, 1.0, -1.0, 1e-12, 1e-12, 0.1, 10000, z, 0, NULL, z1, ld, &nfe, &acc, work, lw) == LRMF_OK);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 1.0, -1.0, 1e-12, 1e-12, 0.1, 10000, z, 0, NULL, z1, ld, &nfe, &acc, work, lw, LRMF_ODE_AUTO) == LRMF_OK);
   CHECK(acc > 0 && nfe >= 2 + 6 * acc && (nfe - 2) % 6 == 0);
   for (int i = 0; i < 2; i++) {
     const double ta = (double)(T)a, tb = (double)(T)b;
@@ -1624,20 +1624,20 @@ static int TEST(ode_dopri5)(void) {
     CHECK(near(ld[i], -2 * ta, TOL, 2.0));
   }
   /* Typed failures. */
-  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 1e-12, 1e-12, 1e-4, 1, z, 0, NULL, z1, ld, NULL, NULL, work, lw) == LRMF_ODE_MAXSTEPS);
-  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 1e-300, 0, 0.1, 1000, z, 0, NULL, z1, ld, NULL, NULL, work, lw) == LRMF_ODE_UNDERFLOW);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 1e-12, 1e-12, 1e-4, 1, z, 0, NULL, z1, ld, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_ODE_MAXSTEPS);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 1e-300, 0, 0.1, 1000, z, 0, NULL, z1, ld, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_ODE_UNDERFLOW);
   T thn[3] = {(T)a, (T)NAN, (T)b};
-  CHECK(K(ode_dopri5)(2, 2, dims, thn, 0, 1, 1e-6, 1e-6, 0.1, 1000, z, 0, NULL, z1, ld, NULL, NULL, work, lw) == LRMF_ODE_NONFINITE);
+  CHECK(K(ode_dopri5)(2, 2, dims, thn, 0, 1, 1e-6, 1e-6, 0.1, 1000, z, 0, NULL, z1, ld, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_ODE_NONFINITE);
   /* EINVAL. */
   T s[2] = {(T)TK_SENTINEL, (T)TK_SENTINEL};
-  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 0, 0, 0.1, 10, z, 0, NULL, s, ld, NULL, NULL, work, lw) == LRMF_EINVAL);
-  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, -1, 1e-6, 0.1, 10, z, 0, NULL, s, ld, NULL, NULL, work, lw) == LRMF_EINVAL);
-  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 1e-6, 1e-6, 0, 10, z, 0, NULL, s, ld, NULL, NULL, work, lw) == LRMF_EINVAL);
-  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 1e-6, 1e-6, 0.1, 0, z, 0, NULL, s, ld, NULL, NULL, work, lw) == LRMF_EINVAL);
-  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, INFINITY, 1e-6, 1e-6, 0.1, 10, z, 0, NULL, s, ld, NULL, NULL, work, lw) == LRMF_EINVAL);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 0, 0, 0.1, 10, z, 0, NULL, s, ld, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, -1, 1e-6, 0.1, 10, z, 0, NULL, s, ld, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 1e-6, 1e-6, 0, 10, z, 0, NULL, s, ld, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, 1, 1e-6, 1e-6, 0.1, 0, z, 0, NULL, s, ld, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0, INFINITY, 1e-6, 1e-6, 0.1, 10, z, 0, NULL, s, ld, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
   CHECK(UNTOUCHED(s, 2));
   /* t0 == t1: identity, logdet 0, no evaluations. */
-  CHECK(K(ode_dopri5)(2, 2, dims, th, 0.5, 0.5, 1e-6, 1e-6, 0.1, 10, z, 0, NULL, z1, ld, &nfe, &acc, work, lw) == LRMF_OK);
+  CHECK(K(ode_dopri5)(2, 2, dims, th, 0.5, 0.5, 1e-6, 1e-6, 0.1, 10, z, 0, NULL, z1, ld, &nfe, &acc, work, lw, LRMF_ODE_AUTO) == LRMF_OK);
   CHECK(z1[0] == z[0] && z1[1] == z[1] && ld[0] == 0 && ld[1] == 0 && nfe == 0 && acc == 0);
   /* Gradients through the recorded accepted steps: ∂z1/∂z0 ≈ e^{a(t1−t0)}
    * at tight tolerance; ∂logdet/∂a = t1 − t0 exactly. */
@@ -1646,18 +1646,18 @@ static int TEST(ode_dopri5)(void) {
     double *tape = xmalloc(2 * MS * 3 * sizeof(double));
     int64_t nacc[2] = {-1, -1}, nvjp = -1;
     T a1[2] = {1, -2}, ald[2] = {0, 0}, gz[2], gth[3];
-    CHECK(K(ode_dopri5_save)(2, 2, dims, th, 1.0, -1.0, 1e-12, 1e-12, 0.1, MS, z, 0, NULL, z1, ld, tape, nacc, &nfe, &acc, work, lw) == LRMF_OK);
+    CHECK(K(ode_dopri5_save)(2, 2, dims, th, 1.0, -1.0, 1e-12, 1e-12, 0.1, MS, z, 0, NULL, z1, ld, tape, nacc, &nfe, &acc, work, lw, LRMF_ODE_AUTO) == LRMF_OK);
     CHECK(nacc[0] > 0 && nacc[0] + nacc[1] == acc && tape[0] == 1.0 && tape[2] == (double)z[0]);
-    CHECK(K(ode_dopri5_bwd)(2, 2, dims, th, MS, 0, NULL, tape, nacc, a1, ald, gz, gth, &nfe, &nvjp, work, lw) == LRMF_OK);
+    CHECK(K(ode_dopri5_bwd)(2, 2, dims, th, MS, 0, NULL, tape, nacc, a1, ald, gz, gth, &nfe, &nvjp, work, lw, LRMF_ODE_AUTO) == LRMF_OK);
     CHECK(nfe == 11 * acc && nvjp == 6 * acc);
     const double e = exp(-2 * (double)(T)a);
     CHECK(near(gz[0], e, 1e-9 > TOL ? 1e-9 : TOL, 1.0) && near(gz[1], -2 * e, 1e-9 > TOL ? 1e-9 : TOL, 1.0));
     T zero[2] = {0, 0}, one[2] = {1, 1};
-    CHECK(K(ode_dopri5_bwd)(2, 2, dims, th, MS, 0, NULL, tape, nacc, zero, one, gz, gth, NULL, NULL, work, lw) == LRMF_OK);
+    CHECK(K(ode_dopri5_bwd)(2, 2, dims, th, MS, 0, NULL, tape, nacc, zero, one, gz, gth, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_OK);
     CHECK(gz[0] == 0 && gz[1] == 0 && near(gth[0], -4.0, TOL, 4.0));
     nacc[1] = MS + 1;
-    CHECK(K(ode_dopri5_bwd)(2, 2, dims, th, MS, 0, NULL, tape, nacc, a1, ald, gz, gth, NULL, NULL, work, lw) == LRMF_EINVAL);
-    CHECK(K(ode_dopri5_save)(2, 2, dims, th, 1.0, -1.0, 1e-6, 1e-6, 0.1, MS, z, 0, NULL, z1, ld, NULL, nacc, NULL, NULL, work, lw) == LRMF_EINVAL);
+    CHECK(K(ode_dopri5_bwd)(2, 2, dims, th, MS, 0, NULL, tape, nacc, a1, ald, gz, gth, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
+    CHECK(K(ode_dopri5_save)(2, 2, dims, th, 1.0, -1.0, 1e-6, 1e-6, 0.1, MS, z, 0, NULL, z1, ld, NULL, nacc, NULL, NULL, work, lw, LRMF_ODE_AUTO) == LRMF_EINVAL);
     free(tape);
   }
   free(work);

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"testing"
 
 	"github.com/lrmf-go/lrmf/native"
 )
@@ -40,6 +42,37 @@ func (h *harness) checkODE(name string, p pair) {
 	}
 	if bad > 5 {
 		h.t.Errorf("%s: %d of %d elements differ", name, bad, len(want))
+	}
+}
+
+// RunODE runs the suite's FFJORD part on b against the reference once per
+// code path b has (native.ODEPather: "ODE/path=<name>" subtests; b is left
+// on "auto"), or once when it has a single path. b must implement
+// native.ODEBackend.
+func RunODE(t *testing.T, b native.Backend) {
+	paths := []string{""}
+	pb, ok := b.(native.ODEPather)
+	if ok {
+		paths = pb.ODEPaths()
+		defer func() {
+			if err := pb.SetODEPath("auto"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	ref := native.NewRef()
+	seed := Seed(t)
+	for _, p := range paths {
+		name := "ODE"
+		if p != "" {
+			name += "/path=" + p
+			if err := pb.SetODEPath(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Run(name, func(t *testing.T) {
+			testODE(&harness{t: t, b: b, ref: ref, tol: Tol(b.DType()), rng: rand.New(rand.NewPCG(seed, uint64(len("ODE"))))})
+		})
 	}
 }
 

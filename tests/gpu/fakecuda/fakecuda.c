@@ -322,7 +322,7 @@ static int ode_launch(const char *k, const char *n_, void **a) {
 	if (!strcmp(n_, "ode_fwd")) {
 		ARG(5, n * d, 0); ARG(7, n * ke, 0); ARG(8, n * d, 0); ARG(9, n, 0);
 		err = lrmf_odefunc_fwd_f32(n, nl, dims, F(a, 3), (float)D(a, 4), F(a, 5), kk, F(a, 7), F(a, 8), F(a, 9), work,
-		                           lwork);
+		                           lwork, LRMF_ODE_PORTABLE);
 	} else if (!strcmp(n_, "ode_vjp")) {
 		ARG(5, n * d, 0); ARG(7, n * ke, 0); ARG(8, n * d, 0); ARG(9, n, 0); ARG(10, n * d, 0);
 		ARG(11, 2 * np * n, 0);
@@ -335,7 +335,7 @@ static int ode_launch(const char *k, const char *n_, void **a) {
 			widen(raz, az + i * d, d);
 			widen(rat, atr + i, 1);
 			err = lrmf_odefunc_vjp_f64(1, nl, dims, th, (double)(float)D(a, 4), rz, kk, reps, raz, rat, rgz, g,
-			                           work, lwork);
+			                           work, lwork, LRMF_ODE_PORTABLE);
 			for (int64_t j = 0; j < d; j++) gz[i * d + j] = (float)rgz[j];
 			for (int64_t p = 0; p < np; p++) gpart[p * n + i] = g[p];
 		}
@@ -345,11 +345,11 @@ static int ode_launch(const char *k, const char *n_, void **a) {
 		double *states = DP(a, 12);
 		if (!states) {
 			err = lrmf_ode_rk4_f32(n, nl, dims, F(a, 3), D(a, 4), D(a, 5), steps, F(a, 7), kk, F(a, 9), F(a, 10),
-			                       F(a, 11), NULL, work, lwork);
+			                       F(a, 11), NULL, work, lwork, LRMF_ODE_PORTABLE);
 		} else {
 			row = malloc((size_t)(n * steps * d) * sizeof *row);
 			err = lrmf_ode_rk4_save_f32(n, nl, dims, F(a, 3), D(a, 4), D(a, 5), steps, F(a, 7), kk, F(a, 9),
-			                            F(a, 10), F(a, 11), row, NULL, work, lwork);
+			                            F(a, 10), F(a, 11), row, NULL, work, lwork, LRMF_ODE_PORTABLE);
 			for (int64_t i = 0; i < n; i++)
 				for (int64_t s = 0; s < steps; s++)
 					for (int64_t j = 0; j < d; j++)
@@ -371,7 +371,7 @@ static int ode_launch(const char *k, const char *n_, void **a) {
 			widen(rz, a1 + i * d, d);
 			widen(rat, ald + i, 1);
 			err = lrmf_ode_rk4_bwd_f64(1, nl, dims, th, D(a, 4), D(a, 5), steps, kk, reps, row, rz, rat, rgz, g, NULL,
-			                           NULL, work, lwork);
+			                           NULL, work, lwork, LRMF_ODE_PORTABLE);
 			for (int64_t j = 0; j < d; j++) gz0[i * d + j] = (float)rgz[j];
 			for (int64_t p = 0; p < np; p++) gpart[p * n + i] = g[p];
 		}
@@ -387,7 +387,7 @@ static int ode_launch(const char *k, const char *n_, void **a) {
 			const float *z0 = F(a, 10) + i * d, *eps = kk > 0 ? F(a, 12) + i * ke : NULL;
 			int rc = lrmf_ode_dopri5_save_f32(1, nl, dims, F(a, 3), D(a, 4), D(a, 5), D(a, 6), D(a, 7), D(a, 8), ms,
 			                                  z0, kk, eps, F(a, 13) + i * d, F(a, 14) + i, row, &nacc, &nfe, &acc,
-			                                  work, lwork);
+			                                  work, lwork, LRMF_ODE_PORTABLE);
 			if (rc == LRMF_EINVAL) {
 				err = rc;
 				break;
@@ -423,7 +423,7 @@ static int ode_launch(const char *k, const char *n_, void **a) {
 			widen(rz, a1 + i * d, d);
 			widen(rat, ald + i, 1);
 			err = lrmf_ode_dopri5_bwd_f64(1, nl, dims, th, ms, kk, reps, row, &nacc, rz, rat, rgz, g, NULL, NULL, work,
-			                              lwork);
+			                              lwork, LRMF_ODE_PORTABLE);
 			for (int64_t j = 0; j < d; j++) gz0[i * d + j] = (float)rgz[j];
 			for (int64_t p = 0; p < np; p++) gpart[p * n + i] = g[p];
 		}
