@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "296d9ffd2e22890b7d506ba60b8bcb4d0b50794fc81a8acca1df251d000dfb5a"
+const csrcHash = "aa96a60e3dcdbc0f21bbd2fb8b9f5afcc42c79e7dbd371aa5e1bcd2a07851452"
