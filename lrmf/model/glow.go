@@ -72,17 +72,19 @@ func fixedRand(what uint64, d, k int) *rand.Rand {
 // ---- ActNorm ---------------------------------------------------------------
 
 // actNorm is y = (x + b)·s(r) per feature with ln|det| = Σ_j ln s(r_j).
-// Until it is ready, b holds NaN: the first forward then sets b = −mean and
-// s = 1/std of its input batch. Parameters loaded over the NaN (a
-// checkpoint, CopyParams) mark it ready instead, so a resumed run keeps them.
+// While b holds NaN (its state when built without Identity) a forward first
+// sets b = −mean and s = 1/std of its input batch. The NaN lives in the
+// parameters, not in a flag: values loaded over it (a checkpoint,
+// CopyParams) are kept, so a resumed run continues with them, and
+// parameters reset to the built state (ShiftTest's refits) initialise again
+// on their next data. The check reads b (D values) on every forward.
 type actNorm struct {
-	be    native.Backend
-	d     int
-	kind  native.ActNormKind
-	r, b  *Param
-	ready bool
-	x     *native.Tensor // last forward input
-	host  []float64      // d scratch
+	be   native.Backend
+	d    int
+	kind native.ActNormKind
+	r, b *Param
+	x    *native.Tensor // last forward input
+	host []float64      // d scratch
 }
 
 func newActNorm(be native.Backend, name string, d int, kind native.ActNormKind, identity bool) *actNorm {
@@ -92,9 +94,7 @@ func newActNorm(be native.Backend, name string, d int, kind native.ActNormKind, 
 		a.host[j] = actNormR(kind, 1)
 	}
 	be.Upload(a.r.Value, a.host)
-	if identity {
-		a.ready = true // b = 0
-	} else {
+	if !identity { // else b = 0
 		be.Fill(a.b.Value, math.NaN())
 	}
 	return a
@@ -108,14 +108,15 @@ func actNormR(kind native.ActNormKind, s float64) float64 {
 	return s + math.Log(-math.Expm1(-s)) - 2 // ln(e^s − 1) − 2
 }
 
-// initFrom makes a ready: if b is still NaN, b_j = −mean_i x_ij and
-// s_j = 1/std_i x_ij (std taken as 1 where it is below 1e-6 or n < 2).
-func (a *actNorm) initFrom(x *native.Tensor) {
-	a.ready = true
+// pending reports whether b still holds the NaN of an uninitialised layer.
+func (a *actNorm) pending() bool {
 	a.be.Download(a.host, a.b.Value)
-	if !math.IsNaN(a.host[0]) {
-		return
-	}
+	return math.IsNaN(a.host[0])
+}
+
+// initFrom sets b_j = −mean_i x_ij and s_j = 1/std_i x_ij (std taken as 1
+// where it is below 1e-6 or n < 2).
+func (a *actNorm) initFrom(x *native.Tensor) {
 	n, d := x.Rows(), a.d
 	xs := make([]float64, n*d) // once per layer
 	a.be.Download(xs, x)
@@ -141,7 +142,7 @@ func (a *actNorm) initFrom(x *native.Tensor) {
 }
 
 func (a *actNorm) forward(y, logdet, x *native.Tensor) {
-	if !a.ready {
+	if a.pending() {
 		a.initFrom(x)
 	}
 	a.x = x
@@ -149,12 +150,8 @@ func (a *actNorm) forward(y, logdet, x *native.Tensor) {
 }
 
 func (a *actNorm) inverse(x, y *native.Tensor) error {
-	if !a.ready {
-		a.be.Download(a.host, a.b.Value)
-		if math.IsNaN(a.host[0]) {
-			return fmt.Errorf("model: Glow.Inverse before the ActNorm layers have seen data (run Forward first)")
-		}
-		a.ready = true
+	if a.pending() {
+		return fmt.Errorf("model: Glow.Inverse before the ActNorm layers have seen data (run Forward first)")
 	}
 	a.be.ActNormInverse(x, y, a.r.Value, a.b.Value, a.kind)
 	return nil

@@ -179,3 +179,34 @@ func TestRealNVPMixesHalves(t *testing.T) {
 	}
 	require.Greater(t, mixed, 1e-3)
 }
+
+// Parameters reset to the built state (as ShiftTest does before each refit)
+// initialise again on the next batch instead of running with NaN.
+func TestGlowResetReinitialises(t *testing.T) {
+	be, rng := native.NewRef(), newRNG(t)
+	const n, d = 100, 3
+	f, err := model.NewGlow(be, d, model.GlowOptions{Blocks: 1}, rng)
+	require.NoError(t, err)
+	var built []*native.Tensor
+	for _, p := range f.Params() {
+		c := be.New(p.Value.Rows(), p.Value.Cols())
+		be.Copy(c, p.Value)
+		built = append(built, c)
+	}
+	y, ld := be.New(n, d), be.New(n, 1)
+	require.NoError(t, f.Forward(y, ld, modeltest.Rand(be, rng, n, d, 1)))
+	for i, p := range f.Params() {
+		be.Copy(p.Value, built[i])
+	}
+	x2 := modeltest.Rand(be, rng, n, d, 5)
+	be.Fill(ld, 0)
+	require.NoError(t, f.Forward(y, ld, x2))
+	ys := download(be, y)
+	for j := 0; j < d; j++ {
+		m := 0.0
+		for i := 0; i < n; i++ {
+			m += ys[i*d+j] / n
+		}
+		require.InDelta(t, 0, m, 1e-9, "column %d", j)
+	}
+}
