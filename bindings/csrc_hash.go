@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "b6d032e5e54fa4719a7ad824aeaa8a51fef99c4f0b41e4ccc3373c64c39ca529"
+const csrcHash = "a54a17785da2b8509322f3b82fa09950be343cfdd7ef3aa7c4ab626a09cf4fac"

@@ -369,7 +369,7 @@ func TestShiftErrors(t *testing.T) {
 		{"few rows gaussian", two, ok.B, ShiftConfig{}, "too few rows: A has 2, the test needs at least 3"},
 		{"negative N", ok.A, ok.B, ShiftConfig{Permutations: -1}, "Permutations = -1"},
 		{"schedule", ok.A, ok.B, ShiftConfig{FitOptions: FitOptions{Schedule: "linear"}}, "Schedule"},
-		{"density", ok.A, ok.B, ShiftConfig{Density: model.ModelSpec{Kind: "glow"}}, `unknown density "glow"`},
+		{"density", ok.A, ok.B, ShiftConfig{Density: model.ModelSpec{Kind: "maf"}}, `unknown density "maf"`},
 		{"degenerate", line, line, ShiftConfig{}, "not positive definite"},
 		{"batch", ok.A, ok.B, ShiftConfig{FitOptions: FitOptions{GradientFit: true, Batch: 51}}, "Batch = 51"},
 	}

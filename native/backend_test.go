@@ -163,6 +163,12 @@ func TestCPUOpsAllocateNothing(t *testing.T) {
 		ssq, ssqEnds := make([]float64, 3), []int64{7, 7, int64(n * d)}
 		idx := make([]int32, n)
 		sc := native.Scale{Kind: native.ScaleExp, Bound: 2}
+		perm := make([]int32, d)
+		for i := range perm {
+			perm[i] = int32(d - 1 - i)
+		}
+		b.Fill(sq, 1)
+		vecD2 := b.New(1, d)
 		for name, f := range map[string]func(){
 			"Gemm":   func() { b.Gemm(false, false, 1, x, w, 0, hid) },
 			"GemmTN": func() { b.Gemm(true, false, 1, x, hid, 0, wg) },
@@ -197,6 +203,10 @@ func TestCPUOpsAllocateNothing(t *testing.T) {
 			"CouplingBackward": func() { b.CouplingBackward(dx, dcoup, x, coup, y, vecN, 1, sc) },
 			"GMMLogProb":       func() { b.GMMLogProb(vec, ku, resp, x, mu, l, logits, ld) },
 			"GMMBackward":      func() { b.GMMBackward(dx, dmu, dl, dlg, ws, x, mu, l, logits, ku, resp, vecN) },
+			"ActNormForward":   func() { b.ActNormForward(y, vec, x, vecD, vecD, native.ActNormSoftplus) },
+			"ActNormInverse":   func() { b.ActNormInverse(y, x, vecD, vecD, native.ActNormExp) },
+			"ActNormBackward":  func() { b.ActNormBackward(dx, vecD, vecD2, x, vecD, vecD, y, vecN, native.ActNormExp) },
+			"LUSolve":          func() { b.LUSolve(y, x, sq, perm) },
 		} {
 			// Warm up the workspaces and the pool's workers (see
 			// TestCPUODEAllocatesNothing).

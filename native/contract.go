@@ -394,6 +394,88 @@ func CheckCouplingBackward(dx, dh, x, h, dy, dlogdet *Tensor, t0 int, sc Scale) 
 	return n, d, dt
 }
 
+// checkActNorm checks the arguments the ActNorm operations share: kind is
+// known, x is n×D, r and b vectors of D. It returns n, D.
+func checkActNorm(op string, x, r, b *Tensor, kind ActNormKind) (n, d int) {
+	if kind != ActNormExp && kind != ActNormSoftplus {
+		panic(fmt.Sprintf("native: %s: unknown ActNorm kind %d", op, uint8(kind)))
+	}
+	if x == nil {
+		panic(fmt.Sprintf("native: %s: nil tensor", op))
+	}
+	n, d = x.rows, x.cols
+	mustLen(op, "r", r, d)
+	mustLen(op, "b", b, d)
+	return n, d
+}
+
+// CheckActNormForward checks Backend.ActNormForward (y = (x + b)·s(r),
+// logdet[i] += Σ_j ln s_j): kind is ActNormExp or ActNormSoftplus; x and y
+// are n×D; r and b vectors of D; logdet (or nil) a vector of n. It returns
+// n, D.
+func CheckActNormForward(y, logdet, x, r, b *Tensor, kind ActNormKind) (n, d int) {
+	const op = "ActNormForward"
+	n, d = checkActNorm(op, x, r, b, kind)
+	mustShape(op, "y", y, n, d)
+	if logdet != nil {
+		mustLen(op, "logdet", logdet, n)
+	}
+	return n, d
+}
+
+// CheckActNormInverse checks Backend.ActNormInverse (x = y/s(r) − b): kind
+// as for CheckActNormForward; y and x are n×D; r and b vectors of D. It
+// returns n, D.
+func CheckActNormInverse(x, y, r, b *Tensor, kind ActNormKind) (n, d int) {
+	const op = "ActNormInverse"
+	n, d = checkActNorm(op, y, r, b, kind)
+	mustShape(op, "x", x, n, d)
+	return n, d
+}
+
+// CheckActNormBackward checks Backend.ActNormBackward: kind as for
+// CheckActNormForward; x, dy and dx (or nil) are n×D; r, b, dr and db
+// vectors of D; dlogdet (or nil) a vector of n. It returns n, D.
+func CheckActNormBackward(dx, dr, db, x, r, b, dy, dlogdet *Tensor, kind ActNormKind) (n, d int) {
+	const op = "ActNormBackward"
+	n, d = checkActNorm(op, x, r, b, kind)
+	mustShape(op, "dy", dy, n, d)
+	if dlogdet != nil {
+		mustLen(op, "dlogdet", dlogdet, n)
+	}
+	if dx != nil {
+		mustShape(op, "dx", dx, n, d)
+	}
+	mustLen(op, "dr", dr, d)
+	mustLen(op, "db", db, d)
+	return n, d
+}
+
+// CheckLUSolve checks Backend.LUSolve (x_i = U⁻¹L⁻¹Pᵀy_i): y and x are n×D
+// and distinct tensors, lu is D×D, perm holds D indices in [0, D) (that
+// they are a permutation is the caller's to ensure). It returns n, D.
+func CheckLUSolve(x, y, lu *Tensor, perm []int32) (n, d int) {
+	const op = "LUSolve"
+	if y == nil {
+		panic("native: LUSolve: y is nil")
+	}
+	n, d = y.rows, y.cols
+	mustShape(op, "x", x, n, d)
+	mustShape(op, "lu", lu, d, d)
+	if x == y {
+		panic("native: LUSolve: x is y (the solve cannot run in place)")
+	}
+	if len(perm) != d {
+		panic(fmt.Sprintf("native: LUSolve: perm has %d entries, want %d", len(perm), d))
+	}
+	for k, p := range perm {
+		if p < 0 || int(p) >= d {
+			panic(fmt.Sprintf("native: LUSolve: perm[%d] = %d outside [0, %d)", k, p, d))
+		}
+	}
+	return n, d
+}
+
 // The building blocks of the contracts.
 
 // mustShape panics unless t is a rows×cols Tensor.

@@ -91,6 +91,9 @@ type cpuJobs[T bindings.Float] struct {
 	dopri5Bwd   odeDopri5BackwardJob[T] // cpu_ode.go
 	gmmLogp     gmmLogProbJob[T]        // cpu_gmm.go
 	gmmBwd      gmmBackwardJob[T]       // cpu_gmm.go
+	actNorm     actNormJob[T]           // cpu_glow.go
+	actNormBwd  actNormBackwardJob[T]   // cpu_glow.go
+	luSolve     luSolveJob[T]           // cpu_glow.go
 }
 
 func newCPU[T bindings.Float](dt DType, threads int) *cpu[T] {

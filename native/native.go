@@ -152,6 +152,29 @@ type Scale struct {
 	Bound float64
 }
 
+// ActNormKind selects ActNorm's per-feature scale function s(r).
+type ActNormKind uint8
+
+// Scale functions of the ActNorm operations.
+const (
+	// ActNormExp: s = exp(r), r the log-scale (Glow's code), so ln s = r.
+	ActNormExp ActNormKind = iota + 1
+	// ActNormSoftplus: s = softplus(r + 2) = ln(1 + e^(r+2)) (the LRMF
+	// authors' Glow), ∂s/∂r = sigmoid(r + 2).
+	ActNormSoftplus
+)
+
+// String returns "exp" or "softplus".
+func (k ActNormKind) String() string {
+	switch k {
+	case ActNormExp:
+		return "exp"
+	case ActNormSoftplus:
+		return "softplus"
+	}
+	return fmt.Sprintf("ActNormKind(%d)", uint8(k))
+}
+
 // Backend is a device and its kernels. Every method documents its maths and
 // the shapes it requires; "n×d" names rows×cols, "vector of d" any Tensor of
 // Len d. Outputs come first and are overwritten unless the method says +=.
@@ -271,4 +294,28 @@ type Backend interface {
 	// with ∂ln s/∂r = 1 − tanh²(r/Bound) (ScaleExp) or 1 − s (ScaleSigmoid)
 	// and ∂s/∂r = s·∂ln s/∂r.
 	CouplingBackward(dx, dh, x, h, dy, dlogdet *Tensor, t0 int, sc Scale)
+
+	// ActNormForward applies ActNorm (Glow) to x (n×D), per feature j with
+	// s_j = s(r_j) of kind:
+	//   y_ij = (x_ij + b_j)·s_j (y n×D; may be x),
+	//   logdet[i] += Σ_j ln s_j (a vector of n, or nil to skip);
+	// r and b are vectors of D.
+	ActNormForward(y, logdet, x, r, b *Tensor, kind ActNormKind)
+	// ActNormInverse sets x_ij = y_ij/s_j − b_j (x n×D; may be y).
+	ActNormInverse(x, y, r, b *Tensor, kind ActNormKind)
+	// ActNormBackward is the vector-Jacobian product of ActNormForward at x
+	// for dy (n×D) and dlogdet (a vector of n, or nil for zero):
+	//   dx_ij = dy_ij·s_j (dx n×D, may be dy, or nil to skip),
+	//   db_j = s_j·Σ_i dy_ij (a vector of D),
+	//   dr_j = ∂ln s_j/∂r_j·(s_j·Σ_i dy_ij (x_ij + b_j) + Σ_i dlogdet_i)
+	//   (a vector of D),
+	// with ∂ln s/∂r = 1 (ActNormExp) or sigmoid(r+2)/s (ActNormSoftplus).
+	ActNormBackward(dx, dr, db, x, r, b, dy, dlogdet *Tensor, kind ActNormKind)
+	// LUSolve sets x_i = W⁻¹ y_i for each row of y (n×D), W = P·L·U given by
+	// lu (D×D: L strictly below the diagonal, unit diagonal implied; U on
+	// and above) and perm (P[perm[k], k] = 1, so (Pᵀy)_k = y[perm[k]]):
+	// x_i = U⁻¹ L⁻¹ Pᵀ y_i by forward then back substitution. x is n×D and
+	// must not be y; perm is a permutation of [0, D) and U's diagonal has
+	// no zero.
+	LUSolve(x, y, lu *Tensor, perm []int32)
 }

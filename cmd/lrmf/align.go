@@ -97,9 +97,9 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	}
 	fs := flag.NewFlagSet("align", flag.ContinueOnError)
 	o.sourceFlags.register(fs)
-	fs.StringVar(&o.flow, "flow", d.Flow.Kind, "flow T: realnvp (affine couplings), ffjord (continuous flow) or affine (T(x) = AᵀA·x + b)")
-	fs.StringVar(&o.density, "density", d.Density.Kind, "density family: realnvp or ffjord (flows with a standard-normal base) or gaussian (full covariance)")
-	fs.IntVar(&o.blocks, "blocks", 0, fmt.Sprintf("Real NVP coupling blocks or stacked FFJORD transforms (0: realnvp %d, ffjord %d, as in the paper)", rn.Blocks, fj.Blocks))
+	fs.StringVar(&o.flow, "flow", d.Flow.Kind, "flow T, one of "+strings.Join(model.FlowKinds, ", ")+": realnvp (affine couplings), glow (ActNorm, LU linear, coupling), ffjord (continuous flow), affine (T(x) = AᵀA·x + b)")
+	fs.StringVar(&o.density, "density", d.Density.Kind, "density family, one of "+strings.Join(model.DensityKinds, ", ")+": realnvp, glow or ffjord (flows with a standard-normal base) or gaussian (full covariance)")
+	fs.IntVar(&o.blocks, "blocks", 0, fmt.Sprintf("Real NVP or Glow coupling blocks, or stacked FFJORD transforms (0: realnvp and glow %d, ffjord %d, as in the paper)", rn.Blocks, fj.Blocks))
 	fs.IntVar(&o.hidden, "hidden", 0, fmt.Sprintf("hidden units per layer of the Real NVP coupling networks or FFJORD dynamics (0: realnvp %d, ffjord %d; paper: %d, %d)",
 		rn.Hidden, fj.Hidden, model.PaperRealNVP.Hidden, model.PaperFFJORD.Hidden))
 	fs.IntVar(&o.depth, "depth", 0, fmt.Sprintf("hidden layers of the Real NVP coupling networks or FFJORD dynamics (0: realnvp %d, ffjord %d, as in the paper)", rn.Depth, fj.Depth))
@@ -421,8 +421,8 @@ func (o *alignOpts) fromCheckpoint(set map[string]bool) (*lrmf.Checkpoint, error
 	return ck, nil
 }
 
-// spec returns the ModelSpec of a model kind with the Real NVP and FFJORD
-// flags; zero sizes take the model's defaults (ModelSpec.Normalized).
+// spec returns the ModelSpec of a model kind with the Real NVP (and Glow)
+// and FFJORD flags; zero sizes take the model's defaults (ModelSpec.Normalized).
 func (o *alignOpts) spec(kind string) model.ModelSpec {
 	s := model.ModelSpec{Kind: kind}
 	switch kind {
@@ -432,7 +432,7 @@ func (o *alignOpts) spec(kind string) model.ModelSpec {
 		if o.trace == "hutchinson" {
 			s.Probes = o.probes
 		}
-	case "realnvp":
+	case "realnvp", "glow":
 		s = model.ModelSpec{Kind: kind, Blocks: o.blocks, Hidden: o.hidden, Depth: o.depth, Scale: o.scale}
 		if o.scale == "exp" {
 			s.Bound = o.bound

@@ -115,7 +115,7 @@ func TestAlignBadInput(t *testing.T) {
 		{"missing", []string{"--a", filepath.Join(dir, "nope.csv"), "--b", good}, 1, "nope.csv"},
 		{"batch", []string{"--a", good, "--b", good, "--batch", "6"}, 2, "--batch = 6 exceeds"},
 		{"unknown flag", []string{"--bogus"}, 2, "flag provided but not defined: -bogus"},
-		{"bad flow", []string{"--flow", "glow"}, 2, `unknown --flow "glow"`},
+		{"bad flow", []string{"--flow", "maf"}, 2, `unknown --flow "maf"`},
 		{"bad dtype", []string{"--dtype", "float16"}, 2, "--dtype"},
 		{"bad backend", []string{"--backend", "tpu"}, 2, `unknown backend "tpu"`},
 		{"ref float32", []string{"--backend", "ref", "--dtype", "float32"}, 2, "float64 only"},

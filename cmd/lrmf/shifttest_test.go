@@ -113,7 +113,7 @@ func TestShiftTestBadInput(t *testing.T) {
 		{"permutations 0", []string{"--permutations", "0"}, 2, "--permutations = 0"},
 		{"alpha", []string{"--alpha", "1.5"}, 2, "--alpha = 1.5"},
 		{"alpha nan", []string{"--alpha", "NaN"}, 2, "--alpha = NaN"},
-		{"density", []string{"--density", "glow"}, 2, `unknown --density "glow"`},
+		{"density", []string{"--density", "maf"}, 2, `unknown --density "maf"`},
 		{"unknown flag", []string{"--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{"bad int", []string{"--permutations", "many"}, 2, "-permutations"},
 		{"only a", []string{"--a", good}, 2, "--a and --b"},

@@ -26,6 +26,9 @@
 static_assert(LRMF_K_SCALE_EXP == LRMF_SCALE_EXP &&
                   LRMF_K_SCALE_SIGMOID == LRMF_SCALE_SIGMOID,
               "scale kinds differ between lrmf.h and lrmf_kernels.h");
+static_assert(LRMF_K_ACTNORM_EXP == LRMF_ACTNORM_EXP &&
+                  LRMF_K_ACTNORM_SOFTPLUS == LRMF_ACTNORM_SOFTPLUS,
+              "ActNorm kinds differ between lrmf.h and lrmf_kernels.h");
 static_assert(LRMF_K_ODE_OK == LRMF_OK &&
                   LRMF_K_ODE_UNDERFLOW == LRMF_ODE_UNDERFLOW &&
                   LRMF_K_ODE_NONFINITE == LRMF_ODE_NONFINITE &&
@@ -379,6 +382,100 @@ LRMF_K LRMF_K_R void lrmf_k_coupling_bwd(int64_t n, int64_t d, int64_t t0,
   LRMF_K_FOR(i, n)
   LRMF_ROW(coupling_bwd)(i, d, t0, dt, (int)kind, fb, x, h, dy, dlogdet, dx,
                          dh);
+}
+
+/* ---- Glow: ActNorm and the LU layer's inverse ----------------------------- */
+
+/* The CPU's rule: an unknown ActNorm kind makes the kernels write nothing,
+ * as EINVAL does there. */
+static __device__ __forceinline__ bool lrmf_k_actnorm_ok(int64_t kind) {
+  return kind == LRMF_ACTNORM_EXP || kind == LRMF_ACTNORM_SOFTPLUS;
+}
+
+/* One thread per sample. Each thread recomputes s_j (the CPU computes it
+ * once per column chunk: the same function of r_j, so the same value) and
+ * the row's log-det Σ_j ln s_j in the CPU's order. y may be x. */
+LRMF_K LRMF_K_R void lrmf_k_actnorm_fwd(int64_t n, int64_t d, int64_t kind,
+                                        const float *x, const float *r,
+                                        const float *b, float *y,
+                                        float *logdet) {
+  if (!lrmf_k_actnorm_ok(kind))
+    return;
+  LRMF_K_FOR(i, n) {
+    for (int64_t j = 0; j < d; j++) {
+      float lns, dlns;
+      const float s = LRMF_ROW(actnorm_scale)((int)kind, r[j], &lns, &dlns);
+      y[i * d + j] = LRMF_ROW(actnorm_fwd)(x[i * d + j], b[j], s);
+    }
+    if (logdet != NULL && d > 0)
+      logdet[i] = (float)((double)logdet[i] +
+                          LRMF_ROW(actnorm_lnsum)(d, (int)kind, r));
+  }
+}
+
+LRMF_K LRMF_K_R void lrmf_k_actnorm_inv(int64_t n, int64_t d, int64_t kind,
+                                        const float *y, const float *r,
+                                        const float *b, float *x) {
+  if (!lrmf_k_actnorm_ok(kind))
+    return;
+  LRMF_K_FOR(i, n) {
+    for (int64_t j = 0; j < d; j++) {
+      float lns, dlns;
+      const float s = LRMF_ROW(actnorm_scale)((int)kind, r[j], &lns, &dlns);
+      x[i * d + j] = LRMF_ROW(actnorm_inv)(y[i * d + j], b[j], s);
+    }
+  }
+}
+
+/* The input-gradient half of lrmf_actnorm_bwd: dx = dy·s_j per element.
+ * With dx == dy it overwrites dy, so the host launches
+ * lrmf_k_actnorm_bwd_params first. */
+LRMF_K LRMF_K_R void lrmf_k_actnorm_bwd_dx(int64_t n, int64_t d, int64_t kind,
+                                           const float *r, const float *dy,
+                                           float *dx) {
+  if (!lrmf_k_actnorm_ok(kind))
+    return;
+  LRMF_K_FOR(e, n * d) {
+    float lns, dlns;
+    const float s = LRMF_ROW(actnorm_scale)((int)kind, r[e % d], &lns, &dlns);
+    dx[e] = LRMF_ROW(actnorm_dx)(dy[e], s);
+  }
+}
+
+/* C rule over d outputs: block j reduces Σ_i dy_ij, Σ_i dy_ij (x_ij + b_j)
+ * and Σ_i dlogdet_i (dlogdet may be 0: zero) in fixed tree order and writes
+ * dr[j] and db[j] with the CPU's formula (rows.inc). n == 0 gives the empty
+ * sums. */
+LRMF_K LRMF_K_R void lrmf_k_actnorm_bwd_params(
+    int64_t n, int64_t d, int64_t kind, const float *x, const float *r,
+    const float *b, const float *dy, const float *dlogdet, float *dr,
+    float *db) {
+  if (!lrmf_k_actnorm_ok(kind))
+    return;
+  for (int64_t j = blockIdx.x; j < d; j += gridDim.x) {
+    double sdy = 0.0, sdyx = 0.0, w = 0.0;
+    const double bj = n > 0 ? (double)b[j] : 0.0; /* b may be 0 when n == 0 */
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+      const double g = (double)dy[i * d + j];
+      sdy += g;
+      sdyx += g * ((double)x[i * d + j] + bj);
+      if (dlogdet != NULL)
+        w += (double)dlogdet[i];
+    }
+    sdy = lrmf_k_block_sum(sdy); /* j is uniform over the block */
+    sdyx = lrmf_k_block_sum(sdyx);
+    w = lrmf_k_block_sum(w);
+    if (threadIdx.x == 0)
+      LRMF_ROW(actnorm_grads)((int)kind, r[j], sdy, sdyx, w, dr + j, db + j);
+  }
+}
+
+/* One thread per sample: forward then back substitution (rows.inc). The
+ * caller checks perm's range, as lrmf_lu_solve_f32 does. */
+LRMF_K LRMF_K_R void lrmf_k_lu_solve(int64_t n, int64_t d, const float *lu,
+                                     const int32_t *perm, const float *y,
+                                     float *x) {
+  LRMF_K_FOR(i, n) LRMF_ROW(lu_solve)(i, d, lu, perm, y, x);
 }
 
 /* ---- fallback SGEMM ------------------------------------------------------ */

@@ -100,6 +100,13 @@
  * lrmf_k_coupling_bwd       n, d, t0, dt, kind, double bound,        R(n)
  *                           cf* x, cf* h, cf* dy, cf* dlogdet,
  *                           f* dx (NULLABLE), f* dh
+ * lrmf_k_actnorm_fwd        n, d, kind, cf* x, cf* r, cf* b, f* y,   R(n)
+ *                           f* logdet (NULLABLE)
+ * lrmf_k_actnorm_inv        n, d, kind, cf* y, cf* r, cf* b, f* x    R(n)
+ * lrmf_k_actnorm_bwd_dx     n, d, kind, cf* r, cf* dy, f* dx         R(n*d)
+ * lrmf_k_actnorm_bwd_params n, d, kind, cf* x, cf* r, cf* b, cf* dy, C(d)
+ *                           cf* dlogdet (NULLABLE), f* dr, f* db
+ * lrmf_k_lu_solve           n, d, cf* lu, i32* perm, cf* y, f* x     R(n)
  * lrmf_k_gemm               trans_a, trans_b, m, n, k, double alpha, G(m, n)
  *                           cf* a, lda, cf* b, ldb, double beta,
  *                           f* c, ldc
@@ -145,6 +152,13 @@
  *    LRMF_SCALE_SIGMOID. An invalid (kind, bound) makes the kernel write
  *    nothing. With dt == 0, h, dlogdet and dh are not read (may be 0).
  *    y may be x (fwd), x may be y (inv), dx may be dy (bwd).
+ *  - actnorm_*: kind 1 = LRMF_ACTNORM_EXP, 2 = LRMF_ACTNORM_SOFTPLUS; an
+ *    unknown kind makes the kernel write nothing. y may be x (fwd), x may
+ *    be y (inv). lrmf_actnorm_bwd is split in two launches: bwd_params
+ *    (dr, db; overwritten, n == 0 zeroes them; b, x, dy not read when
+ *    n == 0) first, then bwd_dx when dx is wanted (it may overwrite dy).
+ *  - lu_solve: x must not alias y; perm (d int32 in device memory) is
+ *    validated by the caller (0 ≤ perm[k] < d).
  *  - gemm: the simple fallback SGEMM (16×16 shared-memory tiles, float
  *    accumulation, row-major as lrmf.h: C = alpha·op(A)·op(B) + beta·C).
  *    trans_x != 0 means op(X) = Xᵀ. beta == 0 does not read C; k == 0 gives
@@ -210,6 +224,10 @@
 #define LRMF_K_SCALE_EXP 1
 #define LRMF_K_SCALE_SIGMOID 2
 
+/* ActNorm scale kinds (same values as lrmf.h). */
+#define LRMF_K_ACTNORM_EXP 1
+#define LRMF_K_ACTNORM_SOFTPLUS 2
+
 #ifdef __CUDACC__
 /* Declarations for CUDA code that links lrmf_cuda_kernels (the .cu includes
  * this header, so a mismatch with the definitions does not compile). */
@@ -273,6 +291,21 @@ LRMF_K void lrmf_k_coupling_bwd(int64_t n, int64_t d, int64_t t0, int64_t dt,
                                 int64_t kind, double bound, const float *x,
                                 const float *h, const float *dy,
                                 const float *dlogdet, float *dx, float *dh);
+LRMF_K void lrmf_k_actnorm_fwd(int64_t n, int64_t d, int64_t kind,
+                               const float *x, const float *r, const float *b,
+                               float *y, float *logdet);
+LRMF_K void lrmf_k_actnorm_inv(int64_t n, int64_t d, int64_t kind,
+                               const float *y, const float *r, const float *b,
+                               float *x);
+LRMF_K void lrmf_k_actnorm_bwd_dx(int64_t n, int64_t d, int64_t kind,
+                                  const float *r, const float *dy, float *dx);
+LRMF_K void lrmf_k_actnorm_bwd_params(int64_t n, int64_t d, int64_t kind,
+                                      const float *x, const float *r,
+                                      const float *b, const float *dy,
+                                      const float *dlogdet, float *dr,
+                                      float *db);
+LRMF_K void lrmf_k_lu_solve(int64_t n, int64_t d, const float *lu,
+                            const int32_t *perm, const float *y, float *x);
 LRMF_K void lrmf_k_gemm(int64_t trans_a, int64_t trans_b, int64_t m, int64_t n,
                         int64_t k, double alpha, const float *a, int64_t lda,
                         const float *b, int64_t ldb, double beta, float *c,

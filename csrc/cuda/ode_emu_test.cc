@@ -3,7 +3,9 @@
  * (lrmf_k_ode_* in lrmf_kernels.cu) without a GPU: the .cu is compiled as
  * host C++ and each kernel is run thread by thread, then compared with the
  * CPU kernels of csrc/cpu/ode.inc (lrmf_*_f32) on the same inputs, after
- * converting the GPU's row-minor layouts (gpart, states, tape, info).
+ * converting the GPU's row-minor layouts (gpart, states, tape, info). The
+ * Glow kernels (lrmf_k_actnorm_*, lrmf_k_lu_solve) are checked the same way
+ * against lrmf_actnorm_*_f32 and lrmf_lu_solve_f32 (test_glow).
  * Not part of any build; from the repository root:
  *
  *   gcc -O2 -std=gnu11 -Icsrc/include -c -o /tmp/lrmf_cpu.o csrc/cpu/lrmf_cpu.c
@@ -281,6 +283,62 @@ static void test(const std::vector<int64_t> &dims, int64_t n, int64_t k) {
   }
 }
 
+/* The Glow kernels against the CPU's, for both ActNorm kinds, a width above
+ * the CPU's 64-column chunk, and in place (y = x, dx = dy). */
+static void test_glow(int64_t n, int64_t d, int kind) {
+  char cs[64];
+  snprintf(cs, sizeof cs, "glow(n=%lld,d=%lld,kind=%d)", (long long)n,
+           (long long)d, kind);
+  const unsigned g = 3;
+  auto x = rnd(n * d, 2), r = rnd(d, 1.5), b = rnd(d, 1), dy = rnd(n * d, 1),
+       wl = rnd(n, 1), ld0 = rnd(n, 1);
+  if (d > 2)
+    r[2] = -30; /* softplus(r + 2) tiny */
+  std::vector<float> y(n * d), yc(n * d), ld(ld0), ldc(ld0);
+  run(g, [&] {
+    lrmf_k_actnorm_fwd(n, d, kind, x.data(), r.data(), b.data(), y.data(),
+                       ld.data());
+  });
+  lrmf_actnorm_fwd_f32(n, d, kind, x.data(), r.data(), b.data(), yc.data(),
+                       ldc.data());
+  cmp("actnorm_fwd.y", cs, y.data(), yc.data(), n * d);
+  cmp("actnorm_fwd.logdet", cs, ld.data(), ldc.data(), n);
+  std::vector<float> xi(y), xic(n * d);
+  run(g, [&] {
+    lrmf_k_actnorm_inv(n, d, kind, xi.data(), r.data(), b.data(), xi.data());
+  });
+  lrmf_actnorm_inv_f32(n, d, kind, yc.data(), r.data(), b.data(), xic.data());
+  cmp("actnorm_inv (in place)", cs, xi.data(), xic.data(), n * d);
+  std::vector<float> dx(dy), dr(d), db(d), dxc(n * d), drc(d), dbc(d);
+  run(g, [&] {
+    blockDim = {1, 1, 1};
+    lrmf_k_actnorm_bwd_params(n, d, kind, x.data(), r.data(), b.data(),
+                              dx.data(), wl.data(), dr.data(), db.data());
+  });
+  run(g, [&] {
+    lrmf_k_actnorm_bwd_dx(n, d, kind, r.data(), dx.data(), dx.data());
+  });
+  lrmf_actnorm_bwd_f32(n, d, kind, x.data(), r.data(), b.data(), dy.data(),
+                       wl.data(), dxc.data(), drc.data(), dbc.data());
+  cmp("actnorm_bwd.dx (in place)", cs, dx.data(), dxc.data(), n * d);
+  cmp("actnorm_bwd.dr", cs, dr.data(), drc.data(), d);
+  cmp("actnorm_bwd.db", cs, db.data(), dbc.data(), d);
+  /* lu_solve with a diagonally safe U and a reversed permutation. */
+  auto lu = rnd(d * d, 1);
+  std::vector<int32_t> perm(d);
+  for (int64_t k = 0; k < d; k++) {
+    perm[k] = (int32_t)(d - 1 - k);
+    lu[k * d + k] = (float)(lu[k * d + k] >= 0 ? 1.0 + lu[k * d + k]
+                                               : -1.0 + lu[k * d + k]);
+  }
+  std::vector<float> s(n * d), sc(n * d);
+  run(g, [&] {
+    lrmf_k_lu_solve(n, d, lu.data(), perm.data(), x.data(), s.data());
+  });
+  lrmf_lu_solve_f32(n, d, lu.data(), perm.data(), x.data(), sc.data());
+  cmp("lu_solve", cs, s.data(), sc.data(), n * d);
+}
+
 int main(void) {
   const std::vector<std::vector<int64_t>> nets = {
       {3, 16, 16, 16, 2}, {4, 5, 3}, {2, 1}, {9, 16, 16, 16, 8}, {5, 32, 32, 4}};
@@ -291,12 +349,18 @@ int main(void) {
         test(dims, n, k);
         cases++;
       }
+  for (int kind : {LRMF_ACTNORM_EXP, LRMF_ACTNORM_SOFTPLUS})
+    for (int64_t n : {1, 7})
+      for (int64_t d : {1, 5, 70}) {
+        test_glow(n, d, kind);
+        cases++;
+      }
   if (failures) {
     printf("ode_emu: %d failures\n", failures);
     return 1;
   }
-  printf("ode_emu: %d cases, every lrmf_k_ode_* kernel matches the CPU "
-         "kernels\n",
+  printf("ode_emu: %d cases, every lrmf_k_ode_*, lrmf_k_actnorm_* and "
+         "lrmf_k_lu_solve kernel matches the CPU kernels\n",
          cases);
   return 0;
 }

@@ -823,6 +823,111 @@ static void t_coupling() {
   }
 }
 
+/* ---- Glow: ActNorm and the LU solve ---------------------------------------- */
+
+/* ActNorm's s(r), ln s, ∂ln s/∂r in double (reference). */
+static double actnorm_ref(int kind, double r, double *lns, double *dlns) {
+  if (kind == LRMF_K_ACTNORM_EXP) {
+    *lns = r;
+    *dlns = 1;
+    return exp(r);
+  }
+  const double s = log1p(exp(r + 2));
+  *lns = log(s);
+  *dlns = 1 / (1 + exp(-(r + 2))) / s;
+  return s;
+}
+
+static void t_glow() {
+  const int64_t n = 301, d = 7;
+  for (int kind : {LRMF_K_ACTNORM_EXP, LRMF_K_ACTNORM_SOFTPLUS}) {
+    VF x = rnd(n * d, -2, 2), r = rnd(d, -1.5, 1.5), b = rnd(d), ld = rnd(n), dy = rnd(n * d),
+       dld = rnd(n);
+    VD wy(n * d), wl(n), wdx(n * d), wdr(d), wdb(d), sdr(d), sdb(d);
+    double lsum = 0, w = 0, wabs = 0;
+    for (int64_t i = 0; i < n; i++)
+      w += dld[i], wabs += fabs(dld[i]);
+    for (int64_t j = 0; j < d; j++) {
+      double lns, dlns;
+      const double s = actnorm_ref(kind, r[j], &lns, &dlns);
+      lsum += lns;
+      double sdy = 0, sdyx = 0, a1 = 0, a2 = 0;
+      for (int64_t i = 0; i < n; i++) {
+        const double xb = (double)x[i * d + j] + b[j], g = dy[i * d + j];
+        wy[i * d + j] = xb * s;
+        wdx[i * d + j] = g * s;
+        sdy += g, a1 += fabs(g), sdyx += g * xb, a2 += fabs(g * xb);
+      }
+      wdb[j] = s * sdy, sdb[j] = s * a1;
+      wdr[j] = dlns * (s * sdyx + w), sdr[j] = dlns * (s * a2 + wabs);
+    }
+    for (int64_t i = 0; i < n; i++)
+      wl[i] = (double)ld[i] + lsum;
+    const std::string k = kind == LRMF_K_ACTNORM_EXP ? "exp" : "softplus";
+    {
+      BF dx(x), dr(r), db(b), dyy(VF(n * d, NAN)), dl(ld);
+      launchR("lrmf_k_actnorm_fwd", n, {I(n), I(d), I(kind), P(dx.p), P(dr.p), P(db.p), P(dyy.p), P(dl.p)});
+      cmp("y", dyy.get(), wy);
+      cmp("logdet", dl.get(), wl);
+      launchR("lrmf_k_actnorm_fwd", n, {I(n), I(d), I(kind), P(dx.p), P(dr.p), P(db.p), P(dx.p), P(NULL)});
+      cmp("y (in place)", dx.get(), wy);
+      /* Inverse of the output, in place: x again. */
+      launchR("lrmf_k_actnorm_inv", n, {I(n), I(d), I(kind), P(dx.p), P(dr.p), P(db.p), P(dx.p)});
+      cmp("x = inv(fwd(x))", dx.get(), dbl(x), 1e-5, &wy);
+      finish(("actnorm_fwd/inv " + k).c_str());
+    }
+    {
+      BF dx(x), dr(r), db(b), ddy(dy), ddl(dld), ddx(VF(n * d, NAN)), gdr(VF(d, NAN)), gdb(VF(d, NAN));
+      launchC("lrmf_k_actnorm_bwd_params", d,
+              {I(n), I(d), I(kind), P(dx.p), P(dr.p), P(db.p), P(ddy.p), P(ddl.p), P(gdr.p), P(gdb.p)});
+      launchR("lrmf_k_actnorm_bwd_dx", n * d, {I(n), I(d), I(kind), P(dr.p), P(ddy.p), P(ddx.p)});
+      cmp("dx", ddx.get(), wdx);
+      cmp("dr", gdr.get(), wdr, 1e-5, &sdr);
+      cmp("db", gdb.get(), wdb, 1e-5, &sdb);
+      /* n == 0 zeroes dr and db (x, b, dy not read). */
+      launchC("lrmf_k_actnorm_bwd_params", d,
+              {I(0), I(d), I(kind), P(NULL), P(dr.p), P(NULL), P(NULL), P(NULL), P(gdr.p), P(gdb.p)});
+      cmp("dr (n = 0)", gdr.get(), VD(d, 0.0), 0);
+      cmp("db (n = 0)", gdb.get(), VD(d, 0.0), 0);
+      finish(("actnorm_bwd " + k).c_str());
+    }
+  }
+  {
+    /* Unknown kind: nothing written. */
+    BF dx(rnd(n * d)), dr(rnd(d)), dyy(VF(n * d, 5.0f));
+    launchR("lrmf_k_actnorm_fwd", n, {I(n), I(d), I(3), P(dx.p), P(dr.p), P(dr.p), P(dyy.p), P(NULL)});
+    launchR("lrmf_k_actnorm_bwd_dx", n * d, {I(n), I(d), I(0), P(dr.p), P(dx.p), P(dyy.p)});
+    cmp("y", dyy.get(), VD(n * d, 5.0), 0);
+    finish("actnorm invalid kind");
+  }
+  {
+    /* x = W⁻¹ y with W = P·L·U; checked through W x = y. */
+    VF lu = rnd(d * d), y = rnd(n * d);
+    std::vector<int32_t> perm(d);
+    for (int64_t k = 0; k < d; k++) {
+      perm[k] = (int32_t)((3 * k + 2) % d); /* a permutation: gcd(3, 7) = 1 */
+      lu[k * d + k] = lu[k * d + k] >= 0 ? 1 + lu[k * d + k] : -1 + lu[k * d + k];
+    }
+    BF dlu(lu), dyy(y), dx(VF(n * d, NAN));
+    Buf<int32_t> dp(perm);
+    launchR("lrmf_k_lu_solve", n, {I(n), I(d), P(dlu.p), P(dp.p), P(dyy.p), P(dx.p)});
+    const VF x = dx.get();
+    VD wy(n * d), sy(n * d);
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t k = 0; k < d; k++) { /* (L·U·x)_k is row perm[k] of W x */
+        double v = 0, a = 0;
+        for (int64_t m = 0; m <= k; m++) {
+          const double l = m == k ? 1.0 : (double)lu[k * d + m];
+          for (int64_t j = m; j < d; j++)
+            v += l * lu[m * d + j] * x[i * d + j], a += fabs(l * lu[m * d + j] * x[i * d + j]);
+        }
+        wy[i * d + perm[k]] = v, sy[i * d + perm[k]] = a;
+      }
+    cmp("W·x", y, wy, 1e-5, &sy);
+    finish("lu_solve");
+  }
+}
+
 /* ---- gemm ----------------------------------------------------------------- */
 
 static void gemm_case(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, double beta,
@@ -896,6 +1001,7 @@ int main(int argc, char **argv) {
   t_flow();
   t_moves();
   t_coupling();
+  t_glow();
   t_gemm();
   printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;

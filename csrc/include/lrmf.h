@@ -61,6 +61,14 @@ extern "C" {
 #define LRMF_SCALE_EXP 1
 #define LRMF_SCALE_SIGMOID 2
 
+/* Scale functions s(r) of ActNorm (lrmf_actnorm_*), per feature:
+ *  LRMF_ACTNORM_EXP:      s = exp(r) (Glow's code: r is the log-scale), so
+ *                         ln s = r and ∂ln s/∂r = 1;
+ *  LRMF_ACTNORM_SOFTPLUS: s = softplus(r + 2) = ln(1 + e^(r+2)) (the LRMF
+ *                         authors' Glow), ∂s/∂r = sigmoid(r + 2). */
+#define LRMF_ACTNORM_EXP 1
+#define LRMF_ACTNORM_SOFTPLUS 2
+
 #define LRMF_DECLARE(T, S)                                                     \
   /* C = alpha*op(A)*op(B) + beta*C. op(A) is m×k, op(B) is k×n, C is m×n.     \
    * op(X) = X when trans_x == 0, Xᵀ otherwise (A is then stored k×m).        \
@@ -246,7 +254,43 @@ extern "C" {
    * ∂s/∂r = s·∂ln s/∂r. Same argument rules as lrmf_coupling_fwd. */          \
   int lrmf_coupling_bwd_##S(int64_t n, int64_t d, int64_t t0, int64_t dt,      \
                             int kind, T bound, const T *x, const T *h,         \
-                            const T *dy, const T *dlogdet, T *dx, T *dh);
+                            const T *dy, const T *dlogdet, T *dx, T *dh);   \
+                                                                               \
+  /* ActNorm (Glow) forward, per feature j < d with s_j = s(r_j) the scale    \
+   * function kind (LRMF_ACTNORM_*):                                          \
+   *   y[i,j] = (x[i,j] + b[j])·s_j          y n×d (out; may be x)            \
+   *   logdet[i] += Σ_j ln s_j               logdet n (or NULL: skip)         \
+   * x is n×d, r and b are d. A known kind, else LRMF_EINVAL. */               \
+  int lrmf_actnorm_fwd_##S(int64_t n, int64_t d, int kind, const T *x,         \
+                           const T *r, const T *b, T *y, T *logdet);           \
+                                                                               \
+  /* Inverse of lrmf_actnorm_fwd: x[i,j] = y[i,j]/s_j − b[j];  x n×d (out;     \
+   * may be y). Same argument rules as lrmf_actnorm_fwd. */                    \
+  int lrmf_actnorm_inv_##S(int64_t n, int64_t d, int kind, const T *y,         \
+                           const T *r, const T *b, T *x);                      \
+                                                                               \
+  /* Backward of lrmf_actnorm_fwd at x for upstream dy (n×d) and dlogdet (n,   \
+   * or NULL: zero), with s_j, ∂ln s_j/∂r_j taken at r_j:                      \
+   *   dx[i,j] = dy[i,j]·s_j        dx n×d (out; may be dy; NULL: skip)        \
+   *   db[j]   = s_j·Σ_i dy[i,j]                          db d (out)           \
+   *   dr[j]   = ∂ln s_j·(s_j·Σ_i dy[i,j](x[i,j] + b[j]) + Σ_i dlogdet[i])     \
+   *                                                      dr d (out)           \
+   * (∂s/∂r = s·∂ln s/∂r). Sums in double; n == 0 zeroes db and dr. Same      \
+   * argument rules as lrmf_actnorm_fwd. */                                    \
+  int lrmf_actnorm_bwd_##S(int64_t n, int64_t d, int kind, const T *x,         \
+                           const T *r, const T *b, const T *dy,                \
+                           const T *dlogdet, T *dx, T *dr, T *db);             \
+                                                                               \
+  /* Row-wise solve with a pivoted LU factorisation W = P·L·U (d×d):           \
+   *   x_i = W⁻¹ y_i = U⁻¹ L⁻¹ Pᵀ y_i       x, y n×d (x out; must not alias y) \
+   * lu (d×d) holds L strictly below its diagonal (L's unit diagonal is not    \
+   * stored) and U on and above it; perm (d) is P as indices, P[perm[k], k] =  \
+   * 1, so (Pᵀ y)_k = y[perm[k]]. Forward then back substitution, each         \
+   * element's sum in double. Every perm[k] in [0, d), else LRMF_EINVAL (that  \
+   * perm is a permutation, and U's diagonal non-zero, is the caller's to      \
+   * ensure). */                                                               \
+  int lrmf_lu_solve_##S(int64_t n, int64_t d, const T *lu,                     \
+                        const int32_t *perm, const T *y, T *x);
 
 LRMF_DECLARE(float, f32)
 LRMF_DECLARE(double, f64)

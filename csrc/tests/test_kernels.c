@@ -123,6 +123,7 @@ int main(void) {
       ENTRY(add_cols),   ENTRY(coupling_fwd), ENTRY(coupling_inv),
       ENTRY(coupling_bwd), ENTRY(odefunc_fwd), ENTRY(odefunc_vjp),
       ENTRY(ode_rk4),    ENTRY(ode_dopri5), ENTRY(gemm_ep), ENTRY(sum_squares),
+      ENTRY(actnorm_fwd), ENTRY(actnorm_inv), ENTRY(actnorm_bwd), ENTRY(lu_solve),
 #undef ENTRY
   };
   if (!tk_seed_from_env()) {
@@ -1661,6 +1662,210 @@ static int TEST(ode_dopri5)(void) {
     free(tape);
   }
   free(work);
+  return errs;
+}
+
+/* ---- Glow: ActNorm and the LU solve ----------------------------------------
+ * Naive references in double from the definitions: s = exp(r) or
+ * softplus(r + 2) = log1p(exp(r + 2)). Widths 3 and 70 (above the kernels'
+ * 64-column chunk). */
+#ifndef TK_AN_ONCE
+#define TK_AN_ONCE
+static double an_scale(int kind, double r, double *lns, double *dlns) {
+  if (kind == LRMF_ACTNORM_EXP) {
+    *lns = r;
+    *dlns = 1;
+    return exp(r);
+  }
+  const double s = log1p(exp(r + 2));
+  *lns = log(s);
+  *dlns = 1 / (1 + exp(-(r + 2))) / s;
+  return s;
+}
+#endif
+
+static int TEST(actnorm_fwd)(void) {
+  int errs = 0;
+  uint64_t seed = tk_seed(40);
+  const int64_t n = 5;
+  for (int kind = LRMF_ACTNORM_EXP; kind <= LRMF_ACTNORM_SOFTPLUS; kind++)
+    for (int64_t d = 3; d <= 70; d += 67) {
+      T *x = RAND(n * d), *r = RAND(d), *b = RAND(d), *ld = RAND(n);
+      T *y = CONST(n * d, TK_SENTINEL), *ld0 = CONST(n, 0);
+      memcpy(ld0, ld, (size_t)n * sizeof(T));
+      CHECK(K(actnorm_fwd)(n, d, kind, x, r, b, y, ld) == LRMF_OK);
+      double sum = 0, abs = 0;
+      for (int64_t j = 0; j < d; j++) {
+        double lns, dlns;
+        const double s = an_scale(kind, r[j], &lns, &dlns);
+        sum += lns;
+        abs += fabs(lns);
+        for (int64_t i = 0; i < n; i++) {
+          const double want = ((double)x[i * d + j] + b[j]) * s;
+          CHECK(near(y[i * d + j], want, TOL, want));
+        }
+      }
+      for (int64_t i = 0; i < n; i++)
+        CHECK(near(ld[i], (double)ld0[i] + sum, TOL, abs + fabs(ld0[i])));
+      /* In place (y == x) and without logdet: the same y. */
+      T *y2 = CONST(n * d, 0);
+      memcpy(y2, x, (size_t)(n * d) * sizeof(T));
+      CHECK(K(actnorm_fwd)(n, d, kind, y2, r, b, y2, NULL) == LRMF_OK);
+      CHECK(memcmp(y, y2, (size_t)(n * d) * sizeof(T)) == 0);
+      free(x), free(r), free(b), free(ld), free(y), free(ld0), free(y2);
+    }
+  T *x = RAND(6), *r = RAND(3), *s = CONST(6, TK_SENTINEL), *s2 = CONST(2, TK_SENTINEL);
+  const int e = LRMF_ACTNORM_EXP;
+  CHECK(K(actnorm_fwd)(-1, 3, e, x, r, r, s, s2) == LRMF_EINVAL);
+  CHECK(K(actnorm_fwd)(2, -3, e, x, r, r, s, s2) == LRMF_EINVAL);
+  CHECK(K(actnorm_fwd)(2, 3, 0, x, r, r, s, s2) == LRMF_EINVAL);
+  CHECK(K(actnorm_fwd)(2, 3, 3, x, r, r, s, s2) == LRMF_EINVAL);
+  CHECK(K(actnorm_fwd)(2, 3, e, NULL, r, r, s, s2) == LRMF_EINVAL);
+  CHECK(K(actnorm_fwd)(2, 3, e, x, NULL, r, s, s2) == LRMF_EINVAL);
+  CHECK(K(actnorm_fwd)(2, 3, e, x, r, NULL, s, s2) == LRMF_EINVAL);
+  CHECK(K(actnorm_fwd)(2, 3, e, x, r, r, NULL, s2) == LRMF_EINVAL);
+  CHECK(K(actnorm_fwd)(0, 3, 9, NULL, NULL, NULL, NULL, NULL) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, 6) && UNTOUCHED(s2, 2));
+  CHECK(K(actnorm_fwd)(0, 3, e, NULL, NULL, NULL, NULL, NULL) == LRMF_OK);
+  CHECK(K(actnorm_fwd)(2, 0, e, NULL, NULL, NULL, NULL, s2) == LRMF_OK);
+  CHECK(UNTOUCHED(s2, 2));
+  free(x), free(r), free(s), free(s2);
+  return errs;
+}
+
+static int TEST(actnorm_inv)(void) {
+  int errs = 0;
+  uint64_t seed = tk_seed(41);
+  const int64_t n = 5;
+  for (int kind = LRMF_ACTNORM_EXP; kind <= LRMF_ACTNORM_SOFTPLUS; kind++)
+    for (int64_t d = 3; d <= 70; d += 67) {
+      T *yv = RAND(n * d), *r = RAND(d), *b = RAND(d);
+      T *x = CONST(n * d, TK_SENTINEL);
+      CHECK(K(actnorm_inv)(n, d, kind, yv, r, b, x) == LRMF_OK);
+      for (int64_t j = 0; j < d; j++) {
+        double lns, dlns;
+        const double s = an_scale(kind, r[j], &lns, &dlns);
+        for (int64_t i = 0; i < n; i++) {
+          const double want = (double)yv[i * d + j] / s - b[j];
+          CHECK(near(x[i * d + j], want, TOL, fabs(yv[i * d + j] / s) + fabs(b[j])));
+        }
+      }
+      CHECK(K(actnorm_inv)(n, d, kind, yv, r, b, yv) == LRMF_OK); /* in place */
+      CHECK(memcmp(x, yv, (size_t)(n * d) * sizeof(T)) == 0);
+      free(yv), free(r), free(b), free(x);
+    }
+  T *y = RAND(6), *r = RAND(3), *s = CONST(6, TK_SENTINEL);
+  CHECK(K(actnorm_inv)(-1, 3, LRMF_ACTNORM_EXP, y, r, r, s) == LRMF_EINVAL);
+  CHECK(K(actnorm_inv)(2, 3, 7, y, r, r, s) == LRMF_EINVAL);
+  CHECK(K(actnorm_inv)(2, 3, LRMF_ACTNORM_SOFTPLUS, y, r, NULL, s) == LRMF_EINVAL);
+  CHECK(K(actnorm_inv)(2, 3, LRMF_ACTNORM_SOFTPLUS, y, r, r, NULL) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, 6));
+  CHECK(K(actnorm_inv)(0, 3, LRMF_ACTNORM_EXP, NULL, NULL, NULL, NULL) == LRMF_OK);
+  free(y), free(r), free(s);
+  return errs;
+}
+
+static int TEST(actnorm_bwd)(void) {
+  int errs = 0;
+  uint64_t seed = tk_seed(42);
+  const int64_t n = 7;
+  for (int kind = LRMF_ACTNORM_EXP; kind <= LRMF_ACTNORM_SOFTPLUS; kind++)
+    for (int64_t d = 3; d <= 70; d += 67) {
+      T *x = RAND(n * d), *r = RAND(d), *b = RAND(d), *dy = RAND(n * d), *wl = RAND(n);
+      T *dx = CONST(n * d, TK_SENTINEL), *dr = CONST(d, TK_SENTINEL), *db = CONST(d, TK_SENTINEL);
+      CHECK(K(actnorm_bwd)(n, d, kind, x, r, b, dy, wl, dx, dr, db) == LRMF_OK);
+      double w = 0, wabs = 0;
+      for (int64_t i = 0; i < n; i++)
+        w += wl[i], wabs += fabs(wl[i]);
+      for (int64_t j = 0; j < d; j++) {
+        double lns, dlns;
+        const double s = an_scale(kind, r[j], &lns, &dlns);
+        double sdy = 0, sdyx = 0, a1 = 0, a2 = 0;
+        for (int64_t i = 0; i < n; i++) {
+          const double g = dy[i * d + j], xb = (double)x[i * d + j] + b[j];
+          CHECK(near(dx[i * d + j], g * s, TOL, g * s));
+          sdy += g, a1 += fabs(g);
+          sdyx += g * xb, a2 += fabs(g * xb);
+        }
+        CHECK(near(db[j], s * sdy, TOL, s * a1));
+        CHECK(near(dr[j], dlns * (s * sdyx + w), TOL, dlns * (s * a2 + wabs)));
+      }
+      /* dx == NULL and dlogdet == NULL; then in place (dx == dy). */
+      T *dr2 = CONST(d, TK_SENTINEL), *db2 = CONST(d, TK_SENTINEL);
+      CHECK(K(actnorm_bwd)(n, d, kind, x, r, b, dy, NULL, NULL, dr2, db2) == LRMF_OK);
+      CHECK(memcmp(db, db2, (size_t)d * sizeof(T)) == 0);
+      for (int64_t j = 0; j < d; j++) {
+        double lns, dlns;
+        (void)an_scale(kind, r[j], &lns, &dlns);
+        CHECK(near(dr2[j], (double)dr[j] - dlns * w, TOL, fabs(dr[j]) + dlns * wabs));
+      }
+      CHECK(K(actnorm_bwd)(n, d, kind, x, r, b, dy, wl, dy, dr2, db2) == LRMF_OK);
+      CHECK(memcmp(dx, dy, (size_t)(n * d) * sizeof(T)) == 0);
+      CHECK(memcmp(dr, dr2, (size_t)d * sizeof(T)) == 0);
+      free(x), free(r), free(b), free(dy), free(wl), free(dx), free(dr), free(db), free(dr2), free(db2);
+    }
+  T *x = RAND(6), *r = RAND(3), *s = CONST(6, TK_SENTINEL), *s2 = CONST(3, TK_SENTINEL);
+  T *s3 = CONST(3, TK_SENTINEL);
+  const int e = LRMF_ACTNORM_EXP;
+  CHECK(K(actnorm_bwd)(2, 3, 5, x, r, r, x, NULL, s, s2, s3) == LRMF_EINVAL);
+  CHECK(K(actnorm_bwd)(-2, 3, e, x, r, r, x, NULL, s, s2, s3) == LRMF_EINVAL);
+  CHECK(K(actnorm_bwd)(2, 3, e, NULL, r, r, x, NULL, s, s2, s3) == LRMF_EINVAL);
+  CHECK(K(actnorm_bwd)(2, 3, e, x, r, NULL, x, NULL, s, s2, s3) == LRMF_EINVAL);
+  CHECK(K(actnorm_bwd)(2, 3, e, x, r, r, NULL, NULL, s, s2, s3) == LRMF_EINVAL);
+  CHECK(K(actnorm_bwd)(2, 3, e, x, NULL, r, x, NULL, s, s2, s3) == LRMF_EINVAL);
+  CHECK(K(actnorm_bwd)(2, 3, e, x, r, r, x, NULL, s, NULL, s3) == LRMF_EINVAL);
+  CHECK(K(actnorm_bwd)(2, 3, e, x, r, r, x, NULL, s, s2, NULL) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, 6) && UNTOUCHED(s2, 3) && UNTOUCHED(s3, 3));
+  /* n == 0 zeroes dr and db (empty sums). */
+  CHECK(K(actnorm_bwd)(0, 3, e, NULL, r, NULL, NULL, NULL, NULL, s2, s3) == LRMF_OK);
+  CHECK(s2[0] == 0 && s2[2] == 0 && s3[0] == 0 && s3[2] == 0);
+  free(x), free(r), free(s), free(s2), free(s3);
+  return errs;
+}
+
+static int TEST(lu_solve)(void) {
+  int errs = 0;
+  uint64_t seed = tk_seed(43);
+  const int64_t n = 4, d = 6;
+  /* lu: L (|l| ≤ 1) below the diagonal, U with |u_kk| ≥ 1 on and above;
+   * perm reverses the rows. */
+  T *lu = RAND(d * d), *y = RAND(n * d), *x = CONST(n * d, TK_SENTINEL);
+  int32_t perm[6];
+  for (int64_t k = 0; k < d; k++) {
+    perm[k] = (int32_t)(d - 1 - k);
+    lu[k * d + k] = (T)(lu[k * d + k] >= 0 ? 1 + lu[k * d + k] : -1 + lu[k * d + k]);
+  }
+  CHECK(K(lu_solve)(n, d, lu, perm, y, x) == LRMF_OK);
+  /* P·L·U·x_i = y_i: row perm[k] of W x is (L·U·x)_k. */
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t k = 0; k < d; k++) {
+      double ux[6], v = 0, a = 0;
+      for (int64_t m = 0; m < d; m++) {
+        ux[m] = 0;
+        for (int64_t j = m; j < d; j++)
+          ux[m] += (double)lu[m * d + j] * x[i * d + j];
+      }
+      for (int64_t m = 0; m <= k; m++) {
+        const double l = m == k ? 1.0 : (double)lu[k * d + m];
+        v += l * ux[m], a += fabs(l * ux[m]);
+      }
+      CHECK(near(v, y[i * d + perm[k]], 16 * TOL, a));
+    }
+  T *s = CONST(n * d, TK_SENTINEL);
+  perm[3] = (int32_t)d;
+  CHECK(K(lu_solve)(n, d, lu, perm, y, s) == LRMF_EINVAL);
+  perm[3] = -1;
+  CHECK(K(lu_solve)(n, d, lu, perm, y, s) == LRMF_EINVAL);
+  perm[3] = 2;
+  CHECK(K(lu_solve)(-1, d, lu, perm, y, s) == LRMF_EINVAL);
+  CHECK(K(lu_solve)(n, d, NULL, perm, y, s) == LRMF_EINVAL);
+  CHECK(K(lu_solve)(n, d, lu, NULL, y, s) == LRMF_EINVAL);
+  CHECK(K(lu_solve)(n, d, lu, perm, NULL, s) == LRMF_EINVAL);
+  CHECK(K(lu_solve)(n, d, lu, perm, y, NULL) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, n * d));
+  CHECK(K(lu_solve)(0, d, NULL, NULL, NULL, NULL) == LRMF_OK);
+  CHECK(K(lu_solve)(n, 0, NULL, NULL, NULL, NULL) == LRMF_OK);
+  free(lu), free(y), free(x), free(s);
   return errs;
 }
 

@@ -4,8 +4,9 @@
 //   - densities P(x; θ) on R^D: Gaussian (full covariance), GMM (a
 //     K-component mixture), FlowDensity (a flow pulled back from N(0, I));
 //   - flows T: R^D → R^D with a tractable log-determinant: Affine
-//     (T(x) = AᵀA·x + b), RealNVP (affine coupling layers), FFJORD (a
-//     continuous normalizing flow);
+//     (T(x) = AᵀA·x + b), RealNVP (affine coupling layers; for D > 2 each
+//     block in its own fixed column order), Glow (ActNorm, W = P·L·U and a
+//     coupling per step), FFJORD (a continuous normalizing flow);
 //   - ModelSpec, which names a built-in model and its size in a form that
 //     survives JSON and rebuilds the same model;
 //   - Transform and MeanLogProb, chunked evaluation on a whole dataset.

@@ -123,15 +123,40 @@ func (c *coupling) backward(dx, dy, dlogdet *native.Tensor) {
 	c.net.backwardInto(c.dh, dx, c.c0, 1)
 }
 
+// colPerm is x ↦ x·Π for the permutation matrix Π_ij = [i = π(j)], so
+// (x·Π)_j = x_π(j), and the coupling it conjugates; u, v are the coupling's
+// input and output (n×D) and du its input gradient.
+type colPerm struct {
+	p        *native.Tensor // Π, D×D
+	u, v, du *native.Tensor
+}
+
+func newColPerm(be native.Backend, d, k int) *colPerm {
+	pi := fixedRand(2, d, k).Perm(d)
+	m := make([]float64, d*d)
+	for j, i := range pi {
+		m[i*d+j] = 1
+	}
+	c := &colPerm{p: be.New(d, d)}
+	be.Upload(c.p, m)
+	return c
+}
+
 // RealNVP is a Real NVP flow: a chain of affine coupling layers with
-// alternating halves. Every coupling's network ends in a zero-initialised
-// layer, so the flow starts as the identity. Its parameters live in one
-// Arena (ArenasOf(f.Params(), nil) finds it), so that an optimiser runs over
-// all of them in one pass.
+// alternating halves. For D > 2 every block k ≥ 1 works in its own fixed
+// column order: x ↦ (c_k(x·Π_k))·Π_kᵀ with Π_k a permutation matrix
+// (ln|det| = 0, exact in floating point), so over the blocks every column
+// conditions the others (fixed halves alone never mix within a half). The
+// permutations depend only on D and k (see fixedRand). For D ≤ 2 there are
+// none: alternating halves already swap the two columns. Every coupling's
+// network ends in a zero-initialised layer, so the flow starts as the
+// identity. Its parameters live in one Arena (ArenasOf(f.Params(), nil)
+// finds it), so that an optimiser runs over all of them in one pass.
 type RealNVP struct {
 	be     native.Backend
 	d      int
 	blocks []*coupling
+	perms  []*colPerm // Π_k of block k; nil for D ≤ 2 and for k = 0
 	ps     []*Param
 
 	n    int
@@ -153,6 +178,12 @@ func NewRealNVP(be native.Backend, d int, o RealNVPOptions, rng *rand.Rand) (*Re
 		}
 		f.blocks = append(f.blocks, c)
 		f.ps = append(f.ps, c.net.ps...)
+	}
+	if d > 2 {
+		f.perms = make([]*colPerm, len(f.blocks))
+		for k := 1; k < len(f.blocks); k++ {
+			f.perms[k] = newColPerm(be, d, k)
+		}
 	}
 	packParams(be, f.ps)
 	return f, nil
@@ -192,6 +223,48 @@ func (f *RealNVP) resize(n int) {
 		f.mid = append(f.mid, f.be.New(n, f.d))
 	}
 	f.grad[0], f.grad[1] = f.be.New(n, f.d), f.be.New(n, f.d)
+	for _, p := range f.perms {
+		if p != nil {
+			p.u, p.v, p.du = f.be.New(n, f.d), f.be.New(n, f.d), f.be.New(n, f.d)
+		}
+	}
+}
+
+// forward runs block k: out = c_k(in), or (c_k(in·Π_k))·Π_kᵀ.
+func (f *RealNVP) forward(k int, out, logdet, in *native.Tensor) {
+	if f.perms == nil || f.perms[k] == nil {
+		f.blocks[k].forward(out, logdet, in)
+		return
+	}
+	p := f.perms[k]
+	f.be.Gemm(false, false, 1, in, p.p, 0, p.u)
+	f.blocks[k].forward(p.v, logdet, p.u)
+	f.be.Gemm(false, true, 1, p.v, p.p, 0, out)
+}
+
+// inverse undoes block k: out = c_k⁻¹(in), or (c_k⁻¹(in·Π_k))·Π_kᵀ.
+func (f *RealNVP) inverse(k int, out, in *native.Tensor) {
+	if f.perms == nil || f.perms[k] == nil {
+		f.blocks[k].inverse(out, in)
+		return
+	}
+	p := f.perms[k]
+	f.be.Gemm(false, false, 1, in, p.p, 0, p.v)
+	f.blocks[k].inverse(p.u, p.v)
+	f.be.Gemm(false, true, 1, p.u, p.p, 0, out)
+}
+
+// backward runs block k's backward: dv = dy·Π_k, then the coupling's, then
+// dx = du·Π_kᵀ (dx not nil for k ≥ 1).
+func (f *RealNVP) backward(k int, dx, dy, dlogdet *native.Tensor) {
+	if f.perms == nil || f.perms[k] == nil {
+		f.blocks[k].backward(dx, dy, dlogdet)
+		return
+	}
+	p := f.perms[k]
+	f.be.Gemm(false, false, 1, dy, p.p, 0, p.v) // v is not needed after the forward
+	f.blocks[k].backward(p.du, p.v, dlogdet)
+	f.be.Gemm(false, true, 1, p.du, p.p, 0, dx)
 }
 
 func (f *RealNVP) check(op string, x *native.Tensor) error {
@@ -208,12 +281,12 @@ func (f *RealNVP) Forward(y, logdet, x *native.Tensor) error {
 	}
 	f.resize(x.Rows())
 	in := x
-	for k, c := range f.blocks {
+	for k := range f.blocks {
 		out := y
 		if k+1 < len(f.blocks) {
 			out = f.mid[k]
 		}
-		c.forward(out, logdet, in)
+		f.forward(k, out, logdet, in)
 		in = out
 	}
 	return nil
@@ -231,7 +304,7 @@ func (f *RealNVP) Inverse(x, y *native.Tensor) error {
 		if k > 0 {
 			out = f.mid[k-1]
 		}
-		f.blocks[k].inverse(out, in)
+		f.inverse(k, out, in)
 		in = out
 	}
 	return nil
@@ -248,7 +321,7 @@ func (f *RealNVP) Backward(dx, dy, dlogdet *native.Tensor) error {
 		if k > 0 {
 			out = f.grad[k%2]
 		}
-		f.blocks[k].backward(out, g, dlogdet)
+		f.backward(k, out, g, dlogdet)
 		g = out
 	}
 	return nil

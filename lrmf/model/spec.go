@@ -10,15 +10,15 @@ import (
 // ModelSpec names a built-in flow or density and its size, in a form that
 // survives JSON (report.json, checkpoints) and rebuilds the same model.
 type ModelSpec struct {
-	// Kind is "affine" (flows), "gaussian" (densities), "realnvp" or
-	// "ffjord" (both).
+	// Kind is "affine" (flows), "gaussian" (densities), "realnvp", "glow"
+	// or "ffjord" (both).
 	Kind string `json:"kind"`
-	// Real NVP and FFJORD (zero values take RealNVPOptions' or
-	// FFJORDOptions' defaults).
+	// Real NVP, Glow and FFJORD (zero values take RealNVPOptions',
+	// GlowOptions' or FFJORDOptions' defaults).
 	Blocks int `json:"blocks,omitempty"` // coupling layers or stacked transforms
 	Hidden int `json:"hidden,omitempty"` // units per hidden layer
 	Depth  int `json:"depth,omitempty"`  // hidden layers per network
-	// Real NVP only.
+	// Real NVP and Glow (their couplings).
 	Scale string  `json:"scale,omitempty"` // "exp" (soft-bounded) or "sigmoid"
 	Bound float64 `json:"bound,omitempty"` // exp scale's bound on ln s
 	// FFJORD only: see FFJORDOptions.
@@ -33,8 +33,8 @@ type ModelSpec struct {
 
 // FlowKinds and DensityKinds list the built-in model kinds.
 var (
-	FlowKinds    = []string{"affine", "realnvp", "ffjord"}
-	DensityKinds = []string{"gaussian", "realnvp", "ffjord"}
+	FlowKinds    = []string{"affine", "realnvp", "glow", "ffjord"}
+	DensityKinds = []string{"gaussian", "realnvp", "glow", "ffjord"}
 )
 
 // FFJORD returns the FFJORD options s names, defaults filled in.
@@ -59,6 +59,16 @@ func (s ModelSpec) realNVP() (RealNVPOptions, error) {
 	return o.withDefaults(), nil
 }
 
+// glow returns the Glow options s names (Blocks, Hidden, Depth and the
+// couplings' Scale and Bound as for Real NVP), defaults filled in.
+func (s ModelSpec) glow() (GlowOptions, error) {
+	r, err := s.realNVP()
+	if err != nil {
+		return GlowOptions{}, fmt.Errorf("model: Glow: %w", err)
+	}
+	return GlowOptions{Blocks: r.Blocks, Hidden: r.Hidden, Depth: r.Depth, Scale: r.Scale}.withDefaults(), nil
+}
+
 // Normalized fills in the defaults, so two specs of the same model compare
 // equal.
 func (s ModelSpec) Normalized() ModelSpec {
@@ -67,7 +77,7 @@ func (s ModelSpec) Normalized() ModelSpec {
 		return ModelSpec{Kind: s.Kind, Blocks: o.Blocks, Hidden: o.Hidden, Depth: o.Depth, Solver: o.Solver, ODESteps: o.Steps,
 			Atol: o.Atol, Rtol: o.Rtol, MaxSteps: o.MaxSteps, Trace: o.Trace, Probes: o.Probes}
 	}
-	if s.Kind != "realnvp" {
+	if s.Kind != "realnvp" && s.Kind != "glow" {
 		return ModelSpec{Kind: s.Kind}
 	}
 	o, err := s.realNVP()
@@ -92,6 +102,12 @@ func (s ModelSpec) FlowMaker() (FlowMaker, error) {
 			return nil, err
 		}
 		return RealNVPFlow(o), nil
+	case "glow":
+		o, err := s.glow()
+		if err != nil {
+			return nil, err
+		}
+		return GlowFlow(o), nil
 	case "ffjord":
 		return FFJORDFlow(s.FFJORD()), nil
 	}
@@ -109,6 +125,12 @@ func (s ModelSpec) DensityMaker() (DensityMaker, error) {
 			return nil, err
 		}
 		return RealNVPDensity(o), nil
+	case "glow":
+		o, err := s.glow()
+		if err != nil {
+			return nil, err
+		}
+		return GlowDensity(o), nil
 	case "ffjord":
 		return FFJORDDensity(s.FFJORD()), nil
 	}

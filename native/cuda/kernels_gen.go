@@ -7,81 +7,91 @@ package cuda
 // The kernels of the fatbin, one constant each (launch rule and parameter
 // letters of csrc/cuda/lrmf_kernels.h in the comment).
 const (
-	kFill           kernel = iota // R(P(0)) ufu
-	kAxpy                         // R(P(0)) ufuu
-	kDot                          // S(0) uuuu
-	kSum                          // S(0) uuu
-	kBiasAdd                      // R(P(0) * P(1)) uuuu
-	kBiasGrad                     // C(P(1)) uuuu
-	kReLUFwd                      // R(P(0)) uuu
-	kReLUBwd                      // R(P(0)) uuuu
-	kTanhFwd                      // R(P(0)) uuu
-	kTanhBwd                      // R(P(0)) uuuu
-	kBiasReLUFwd                  // R(P(0) * P(1)) uuuu
-	kBiasReLUBwdDz                // R(P(0) * P(1)) uuuuu
-	kGemmEpi                      // R(P(0) * P(1)) uuuuuuu
-	kColSum                       // C(P(1)) uuuuu
-	kSumSquares                   // C(P(0)) uuuu
-	kGaussLogp                    // R(P(0)) uuuuufuu
-	kGaussBwdDx                   // R(P(0)) uuuuuu
-	kGaussBwdParams               // C(P(1) + P(1) * P(1)) uuuuuuuuu
-	kLogdetAcc                    // R(P(0)) uuuu
-	kAffineFwd                    // R(P(0)) uuuuufuu
-	kAffineInv                    // R(P(0)) uuuuuu
-	kAdam                         // R(P(0)) uuuuuffffff
-	kGatherRows                   // R(P(0) * P(1)) uuuuu
-	kCopyCols                     // R(P(0) * P(3)) uuuuuu
-	kAddCols                      // R(P(0) * P(3)) uuuuuu
-	kCouplingFwd                  // R(P(0)) uuuuufuuuu
-	kCouplingInv                  // R(P(0)) uuuuufuuu
-	kCouplingBwd                  // R(P(0)) uuuuufuuuuuu
-	kGemm                         // G(0) uuuuufuuuufuu
-	kODEFwd                       // O(P(0)) uuuufuuuuu
-	kODEVJP                       // O(P(0)) uuuufuuuuuuu
-	kODEGsum                      // C(P(1)) uuuu
-	kODERK4                       // O(P(0)) uuuuffuuuuuuu
-	kODERK4Bwd                    // O(P(0)) uuuuffuuuuuuuu
-	kODEDopri5                    // O(P(0)) uuuufffffuuuuuuuu
-	kODEDopri5Bwd                 // O(P(0)) uuuuuuuuuuuuu
+	kFill             kernel = iota // R(P(0)) ufu
+	kAxpy                           // R(P(0)) ufuu
+	kDot                            // S(0) uuuu
+	kSum                            // S(0) uuu
+	kBiasAdd                        // R(P(0) * P(1)) uuuu
+	kBiasGrad                       // C(P(1)) uuuu
+	kReLUFwd                        // R(P(0)) uuu
+	kReLUBwd                        // R(P(0)) uuuu
+	kTanhFwd                        // R(P(0)) uuu
+	kTanhBwd                        // R(P(0)) uuuu
+	kBiasReLUFwd                    // R(P(0) * P(1)) uuuu
+	kBiasReLUBwdDz                  // R(P(0) * P(1)) uuuuu
+	kGemmEpi                        // R(P(0) * P(1)) uuuuuuu
+	kColSum                         // C(P(1)) uuuuu
+	kSumSquares                     // C(P(0)) uuuu
+	kGaussLogp                      // R(P(0)) uuuuufuu
+	kGaussBwdDx                     // R(P(0)) uuuuuu
+	kGaussBwdParams                 // C(P(1) + P(1) * P(1)) uuuuuuuuu
+	kLogdetAcc                      // R(P(0)) uuuu
+	kAffineFwd                      // R(P(0)) uuuuufuu
+	kAffineInv                      // R(P(0)) uuuuuu
+	kAdam                           // R(P(0)) uuuuuffffff
+	kGatherRows                     // R(P(0) * P(1)) uuuuu
+	kCopyCols                       // R(P(0) * P(3)) uuuuuu
+	kAddCols                        // R(P(0) * P(3)) uuuuuu
+	kCouplingFwd                    // R(P(0)) uuuuufuuuu
+	kCouplingInv                    // R(P(0)) uuuuufuuu
+	kCouplingBwd                    // R(P(0)) uuuuufuuuuuu
+	kActnormFwd                     // R(P(0)) uuuuuuuu
+	kActnormInv                     // R(P(0)) uuuuuuu
+	kActnormBwdDx                   // R(P(0) * P(1)) uuuuuu
+	kActnormBwdParams               // C(P(1)) uuuuuuuuuu
+	kLuSolve                        // R(P(0)) uuuuuu
+	kGemm                           // G(0) uuuuufuuuufuu
+	kODEFwd                         // O(P(0)) uuuufuuuuu
+	kODEVJP                         // O(P(0)) uuuufuuuuuuu
+	kODEGsum                        // C(P(1)) uuuu
+	kODERK4                         // O(P(0)) uuuuffuuuuuuu
+	kODERK4Bwd                      // O(P(0)) uuuuffuuuuuuuu
+	kODEDopri5                      // O(P(0)) uuuufffffuuuuuuuu
+	kODEDopri5Bwd                   // O(P(0)) uuuuuuuuuuuuu
 	numKernels
 )
 
 // kernelNames are the kernels' names in the fatbin.
 var kernelNames = [numKernels]string{
-	kFill:           "lrmf_k_fill",
-	kAxpy:           "lrmf_k_axpy",
-	kDot:            "lrmf_k_dot",
-	kSum:            "lrmf_k_sum",
-	kBiasAdd:        "lrmf_k_bias_add",
-	kBiasGrad:       "lrmf_k_bias_grad",
-	kReLUFwd:        "lrmf_k_relu_fwd",
-	kReLUBwd:        "lrmf_k_relu_bwd",
-	kTanhFwd:        "lrmf_k_tanh_fwd",
-	kTanhBwd:        "lrmf_k_tanh_bwd",
-	kBiasReLUFwd:    "lrmf_k_bias_relu_fwd",
-	kBiasReLUBwdDz:  "lrmf_k_bias_relu_bwd_dz",
-	kGemmEpi:        "lrmf_k_gemm_epi",
-	kColSum:         "lrmf_k_col_sum",
-	kSumSquares:     "lrmf_k_sum_squares",
-	kGaussLogp:      "lrmf_k_gauss_logp",
-	kGaussBwdDx:     "lrmf_k_gauss_bwd_dx",
-	kGaussBwdParams: "lrmf_k_gauss_bwd_params",
-	kLogdetAcc:      "lrmf_k_logdet_acc",
-	kAffineFwd:      "lrmf_k_affine_fwd",
-	kAffineInv:      "lrmf_k_affine_inv",
-	kAdam:           "lrmf_k_adam",
-	kGatherRows:     "lrmf_k_gather_rows",
-	kCopyCols:       "lrmf_k_copy_cols",
-	kAddCols:        "lrmf_k_add_cols",
-	kCouplingFwd:    "lrmf_k_coupling_fwd",
-	kCouplingInv:    "lrmf_k_coupling_inv",
-	kCouplingBwd:    "lrmf_k_coupling_bwd",
-	kGemm:           "lrmf_k_gemm",
-	kODEFwd:         "lrmf_k_ode_fwd",
-	kODEVJP:         "lrmf_k_ode_vjp",
-	kODEGsum:        "lrmf_k_ode_gsum",
-	kODERK4:         "lrmf_k_ode_rk4",
-	kODERK4Bwd:      "lrmf_k_ode_rk4_bwd",
-	kODEDopri5:      "lrmf_k_ode_dopri5",
-	kODEDopri5Bwd:   "lrmf_k_ode_dopri5_bwd",
+	kFill:             "lrmf_k_fill",
+	kAxpy:             "lrmf_k_axpy",
+	kDot:              "lrmf_k_dot",
+	kSum:              "lrmf_k_sum",
+	kBiasAdd:          "lrmf_k_bias_add",
+	kBiasGrad:         "lrmf_k_bias_grad",
+	kReLUFwd:          "lrmf_k_relu_fwd",
+	kReLUBwd:          "lrmf_k_relu_bwd",
+	kTanhFwd:          "lrmf_k_tanh_fwd",
+	kTanhBwd:          "lrmf_k_tanh_bwd",
+	kBiasReLUFwd:      "lrmf_k_bias_relu_fwd",
+	kBiasReLUBwdDz:    "lrmf_k_bias_relu_bwd_dz",
+	kGemmEpi:          "lrmf_k_gemm_epi",
+	kColSum:           "lrmf_k_col_sum",
+	kSumSquares:       "lrmf_k_sum_squares",
+	kGaussLogp:        "lrmf_k_gauss_logp",
+	kGaussBwdDx:       "lrmf_k_gauss_bwd_dx",
+	kGaussBwdParams:   "lrmf_k_gauss_bwd_params",
+	kLogdetAcc:        "lrmf_k_logdet_acc",
+	kAffineFwd:        "lrmf_k_affine_fwd",
+	kAffineInv:        "lrmf_k_affine_inv",
+	kAdam:             "lrmf_k_adam",
+	kGatherRows:       "lrmf_k_gather_rows",
+	kCopyCols:         "lrmf_k_copy_cols",
+	kAddCols:          "lrmf_k_add_cols",
+	kCouplingFwd:      "lrmf_k_coupling_fwd",
+	kCouplingInv:      "lrmf_k_coupling_inv",
+	kCouplingBwd:      "lrmf_k_coupling_bwd",
+	kActnormFwd:       "lrmf_k_actnorm_fwd",
+	kActnormInv:       "lrmf_k_actnorm_inv",
+	kActnormBwdDx:     "lrmf_k_actnorm_bwd_dx",
+	kActnormBwdParams: "lrmf_k_actnorm_bwd_params",
+	kLuSolve:          "lrmf_k_lu_solve",
+	kGemm:             "lrmf_k_gemm",
+	kODEFwd:           "lrmf_k_ode_fwd",
+	kODEVJP:           "lrmf_k_ode_vjp",
+	kODEGsum:          "lrmf_k_ode_gsum",
+	kODERK4:           "lrmf_k_ode_rk4",
+	kODERK4Bwd:        "lrmf_k_ode_rk4_bwd",
+	kODEDopri5:        "lrmf_k_ode_dopri5",
+	kODEDopri5Bwd:     "lrmf_k_ode_dopri5_bwd",
 }

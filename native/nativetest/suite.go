@@ -165,6 +165,8 @@ func Run(t *testing.T, b native.Backend) {
 	sub("BiasReLU", testBiasReLU)
 	sub("Columns", testColumns)
 	sub("Coupling", testCoupling)
+	sub("ActNorm", testActNorm)
+	sub("LUSolve", testLUSolve)
 	sub("ODE", testODE)
 	sub("GMM", testGMM)
 	sub("View", testView)

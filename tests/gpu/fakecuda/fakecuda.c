@@ -593,6 +593,43 @@ static int run_coupling_bwd(const char *k, void **a) {
 	                             F(a, 10), F(a, 11));
 }
 
+static int run_actnorm_fwd(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1);
+	PTR(3, n * d, 0); PTR(4, d, 0); PTR(5, d, 0); PTR(6, n * d, 0); PTR(7, n, 1);
+	return lrmf_actnorm_fwd_f32(n, d, (int)I(a, 2), F(a, 3), F(a, 4), F(a, 5), F(a, 6), F(a, 7));
+}
+
+static int run_actnorm_inv(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1);
+	PTR(3, n * d, 0); PTR(4, d, 0); PTR(5, d, 0); PTR(6, n * d, 0);
+	return lrmf_actnorm_inv_f32(n, d, (int)I(a, 2), F(a, 3), F(a, 4), F(a, 5), F(a, 6));
+}
+
+static int run_actnorm_bwd_dx(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1);
+	PTR(3, d, 0); PTR(4, n * d, 0); PTR(5, n * d, 0);
+	/* dx = dy·s_j is ActNorm's forward with b = 0 (which allows y == x, as
+	 * this kernel allows dx == dy). */
+	float *zero = calloc((size_t)d + 1, sizeof *zero);
+	const int err = lrmf_actnorm_fwd_f32(n, d, (int)I(a, 2), F(a, 4), F(a, 3), zero, F(a, 5), NULL);
+	free(zero);
+	return err;
+}
+
+static int run_actnorm_bwd_params(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1);
+	PTR(3, n * d, 0); PTR(4, d, 0); PTR(5, n > 0 ? d : 0, 0); PTR(6, n * d, 0); PTR(7, n, 1); PTR(8, d, 0);
+	PTR(9, d, 0);
+	return lrmf_actnorm_bwd_f32(n, d, (int)I(a, 2), F(a, 3), F(a, 4), F(a, 5), F(a, 6), F(a, 7), NULL, F(a, 8),
+	                            F(a, 9));
+}
+
+static int run_lu_solve(const char *k, void **a) {
+	int64_t n = I(a, 0), d = I(a, 1);
+	PTR(2, d * d, 0); PTR(3, d, 0); PTR(4, n * d, 0); PTR(5, n * d, 0);
+	return lrmf_lu_solve_f32(n, d, F(a, 2), (const int32_t *)F(a, 3), F(a, 4), F(a, 5));
+}
+
 static int run_ode_gsum(const char *k, void **a) {
 	int64_t n = I(a, 0), np = I(a, 1);
 	PTR(2, 2 * np * n, 0); PTR(3, np, 0);

@@ -1,0 +1,550 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/lrmf-go/lrmf/native"
+)
+
+// GlowOptions sizes a Glow flow for vectors (Kingma & Dhariwal, 2018): Blocks
+// steps of [ActNorm → invertible linear W = P·L·U → affine coupling], each
+// coupling an MLP of Depth hidden layers of Hidden ReLU units with scale
+// function Scale. A zero field selects the default (GlowOptions{} is 4
+// blocks of 2 × 32, as RealNVPOptions{}).
+type GlowOptions struct {
+	Blocks  int                // steps (default 4)
+	Hidden  int                // units per hidden layer (default 32)
+	Depth   int                // hidden layers per coupling network (default 2)
+	Scale   native.Scale       // coupling scale (default DefaultScale)
+	ActNorm native.ActNormKind // ActNorm's scale function (default ActNormExp, s = e^r)
+	// Identity makes the flow start as the identity map: ActNorm s = 1,
+	// b = 0 and W = I (P = L = U = I), with no data-dependent step. Without
+	// it each ActNorm is initialised on the first batch it sees (its output
+	// then has zero mean and unit variance per feature) and each W is a
+	// rotation drawn as in Glow. GlowFlow sets it: LRMF's T must start at the
+	// identity, the map that moves nothing.
+	Identity bool
+}
+
+var glowDefaults = GlowOptions{Blocks: 4, Hidden: 32, Depth: 2, Scale: DefaultScale, ActNorm: native.ActNormExp}
+
+func (o GlowOptions) withDefaults() GlowOptions {
+	d := glowDefaults
+	if o.Blocks == 0 {
+		o.Blocks = d.Blocks
+	}
+	if o.Hidden == 0 {
+		o.Hidden = d.Hidden
+	}
+	if o.Depth == 0 {
+		o.Depth = d.Depth
+	}
+	if o.Scale.Kind == 0 {
+		o.Scale = d.Scale
+	}
+	if o.ActNorm == 0 {
+		o.ActNorm = d.ActNorm
+	}
+	return o
+}
+
+func (o GlowOptions) validate(dim int) error {
+	if o.ActNorm != native.ActNormExp && o.ActNorm != native.ActNormSoftplus {
+		return fmt.Errorf("model: Glow: unknown ActNorm kind %d", o.ActNorm)
+	}
+	r := RealNVPOptions{Blocks: o.Blocks, Hidden: o.Hidden, Depth: o.Depth, Scale: o.Scale}
+	if err := r.validate(dim); err != nil {
+		return fmt.Errorf("model: Glow: %w", err)
+	}
+	return nil
+}
+
+// fixedRand returns a generator that depends only on (what, d, k): the
+// fixed permutations and rotations of a flow are then the same in every
+// build of it, so they need no place among the parameters or in a
+// checkpoint, and a run's seed only moves the trained weights' start.
+func fixedRand(what uint64, d, k int) *rand.Rand {
+	return rand.New(rand.NewPCG(0x6c726d66_676c6f77^what, uint64(d)<<32|uint64(k)))
+}
+
+// ---- ActNorm ---------------------------------------------------------------
+
+// actNorm is y = (x + b)·s(r) per feature with ln|det| = Σ_j ln s(r_j).
+// While b holds NaN (its state when built without Identity) a forward first
+// sets b = −mean and s = 1/std of its input batch. The NaN lives in the
+// parameters, not in a flag: values loaded over it (a checkpoint,
+// CopyParams) are kept, so a resumed run continues with them, and
+// parameters reset to the built state (ShiftTest's refits) initialise again
+// on their next data. The check reads b (D values) on every forward.
+type actNorm struct {
+	be   native.Backend
+	d    int
+	kind native.ActNormKind
+	r, b *Param
+	x    *native.Tensor // last forward input
+	host []float64      // d scratch
+}
+
+func newActNorm(be native.Backend, name string, d int, kind native.ActNormKind, identity bool) *actNorm {
+	a := &actNorm{be: be, d: d, kind: kind, r: newParam(be, name+".r", 1, d), b: newParam(be, name+".b", 1, d),
+		host: make([]float64, d)}
+	for j := range a.host {
+		a.host[j] = actNormR(kind, 1)
+	}
+	be.Upload(a.r.Value, a.host)
+	if !identity { // else b = 0
+		be.Fill(a.b.Value, math.NaN())
+	}
+	return a
+}
+
+// actNormR returns the r with s(r) = s: ln s (exp) or softplus⁻¹(s) − 2.
+func actNormR(kind native.ActNormKind, s float64) float64 {
+	if kind == native.ActNormExp {
+		return math.Log(s)
+	}
+	return s + math.Log(-math.Expm1(-s)) - 2 // ln(e^s − 1) − 2
+}
+
+// pending reports whether b still holds the NaN of an uninitialised layer.
+func (a *actNorm) pending() bool {
+	a.be.Download(a.host, a.b.Value)
+	return math.IsNaN(a.host[0])
+}
+
+// initFrom sets b_j = −mean_i x_ij and s_j = 1/std_i x_ij (std taken as 1
+// where it is below 1e-6 or n < 2).
+func (a *actNorm) initFrom(x *native.Tensor) {
+	n, d := x.Rows(), a.d
+	xs := make([]float64, n*d) // once per layer
+	a.be.Download(xs, x)
+	r, b := make([]float64, d), make([]float64, d)
+	for j := 0; j < d; j++ {
+		mu := 0.0
+		for i := 0; i < n; i++ {
+			mu += xs[i*d+j]
+		}
+		mu /= float64(max(n, 1))
+		v := 0.0
+		for i := 0; i < n; i++ {
+			v += (xs[i*d+j] - mu) * (xs[i*d+j] - mu)
+		}
+		sd := 1.0
+		if n > 1 && v/float64(n) > 1e-12 {
+			sd = math.Sqrt(v / float64(n))
+		}
+		b[j], r[j] = -mu, actNormR(a.kind, 1/sd)
+	}
+	a.be.Upload(a.b.Value, b)
+	a.be.Upload(a.r.Value, r)
+}
+
+func (a *actNorm) forward(y, logdet, x *native.Tensor) {
+	if a.pending() {
+		a.initFrom(x)
+	}
+	a.x = x
+	a.be.ActNormForward(y, logdet, x, a.r.Value, a.b.Value, a.kind)
+}
+
+func (a *actNorm) inverse(x, y *native.Tensor) error {
+	if a.pending() {
+		return fmt.Errorf("model: Glow.Inverse before the ActNorm layers have seen data (run Forward first)")
+	}
+	a.be.ActNormInverse(x, y, a.r.Value, a.b.Value, a.kind)
+	return nil
+}
+
+func (a *actNorm) backward(dx, dy, dlogdet *native.Tensor) {
+	a.be.ActNormBackward(dx, a.r.Grad, a.b.Grad, a.x, a.r.Value, a.b.Value, dy, dlogdet, a.kind)
+}
+
+// ---- the LU-parameterised linear layer -------------------------------------
+
+// luLinear is y_i = W x_i with W = P·L·U: P a fixed permutation, L unit
+// lower-triangular (parameter L, its strictly lower part), U upper with the
+// strictly upper part from parameter U and diagonal U_kk = sign_k·e^(logs_k)
+// (parameter logs, fixed signs), so ln|det W| = Σ_k logs_k = Σ_k ln|U_kk|.
+// The parts of L and U outside their triangles are unused and get zero
+// gradients. The inverse is two triangular solves (Backend.LUSolve).
+type luLinear struct {
+	be          native.Backend
+	d           int
+	l, u, logs  *Param
+	perm        []int32   // P[perm[k], k] = 1
+	sign        []float64 // signs of U's diagonal
+	w, lu, zero *native.Tensor
+	dw          *native.Tensor
+	ld          float64
+	x           *native.Tensor // last forward input
+	// host scratch
+	lh, uh, sh, wh, luh, gw, gm, gl, gu, gs []float64
+}
+
+// newLULinear returns W = I (identity), or else Glow's start: W a random
+// rotation Q (Haar, from rng) factorised with partial pivoting as P·L·U.
+func newLULinear(be native.Backend, name string, d int, identity bool, rng *rand.Rand) *luLinear {
+	sq := func() []float64 { return make([]float64, d*d) }
+	f := &luLinear{be: be, d: d, l: newParam(be, name+".L", d, d), u: newParam(be, name+".U", d, d),
+		logs: newParam(be, name+".logs", 1, d), perm: make([]int32, d), sign: make([]float64, d),
+		w: be.New(d, d), lu: be.New(d, d), zero: be.New(1, d), dw: be.New(d, d),
+		lh: sq(), uh: sq(), sh: make([]float64, d), wh: sq(), luh: sq(), gw: sq(), gm: sq(), gl: sq(), gu: sq(),
+		gs: make([]float64, d)}
+	for k := range f.perm {
+		f.perm[k], f.sign[k] = int32(k), 1
+	}
+	if identity {
+		return f
+	}
+	q := randomRotation(d, rng)
+	lower, upper, perm := pivotedLU(q, d)
+	for k := 0; k < d; k++ {
+		f.perm[k] = int32(perm[k])
+		u := upper[k*d+k]
+		f.sign[k], f.sh[k] = math.Copysign(1, u), math.Log(math.Abs(u))
+		upper[k*d+k], lower[k*d+k] = 0, 0
+	}
+	be.Upload(f.l.Value, lower)
+	be.Upload(f.u.Value, upper)
+	be.Upload(f.logs.Value, f.sh)
+	return f
+}
+
+// randomRotation returns a d×d orthogonal matrix drawn from the Haar measure:
+// Gram–Schmidt on Gaussian columns (QR with R's diagonal made positive).
+func randomRotation(d int, rng *rand.Rand) []float64 {
+	q := make([]float64, d*d) // column-major while building: q[c*d+r]
+	for c := 0; c < d; c++ {
+		col := q[c*d : (c+1)*d]
+		for r := range col {
+			col[r] = rng.NormFloat64()
+		}
+		for pass := 0; pass < 2; pass++ { // twice is enough (Kahan)
+			for p := 0; p < c; p++ {
+				prev, dot := q[p*d:(p+1)*d], 0.0
+				for r := range col {
+					dot += prev[r] * col[r]
+				}
+				for r := range col {
+					col[r] -= dot * prev[r]
+				}
+			}
+		}
+		nrm := 0.0
+		for _, v := range col {
+			nrm += v * v
+		}
+		nrm = math.Sqrt(nrm)
+		for r := range col {
+			col[r] /= nrm
+		}
+	}
+	out := make([]float64, d*d) // row-major
+	for c := 0; c < d; c++ {
+		for r := 0; r < d; r++ {
+			out[r*d+c] = q[c*d+r]
+		}
+	}
+	return out
+}
+
+// pivotedLU factorises the d×d row-major a as a = P·L·U by Gaussian
+// elimination with partial pivoting: it returns L (unit diagonal stored),
+// U and perm with P[perm[k], k] = 1, i.e. row k of L·U is row perm[k] of a.
+func pivotedLU(a []float64, d int) (lower, upper []float64, perm []int) {
+	m := append([]float64(nil), a...)
+	lower = make([]float64, d*d)
+	perm = make([]int, d)
+	for k := range perm {
+		perm[k] = k
+	}
+	for k := 0; k < d; k++ {
+		p := k
+		for i := k + 1; i < d; i++ {
+			if math.Abs(m[i*d+k]) > math.Abs(m[p*d+k]) {
+				p = i
+			}
+		}
+		if p != k {
+			for j := 0; j < d; j++ {
+				m[k*d+j], m[p*d+j] = m[p*d+j], m[k*d+j]
+				lower[k*d+j], lower[p*d+j] = lower[p*d+j], lower[k*d+j]
+			}
+			perm[k], perm[p] = perm[p], perm[k]
+		}
+		for i := k + 1; i < d; i++ {
+			f := m[i*d+k] / m[k*d+k]
+			lower[i*d+k] = f
+			for j := k; j < d; j++ {
+				m[i*d+j] -= f * m[k*d+j]
+			}
+		}
+	}
+	for k := 0; k < d; k++ {
+		lower[k*d+k] = 1
+		for j := 0; j < k; j++ {
+			m[k*d+j] = 0
+		}
+	}
+	return lower, m, perm
+}
+
+// assemble reads the parameters and uploads W = P·L·U and the packed lu
+// (L strictly below the diagonal, U on and above it); ld = Σ_k logs_k.
+func (f *luLinear) assemble() {
+	d := f.d
+	f.be.Download(f.lh, f.l.Value)
+	f.be.Download(f.uh, f.u.Value)
+	f.be.Download(f.sh, f.logs.Value)
+	f.ld = 0
+	for k := 0; k < d; k++ {
+		f.ld += f.sh[k]
+		for j := 0; j < d; j++ {
+			switch {
+			case j < k:
+				f.luh[k*d+j] = f.lh[k*d+j]
+			case j == k:
+				f.luh[k*d+j] = f.sign[k] * math.Exp(f.sh[k])
+			default:
+				f.luh[k*d+j] = f.uh[k*d+j]
+			}
+		}
+	}
+	for k := 0; k < d; k++ { // row k of L·U is row perm[k] of W
+		row := f.wh[int(f.perm[k])*d : int(f.perm[k]+1)*d]
+		for j := 0; j < d; j++ {
+			v := 0.0
+			for m := 0; m <= min(k, j); m++ {
+				l := f.luh[k*d+m]
+				if m == k {
+					l = 1
+				}
+				v += l * f.luh[m*d+j]
+			}
+			row[j] = v
+		}
+	}
+	f.be.Upload(f.w, f.wh)
+	f.be.Upload(f.lu, f.luh)
+}
+
+func (f *luLinear) forward(y, logdet, x *native.Tensor) {
+	f.assemble()
+	f.x = x
+	f.be.AffineForward(y, logdet, x, f.w, f.zero, f.ld)
+}
+
+func (f *luLinear) inverse(x, y *native.Tensor) {
+	f.assemble()
+	f.be.LUSolve(x, y, f.lu, f.perm)
+}
+
+// backward sets dx = W ᵀdy per row (dx n×D, not nil) and, with
+// G = Σ_i dy_i x_iᵀ = ∂L/∂W and Gm = PᵀG = ∂L/∂(L·U):
+//
+//	∂L/∂L = strictly lower part of Gm·Uᵀ,  ∂L/∂U = strictly upper part of Lᵀ·Gm,
+//	∂L/∂logs_k = (Lᵀ·Gm)_kk·U_kk + Σ_i dlogdet_i.
+func (f *luLinear) backward(dx, dy, dlogdet *native.Tensor) {
+	be, d := f.be, f.d
+	be.Gemm(false, false, 1, dy, f.w, 0, dx)
+	be.Gemm(true, false, 1, dy, f.x, 0, f.dw)
+	be.Download(f.gw, f.dw)
+	sw := 0.0
+	if dlogdet != nil {
+		sw = be.Sum(dlogdet)
+	}
+	for k := 0; k < d; k++ {
+		copy(f.gm[k*d:(k+1)*d], f.gw[int(f.perm[k])*d:int(f.perm[k]+1)*d])
+	}
+	lu := f.luh // from the forward's assemble
+	for r := 0; r < d; r++ {
+		for c := 0; c < d; c++ {
+			gl, gu := 0.0, 0.0
+			if c < r { // (Gm·Uᵀ)[r,c] = Σ_j Gm[r,j] U[c,j], U[c,j] ≠ 0 for j ≥ c
+				for j := c; j < d; j++ {
+					gl += f.gm[r*d+j] * lu[c*d+j]
+				}
+			} else { // (Lᵀ·Gm)[r,c] = Σ_m L[m,r] Gm[m,c], L[m,r] ≠ 0 for m ≥ r
+				gu = f.gm[r*d+c]
+				for m := r + 1; m < d; m++ {
+					gu += lu[m*d+r] * f.gm[m*d+c]
+				}
+			}
+			f.gl[r*d+c], f.gu[r*d+c] = gl, gu
+		}
+		f.gs[r] = f.gu[r*d+r]*lu[r*d+r] + sw
+		f.gu[r*d+r] = 0
+	}
+	be.Upload(f.l.Grad, f.gl)
+	be.Upload(f.u.Grad, f.gu)
+	be.Upload(f.logs.Grad, f.gs)
+}
+
+// ---- the Glow flow ----------------------------------------------------------
+
+// glowStep is one step of flow: ActNorm, then W = P·L·U, then a coupling.
+type glowStep struct {
+	an *actNorm
+	lu *luLinear
+	c  *coupling
+}
+
+// Glow is a Glow flow on R^D: Blocks steps of [ActNorm → W = P·L·U →
+// affine coupling] (the coupling as in RealNVP, alternating halves), so
+//
+//	ln|det ∂T/∂x| = Σ_steps (Σ_j ln s_j + Σ_k ln|U_kk| + Σ_j ln s_coupling,j).
+//
+// The couplings' networks end in zero-initialised layers. With
+// GlowOptions.Identity the whole flow starts as the identity; otherwise the
+// ActNorm layers are set from the first batch Forward sees and each W
+// starts as a random rotation (the permutations and rotations depend only on
+// D and the step, not on rng: see fixedRand).
+type Glow struct {
+	be    native.Backend
+	d     int
+	steps []glowStep
+	ps    []*Param
+
+	n    int
+	mid  []*native.Tensor // 3 per step, the last one unused (it is y)
+	grad [2]*native.Tensor
+}
+
+// NewGlow returns a Glow flow on R^d; rng draws the coupling networks'
+// weights.
+func NewGlow(be native.Backend, d int, o GlowOptions, rng *rand.Rand) (*Glow, error) {
+	o = o.withDefaults()
+	if err := o.validate(d); err != nil {
+		return nil, err
+	}
+	f := &Glow{be: be, d: d}
+	ro := RealNVPOptions{Blocks: o.Blocks, Hidden: o.Hidden, Depth: o.Depth, Scale: o.Scale}
+	for k := 0; k < o.Blocks; k++ {
+		name := fmt.Sprintf("block%d", k)
+		an := newActNorm(be, name+".an", d, o.ActNorm, o.Identity)
+		lu := newLULinear(be, name+".lu", d, o.Identity, fixedRand(1, d, k))
+		c, err := newCoupling(be, name, d, k, ro, rng)
+		if err != nil {
+			return nil, err
+		}
+		f.steps = append(f.steps, glowStep{an, lu, c})
+		f.ps = append(f.ps, an.r, an.b, lu.l, lu.u, lu.logs)
+		f.ps = append(f.ps, c.net.ps...)
+	}
+	packParams(be, f.ps) // one arena: Adam and the clip in one pass each
+	return f, nil
+}
+
+// GlowFlow returns a FlowMaker for a Glow flow with options o that starts
+// as the identity (o.Identity set).
+func GlowFlow(o GlowOptions) FlowMaker {
+	return func(be native.Backend, dim int, rng *rand.Rand) (Flow, error) {
+		o.Identity = true
+		return NewGlow(be, dim, o, rng)
+	}
+}
+
+// GlowDensity returns a DensityMaker for a Glow density (standard-normal
+// base) with Glow's initialisation unless o.Identity.
+func GlowDensity(o GlowOptions) DensityMaker {
+	return func(be native.Backend, dim int, rng *rand.Rand) (Density, error) {
+		f, err := NewGlow(be, dim, o, rng)
+		if err != nil {
+			return nil, err
+		}
+		return NewFlowDensity(be, f), nil
+	}
+}
+
+// Dim returns D.
+func (f *Glow) Dim() int { return f.d }
+
+// Params returns, per step, the ActNorm r and b, the LU layer's L, U and
+// logs, and the coupling network's weights and biases.
+func (f *Glow) Params() []*Param { return f.ps }
+
+func (f *Glow) resize(n int) {
+	if f.n == n && f.mid != nil {
+		return
+	}
+	f.n = n
+	f.mid = f.mid[:0]
+	for k := 0; k < 3*len(f.steps); k++ {
+		f.mid = append(f.mid, f.be.New(n, f.d))
+	}
+	f.grad[0], f.grad[1] = f.be.New(n, f.d), f.be.New(n, f.d)
+}
+
+func (f *Glow) check(op string, x *native.Tensor) error {
+	if x.Cols() != f.d {
+		return fmt.Errorf("model: Glow.%s: input has %d columns, the flow has dimension %d", op, x.Cols(), f.d)
+	}
+	return nil
+}
+
+// Forward sets y = T(x) and adds the steps' log-dets to logdet[i].
+func (f *Glow) Forward(y, logdet, x *native.Tensor) error {
+	if err := f.check("Forward", x); err != nil {
+		return err
+	}
+	f.resize(x.Rows())
+	in := x
+	for k, s := range f.steps {
+		a, l := f.mid[3*k], f.mid[3*k+1]
+		out := y
+		if k+1 < len(f.steps) {
+			out = f.mid[3*k+2]
+		}
+		s.an.forward(a, logdet, in)
+		s.lu.forward(l, logdet, a)
+		s.c.forward(out, logdet, l)
+		in = out
+	}
+	return nil
+}
+
+// Inverse sets x = T⁻¹(y), undoing the steps in reverse order.
+func (f *Glow) Inverse(x, y *native.Tensor) error {
+	if err := f.check("Inverse", y); err != nil {
+		return err
+	}
+	f.resize(y.Rows())
+	in := y
+	for k := len(f.steps) - 1; k >= 0; k-- {
+		s := f.steps[k]
+		l, a := f.mid[3*k+1], f.mid[3*k]
+		s.c.inverse(l, in)
+		s.lu.inverse(a, l)
+		out := x
+		if k > 0 {
+			out = f.mid[3*k-1]
+		}
+		if err := s.an.inverse(out, a); err != nil {
+			return err
+		}
+		in = out
+	}
+	return nil
+}
+
+// Backward propagates dy and dlogdet through the steps in reverse order.
+func (f *Glow) Backward(dx, dy, dlogdet *native.Tensor) error {
+	if f.n == 0 {
+		return fmt.Errorf("model: Glow.Backward called before Forward")
+	}
+	g := dy
+	for k := len(f.steps) - 1; k >= 0; k-- {
+		s := f.steps[k]
+		s.c.backward(f.grad[0], g, dlogdet)
+		s.lu.backward(f.grad[1], f.grad[0], dlogdet)
+		out := f.grad[1] // in place
+		if k == 0 {
+			out = dx
+		}
+		s.an.backward(out, f.grad[1], dlogdet)
+		g = f.grad[1]
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+package model_test
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/lrmf-go/lrmf/lrmf/model"
+	"github.com/lrmf-go/lrmf/lrmf/model/modeltest"
+	"github.com/lrmf-go/lrmf/native"
+)
+
+// One density training step (LogProb + Backward) on 512 rows of D = 10, the
+// digits experiment's fit batch, float32 on 2 cpu threads.
+func benchDensityStep(b *testing.B, mk model.DensityMaker) {
+	be, err := native.NewCPU(native.Float32, 2)
+	if err != nil {
+		b.Skip(err)
+	}
+	defer be.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	p, err := mk(be, 10, rng)
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := modeltest.Rand(be, rng, 512, 10, 2)
+	logp, w := be.New(512, 1), be.New(512, 1)
+	be.Fill(w, -1.0/512)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := p.LogProb(logp, x); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Backward(nil, w); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGlowDensityStep(b *testing.B) {
+	benchDensityStep(b, model.GlowDensity(model.GlowOptions{}))
+}
+
+func BenchmarkRealNVPDensityStep(b *testing.B) {
+	benchDensityStep(b, model.RealNVPDensity(model.RealNVPOptions{}))
+}
