@@ -18,6 +18,7 @@
 #include "gemm.inc"
 #include "ode.inc"
 #include "gmm.inc"
+#include "conv.inc"
 #undef T
 #undef S
 
@@ -27,5 +28,6 @@
 #include "gemm.inc"
 #include "ode.inc"
 #include "gmm.inc"
+#include "conv.inc"
 #undef T
 #undef S
