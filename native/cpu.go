@@ -88,6 +88,7 @@ type cpuJobs[T bindings.Float] struct {
 	dopri5Bwd   odeDopri5BackwardJob[T] // cpu_ode.go
 	gmmLogp     gmmLogProbJob[T]        // cpu_gmm.go
 	gmmBwd      gmmBackwardJob[T]       // cpu_gmm.go
+	img         imageJobs[T]            // cpu_image.go
 }
 
 func newCPU[T bindings.Float](dt DType, threads int) *cpu[T] {

@@ -165,6 +165,7 @@ func Run(t *testing.T, b native.Backend) {
 	sub("Coupling", testCoupling)
 	sub("ODE", testODE)
 	sub("GMM", testGMM)
+	sub("Image", testImage)
 	sub("View", testView)
 	sub("Deterministic", testDeterministic)
 }
