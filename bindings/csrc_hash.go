@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "17c082967fc1491ae1b09ce32246263a5aec3d56d3fac08ec50c178ad7dc9176"
+const csrcHash = "111593ce152d050631844b7e1ca42379279565ba821610ef122e60fb1db37064"

@@ -444,6 +444,15 @@ LRMF_DECLARE_GMM(double, f64)
                           const T *wt, int64_t p0, int64_t p1, T *y, T *work,  \
                           int64_t lwork);                                      \
                                                                                \
+  /* The input gradient's weights: wf (k²·cout × cin) = wt flipped in       \
+   * space and transposed per tap,                                           \
+   *   wf[((ky·k + kx)·cout + co)·cin + ci] =                                \
+   *     wt[(((k−1−ky)·k + (k−1−kx))·(cin+edge) + ci)·cout + co]             \
+   * (the edge channel's rows dropped), so dx = conv(dy, wf) without edge.   \
+   * wf must not alias wt. Sizes as lrmf_conv2d_work. */                      \
+  int lrmf_conv2d_flip_##S(int64_t cin, int64_t cout, int64_t k, int64_t edge, \
+                           const T *wt, T *wf);                                \
+                                                                               \
   /* Input gradient of lrmf_conv2d_fwd for upstream dy ((n·h·w)×cout), rows  \
    * [p0, p1) of dx ((n·h·w)×cin):                                          \
    *   dx[q, ci] = Σ_{p, tap: p + off(tap) = q} dy[p, :]·wt[(tap, ci), :]ᵀ    \

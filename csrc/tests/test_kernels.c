@@ -1755,6 +1755,19 @@ static int TEST(conv2d)(void) {
     CHECK(K(conv2d_bwd_filter)(2, 4, 4, 2, 3, 3, 1, NULL, NULL, 7, 7, dw, NULL, 0) == LRMF_OK);
     CHECK(TK_CAT(all_equal, TK_S)(dw, 9 * 3 * 3, 0.0));
     CHECK(K(im2col)(2, 4, 4, 2, 3, 1, x, 0, 33, y) == LRMF_EINVAL);
+    /* The flipped weights: wf[(t, co), ci] = wt[(k²−1−t, ci), co]. */
+    T *wf = CONST(9 * 3 * 2, TK_SENTINEL);
+    CHECK(K(conv2d_flip)(2, 3, 2, 1, wt, wf) == LRMF_EINVAL);
+    CHECK(K(conv2d_flip)(2, 3, 3, 1, NULL, wf) == LRMF_EINVAL);
+    CHECK(UNTOUCHED(wf, 9 * 3 * 2));
+    CHECK(K(conv2d_flip)(2, 3, 3, 1, wt, wf) == LRMF_OK);
+    int fbad = 0;
+    for (int t = 0; t < 9; t++)
+      for (int co = 0; co < 3; co++)
+        for (int ci = 0; ci < 2; ci++)
+          fbad += wf[(t * 3 + co) * 2 + ci] != wt[((8 - t) * 3 + ci) * 3 + co];
+    CHECK(fbad == 0);
+    free(wf);
     free(x), free(wt), free(y), free(work), free(dw);
   }
   return errs;

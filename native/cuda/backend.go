@@ -125,7 +125,8 @@ type Backend struct {
 	idx      *buffer   // GatherRows indices (int32)
 	idxBytes int64
 
-	ode odeState // FFJORD scratch (ode.go)
+	ode odeState   // FFJORD scratch (ode.go)
+	img imageState // GLOW scratch (image.go)
 
 	stats Stats
 	name  string // device name
