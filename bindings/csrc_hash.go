@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "a54a17785da2b8509322f3b82fa09950be343cfdd7ef3aa7c4ab626a09cf4fac"
+const csrcHash = "a0c45ab5d069514b05146dce7694f2c58934c8c4b4b2dc668bccdab3a57085b7"

@@ -187,5 +187,33 @@ package bindings
 #cgo nocallback lrmf_gmm_bwd_f32
 #cgo noescape lrmf_gmm_bwd_f64
 #cgo nocallback lrmf_gmm_bwd_f64
+#cgo noescape lrmf_im2col_f32
+#cgo nocallback lrmf_im2col_f32
+#cgo noescape lrmf_im2col_f64
+#cgo nocallback lrmf_im2col_f64
+#cgo noescape lrmf_conv2d_work_f32
+#cgo nocallback lrmf_conv2d_work_f32
+#cgo noescape lrmf_conv2d_work_f64
+#cgo nocallback lrmf_conv2d_work_f64
+#cgo noescape lrmf_conv2d_fwd_f32
+#cgo nocallback lrmf_conv2d_fwd_f32
+#cgo noescape lrmf_conv2d_fwd_f64
+#cgo nocallback lrmf_conv2d_fwd_f64
+#cgo noescape lrmf_conv2d_bwd_data_f32
+#cgo nocallback lrmf_conv2d_bwd_data_f32
+#cgo noescape lrmf_conv2d_bwd_data_f64
+#cgo nocallback lrmf_conv2d_bwd_data_f64
+#cgo noescape lrmf_conv2d_bwd_filter_f32
+#cgo nocallback lrmf_conv2d_bwd_filter_f32
+#cgo noescape lrmf_conv2d_bwd_filter_f64
+#cgo nocallback lrmf_conv2d_bwd_filter_f64
+#cgo noescape lrmf_squeeze_f32
+#cgo nocallback lrmf_squeeze_f32
+#cgo noescape lrmf_squeeze_f64
+#cgo nocallback lrmf_squeeze_f64
+#cgo noescape lrmf_unsqueeze_f32
+#cgo nocallback lrmf_unsqueeze_f32
+#cgo noescape lrmf_unsqueeze_f64
+#cgo nocallback lrmf_unsqueeze_f64
 */
 import "C"

@@ -94,6 +94,7 @@ type cpuJobs[T bindings.Float] struct {
 	actNorm     actNormJob[T]           // cpu_glow.go
 	actNormBwd  actNormBackwardJob[T]   // cpu_glow.go
 	luSolve     luSolveJob[T]           // cpu_glow.go
+	img         imageJobs[T]            // cpu_image.go
 }
 
 func newCPU[T bindings.Float](dt DType, threads int) *cpu[T] {

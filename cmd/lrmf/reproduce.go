@@ -36,12 +36,13 @@ func experiments() map[string]experiment {
 		"fig8":        {"affine flow + Gaussian density on blobs and moons: moments matched, LRMF → 0 (plots)", reproduceFig8, figN, figSeed, true},
 		"fig9":        {"Real NVP flow + Real NVP density on blobs and moons: LRMF → 0, arms kept (plots)", reproduceFig9, figN, figSeed, true},
 		"digits":      {"USPS-style → MNIST embeddings (PCA or autoencoder): LRMF, class agreement vs identity, Gaussian OT, CORAL (plots)", reproduceDigits, paper.DigitsDefaultN, figSeed, true},
+		"glow-digits": {"GLOW densities on 32×32 MNIST and USPS-style digits: θA*, θB* held-out NLL vs the paper's", reproduceGLOWDigits, 1000, figSeed, true},
 	}
 }
 
 // experimentOrder lists the experiments in the order of the paper (and of
 // lrmf reproduce's help and error messages).
-var experimentOrder = []string{"example-2.2", "fig8", "fig9", "digits"}
+var experimentOrder = []string{"example-2.2", "fig8", "fig9", "digits", "glow-digits"}
 
 // experimentNames returns the experiment names in the paper's order. It
 // panics if experimentOrder and experiments() disagree (a programmer
@@ -66,6 +67,7 @@ type reproduceOpts struct {
 	steps, fitSteps int
 	threads         int
 	digits          digitsExpOpts
+	glow            glowExpOpts
 }
 
 // example22DefaultSeed is the draw lrmf reproduce uses by default; see the
@@ -81,6 +83,7 @@ func reproduceFlags(o *reproduceOpts) *flag.FlagSet {
 	fs.IntVar(&o.fitSteps, "fit-steps", 0, "fig9/digits: step budget of each gradient fit of θA*, θB* (default: lrmf align's, 20000)")
 	fs.IntVar(&o.threads, "threads", runtime.NumCPU(), "fig8/fig9/digits: host threads for the cpu backend")
 	registerDigitsFlags(fs, &o.digits)
+	registerGLOWFlags(fs, &o.glow)
 	return fs
 }
 
@@ -113,7 +116,7 @@ against B next to the paper's (qualitative) claims, and writes
 DIR/NAME-DATA-PANEL.png/.svg for the panels scatter, lrmf, density-a,
 density-b, density-s and displacement, and DIR/NAME.png/.svg with both
 datasets' main panels side by side.
-`+helpDigits+`
+`+helpDigits+helpGLOW+`
 Flags marked digits: apply to digits only.
 
 Flags:
@@ -175,6 +178,13 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		for _, f := range digitsFlagNames {
 			if set[f] {
 				return 0, usagef("--%s applies to digits only", f)
+			}
+		}
+	}
+	if name != "glow-digits" {
+		for _, f := range glowFlagNames {
+			if set[f] {
+				return 0, usagef("--%s applies to glow-digits only", f)
 			}
 		}
 	}

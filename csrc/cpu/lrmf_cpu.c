@@ -20,6 +20,7 @@
 #include "optim.inc"
 #include "ode.inc"
 #include "gmm.inc"
+#include "conv.inc"
 #undef T
 #undef S
 
@@ -30,5 +31,6 @@
 #include "optim.inc"
 #include "ode.inc"
 #include "gmm.inc"
+#include "conv.inc"
 #undef T
 #undef S

@@ -775,6 +775,61 @@ LRMF_K LRMF_K_O void lrmf_k_ode_dopri5_bwd(
   }
 }
 
+/* ---- images (GLOW) ------------------------------------------------------- */
+
+/* The convolutions are these data movements plus cuBLAS GEMMs (the host
+ * chunks the pixels): the im2col rows of pixels [p0, p1) of x
+ * (lrmf_im2col_f32), one element per unit; the taps outside the image read
+ * nothing (the edge channel is 1 there). */
+LRMF_K LRMF_K_R void lrmf_k_im2col(int64_t n, int64_t h, int64_t w, int64_t c,
+                                   int64_t k, int64_t edge, const float *x,
+                                   int64_t p0, int64_t p1, float *cols) {
+  (void)n;
+  const int64_t ce = c + edge, kk = k * k * ce, r = (k - 1) / 2, hw = h * w;
+  LRMF_K_FOR(e, (p1 - p0) * kk) {
+    const int64_t p = p0 + e / kk, col = e % kk, t = col / ce, ci = col % ce;
+    const int64_t b = p / hw, i = p % hw / w, j = p % w;
+    const int64_t yy = i + t / k - r, xx = j + t % k - r;
+    const bool in = yy >= 0 && yy < h && xx >= 0 && xx < w;
+    cols[e] = ci == c ? (in ? 0.0f : 1.0f)
+                      : (in ? x[((b * h + yy) * w + xx) * c + ci] : 0.0f);
+  }
+}
+
+/* The input gradient's weights (lrmf_conv2d_flip_f32), one element of wf
+ * per unit. */
+LRMF_K LRMF_K_R void lrmf_k_conv2d_flip(int64_t cin, int64_t cout, int64_t k,
+                                        int64_t edge, const float *wt,
+                                        float *wf) {
+  const int64_t ce = cin + edge, kk = k * k, oc = cout * cin;
+  LRMF_K_FOR(e, kk * oc) {
+    const int64_t t = e / oc, co = e % oc / cin, ci = e % cin;
+    wf[e] = wt[((kk - 1 - t) * ce + ci) * cout + co];
+  }
+}
+
+/* lrmf_squeeze_f32, one element of y per unit. */
+LRMF_K LRMF_K_R void lrmf_k_squeeze(int64_t n, int64_t h, int64_t w, int64_t c,
+                                    const float *x, float *y) {
+  const int64_t h2 = h / 2, w2 = w / 2, c4 = 4 * c;
+  LRMF_K_FOR(e, n * h * w * c) {
+    const int64_t pix = e / c4, ch = e % c4, ci = ch / 4, q = ch % 4;
+    const int64_t b = pix / (h2 * w2), i = pix % (h2 * w2) / w2, j = pix % w2;
+    y[e] = x[((b * h + 2 * i + q / 2) * w + 2 * j + q % 2) * c + ci];
+  }
+}
+
+/* lrmf_unsqueeze_f32, one element of x per unit. */
+LRMF_K LRMF_K_R void lrmf_k_unsqueeze(int64_t n, int64_t h, int64_t w,
+                                      int64_t c, const float *y, float *x) {
+  const int64_t h2 = h / 2, w2 = w / 2, c4 = 4 * c;
+  LRMF_K_FOR(e, n * h * w * c) {
+    const int64_t pix = e / c, ci = e % c;
+    const int64_t b = pix / (h * w), i = pix % (h * w) / w, j = pix % w;
+    x[e] = y[((b * h2 + i / 2) * w2 + j / 2) * c4 + ci * 4 + (i % 2) * 2 + j % 2];
+  }
+}
+
 #undef T
 #undef TH
 #undef S

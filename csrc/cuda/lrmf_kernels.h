@@ -134,6 +134,11 @@
  *                           k, cf* eps (NULLABLE), d* tape,
  *                           i64* info, cf* a1, cf* ald, f* gz0,
  *                           d* gpart
+ * lrmf_k_im2col             n, h, w, c, k, edge, cf* x, p0, p1,      R((p1−p0)·
+ *                           f* cols                                  k²·(c+edge))
+ * lrmf_k_conv2d_flip        cin, cout, k, edge, cf* wt, f* wf        R(k²·cout·cin)
+ * lrmf_k_squeeze            n, h, w, c, cf* x, f* y                  R(n·h·w·c)
+ * lrmf_k_unsqueeze          n, h, w, c, cf* y, f* x                  R(n·h·w·c)
  *
  * Notes per kernel:
  *  - gauss_bwd_params: block o < d gives dmu[o]; block d + r*d + c gives
@@ -187,6 +192,9 @@
  *    Status per row instead of the CPU's first-failure-stops-the-batch:
  *    every row runs; a failed row leaves z1/logdet unwritten. The host
  *    reports the failure of the lowest failing row.
+ *  - im2col, conv2d_flip, squeeze, unsqueeze (images, lrmf.h's "Images"):
+ *    exact copies, so equal to the CPU's to the bit; the convolutions are
+ *    built from them and GEMMs by the host (native/cuda/image.go).
  */
 #ifndef LRMF_KERNELS_H
 #define LRMF_KERNELS_H
@@ -342,6 +350,15 @@ LRMF_K void lrmf_k_ode_dopri5_bwd(int64_t n, int64_t nl, const int64_t *dims,
                                   const double *tape, const int64_t *info,
                                   const float *a1, const float *ald,
                                   float *gz0, double *gpart);
+LRMF_K void lrmf_k_im2col(int64_t n, int64_t h, int64_t w, int64_t c,
+                          int64_t k, int64_t edge, const float *x, int64_t p0,
+                          int64_t p1, float *cols);
+LRMF_K void lrmf_k_conv2d_flip(int64_t cin, int64_t cout, int64_t k,
+                               int64_t edge, const float *wt, float *wf);
+LRMF_K void lrmf_k_squeeze(int64_t n, int64_t h, int64_t w, int64_t c,
+                           const float *x, float *y);
+LRMF_K void lrmf_k_unsqueeze(int64_t n, int64_t h, int64_t w, int64_t c,
+                             const float *y, float *x);
 
 #endif /* __CUDACC__ */
 

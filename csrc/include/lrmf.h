@@ -497,6 +497,92 @@ LRMF_DECLARE_GMM(double, f64)
 
 #undef LRMF_DECLARE_GMM
 
+/* ---- Images: convolution and squeeze (GLOW) --------------------------------
+ *
+ * An image batch is n×h×w×c in NHWC order (channels fastest): pixel
+ * p = (b·h + i)·w + j of image b is row p of an (n·h·w)×c matrix, so a
+ * per-channel operation on images is the row-wise operation on that matrix.
+ *
+ * Convolution: k×k kernel (k odd, 1 ≤ k ≤ 63), stride 1, "same" output
+ * size (zero padding of r = (k−1)/2 pixels), no bias. The input has
+ * ce = cin + edge channels: with edge = 1 an extra channel is appended
+ * that is 1 where a tap falls in the padding and 0 inside the image
+ * (OpenAI Glow's add_edge_padding), so the network can tell the border
+ * from dark pixels; it is built on the fly, never stored. Weights wt are
+ * (k·k·ce)×cout, row (ky·k + kx)·ce + ci, so
+ *   y[p, co] = Σ_{ky,kx,ci} col(p)[(ky·k + kx)·ce + ci] · wt[(ky·k+kx)·ce + ci, co]
+ * where col(p) is row p of the im2col matrix (lrmf_im2col). Every kernel
+ * here computes output rows [p0, p1) of the n·h·w (0 ≤ p0 ≤ p1 ≤ n·h·w)
+ * and reads the whole input batch, so callers split a batch into row
+ * ranges without copying halos; the products are GEMMs (lrmf_gemm_ws),
+ * accumulated in T like them. Sizes: n, h, w ≥ 0, 0 ≤ cin, cout ≤ 2^20,
+ * n·h·w ≤ 2^42, edge 0 or 1, else LRMF_EINVAL. work: lwork elements,
+ * lwork ≥ lrmf_conv2d_work_*(cin, cout, k, edge) (a few MiB, independent
+ * of n, h, w), one per concurrent call, contents ignored. */
+#define LRMF_DECLARE_IMG(T, S)                                                 \
+  /* Rows [p0, p1) of the im2col matrix of x (n×h×w×c): cols is             \
+   * (p1−p0)×(k·k·(c+edge)), row p−p0 = the k×k neighbourhood of pixel p,    \
+   * tap (ky, kx) at columns [(ky·k + kx)·(c+edge), +c) = x[b, i+ky−r,       \
+   * j+kx−r, :], zero outside the image, then (edge) 1 outside, 0 inside. */ \
+  int lrmf_im2col_##S(int64_t n, int64_t h, int64_t w, int64_t c, int64_t k,   \
+                      int64_t edge, const T *x, int64_t p0, int64_t p1,        \
+                      T *cols);                                                \
+                                                                               \
+  /* Workspace elements the three lrmf_conv2d_* kernels need for these       \
+   * sizes (LRMF_EINVAL for bad ones). */                                     \
+  int64_t lrmf_conv2d_work_##S(int64_t cin, int64_t cout, int64_t k,           \
+                               int64_t edge);                                  \
+                                                                               \
+  /* y rows [p0, p1) = conv(x): y[p, :] = col(p)·wt. x n×h×w×cin, wt         \
+   * (k·k·(cin+edge))×cout, y (n·h·w)×cout (only rows [p0, p1) written). */   \
+  int lrmf_conv2d_fwd_##S(int64_t n, int64_t h, int64_t w, int64_t cin,        \
+                          int64_t cout, int64_t k, int64_t edge, const T *x,   \
+                          const T *wt, int64_t p0, int64_t p1, T *y, T *work,  \
+                          int64_t lwork);                                      \
+                                                                               \
+  /* The input gradient's weights: wf (k²·cout × cin) = wt flipped in       \
+   * space and transposed per tap,                                           \
+   *   wf[((ky·k + kx)·cout + co)·cin + ci] =                                \
+   *     wt[(((k−1−ky)·k + (k−1−kx))·(cin+edge) + ci)·cout + co]             \
+   * (the edge channel's rows dropped), so dx = conv(dy, wf) without edge.   \
+   * wf must not alias wt. Sizes as lrmf_conv2d_work. */                      \
+  int lrmf_conv2d_flip_##S(int64_t cin, int64_t cout, int64_t k, int64_t edge, \
+                           const T *wt, T *wf);                                \
+                                                                               \
+  /* Input gradient of lrmf_conv2d_fwd for upstream dy ((n·h·w)×cout), rows  \
+   * [p0, p1) of dx ((n·h·w)×cin):                                          \
+   *   dx[q, ci] = Σ_{p, tap: p + off(tap) = q} dy[p, :]·wt[(tap, ci), :]ᵀ    \
+   * computed as the convolution of dy with the weights flipped in space and \
+   * transposed per tap (the edge channel's rows do not enter). */            \
+  int lrmf_conv2d_bwd_data_##S(int64_t n, int64_t h, int64_t w, int64_t cin,   \
+                               int64_t cout, int64_t k, int64_t edge,          \
+                               const T *dy, const T *wt, int64_t p0,           \
+                               int64_t p1, T *dx, T *work, int64_t lwork);     \
+                                                                               \
+  /* Weight gradient of lrmf_conv2d_fwd over pixels [p0, p1):                \
+   *   dw = Σ_{p0 ≤ p < p1} col(p)ᵀ dy[p, :]   dw (k·k·(cin+edge))×cout (out; \
+   * p0 == p1 zeroes it). x n×h×w×cin, dy (n·h·w)×cout. */                   \
+  int lrmf_conv2d_bwd_filter_##S(int64_t n, int64_t h, int64_t w, int64_t cin, \
+                                 int64_t cout, int64_t k, int64_t edge,        \
+                                 const T *x, const T *dy, int64_t p0,          \
+                                 int64_t p1, T *dw, T *work, int64_t lwork);   \
+                                                                               \
+  /* Squeeze (Glow's squeeze2d): x n×h×w×c → y n×(h/2)×(w/2)×(4c),           \
+   *   y[b, i, j, ci·4 + dy·2 + dx] = x[b, 2i+dy, 2j+dx, ci].                \
+   * h and w even, c ≤ 2^20, else LRMF_EINVAL. y must not alias x. */        \
+  int lrmf_squeeze_##S(int64_t n, int64_t h, int64_t w, int64_t c,             \
+                       const T *x, T *y);                                      \
+                                                                               \
+  /* Inverse of lrmf_squeeze (and its transpose, so also its backward):      \
+   * y n×(h/2)×(w/2)×(4c) → x n×h×w×c; h, w, c are x's. Same rules. */        \
+  int lrmf_unsqueeze_##S(int64_t n, int64_t h, int64_t w, int64_t c,           \
+                         const T *y, T *x);
+
+LRMF_DECLARE_IMG(float, f32)
+LRMF_DECLARE_IMG(double, f64)
+
+#undef LRMF_DECLARE_IMG
+
 #ifdef __cplusplus
 }
 #endif

@@ -124,6 +124,7 @@ int main(void) {
       ENTRY(coupling_bwd), ENTRY(odefunc_fwd), ENTRY(odefunc_vjp),
       ENTRY(ode_rk4),    ENTRY(ode_dopri5), ENTRY(gemm_ep), ENTRY(sum_squares),
       ENTRY(actnorm_fwd), ENTRY(actnorm_inv), ENTRY(actnorm_bwd), ENTRY(lu_solve),
+      ENTRY(conv2d),     ENTRY(squeeze),
 #undef ENTRY
   };
   if (!tk_seed_from_env()) {
@@ -1866,6 +1867,202 @@ static int TEST(lu_solve)(void) {
   CHECK(K(lu_solve)(0, d, NULL, NULL, NULL, NULL) == LRMF_OK);
   CHECK(K(lu_solve)(n, 0, NULL, NULL, NULL, NULL) == LRMF_OK);
   free(lu), free(y), free(x), free(s);
+/* ---- images (conv.inc) ---- */
+
+/* Naive double-precision k×k "same" convolution with the edge channel, the
+ * definition in lrmf.h: y[p, co] = Σ_tap,ci xe(p + off(tap), ci)·wt[...]. */
+static void TK_CAT(conv_naive, TK_S)(int64_t n, int64_t h, int64_t w,
+                                     int64_t cin, int64_t cout, int64_t k,
+                                     int64_t edge, const T *x, const T *wt,
+                                     double *y, double *scale) {
+  const int64_t ce = cin + edge, r = (k - 1) / 2;
+  for (int64_t p = 0; p < n * h * w; p++) {
+    const int64_t b = p / (h * w), i = (p % (h * w)) / w, j = p % w;
+    for (int64_t co = 0; co < cout; co++) {
+      double s = 0, sa = 0;
+      for (int64_t ky = 0; ky < k; ky++)
+        for (int64_t kx = 0; kx < k; kx++) {
+          const int64_t yy = i + ky - r, xx = j + kx - r;
+          const int in = yy >= 0 && yy < h && xx >= 0 && xx < w;
+          for (int64_t ci = 0; ci < ce; ci++) {
+            double v;
+            if (ci == cin)
+              v = in ? 0.0 : 1.0;
+            else
+              v = in ? (double)x[((b * h + yy) * w + xx) * cin + ci] : 0.0;
+            const double t = v * (double)wt[((ky * k + kx) * ce + ci) * cout + co];
+            s += t;
+            sa += fabs(t);
+          }
+        }
+      y[p * cout + co] = s;
+      scale[p * cout + co] = sa;
+    }
+  }
+}
+
+static int TEST(conv2d)(void) {
+  int errs = 0;
+  uint64_t seed = tk_seed(60);
+  /* n, h, w, cin, cout, k, edge */
+  static const int64_t shapes[][7] = {
+      {1, 1, 1, 1, 1, 1, 0}, {2, 3, 4, 2, 3, 3, 1}, {1, 5, 5, 3, 2, 5, 0},
+      {3, 8, 6, 4, 5, 3, 1}, {2, 20, 20, 9, 7, 3, 1}, {1, 4, 4, 0, 3, 3, 1},
+  };
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const int64_t n = shapes[s][0], h = shapes[s][1], w = shapes[s][2],
+                  cin = shapes[s][3], cout = shapes[s][4], k = shapes[s][5],
+                  edge = shapes[s][6];
+    const int64_t np = n * h * w, kf = k * k * (cin + edge);
+    const int64_t lw = K(conv2d_work)(cin, cout, k, edge);
+    CHECK(lw > 0);
+    T *x = RAND(np * cin), *wt = RAND(kf * cout), *dy = RAND(np * cout);
+    T *y = CONST(np * cout, TK_SENTINEL), *dx = CONST(np * cin, TK_SENTINEL);
+    T *dw = CONST(kf * cout, TK_SENTINEL), *work = CONST(lw, 0);
+    double *ry = xmalloc((size_t)(np * cout) * sizeof(double));
+    double *rs = xmalloc((size_t)(np * cout) * sizeof(double));
+    TK_CAT(conv_naive, TK_S)(n, h, w, cin, cout, k, edge, x, wt, ry, rs);
+    /* Forward in two row ranges: [0, m) then [m, np). */
+    const int64_t m = np / 3;
+    CHECK(K(conv2d_fwd)(n, h, w, cin, cout, k, edge, x, wt, 0, m, y, work, lw) == LRMF_OK);
+    CHECK(UNTOUCHED(y + m * cout, (np - m) * cout));
+    CHECK(K(conv2d_fwd)(n, h, w, cin, cout, k, edge, x, wt, m, np, y, work, lw) == LRMF_OK);
+    int bad = 0;
+    for (int64_t i = 0; i < np * cout; i++)
+      bad += !near(y[i], ry[i], TOL, rs[i]);
+    CHECK(bad == 0);
+    /* Input gradient: dx[q, ci] = Σ_p,co dy[p, co]·∂y[p, co]/∂x[q, ci],
+     * from the naive convolution of unit inputs (adjoint by columns). */
+    CHECK(K(conv2d_bwd_data)(n, h, w, cin, cout, k, edge, dy, wt, 0, m, dx, work, lw) == LRMF_OK);
+    CHECK(K(conv2d_bwd_data)(n, h, w, cin, cout, k, edge, dy, wt, m, np, dx, work, lw) == LRMF_OK);
+    bad = 0;
+    {
+      const int64_t ce = cin + edge, r = (k - 1) / 2;
+      for (int64_t q = 0; q < np; q++) {
+        const int64_t b = q / (h * w), i = (q % (h * w)) / w, j = q % w;
+        for (int64_t ci = 0; ci < cin; ci++) {
+          double sum = 0, sa = 0;
+          for (int64_t ky = 0; ky < k; ky++)
+            for (int64_t kx = 0; kx < k; kx++) {
+              /* output pixel p with p + off(ky, kx) = q */
+              const int64_t pi = i - (ky - r), pj = j - (kx - r);
+              if (pi < 0 || pi >= h || pj < 0 || pj >= w)
+                continue;
+              const int64_t p = (b * h + pi) * w + pj;
+              for (int64_t co = 0; co < cout; co++) {
+                const double t = (double)dy[p * cout + co] *
+                                 (double)wt[((ky * k + kx) * ce + ci) * cout + co];
+                sum += t;
+                sa += fabs(t);
+              }
+            }
+          bad += !near(dx[q * cin + ci], sum, TOL, sa);
+        }
+      }
+    }
+    CHECK(bad == 0);
+    /* Weight gradient over [0, np) and as two halves summed. */
+    CHECK(K(conv2d_bwd_filter)(n, h, w, cin, cout, k, edge, x, dy, 0, np, dw, work, lw) == LRMF_OK);
+    bad = 0;
+    {
+      const int64_t ce = cin + edge, r = (k - 1) / 2;
+      for (int64_t t = 0; t < k * k; t++)
+        for (int64_t ci = 0; ci < ce; ci++)
+          for (int64_t co = 0; co < cout; co++) {
+            double sum = 0, sa = 0;
+            for (int64_t p = 0; p < np; p++) {
+              const int64_t b = p / (h * w), i = (p % (h * w)) / w, j = p % w;
+              const int64_t yy = i + t / k - r, xx = j + t % k - r;
+              const int in = yy >= 0 && yy < h && xx >= 0 && xx < w;
+              double v = ci == cin ? (in ? 0.0 : 1.0)
+                                   : (in ? (double)x[((b * h + yy) * w + xx) * cin + ci] : 0.0);
+              sum += v * (double)dy[p * cout + co];
+              sa += fabs(v * (double)dy[p * cout + co]);
+            }
+            bad += !near(dw[(t * ce + ci) * cout + co], sum, TOL, sa);
+          }
+    }
+    CHECK(bad == 0);
+    free(x), free(wt), free(dy), free(y), free(dx), free(dw), free(work);
+    free(ry), free(rs);
+  }
+  /* Argument rules: EINVAL before any write. */
+  {
+    const int64_t lw = K(conv2d_work)(2, 3, 3, 1);
+    T *x = RAND(2 * 4 * 4 * 2), *wt = RAND(9 * 3 * 3), *y = CONST(32 * 3, TK_SENTINEL);
+    T *work = CONST(lw, 0), *dw = CONST(9 * 3 * 3, TK_SENTINEL);
+    CHECK(K(conv2d_work)(2, 3, 2, 1) == LRMF_EINVAL);   /* even k */
+    CHECK(K(conv2d_work)(2, 3, 65, 1) == LRMF_EINVAL);  /* k > 63 */
+    CHECK(K(conv2d_work)(2, 3, 3, 2) == LRMF_EINVAL);   /* edge */
+    CHECK(K(conv2d_work)(-1, 3, 3, 1) == LRMF_EINVAL);
+    CHECK(K(conv2d_work)(2, (1 << 20) + 1, 3, 1) == LRMF_EINVAL);
+    CHECK(K(conv2d_fwd)(2, 4, 4, 2, 3, 3, 1, x, wt, 0, 33, y, work, lw) == LRMF_EINVAL);
+    CHECK(K(conv2d_fwd)(2, 4, 4, 2, 3, 3, 1, x, wt, 5, 4, y, work, lw) == LRMF_EINVAL);
+    CHECK(K(conv2d_fwd)(2, 4, 4, 2, 3, 3, 1, x, wt, -1, 4, y, work, lw) == LRMF_EINVAL);
+    CHECK(K(conv2d_fwd)(2, 4, 4, 2, 3, 3, 1, x, wt, 0, 32, y, work, lw - 1) == LRMF_EINVAL);
+    CHECK(K(conv2d_fwd)(2, 4, 4, 2, 3, 3, 1, x, wt, 0, 32, y, NULL, lw) == LRMF_EINVAL);
+    CHECK(K(conv2d_fwd)(2, 4, 4, 2, 3, 3, 1, NULL, wt, 0, 32, y, work, lw) == LRMF_EINVAL);
+    CHECK(K(conv2d_fwd)(2, 4, 4, 2, 3, 3, 1, x, NULL, 0, 32, y, work, lw) == LRMF_EINVAL);
+    CHECK(K(conv2d_fwd)(2, 4, 4, 2, 3, 3, 4, x, wt, 0, 32, y, work, lw) == LRMF_EINVAL);
+    CHECK(K(conv2d_fwd)(-2, 4, 4, 2, 3, 3, 1, x, wt, 0, 0, y, work, lw) == LRMF_EINVAL);
+    CHECK(K(conv2d_bwd_data)(2, 4, 4, 2, 3, 3, 1, y, wt, 0, 32, x, work, lw - 1) == LRMF_EINVAL);
+    CHECK(K(conv2d_bwd_data)(2, 4, 4, 2, 3, 3, 1, NULL, wt, 0, 32, x, work, lw) == LRMF_EINVAL);
+    CHECK(K(conv2d_bwd_filter)(2, 4, 4, 2, 3, 3, 1, x, y, 0, 33, dw, work, lw) == LRMF_EINVAL);
+    CHECK(K(conv2d_bwd_filter)(2, 4, 4, 2, 3, 3, 1, x, y, 0, 32, dw, work, lw - 1) == LRMF_EINVAL);
+    CHECK(K(conv2d_bwd_filter)(2, 4, 4, 2, 3, 3, 1, x, NULL, 0, 32, dw, work, lw) == LRMF_EINVAL);
+    CHECK(UNTOUCHED(y, 32 * 3) && UNTOUCHED(dw, 9 * 3 * 3));
+    /* Empty ranges: nothing written, except the weight gradient (0). */
+    CHECK(K(conv2d_fwd)(2, 4, 4, 2, 3, 3, 1, NULL, NULL, 7, 7, NULL, NULL, 0) == LRMF_OK);
+    CHECK(K(conv2d_bwd_filter)(2, 4, 4, 2, 3, 3, 1, NULL, NULL, 7, 7, dw, NULL, 0) == LRMF_OK);
+    CHECK(TK_CAT(all_equal, TK_S)(dw, 9 * 3 * 3, 0.0));
+    CHECK(K(im2col)(2, 4, 4, 2, 3, 1, x, 0, 33, y) == LRMF_EINVAL);
+    /* The flipped weights: wf[(t, co), ci] = wt[(k²−1−t, ci), co]. */
+    T *wf = CONST(9 * 3 * 2, TK_SENTINEL);
+    CHECK(K(conv2d_flip)(2, 3, 2, 1, wt, wf) == LRMF_EINVAL);
+    CHECK(K(conv2d_flip)(2, 3, 3, 1, NULL, wf) == LRMF_EINVAL);
+    CHECK(UNTOUCHED(wf, 9 * 3 * 2));
+    CHECK(K(conv2d_flip)(2, 3, 3, 1, wt, wf) == LRMF_OK);
+    int fbad = 0;
+    for (int t = 0; t < 9; t++)
+      for (int co = 0; co < 3; co++)
+        for (int ci = 0; ci < 2; ci++)
+          fbad += wf[(t * 3 + co) * 2 + ci] != wt[((8 - t) * 3 + ci) * 3 + co];
+    CHECK(fbad == 0);
+    free(wf);
+    free(x), free(wt), free(y), free(work), free(dw);
+  }
+  return errs;
+}
+
+static int TEST(squeeze)(void) {
+  int errs = 0;
+  uint64_t seed = tk_seed(61);
+  const int64_t n = 2, h = 4, w = 6, c = 3, np = n * h * w * c;
+  T *x = RAND(np), *y = CONST(np, TK_SENTINEL), *x2 = CONST(np, TK_SENTINEL);
+  CHECK(K(squeeze)(n, h, w, c, x, y) == LRMF_OK);
+  int bad = 0;
+  for (int64_t b = 0; b < n; b++)
+    for (int64_t i = 0; i < h; i++)
+      for (int64_t j = 0; j < w; j++)
+        for (int64_t ci = 0; ci < c; ci++) {
+          const T want = x[((b * h + i) * w + j) * c + ci];
+          const T got = y[((b * (h / 2) + i / 2) * (w / 2) + j / 2) * 4 * c +
+                          ci * 4 + (i % 2) * 2 + j % 2];
+          bad += got != want;
+        }
+  CHECK(bad == 0);
+  CHECK(K(unsqueeze)(n, h, w, c, y, x2) == LRMF_OK);
+  CHECK(memcmp(x, x2, (size_t)np * sizeof(T)) == 0);
+  T *s = CONST(np, TK_SENTINEL);
+  CHECK(K(squeeze)(n, 3, w, c, x, s) == LRMF_EINVAL);
+  CHECK(K(squeeze)(n, h, 5, c, x, s) == LRMF_EINVAL);
+  CHECK(K(squeeze)(-1, h, w, c, x, s) == LRMF_EINVAL);
+  CHECK(K(squeeze)(n, h, w, c, NULL, s) == LRMF_EINVAL);
+  CHECK(K(unsqueeze)(n, h, w, c, y, NULL) == LRMF_EINVAL);
+  CHECK(K(unsqueeze)(n, h, w, (1 << 20) + 1, y, s) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, np));
+  CHECK(K(squeeze)(0, h, w, c, NULL, NULL) == LRMF_OK);
+  free(x), free(y), free(x2), free(s);
   return errs;
 }
 

@@ -126,7 +126,8 @@ type Backend struct {
 	idxBytes int64
 	seg      segState // SumSquares buffers (fused.go)
 
-	ode odeState // FFJORD scratch (ode.go)
+	ode odeState   // FFJORD scratch (ode.go)
+	img imageState // GLOW scratch (image.go)
 
 	stats Stats
 	name  string // device name

@@ -48,6 +48,10 @@ const (
 	kODERK4Bwd                      // O(P(0)) uuuuffuuuuuuuu
 	kODEDopri5                      // O(P(0)) uuuufffffuuuuuuuu
 	kODEDopri5Bwd                   // O(P(0)) uuuuuuuuuuuuu
+	kIm2col                         // R((P(8) - P(7)) * P(4) * P(4) * (P(3) + P(5))) uuuuuuuuuu
+	kConv2dFlip                     // R(P(2) * P(2) * P(0) * P(1)) uuuuuu
+	kSqueeze                        // R(P(0) * P(1) * P(2) * P(3)) uuuuuu
+	kUnsqueeze                      // R(P(0) * P(1) * P(2) * P(3)) uuuuuu
 	numKernels
 )
 
@@ -94,4 +98,8 @@ var kernelNames = [numKernels]string{
 	kODERK4Bwd:        "lrmf_k_ode_rk4_bwd",
 	kODEDopri5:        "lrmf_k_ode_dopri5",
 	kODEDopri5Bwd:     "lrmf_k_ode_dopri5_bwd",
+	kIm2col:           "lrmf_k_im2col",
+	kConv2dFlip:       "lrmf_k_conv2d_flip",
+	kSqueeze:          "lrmf_k_squeeze",
+	kUnsqueeze:        "lrmf_k_unsqueeze",
 }

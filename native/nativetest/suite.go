@@ -169,6 +169,7 @@ func Run(t *testing.T, b native.Backend) {
 	sub("LUSolve", testLUSolve)
 	sub("ODE", testODE)
 	sub("GMM", testGMM)
+	sub("Image", testImage)
 	sub("View", testView)
 	sub("Deterministic", testDeterministic)
 }

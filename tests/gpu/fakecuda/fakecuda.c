@@ -720,6 +720,31 @@ static int run_ode_rk4_bwd(const char *k, void **a) { return ode_launch(k, "ode_
 static int run_ode_dopri5(const char *k, void **a) { return ode_launch(k, "ode_dopri5", a); }
 static int run_ode_dopri5_bwd(const char *k, void **a) { return ode_launch(k, "ode_dopri5_bwd", a); }
 
+/* ---- images: the f32 CPU kernels (exact copies) ---- */
+static int run_im2col(const char *k, void **a) {
+	int64_t n = I(a, 0), h = I(a, 1), w = I(a, 2), c = I(a, 3), kk = I(a, 4), e = I(a, 5);
+	PTR(6, n * h * w * c, 0); PTR(9, (I(a, 8) - I(a, 7)) * kk * kk * (c + e), 0);
+	return lrmf_im2col_f32(n, h, w, c, kk, e, F(a, 6), I(a, 7), I(a, 8), F(a, 9));
+}
+
+static int run_conv2d_flip(const char *k, void **a) {
+	int64_t cin = I(a, 0), cout = I(a, 1), kk = I(a, 2), e = I(a, 3);
+	PTR(4, kk * kk * (cin + e) * cout, 0); PTR(5, kk * kk * cin * cout, 0);
+	return lrmf_conv2d_flip_f32(cin, cout, kk, e, F(a, 4), F(a, 5));
+}
+
+static int run_squeeze(const char *k, void **a) {
+	int64_t n = I(a, 0), h = I(a, 1), w = I(a, 2), c = I(a, 3);
+	PTR(4, n * h * w * c, 0); PTR(5, n * h * w * c, 0);
+	return lrmf_squeeze_f32(n, h, w, c, F(a, 4), F(a, 5));
+}
+
+static int run_unsqueeze(const char *k, void **a) {
+	int64_t n = I(a, 0), h = I(a, 1), w = I(a, 2), c = I(a, 3);
+	PTR(4, n * h * w * c, 0); PTR(5, n * h * w * c, 0);
+	return lrmf_unsqueeze_f32(n, h, w, c, F(a, 4), F(a, 5));
+}
+
 /* ---- the kernel table ---------------------------------------------------
  *
  * One entry per CUDA kernel of the kernel list (lrmf_kernel_list.def): its
