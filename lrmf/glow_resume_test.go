@@ -14,6 +14,6 @@ import (
 func TestResumeIsBitIdenticalGlow(t *testing.T) {
 	testResume(t, func(be native.Backend) Config {
 		o := model.ModelSpec{Kind: "glow", Blocks: 2, Hidden: 8}
-		return Config{Backend: be, Flow: o, Density: o, Steps: 60, LR: 1e-3, Seed: 7, FitOptions: FitOptions{FitSteps: 30, Batch: 64}}
+		return Config{Backend: be, Flow: o, Density: o, Steps: 60, LR: 1e-3, Seed: 7, Restarts: 1, FitOptions: FitOptions{FitSteps: 30, Batch: 64}}
 	})
 }
