@@ -3,6 +3,7 @@ package lrmf
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,40 +171,60 @@ func BenchmarkFFJORDStep(b *testing.B) {
 // and Hutchinson trace. LRMF_BENCH_ODE_PATHS (comma-separated: auto,
 // portable, avx2, avx512) times the given ODE code paths instead of auto;
 // tests/ffjord_vs_torch.sh runs both sides and prints the ratios.
+// LRMF_BENCH_THREADS (comma-separated, default 1) adds thread counts; names
+// then end in /threads=N (for the 2-against-1 scaling of the issue).
 func BenchmarkFFJORDStepVsTorch(b *testing.B) {
 	paths := []string{"auto"}
 	if p := os.Getenv("LRMF_BENCH_ODE_PATHS"); p != "" {
 		paths = strings.Split(p, ",")
 	}
+	threads := []string{"1"}
+	if t := os.Getenv("LRMF_BENCH_THREADS"); t != "" {
+		threads = strings.Split(t, ",")
+	}
 	for _, path := range paths {
 		for _, batch := range []int{256, 2000} {
 			for _, solver := range []string{"rk4", "dopri5"} {
 				for _, trace := range []string{"exact", "hutchinson"} {
-					o := model.FFJORDOptions{Blocks: 1, Solver: solver, Steps: 10, Trace: trace}
-					b.Run(fmt.Sprintf("path=%s/batch=%d/%s/%s", path, batch, solver, trace), func(b *testing.B) {
-						be, err := native.NewCPU(native.Float32, 1)
-						if err != nil {
-							b.Skip(err)
+					for _, th := range threads {
+						nt, err := strconv.Atoi(th)
+						if err != nil || nt < 1 {
+							b.Fatalf("LRMF_BENCH_THREADS: %q is not a thread count", th)
 						}
-						defer be.Close()
-						if err := be.(native.ODEPather).SetODEPath(path); err != nil {
-							b.Skip(err)
+						name := fmt.Sprintf("path=%s/batch=%d/%s/%s", path, batch, solver, trace)
+						if len(threads) > 1 || nt != 1 {
+							name += "/threads=" + th
 						}
-						j := newModelJoint(b, be, batch, model.FFJORDFlow(o), model.FFJORDDensity(o))
-						stats := func() model.SolverStats {
-							f, _ := model.SolverStatsOf(j.flow)
-							d, _ := model.SolverStatsOf(j.dens)
-							return f.Add(d)
-						}
-						var s0 model.SolverStats
-						timeSteps(b, j, func() { s0 = stats() })
-						d := stats().Sub(s0)
-						b.ReportMetric(d.NFEPerRow(), "NFE/row")
-					})
+						benchFFJORDVsTorch(b, name, path, batch, nt, model.FFJORDOptions{Blocks: 1, Solver: solver, Steps: 10, Trace: trace})
+					}
 				}
 			}
 		}
 	}
+}
+
+// benchFFJORDVsTorch runs one configuration of BenchmarkFFJORDStepVsTorch.
+func benchFFJORDVsTorch(b *testing.B, name, path string, batch, threads int, o model.FFJORDOptions) {
+	b.Run(name, func(b *testing.B) {
+		be, err := native.NewCPU(native.Float32, threads)
+		if err != nil {
+			b.Skip(err)
+		}
+		defer be.Close()
+		if err := be.(native.ODEPather).SetODEPath(path); err != nil {
+			b.Skip(err)
+		}
+		j := newModelJoint(b, be, batch, model.FFJORDFlow(o), model.FFJORDDensity(o))
+		stats := func() model.SolverStats {
+			f, _ := model.SolverStatsOf(j.flow)
+			d, _ := model.SolverStatsOf(j.dens)
+			return f.Add(d)
+		}
+		var s0 model.SolverStats
+		timeSteps(b, j, func() { s0 = stats() })
+		d := stats().Sub(s0)
+		b.ReportMetric(d.NFEPerRow(), "NFE/row")
+	})
 }
 
 // timeSteps takes one untimed joint step (it allocates the batch buffers
