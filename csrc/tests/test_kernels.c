@@ -1867,6 +1867,9 @@ static int TEST(lu_solve)(void) {
   CHECK(K(lu_solve)(0, d, NULL, NULL, NULL, NULL) == LRMF_OK);
   CHECK(K(lu_solve)(n, 0, NULL, NULL, NULL, NULL) == LRMF_OK);
   free(lu), free(y), free(x), free(s);
+  return errs;
+}
+
 /* ---- images (conv.inc) ---- */
 
 /* Naive double-precision k×k "same" convolution with the edge channel, the
