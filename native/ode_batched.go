@@ -79,6 +79,8 @@ type BatchedODE struct {
 	th, gth             *Tensor
 	w, b, gw, gbcol     []*Tensor
 	wz, wt, gwz, gwtcol *Tensor
+	views               [8]thetaViews // of the last θ and gradient tensors
+	viewNext            int
 	wz0                 *Tensor
 	cols                [8]colEntry
 	colNext             int
@@ -148,6 +150,7 @@ func (o *BatchedODE) setup(n int, dims []int, k int) {
 		o.c = 1 / float64(k)
 	}
 	o.th, o.gth = nil, nil
+	clear(o.views[:])
 	o.rk = rk4Scratch{}
 	o.dp = nil
 	N := max(n, 1)
@@ -205,26 +208,52 @@ func (o *BatchedODE) setup(n int, dims []int, k int) {
 	o.adbarLm = Reshape(o.adbarL, m, N*d)
 }
 
-// params points the weight views at theta (once per θ tensor).
+// params points the weight views at theta. The views of the last few θ
+// tensors are kept (a flow of several blocks alternates between them), so
+// steady-state calls allocate nothing.
 func (o *BatchedODE) params(theta *Tensor) {
 	if o.th == theta {
 		return
 	}
-	o.th = theta
-	o.w, o.b = o.layerViews(theta, o.w[:0], o.b[:0], false)
-	o.wz = o.View(o.w[0], 0, o.d)
-	o.wt = o.View(o.w[0], o.d, o.d+1)
+	v := o.viewsOf(theta, false)
+	o.th, o.w, o.b, o.wz, o.wt = theta, v.w, v.b, v.wz, v.wt
 }
 
-// grads points the gradient views at gtheta (once per tensor).
+// grads points the gradient views at gtheta (as params).
 func (o *BatchedODE) grads(gtheta *Tensor) {
 	if o.gth == gtheta {
 		return
 	}
-	o.gth = gtheta
-	o.gw, o.gbcol = o.layerViews(gtheta, o.gw[:0], o.gbcol[:0], true)
-	o.gwz = o.View(o.gw[0], 0, o.d)
-	o.gwtcol = Reshape(o.View(o.gw[0], o.d, o.d+1), o.dims[1], 1)
+	v := o.viewsOf(gtheta, true)
+	o.gth, o.gw, o.gbcol, o.gwz, o.gwtcol = gtheta, v.w, v.b, v.wz, v.wt
+}
+
+// thetaViews are the layer views of one θ-shaped tensor: W_l, b_l (1×out,
+// or out×1 for gradients), W_0[:D] and W_0[D] (1×H_1, or H_1×1).
+type thetaViews struct {
+	t      *Tensor
+	grad   bool
+	w, b   []*Tensor
+	wz, wt *Tensor
+}
+
+// viewsOf returns t's views from the cache, making them if absent.
+func (o *BatchedODE) viewsOf(t *Tensor, grad bool) *thetaViews {
+	for i := range o.views {
+		if v := &o.views[i]; v.t == t && v.grad == grad {
+			return v
+		}
+	}
+	v := &o.views[o.viewNext]
+	o.viewNext = (o.viewNext + 1) % len(o.views)
+	*v = thetaViews{t: t, grad: grad}
+	v.w, v.b = o.layerViews(t, nil, nil, grad)
+	v.wz = o.View(v.w[0], 0, o.d)
+	v.wt = o.View(v.w[0], o.d, o.d+1)
+	if grad {
+		v.wt = Reshape(v.wt, o.dims[1], 1)
+	}
+	return v
 }
 
 // layerViews returns W_l (din×dout) and b_l (1×dout, or dout×1 when col)
@@ -579,4 +608,11 @@ func (o *BatchedODE) ODESolveDopri5(z1, logdet, z0, theta, eps *Tensor, dims []i
 func (o *BatchedODE) ODESolveDopri5Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
 	n, d, k := CheckODESolveDopri5Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 	return o.dopri5("ODESolveDopri5Record", tape, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+}
+
+// Recorded reports whether tape holds a solve this BatchedODE recorded (so
+// a backend that runs it for some networks knows whose Backward to call).
+func (o *BatchedODE) Recorded(tape *ODETape) bool {
+	bt, _ := tape.Ext.(*batchTape)
+	return bt != nil && bt.owner == o
 }
