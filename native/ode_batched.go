@@ -53,6 +53,7 @@ type BatchedODE struct {
 	onesNcol, onesMcol, onesMrow, onesD, onesDrow *Tensor
 	v                                             *Tensor   // (m·n)×D directions
 	vb                                            []*Tensor // its m blocks
+	vm                                            *Tensor   // v as m×(n·D)
 	vhost                                         []float64
 
 	bias0  *Tensor   // b_0 + t·W_0[D] (vector of H_1, or of D without hidden layers)
@@ -158,6 +159,7 @@ func (o *BatchedODE) setup(n int, dims []int, k int) {
 	ones := func(r, c int) *Tensor { t := o.New(r, c); o.Fill(t, 1); return t }
 	o.onesNcol, o.onesMcol, o.onesMrow, o.onesD, o.onesDrow = ones(N, 1), ones(m, 1), ones(1, m), ones(d, 1), ones(1, d)
 	o.v = o.New(M, d)
+	o.vm = Reshape(o.v, m, N*d)
 	o.vb = o.vb[:0]
 	for p := 0; p < m; p++ {
 		o.vb = append(o.vb, o.View(o.v, p*N, (p+1)*N))
@@ -379,8 +381,13 @@ func (o *BatchedODE) vjp(z *Tensor, t float64, tv, az, atr, gz *Tensor) {
 	L := o.nh
 	// Ǡ_L = c·atr_i·V_p[i]: atr spread over the columns and directions.
 	o.Gemm(false, false, o.c, atr, o.onesDrow, 0, o.nd)
-	o.Gemm(false, false, 1, o.onesMcol, o.ndflat, 0, o.adbarLm)
-	o.hadamard(o.adbarL, o.adbarL, o.v)
+	if o.k == 0 {
+		// V is 0/1: the GEMM's mask epilogue applies it.
+		o.GemmEx(false, false, 1, o.onesMcol, 0, o.ndflat, 0, o.adbarLm, 0, Epilogue{Mask: o.vm})
+	} else {
+		o.Gemm(false, false, 1, o.onesMcol, o.ndflat, 0, o.adbarLm)
+		o.hadamard(o.adbarL, o.adbarL, o.v)
+	}
 	abar, adbar := az, o.adbarL
 	for l := L; l >= 0; l-- {
 		in, tin := z, o.v

@@ -3,6 +3,7 @@ package native_test
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/lrmf-go/lrmf/internal/sanitize"
@@ -277,6 +278,55 @@ func TestCPUBatchedODEAllocatesNothing(t *testing.T) {
 			}
 			if a := testing.AllocsPerRun(5, f); a != 0 {
 				t.Errorf("%v %s: %.1f allocations per call, want 0", dt, name, a)
+			}
+		}
+	}
+}
+
+// BenchmarkCPUODEBatchedD32 compares the cpu backend's FFJORD paths — the
+// row kernels ("auto": the widest SIMD path) and "batched" — at D = 32
+// (dynamics [33, 64, 64, 64, 32]), batch 256, 1 thread: a recorded
+// RK4(10) solve and its backward pass, exact trace and one Hutchinson
+// probe, float32 and float64.
+func BenchmarkCPUODEBatchedD32(b *testing.B) {
+	dims := []int{33, 64, 64, 64, 32}
+	const n = 256
+	d, np := dims[len(dims)-1], native.ODENumParams(dims)
+	for _, dt := range []native.DType{native.Float32, native.Float64} {
+		for _, path := range []string{"auto", "batched"} {
+			for _, k := range []int{0, 1} {
+				b.Run(fmt.Sprintf("%v/path=%s/k=%d/rk4-10+backward", dt, path, k), func(b *testing.B) {
+					be, err := native.NewCPU(dt, 1)
+					if err != nil {
+						b.Skip(err)
+					}
+					defer be.Close()
+					if err := be.(native.ODEPather).SetODEPath(path); err != nil {
+						b.Fatal(err)
+					}
+					ob := be.(native.ODEBackend)
+					rng := rand.New(rand.NewPCG(1, 2))
+					up := func(r, c int, s float64) *native.Tensor {
+						v := make([]float64, r*c)
+						for i := range v {
+							v[i] = s * (2*rng.Float64() - 1)
+						}
+						t := be.New(r, c)
+						be.Upload(t, v)
+						return t
+					}
+					z0, th, a1, ald := up(n, d, 1.5), up(1, np, 0.15), up(n, d, 1), up(n, 1, 1)
+					var eps *native.Tensor
+					if k > 0 {
+						eps = up(n, k*d, 1)
+					}
+					z1, ld, gz, g := be.New(n, d), be.New(n, 1), be.New(n, d), be.New(1, np)
+					var tape native.ODETape
+					for b.Loop() {
+						ob.ODESolveRK4Record(&tape, z1, ld, z0, th, eps, dims, 0, 1, 10)
+						ob.ODESolveRK4Backward(gz, g, a1, ald, th, eps, dims, &tape)
+					}
+				})
 			}
 		}
 	}
