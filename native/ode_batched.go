@@ -1,6 +1,9 @@
 package native
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // BatchedODE is the FFJORD operations of ODEBackend (see ode.go for the
 // maths) computed with the dynamics' layers as GEMMs over all rows of a
@@ -44,7 +47,20 @@ import "fmt"
 // concurrent use.
 type BatchedODE struct {
 	Backend
+	*batchShape // the buffers of the current call's shape
 
+	// The last few shapes' buffers: an LRMF step alternates the flow's
+	// batch and the density's (twice as large).
+	shapes    [4]*batchShape
+	shapeNext int
+
+	had     map[[2]int]*hadScratch
+	cols    [8]colEntry
+	colNext int
+}
+
+// batchShape holds the buffers of one shape (n rows, dims, k probes).
+type batchShape struct {
 	dims       []int
 	n, d, k, m int
 	nh         int // hidden layers
@@ -74,20 +90,14 @@ type BatchedODE struct {
 	adbar, indb, qx, qxm     []*Tensor // (m·n)×w_l, qx as m×(n·w)
 	adbarL, adbarLm          *Tensor   // (m·n)×D, as m×(n·D)
 
-	had map[[2]int]*hadScratch
-
 	// θ and gradient views, rebuilt when the tensors change.
 	th, gth             *Tensor
 	w, b, gw, gbcol     []*Tensor
 	wz, wt, gwz, gwtcol *Tensor
 	views               [8]thetaViews // of the last θ and gradient tensors
 	viewNext            int
-	wz0                 *Tensor
-	cols                [8]colEntry
-	colNext             int
 	rk                  rk4Scratch
 	dp                  *dpScratch
-	stats               ODEStats
 }
 
 // colEntry caches an n×1 view of a caller's vector.
@@ -98,7 +108,6 @@ type hadScratch struct{ zh, dh, zl *Tensor }
 
 // rk4Scratch holds the RK4 solver's states.
 type rk4Scratch struct {
-	n, d     int
 	y, yt, l *Tensor
 	kz       [4]*Tensor
 	kt       [4]*Tensor
@@ -106,7 +115,6 @@ type rk4Scratch struct {
 	kbz      [4]*Tensor
 	kbt      [4]*Tensor
 	yb, ybs  *Tensor
-	ldb      *Tensor
 	fz, ft   *Tensor
 }
 
@@ -137,23 +145,21 @@ func (o *BatchedODE) setup(n int, dims []int, k int) {
 	if m == 0 {
 		m = d
 	}
-	same := o.n == n && o.k == k && len(o.dims) == len(dims) && o.v != nil
-	for i := 0; same && i < len(dims); i++ {
-		same = o.dims[i] == dims[i]
+	for _, sh := range o.shapes {
+		if sh != nil && sh.n == n && sh.k == k && slices.Equal(sh.dims, dims) {
+			o.batchShape = sh
+			return
+		}
 	}
-	if same {
-		return
-	}
+	o.batchShape = &batchShape{}
+	o.shapes[o.shapeNext] = o.batchShape
+	o.shapeNext = (o.shapeNext + 1) % len(o.shapes)
 	o.dims = append(o.dims[:0], dims...)
 	o.n, o.d, o.k, o.m, o.nh = n, d, k, m, len(dims)-2
 	o.c = 1
 	if k > 0 {
 		o.c = 1 / float64(k)
 	}
-	o.th, o.gth = nil, nil
-	clear(o.views[:])
-	o.rk = rk4Scratch{}
-	o.dp = nil
 	N := max(n, 1)
 	M := m * N
 	ones := func(r, c int) *Tensor { t := o.New(r, c); o.Fill(t, 1); return t }
@@ -463,13 +469,12 @@ func (o *BatchedODE) rk4Buffers() *rk4Scratch {
 		return r
 	}
 	n, d := o.n, o.d
-	r.n, r.d = n, d
 	r.y, r.yt, r.l = o.New(n, d), o.New(n, d), o.New(n, 1)
 	for q := 0; q < 4; q++ {
 		r.kz[q], r.kt[q] = o.New(n, d), o.New(n, 1)
 		r.ys[q], r.kbz[q], r.kbt[q] = o.New(n, d), o.New(n, d), o.New(n, 1)
 	}
-	r.yb, r.ybs, r.ldb = o.New(n, d), o.New(n, d), o.New(n, 1)
+	r.yb, r.ybs = o.New(n, d), o.New(n, d)
 	r.fz, r.ft = o.New(n, d), o.New(n, 1)
 	return r
 }

@@ -229,7 +229,8 @@ func TestBatchedODEFiniteDifferences(t *testing.T) {
 
 // The cpu backend's batched path allocates nothing per call once its
 // buffers exist (same shapes as before), float32 and float64, including a
-// flow of two blocks alternating θ tensors.
+// flow of two blocks alternating θ tensors and calls alternating two batch
+// sizes (an LRMF step's flow and density).
 func TestCPUBatchedODEAllocatesNothing(t *testing.T) {
 	sanitize.SkipAllocationCounts(t)
 	dims := []int{9, 12, 10, 8}
@@ -245,6 +246,7 @@ func TestCPUBatchedODEAllocatesNothing(t *testing.T) {
 		b := be.(native.ODEBackend)
 		n, d, np := 40, 8, native.ODENumParams(dims)
 		z, eps := b.New(n, d), b.New(n, 2*d)
+		z2, dz2, tr2 := b.New(2*n, d), b.New(2*n, d), b.New(2*n, 1)
 		th := [2]*native.Tensor{b.New(1, np), b.New(1, np)}
 		b.Fill(th[0], 0.1)
 		b.Fill(th[1], -0.05)
@@ -265,6 +267,10 @@ func TestCPUBatchedODEAllocatesNothing(t *testing.T) {
 				for i := range tapes {
 					b.ODESolveRK4Backward(gz, g, a1, ald, th[i], eps, dims, &tapes[i])
 				}
+			},
+			"RK4 at two batch sizes": func() {
+				b.ODESolveRK4(dz, tr, z, th[0], nil, dims, 0, 1, 2)
+				b.ODESolveRK4(dz2, tr2, z2, th[1], nil, dims, 0, 1, 2)
 			},
 			"Dopri5Record+Backward": func() {
 				if _, err := b.ODESolveDopri5Record(&tapes[0], dz, tr, z, th[0], nil, dims, 0, 1, opt); err != nil {

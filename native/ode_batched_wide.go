@@ -22,12 +22,19 @@ type odeMethods interface {
 type wideODE struct {
 	out   Backend
 	in    *BatchedODE
-	slots map[string]*Tensor
+	slots map[slotKey]*Tensor
 	buf   []float64
 }
 
+// slotKey names an inner tensor: the argument it stands for and its shape
+// (kept per shape, since calls may alternate batch sizes).
+type slotKey struct {
+	role       string
+	rows, cols int
+}
+
 func newWideODE(out Backend, in *BatchedODE) *wideODE {
-	return &wideODE{out: out, in: in, slots: map[string]*Tensor{}}
+	return &wideODE{out: out, in: in, slots: map[slotKey]*Tensor{}}
 }
 
 // slot returns the inner tensor of role shaped like x (nil for nil).
@@ -35,10 +42,11 @@ func (w *wideODE) slot(role string, x *Tensor) *Tensor {
 	if x == nil {
 		return nil
 	}
-	t := w.slots[role]
-	if t == nil || t.rows != x.rows || t.cols != x.cols {
+	key := slotKey{role, x.rows, x.cols}
+	t := w.slots[key]
+	if t == nil {
 		t = w.in.New(x.rows, x.cols)
-		w.slots[role] = t
+		w.slots[key] = t
 	}
 	return t
 }
