@@ -30,19 +30,24 @@ import (
 // Solvers: RK4 as the row kernels (fixed steps; the same maths, so the
 // results agree to rounding). Dormand–Prince: the step size, the error
 // test and the accept/reject decision are per row, as in the row kernels
-// and the reference, with the control on the host: each attempt reads back
-// the rows' states, 5th-order solutions and error estimates ((D+1) values
-// each, three read-backs per attempt) and rows that are finished or
-// rejected take a zero step. The backward passes replay the recorded
+// and the reference, with the control on the host: each attempt uploads
+// the rows' times and signed steps (0 for the rows that are finished),
+// reads back their 5th-order solutions and error estimates (4 read-backs),
+// and, when some row accepts, reads back the last stage and uploads the
+// selected states (the host keeps each row's state; a rejected row's
+// values never reach it). The backward passes replay the recorded
 // stages exactly (discretize-then-optimize), as the row kernels do.
 //
 // Precision: everything is computed in the backend's element type
 // (float32 on the cpu and cuda backends), with sums in the GEMMs; the row
 // kernels compute a row in double.
 //
-// Memory: per stage, 3 (m·n)×w tensors per hidden layer of width w;
+// Memory: 6 (m·n)×w tensors per hidden layer of width w (tangents,
+// replicated activations, VJP adjoints) and the elementwise products'
+// (m·n)×2w scratch, for each of the last 4 shapes (n, dims, k) used;
 // recorded RK4 solves keep steps·n×D states in the backend's memory
-// (ODETape.Ext). A BatchedODE keeps its buffers for the largest call and
+// (ODETape.Ext), Dormand–Prince ones an n×D state per attempt in which a
+// row accepted a step. A BatchedODE keeps its buffers for the largest call and
 // reuses them: steady-state calls allocate nothing. Not safe for
 // concurrent use.
 type BatchedODE struct {
