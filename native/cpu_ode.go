@@ -14,19 +14,26 @@ var _ ODEBackend = (*cpu[float64])(nil)
 var _ ODEPather = (*cpu[float64])(nil)
 
 // ODEPaths lists the code paths of the FFJORD kernels this CPU runs:
-// "portable" and, on x86-64 CPUs with them, "avx2" and "avx512".
+// "portable" and, on x86-64 CPUs with them, "avx2" and "avx512" (the row
+// kernels), then "batched" (BatchedODE over this backend's GEMMs).
 func (c *cpu[T]) ODEPaths() []string {
 	var names []string
 	for _, isa := range bindings.ODEISAs() {
 		names = append(names, isa.String())
 	}
-	return names
+	return append(names, "batched")
 }
 
-// SetODEPath forces one of ODEPaths ("auto": the widest, the default).
+// SetODEPath forces one of ODEPaths ("auto": the default, the widest row
+// kernels).
 func (c *cpu[T]) SetODEPath(name string) error {
+	c.ode.batched = false
 	if name == "auto" {
 		c.ode.isa = bindings.ODEAuto
+		return nil
+	}
+	if name == "batched" {
+		c.ode.isa, c.ode.batched = bindings.ODEAuto, true
 		return nil
 	}
 	for _, isa := range bindings.ODEISAs() {
@@ -49,6 +56,53 @@ type cpuODE struct {
 	nfe, accep []int           // per block
 	vjp        []int           // per block (backward passes)
 	isa        bindings.ODEISA // code path of the kernels (SetODEPath)
+	batched    bool            // the "batched" path (SetODEPath)
+	bat        odeMethods      // the batched path, made on first use
+}
+
+// batch returns the batched path when it is selected, else nil.
+func (c *cpu[T]) batch() odeMethods {
+	if !c.ode.batched {
+		return nil
+	}
+	return c.batchODE()
+}
+
+// batchODE returns the backend's batched path (made on first use): a
+// BatchedODE over this backend in float64; in float32, one over a float64
+// twin sharing this backend's threads, so that it computes in double like
+// the row kernels (wideODE).
+func (c *cpu[T]) batchODE() odeMethods {
+	if c.ode.bat == nil {
+		if c.dt == Float64 {
+			c.ode.bat = NewBatchedODE(c)
+		} else {
+			c.ode.bat = newWideODE(c, NewBatchedODE(newCPUOnPool[float64](Float64, c.pool)))
+		}
+	}
+	return c.ode.bat
+}
+
+// newCPUOnPool is newCPU on an existing pool (whose owner closes it).
+func newCPUOnPool[T bindings.Float](dt DType, p *pool) *cpu[T] {
+	c := &cpu[T]{dt: dt, pool: p}
+	c.block = c.runBlock
+	c.errs = make([]error, p.threads)
+	c.gemmWork = make([][]T, p.threads)
+	c.dpart = make([][]float64, p.threads)
+	c.dsum = make([]float64, p.threads)
+	return c
+}
+
+// batchTapeOf returns the batched path that recorded tape, or nil when
+// the row kernels did.
+func (c *cpu[T]) batchTapeOf(tape *ODETape) odeMethods {
+	if tape != nil {
+		if _, ok := tape.Ext.(*batchTape); ok {
+			return c.batchODE()
+		}
+	}
+	return nil
 }
 
 // setODE stores dims (as int64, reallocated only when they change), k and
@@ -129,6 +183,10 @@ func (j *odeFuncForwardJob[T]) block(c *cpu[T], blk, lo, hi int) error {
 }
 
 func (c *cpu[T]) ODEFuncForward(dz, trace, z, theta, eps *Tensor, dims []int, t float64) {
+	if bo := c.batch(); bo != nil {
+		bo.ODEFuncForward(dz, trace, z, theta, eps, dims, t)
+		return
+	}
 	n, d, k := CheckODEFuncForward(dz, trace, z, theta, eps, dims)
 	nb := c.pool.split(n, odeCost(dims, k))
 	c.setODE(dims, k, d, nb)
@@ -152,6 +210,10 @@ func (j *odeFuncVJPJob[T]) block(c *cpu[T], blk, lo, hi int) error {
 }
 
 func (c *cpu[T]) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *Tensor, dims []int, t float64) {
+	if bo := c.batch(); bo != nil {
+		bo.ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr, dims, t)
+		return
+	}
 	n, d, k := CheckODEFuncVJP(gz, gtheta, z, theta, eps, az, atr, dims)
 	nb := c.pool.split(n, 3*odeCost(dims, k))
 	c.setODE(dims, k, d, nb)
@@ -188,11 +250,17 @@ func (j *odeRK4Job[T]) block(c *cpu[T], blk, lo, hi int) error {
 }
 
 func (c *cpu[T]) ODESolveRK4(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
+	if bo := c.batch(); bo != nil {
+		return bo.ODESolveRK4(z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	}
 	n, d, k := CheckODESolveRK4(z1, logdet, z0, theta, eps, dims, t0, t1, steps)
 	return c.rk4(nil, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
 }
 
 func (c *cpu[T]) ODESolveRK4Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats {
+	if bo := c.batch(); bo != nil {
+		return bo.ODESolveRK4Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	}
 	n, d, k := CheckODESolveRK4Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
 	return c.rk4(tape, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
 }
@@ -241,11 +309,17 @@ func (j *odeDopri5Job[T]) block(c *cpu[T], blk, lo, hi int) error {
 }
 
 func (c *cpu[T]) ODESolveDopri5(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
+	if bo := c.batch(); bo != nil {
+		return bo.ODESolveDopri5(z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	}
 	n, d, k := CheckODESolveDopri5(z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 	return c.dopri5("ODESolveDopri5", nil, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 }
 
 func (c *cpu[T]) ODESolveDopri5Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error) {
+	if bo := c.batch(); bo != nil {
+		return bo.ODESolveDopri5Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	}
 	n, d, k := CheckODESolveDopri5Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 	return c.dopri5("ODESolveDopri5Record", tape, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 }
@@ -319,6 +393,9 @@ func (j *odeRK4BackwardJob[T]) block(c *cpu[T], blk, lo, hi int) error {
 }
 
 func (c *cpu[T]) ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) ODEStats {
+	if bo := c.batchTapeOf(tape); bo != nil {
+		return bo.ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	}
 	n, d, k := CheckODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
 	mustHostTape("ODESolveRK4Backward", tape)
 	j := &c.jobs.rk4Bwd
@@ -339,6 +416,9 @@ func (j *odeDopri5BackwardJob[T]) block(c *cpu[T], blk, lo, hi int) error {
 }
 
 func (c *cpu[T]) ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) ODEStats {
+	if bo := c.batchTapeOf(tape); bo != nil {
+		return bo.ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	}
 	n, d, k := CheckODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
 	mustHostTape("ODESolveDopri5Backward", tape)
 	j := &c.jobs.dopri5Bwd

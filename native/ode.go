@@ -213,7 +213,8 @@ type ODELimiter interface {
 // agree to rounding); tests and benchmarks compare them. The cpu backend
 // has "portable" (one row at a time: the per-row code the CUDA kernels
 // share), "avx2" and "avx512" (4 or 8 rows per vector instruction, one row
-// per lane). By default ("auto") the backend picks the path per call.
+// per lane) and "batched" (BatchedODE: the layers as GEMMs over all rows
+// of a stage). By default ("auto") the backend picks the path per call.
 type ODEPather interface {
 	// ODEPaths lists the paths this backend runs on this machine.
 	ODEPaths() []string

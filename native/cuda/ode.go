@@ -26,8 +26,13 @@ import (
 // frame, which bounds the network: D ≤ 8, tangent directions (D for the
 // exact trace, k probes otherwise) ≤ 8, every width ≤ 32, Σ hidden widths
 // ≤ 96, (directions)·Σ hidden ≤ 384, at most 8 entries in dims. The
-// paper's [D+1, 16, 16, 16, D] fits for D ≤ 8. Larger networks panic with
-// a message naming the limit.
+// paper's [D+1, 16, 16, 16, D] fits for D ≤ 8. Larger networks run on
+// native.BatchedODE over this backend's operations (cuBLAS GEMMs over all
+// rows and directions of a stage, in float32), chosen per call; a tape
+// recorded that way goes back to it for the backward pass. Its
+// Dormand–Prince control is per row on the host (a few read-backs per
+// attempt), and its float32 stages make the step sequence differ from the
+// double-precision kernels' at tolerances near float32 resolution.
 //
 // A Dormand–Prince solve reads back 3 int64s per row (status, f
 // evaluations, accepted steps) to report the statistics and the first
@@ -59,9 +64,10 @@ const (
 // odeState is the backend's FFJORD scratch, grown to the largest call and
 // reused.
 type odeState struct {
-	dims     []int64 // dims last uploaded to dimsBuf
-	dimsBuf  *buffer // odeMaxNL int64s
-	gpart    *buffer // per-row θ-gradients, np×n doubles
+	bat      *native.BatchedODE // networks beyond the frame (made on first use)
+	dims     []int64            // dims last uploaded to dimsBuf
+	dimsBuf  *buffer            // odeMaxNL int64s
+	gpart    *buffer            // per-row θ-gradients, np×n doubles
 	gpartCap int64
 	info     *buffer // status, f evaluations, accepted steps: 3×n int64s
 	infoCap  int64
@@ -178,6 +184,10 @@ func (b *Backend) tapeFor(tape *native.ODETape) *odeTape {
 func (b *Backend) ODEFuncForward(dz, trace, z, theta, eps *native.Tensor, dims []int, t float64) {
 	const op = "ODEFuncForward"
 	n, _, k := native.CheckODEFuncForward(dz, trace, z, theta, eps, dims)
+	if bo := b.batched(dims, k); bo != nil {
+		bo.ODEFuncForward(dz, trace, z, theta, eps, dims, t)
+		return
+	}
 	np := checkODELimits(op, dims, k)
 	if n == 0 {
 		return
@@ -194,6 +204,10 @@ func (b *Backend) ODEFuncForward(dz, trace, z, theta, eps *native.Tensor, dims [
 func (b *Backend) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *native.Tensor, dims []int, t float64) {
 	const op = "ODEFuncVJP"
 	n, _, k := native.CheckODEFuncVJP(gz, gtheta, z, theta, eps, az, atr, dims)
+	if bo := b.batched(dims, k); bo != nil {
+		bo.ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr, dims, t)
+		return
+	}
 	np := checkODELimits(op, dims, k)
 	b.enter()
 	defer b.leave()
@@ -207,6 +221,9 @@ func (b *Backend) ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *native.Tensor, 
 // launch for the batch).
 func (b *Backend) ODESolveRK4(z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, steps int) native.ODEStats {
 	n, d, k := native.CheckODESolveRK4(z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	if bo := b.batched(dims, k); bo != nil {
+		return bo.ODESolveRK4(z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	}
 	return b.rk4("ODESolveRK4", nil, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
 }
 
@@ -214,6 +231,9 @@ func (b *Backend) ODESolveRK4(z1, logdet, z0, theta, eps *native.Tensor, dims []
 // the device, in tape.
 func (b *Backend) ODESolveRK4Record(tape *native.ODETape, z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, steps int) native.ODEStats {
 	n, d, k := native.CheckODESolveRK4Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	if bo := b.batched(dims, k); bo != nil {
+		return bo.ODESolveRK4Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
+	}
 	return b.rk4("ODESolveRK4Record", tape, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, steps)
 }
 
@@ -245,6 +265,9 @@ func (b *Backend) rk4(op string, tape *native.ODETape, n, d, k int, z1, logdet, 
 // read-back of the rows' status and counts).
 func (b *Backend) ODESolveDopri5(z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, opt native.Dopri5Options) (native.ODEStats, error) {
 	n, d, k := native.CheckODESolveDopri5(z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	if bo := b.batched(dims, k); bo != nil {
+		return bo.ODESolveDopri5(z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	}
 	return b.dopri5("ODESolveDopri5", nil, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 }
 
@@ -252,6 +275,9 @@ func (b *Backend) ODESolveDopri5(z1, logdet, z0, theta, eps *native.Tensor, dims
 // steps on the device, in tape.
 func (b *Backend) ODESolveDopri5Record(tape *native.ODETape, z1, logdet, z0, theta, eps *native.Tensor, dims []int, t0, t1 float64, opt native.Dopri5Options) (native.ODEStats, error) {
 	n, d, k := native.CheckODESolveDopri5Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	if bo := b.batched(dims, k); bo != nil {
+		return bo.ODESolveDopri5Record(tape, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
+	}
 	return b.dopri5("ODESolveDopri5Record", tape, n, d, k, z1, logdet, z0, theta, eps, dims, t0, t1, opt)
 }
 
@@ -325,6 +351,9 @@ func (b *Backend) ownTape(op string, tape *native.ODETape, dopri5 bool) *odeTape
 func (b *Backend) ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *native.Tensor, dims []int, tape *native.ODETape) native.ODEStats {
 	const op = "ODESolveRK4Backward"
 	n, _, k := native.CheckODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	if bo := b.ode.bat; bo != nil && bo.Recorded(tape) {
+		return bo.ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	}
 	et := b.ownTape(op, tape, false)
 	np := checkODELimits(op, dims, k)
 	b.enter()
@@ -341,6 +370,9 @@ func (b *Backend) ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *native.T
 func (b *Backend) ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *native.Tensor, dims []int, tape *native.ODETape) native.ODEStats {
 	const op = "ODESolveDopri5Backward"
 	n, _, k := native.CheckODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	if bo := b.ode.bat; bo != nil && bo.Recorded(tape) {
+		return bo.ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps, dims, tape)
+	}
 	et := b.ownTape(op, tape, true)
 	np := checkODELimits(op, dims, k)
 	b.enter()
@@ -354,16 +386,47 @@ func (b *Backend) ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *nativ
 
 // ---- frame limits ----------------------------------------------------------
 
-// ODESupports implements native.ODELimiter: it returns an error unless
-// dims with k probes (0: exact trace) fit the kernels' per-thread frame.
+// ODESupports implements native.ODELimiter: every valid network runs,
+// within the kernels' per-thread frame on the row kernels and beyond it on
+// native.BatchedODE, so it returns an error only for invalid dims or k.
 func (b *Backend) ODESupports(dims []int, k int) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%v", r)
 		}
 	}()
-	checkODELimits("ODESupports", dims, k)
+	native.ODENumParams(dims)
+	if k < 0 {
+		return fmt.Errorf("native: cuda: ODESupports: %d probes", k)
+	}
 	return nil
+}
+
+// ODERowKernels reports whether dims with k probes (0: exact trace) fit
+// the row kernels' per-thread frame; the others run on native.BatchedODE.
+func (b *Backend) ODERowKernels(dims []int, k int) bool { return fitsFrame(dims, k) }
+
+// batched returns the batched path when dims with k probes exceed the
+// kernels' frame, else nil.
+func (b *Backend) batched(dims []int, k int) *native.BatchedODE {
+	if fitsFrame(dims, k) {
+		return nil
+	}
+	if b.ode.bat == nil {
+		b.ode.bat = native.NewBatchedODE(b)
+	}
+	return b.ode.bat
+}
+
+// fitsFrame reports whether checkODELimits accepts dims and k.
+func fitsFrame(dims []int, k int) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	checkODELimits("fitsFrame", dims, k)
+	return true
 }
 
 // checkODELimits panics unless dims and k fit the kernels' per-thread

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lrmf-go/lrmf/internal/testseed"
+	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/native"
 )
 
@@ -167,29 +168,242 @@ func TestODETapeOwnership(t *testing.T) {
 	}
 }
 
-// TestODELimits: a network beyond the kernels' per-thread frame panics
-// with a message naming the limits, before anything is launched.
+// TestODELimits: a network beyond the kernels' per-thread frame runs on
+// the batched path (native.BatchedODE over this backend), chosen per call,
+// and matches the reference.
 func TestODELimits(t *testing.T) {
 	gpu := newTestBackend(t)
 	dims := []int{3, 64, 2} // width 64 > 32
-	z, th := gpu.New(2, 2), gpu.New(1, native.ODENumParams(dims))
-	msg := panicMessage(func() { gpu.ODEFuncForward(gpu.New(2, 2), gpu.New(2, 1), z, th, nil, dims, 0) })
-	if !strings.Contains(msg, "exceed the CUDA kernels' limits") {
-		t.Errorf("width 64: panic %q", msg)
+	if gpu.ODERowKernels(dims, 0) || !gpu.ODERowKernels(odePaperDims, 0) {
+		t.Fatalf("ODERowKernels: width 64 %v, the paper's network %v", gpu.ODERowKernels(dims, 0), gpu.ODERowKernels(odePaperDims, 0))
+	}
+	ref := native.NewRef().(native.ODEBackend)
+	in := newODEInputs(gpu, dims, 5, 0, testseed.Seed(t))
+	rin := newODEInputs(ref, dims, 5, 0, testseed.Seed(t))
+	for _, p := range [][2]*native.Tensor{{in.theta, rin.theta}, {in.z0, rin.z0}} {
+		x := make([]float64, p[0].Len())
+		gpu.Download(x, p[0])
+		ref.Upload(p[1], x)
+	}
+	dz, tr := gpu.New(5, 2), gpu.New(5, 1)
+	rdz, rtr := ref.New(5, 2), ref.New(5, 1)
+	gpu.ODEFuncForward(dz, tr, in.z0, in.theta, nil, dims, 0.2)
+	ref.ODEFuncForward(rdz, rtr, rin.z0, rin.theta, nil, dims, 0.2)
+	for _, p := range [][2]*native.Tensor{{dz, rdz}, {tr, rtr}} {
+		got, want := make([]float64, p[0].Len()), make([]float64, p[1].Len())
+		gpu.Download(got, p[0])
+		ref.Download(want, p[1])
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > 1e-5*math.Max(1, math.Abs(want[i])) {
+				t.Errorf("width 64: [%d] = %.9g, reference %.9g", i, got[i], want[i])
+			}
+		}
 	}
 }
 
-// ODESupports answers the same limits as an error, so lrmf can refuse a
-// model up front instead of panicking mid-run.
+// ODESupports accepts every valid network now that the batched path runs
+// the ones beyond the frame (lrmf builds FFJORD at D = 32 on the GPU).
 func TestODESupports(t *testing.T) {
 	gpu := newTestBackend(t)
-	if err := gpu.ODESupports([]int{3, 16, 16, 16, 2}, 0); err != nil {
-		t.Errorf("the paper's network: %v", err)
+	for _, dims := range [][]int{{3, 16, 16, 16, 2}, {3, 64, 2}, {10, 16, 9}, {33, 64, 64, 32}} {
+		if err := gpu.ODESupports(dims, 0); err != nil {
+			t.Errorf("dims %v: %v", dims, err)
+		}
 	}
-	if err := gpu.ODESupports([]int{3, 64, 2}, 0); err == nil || !strings.Contains(err.Error(), "limits") {
-		t.Errorf("width 64: err = %v", err)
+	if err := gpu.ODESupports([]int{4, 2}, 0); err == nil {
+		t.Error("dims [4 2] (not [D+1, ..., D]): no error")
 	}
-	if err := gpu.ODESupports([]int{10, 16, 9}, 0); err == nil {
-		t.Error("D = 9 with the exact trace: no error")
+}
+
+// TestODEBatchedMatchesCPU: at D = 32 with hidden widths 48 and 64 (beyond
+// the frame: the batched path), 64 rows, exact trace and one Hutchinson
+// probe, a recorded RK4(8) solve and its backward on the GPU (float32)
+// match the float64 cpu backend's row kernels given the same
+// float32-rounded inputs, to 1e-5 of max(|cpu|, 1) (the conformance
+// tolerance), with the same work counts; a recorded Dormand–Prince solve
+// (atol = rtol = 1e-5) and its backward match to 1e-3, about the solver's
+// tolerance: its float32 stages perturb the error estimates, hence the
+// step sizes, and may change some accept/reject decisions, so the step
+// sequences and counts may differ.
+func TestODEBatchedMatchesCPU(t *testing.T) {
+	gpu := newTestBackend(t)
+	cpuB, err := native.NewCPU(native.Float64, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer cpuB.Close()
+	cpu := cpuB.(native.ODEBackend)
+	const n = 64
+	dims := []int{33, 48, 64, 32}
+	if gpu.ODERowKernels(dims, 0) {
+		t.Fatal("D = 32 fits the row kernels' frame?")
+	}
+	d, np := dims[len(dims)-1], native.ODENumParams(dims)
+	seed := testseed.Seed(t)
+	for _, k := range []int{0, 1} {
+		g := newODEInputs(gpu, dims, n, k, seed)
+		c := newODEInputs(cpuB, dims, n, k, seed)
+		// θ at the scale FFJORD's Glorot initialisation gives these widths.
+		x := make([]float64, np)
+		gpu.Download(x, g.theta)
+		for i := range x {
+			x[i] = float64(float32(x[i] * 0.3))
+		}
+		gpu.Upload(g.theta, x)
+		for _, p := range [][2]*native.Tensor{{g.theta, c.theta}, {g.z0, c.z0}, {g.eps, c.eps}, {g.a1, c.a1}, {g.ald, c.ald}} {
+			if p[0] == nil {
+				continue
+			}
+			x := make([]float64, p[0].Len())
+			gpu.Download(x, p[0])
+			cpuB.Upload(p[1], x)
+		}
+		opt := native.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.05, MaxSteps: 200}
+		for _, solver := range []string{"rk4", "dopri5"} {
+			name := fmt.Sprintf("%s/k=%d", solver, k)
+			var tg, tc native.ODETape
+			out := func(be native.Backend) [4]*native.Tensor {
+				return [4]*native.Tensor{be.New(n, d), be.New(n, 1), be.New(n, d), be.New(1, np)}
+			}
+			og, oc := out(gpu), out(cpuB)
+			var sg, sc [2]native.ODEStats
+			tol := 1e-5
+			if solver == "rk4" {
+				sg[0] = gpu.ODESolveRK4Record(&tg, og[0], og[1], g.z0, g.theta, g.eps, dims, 0, 1, 8)
+				sc[0] = cpu.ODESolveRK4Record(&tc, oc[0], oc[1], c.z0, c.theta, c.eps, dims, 0, 1, 8)
+				sg[1] = gpu.ODESolveRK4Backward(og[2], og[3], g.a1, g.ald, g.theta, g.eps, dims, &tg)
+				sc[1] = cpu.ODESolveRK4Backward(oc[2], oc[3], c.a1, c.ald, c.theta, c.eps, dims, &tc)
+				if sg != sc {
+					t.Errorf("%s: stats %+v, cpu %+v", name, sg, sc)
+				}
+			} else {
+				tol = 1e-3
+				var eg, ec error
+				sg[0], eg = gpu.ODESolveDopri5Record(&tg, og[0], og[1], g.z0, g.theta, g.eps, dims, 0, 1, opt)
+				sc[0], ec = cpu.ODESolveDopri5Record(&tc, oc[0], oc[1], c.z0, c.theta, c.eps, dims, 0, 1, opt)
+				if eg != nil || ec != nil {
+					t.Fatalf("%s: errors %v (cpu %v)", name, eg, ec)
+				}
+				sg[1] = gpu.ODESolveDopri5Backward(og[2], og[3], g.a1, g.ald, g.theta, g.eps, dims, &tg)
+				sc[1] = cpu.ODESolveDopri5Backward(oc[2], oc[3], c.a1, c.ald, c.theta, c.eps, dims, &tc)
+				t.Logf("%s: stats %+v, cpu %+v", name, sg, sc)
+			}
+			for o, what := range []string{"z1", "logdet", "gz0", "gtheta"} {
+				got, want := make([]float64, og[o].Len()), make([]float64, oc[o].Len())
+				gpu.Download(got, og[o])
+				cpuB.Download(want, oc[o])
+				bad, worst := 0, 0.0
+				for i := range want {
+					diff := math.Abs(got[i]-want[i]) / math.Max(math.Abs(want[i]), 1)
+					worst = math.Max(worst, diff)
+					if !(diff <= tol) {
+						if bad < 3 {
+							t.Errorf("%s: %s[%d] = %.9g, cpu %.9g", name, what, i, got[i], want[i])
+						}
+						bad++
+					}
+				}
+				t.Logf("%s: %s: largest |diff|/max(|cpu|, 1) = %.3g", name, what, worst)
+			}
+		}
+	}
+}
+
+// TestFFJORDDensityD32: an FFJORD density (two blocks of [48, 48] tanh,
+// RK4 × 4, exact trace) on 32-dimensional data builds on the cuda backend
+// (its networks exceed the kernels' frame, so they run batched), and its
+// log-density and gradients match the same density on the float64 cpu
+// backend (same initialisation, same data) to 1e-5 of max(|cpu|, 1). A
+// Dormand–Prince density of the same shape evaluates to finite values.
+func TestFFJORDDensityD32(t *testing.T) {
+	gpu := newTestBackend(t)
+	cpu, err := native.NewCPU(native.Float64, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cpu.Close()
+	const n, d = 48, 32
+	seed := testseed.Seed(t)
+	x := make([]float64, n*d)
+	rng := rand.New(rand.NewPCG(seed, 11))
+	for i := range x {
+		x[i] = float64(float32(1.5 * (2*rng.Float64() - 1)))
+	}
+	o := model.FFJORDOptions{Blocks: 2, Hidden: 48, Depth: 2, Solver: "rk4", Steps: 4}
+	run := func(be native.Backend) (logp []float64, grads [][]float64) {
+		dens, err := model.FFJORDDensity(o)(be, d, rand.New(rand.NewPCG(seed, 12)))
+		if err != nil {
+			t.Fatalf("%s: %v", be.Name(), err)
+		}
+		// θ rounded to float32 on both backends.
+		for _, p := range dens.Params() {
+			v := make([]float64, p.Value.Len())
+			be.Download(v, p.Value)
+			for i := range v {
+				v[i] = float64(float32(v[i]))
+			}
+			be.Upload(p.Value, v)
+		}
+		xt, lp, dl, dx := be.New(n, d), be.New(n, 1), be.New(n, 1), be.New(n, d)
+		be.Upload(xt, x)
+		be.Fill(dl, 1.0/n)
+		if err := dens.LogProb(lp, xt); err != nil {
+			t.Fatalf("%s: LogProb: %v", be.Name(), err)
+		}
+		if err := dens.Backward(dx, dl); err != nil {
+			t.Fatalf("%s: Backward: %v", be.Name(), err)
+		}
+		logp = make([]float64, n)
+		be.Download(logp, lp)
+		for _, p := range append([]*native.Tensor{dx}, gradsOf(dens)...) {
+			v := make([]float64, p.Len())
+			be.Download(v, p)
+			grads = append(grads, v)
+		}
+		return logp, grads
+	}
+	gl, gg := run(gpu)
+	cl, cg := run(cpu)
+	check := func(what string, got, want []float64) {
+		worst := 0.0
+		for i := range want {
+			diff := math.Abs(got[i]-want[i]) / math.Max(math.Abs(want[i]), 1)
+			worst = math.Max(worst, diff)
+			if !(diff <= 1e-5) {
+				t.Errorf("%s[%d] = %.9g, cpu %.9g", what, i, got[i], want[i])
+				return
+			}
+		}
+		t.Logf("%s: largest |diff|/max(|cpu|, 1) = %.3g", what, worst)
+	}
+	check("logp", gl, cl)
+	for i := range cg {
+		check(fmt.Sprintf("grad %d", i), gg[i], cg[i])
+	}
+	o.Solver = "dopri5"
+	dens, err := model.FFJORDDensity(o)(gpu, d, rand.New(rand.NewPCG(seed, 13)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	xt, lp := gpu.New(n, d), gpu.New(n, 1)
+	gpu.Upload(xt, x)
+	if err := dens.LogProb(lp, xt); err != nil {
+		t.Fatalf("dopri5 LogProb: %v", err)
+	}
+	v := make([]float64, n)
+	gpu.Download(v, lp)
+	for i, l := range v {
+		if math.IsNaN(l) || math.IsInf(l, 0) {
+			t.Fatalf("dopri5 logp[%d] = %g", i, l)
+		}
+	}
+}
+
+// gradsOf returns the Grad tensors of a density's parameters.
+func gradsOf(dens model.Density) []*native.Tensor {
+	var g []*native.Tensor
+	for _, p := range dens.Params() {
+		g = append(g, p.Grad)
+	}
+	return g
 }

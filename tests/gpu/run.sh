@@ -9,7 +9,8 @@
 #   1. environment (nvidia-smi, driver, cuBLAS found)        -> env.txt
 #   2. conformance suite + lrmf.Align smoke runs + unit tests -> tests.log
 #   3. benchmarks: GEMM, launch cost, Real NVP LRMF step,
-#      FFJORD solves (RK4(10) + backward, Dormand–Prince)     -> bench.log
+#      FFJORD solves (RK4(10) + backward, Dormand–Prince), and
+#      FFJORD at D = 32 on the batched path                  -> bench.log
 #   4. PyTorch eager baseline (tests/gpu/torch_step.py)       -> torch.log
 #   5. optional: CMake -DLRMF_CUDA=ON build + ctest (nvcc 13) -> ctest.log
 #   6. summary table                                          -> summary.md
@@ -129,6 +130,14 @@ if ((t > 10)); then
 	timeout "$t" "$BIN" -test.run '^$' -test.bench '^BenchmarkODE$' -test.benchtime 5x >>"$OUT/bench.log" 2>&1
 	log "FFJORD: exit $?"
 fi
+t=$(left 60)
+if ((t > 10)); then
+	# Networks beyond the row kernels' frame: native.BatchedODE at D = 32,
+	# [64, 64, 64], batch 256 and 2000 (8 cases, a warm-up and 3 timed each).
+	log "benchmarks: FFJORD batched path, D = 32 (timeout ${t}s)"
+	timeout "$t" "$BIN" -test.run '^$' -test.bench '^BenchmarkODEBatched$' -test.benchtime 3x >>"$OUT/bench.log" 2>&1
+	log "FFJORD batched: exit $?"
+fi
 
 # ---- 4. PyTorch baseline -------------------------------------------------
 t=$(left 100)
@@ -183,7 +192,7 @@ ctest_line=$(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -1)
 	echo "| fused kernel parity (TestConformance GemmEx, SumSquares subtests) | $(grep -cE -- '--- PASS: TestConformance/.*(GemmEx|SumSquares)' "$OUT/tests.log") passed, $(grep -cE -- '--- FAIL: TestConformance/.*(GemmEx|SumSquares)' "$OUT/tests.log") failed |"
 	echo "| FFJORD kernel parity (TestConformance/ODE subtests) | $(grep -cE -- '--- PASS: TestConformance/(GemmKernel/)?ODE ' "$OUT/tests.log") passed, $(grep -cE -- '--- FAIL: TestConformance/(GemmKernel/)?ODE ' "$OUT/tests.log") failed |"
 	echo "| image kernel parity, GLOW (TestConformance/Image subtests) | $(grep -cE -- '--- PASS: TestConformance/(GemmKernel/)?Image ' "$OUT/tests.log") passed, $(grep -cE -- '--- FAIL: TestConformance/(GemmKernel/)?Image ' "$OUT/tests.log") failed |"
-	for c in TestODEMatchesCPU TestODETapeOwnership TestODELimits; do
+	for c in TestODEMatchesCPU TestODETapeOwnership TestODELimits TestODEBatchedMatchesCPU TestFFJORDDensityD32; do
 		echo "| $c | $(grep -m1 -E -- "--- (PASS|FAIL): $c " "$OUT/tests.log" | awk '{sub(":", "", $2); print $2}') |"
 	done
 	echo "| ctest (CMake -DLRMF_CUDA=ON) | ${ctest_line:-see ctest.log} |"
@@ -208,6 +217,19 @@ ctest_line=$(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -1)
 		for b in 2000 65536; do
 			for tr in exact hutchinson; do
 				key="ODE/$sv/batch=$b/$tr"
+				label="RK4(10)"
+				[[ $sv == dopri5 ]] && label="Dormand–Prince (tol 1e-5)"
+				echo "| $label, batch $b, $tr trace | $(bench "$key" ms/solve+bwd) | $(bench "$key" nfe/row) | $(bench "$key" steps/row) |"
+			done
+		done
+	done
+	echo
+	echo "| FFJORD batched path, dynamics [33, 64, 64, 64, 32] | ms per solve + backward | f evals/row (forward) | steps/row |"
+	echo "|---|---|---|---|"
+	for sv in rk4 dopri5; do
+		for b in 256 2000; do
+			for tr in exact hutchinson; do
+				key="ODEBatched/$sv/batch=$b/$tr"
 				label="RK4(10)"
 				[[ $sv == dopri5 ]] && label="Dormand–Prince (tol 1e-5)"
 				echo "| $label, batch $b, $tr trace | $(bench "$key" ms/solve+bwd) | $(bench "$key" nfe/row) | $(bench "$key" steps/row) |"
