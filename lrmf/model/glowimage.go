@@ -128,8 +128,8 @@ func NewGLOW(be native.Backend, s ImageShape, o GLOWOptions, rng *rand.Rand) (*G
 		lev := &glowLevel{g: imgGeom{h, w, c}, last: l == o.Levels-1, off: off}
 		for k := 0; k < o.Steps; k++ {
 			name := fmt.Sprintf("l%d.s%d", l, k)
-			an := newPixAffine(be, name+".actnorm", lev.g, false, rng)
-			inv := newPixAffine(be, name+".inv1x1", lev.g, true, rng)
+			an := newPixActNorm(be, name+".actnorm", lev.g)
+			inv := newPixLU(be, name+".inv1x1", lev.g, l*o.Steps+k)
 			cp := newGLOWCoupling(be, ib, name, lev.g, o.Hidden, rng)
 			lev.steps = append(lev.steps, an, inv, cp)
 			f.ps = append(f.ps, an.params()...)
@@ -353,7 +353,7 @@ func (f *GLOW) InitFromData(x *native.Tensor) error {
 		t := lev.in
 		for k, s := range lev.steps {
 			switch s := s.(type) {
-			case *pixAffine:
+			case *pixActNorm:
 				s.initFromData(t)
 			case *glowCoupling:
 				s.initFromData(t)
