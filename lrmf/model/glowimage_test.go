@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -152,5 +153,28 @@ func TestGLOWDensityStepAllocatesNothing(t *testing.T) {
 		step()
 		require.Zero(t, testing.AllocsPerRun(20, step), "%v", dt)
 		be.Close()
+	}
+}
+
+// With the exp coupling scale and no data-dependent initialisation, GLOW
+// is an orthogonal map (ActNorm at the identity, W a rotation, couplings
+// at s = 1), so its density is exactly N(0, I): the latent density q of
+// the GLOW digits' LRMF starts there. (With GLOW's sigmoid(h + 2) scale it
+// would not: s = sigmoid(2) at the start.)
+func TestGLOWExpScaleStartsAtStandardNormal(t *testing.T) {
+	be, rng := native.NewRef(), newRNG(t)
+	s := model.ImageShape{H: 8, W: 8, C: 1}
+	p, err := model.GLOWDensity(s, model.GLOWOptions{Levels: 2, Steps: 2, Hidden: 4, Scale: model.DefaultScale})(be, s.Dim(), rng)
+	require.NoError(t, err)
+	x := modeltest.Rand(be, rng, 5, s.Dim(), 2)
+	lp := be.New(5, 1)
+	require.NoError(t, p.LogProb(lp, x))
+	xs, got := download(be, x), download(be, lp)
+	for i := range got {
+		want := -0.5 * float64(s.Dim()) * math.Log(2*math.Pi)
+		for _, v := range xs[i*s.Dim() : (i+1)*s.Dim()] {
+			want -= 0.5 * v * v
+		}
+		require.InDelta(t, want, got[i], 1e-9*math.Abs(want), "row %d", i)
 	}
 }
