@@ -43,9 +43,16 @@ type GLOWLRMF struct {
 	CAB        float64      // c'_AB on the training images
 	Seconds    float64      // the joint phase's time
 	AccAB      float64      // held-out accuracy of a domain classifier A vs B
-	AccATB     float64      // ... A vs T(B), retrained (0.5: indistinguishable; paper 0.59–0.66)
-	A, B, TB   *mat.Dense   // the first held-out images of A, B and T(B), for grids
-	Options    lrmf.JointOptions
+	AccATB     float64      // ... A vs T(B) after the joint phase, retrained (0.5: indistinguishable; paper 0.59–0.66)
+	AccATB0    float64      // ... A vs T(B) before it (T = G_A⁻¹∘G_B of θA*, θB*)
+	// NonFinite and NonFinite0 count the held-out T(B) images (after,
+	// before) with a non-finite pixel: G_A⁻¹ of latents G_A was not fitted
+	// to can overflow (each sigmoid coupling's inverse divides by s < 1).
+	// The classifier leaves them out; the grids show their pixels white.
+	NonFinite, NonFinite0 int
+	HeldOut               int        // held-out images per domain
+	A, B, TB              *mat.Dense // the first held-out images of A, B and T(B), for grids
+	Options               lrmf.JointOptions
 }
 
 // glowLRMF runs the alignment after the fits; a (training) and ha, b, hb
@@ -122,6 +129,32 @@ func glowLRMF(ctx context.Context, be native.Backend, c GLOWDigitsConfig, r *GLO
 	}
 	o := lrmf.JointOptions{Steps: c.LRMFSteps, Batch: bs, LR: c.LRMFLR, Seed: c.Seed, FlowName: "GLOW G_B", DensityName: "GLOW q∘G_A"}
 	out.Options = o
+	// T(B) on the held-out B: G_A⁻¹(G_B(b)).
+	nh := thb.Rows()
+	ttb, z := be.New(nh, d), be.New(bs, d)
+	tOfB := func() error {
+		return chunks(nh, func(lo int) error {
+			be.Fill(ld, 0)
+			if err := gb.Forward(z, ld, be.View(thb, lo, lo+bs)); err != nil {
+				return err
+			}
+			return ga.Inverse(be.View(ttb, lo, lo+bs), z)
+		})
+	}
+	host := func(t *native.Tensor) *mat.Dense {
+		m := mat.NewDense(t.Rows(), d, nil)
+		be.Download(m.RawMatrix().Data, t)
+		return m
+	}
+	ma, mb := host(tha), host(thb)
+	out.HeldOut = nh
+	out.AccAB = domainAccuracy(ma, mb)
+	if err := tOfB(); err != nil {
+		return nil, err
+	}
+	var fin *mat.Dense
+	fin, out.NonFinite0 = finiteRows(host(ttb))
+	out.AccATB0 = domainAccuracy(ma, fin)
 	t0 := time.Now()
 	pts, err := lrmf.JointPhase(ctx, be, tb, za, gb, q, out.CAB, o)
 	out.Seconds = time.Now().Sub(t0).Seconds()
@@ -136,39 +169,56 @@ func glowLRMF(ctx context.Context, be native.Backend, c GLOWDigitsConfig, r *GLO
 		out.SD += (p.Loss - out.Mean) * (p.Loss - out.Mean) / float64(max(len(pts)-1, 1))
 	}
 	out.SD = math.Sqrt(out.SD)
-	// T(B) on the held-out B: G_A⁻¹(G_B(b)).
-	nh := thb.Rows()
-	ttb, z := be.New(nh, d), be.New(bs, d)
-	if err := chunks(nh, func(lo int) error {
-		be.Fill(ld, 0)
-		if err := gb.Forward(z, ld, be.View(thb, lo, lo+bs)); err != nil {
-			return err
-		}
-		return ga.Inverse(be.View(ttb, lo, lo+bs), z)
-	}); err != nil {
+	if err := tOfB(); err != nil {
 		return nil, err
 	}
-	host := func(t *native.Tensor) *mat.Dense {
-		m := mat.NewDense(t.Rows(), d, nil)
-		be.Download(m.RawMatrix().Data, t)
-		return m
+	mtb := host(ttb)
+	fin, out.NonFinite = finiteRows(mtb)
+	out.AccATB = domainAccuracy(ma, fin)
+	for i, v := range mtb.RawMatrix().Data {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			mtb.RawMatrix().Data[i] = 1
+		}
 	}
-	ma, mb, mtb := host(tha), host(thb), host(ttb)
-	out.AccAB = domainAccuracy(ma, mb)
-	out.AccATB = domainAccuracy(ma, mtb)
 	k := min(nh, 40)
 	out.A, out.B, out.TB = mat.DenseCopyOf(ma.Slice(0, k, 0, d)), mat.DenseCopyOf(mb.Slice(0, k, 0, d)), mat.DenseCopyOf(mtb.Slice(0, k, 0, d))
 	return out, nil
 }
 
+// finiteRows returns the rows of m without a non-finite value (nil when
+// none is left) and how many it left out.
+func finiteRows(m *mat.Dense) (*mat.Dense, int) {
+	r, c := m.Dims()
+	var keep []float64
+	for i := 0; i < r; i++ {
+		row, ok := m.RawRowView(i), true
+		for _, v := range row {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			keep = append(keep, row...)
+		}
+	}
+	if len(keep) == 0 {
+		return nil, r
+	}
+	return mat.NewDense(len(keep)/c, c, keep), r - len(keep)/c
+}
+
 // domainAccuracy trains a logistic regression on pixels to tell the rows
 // of x (label 0) from those of y (label 1) on the first half of each and
 // returns its accuracy on the second halves (0.5: indistinguishable to
-// it). Features are standardised on the training half (values clamped to
+// it; NaN when y is nil). Features are standardised on the training half (values clamped to
 // ±10 standard deviations, so a few wild pixels of T(B) cannot decide
 // alone); full-batch gradient descent on the mean cross-entropy plus
 // 1e-3·‖w‖², 500 iterations at rate 0.5.
 func domainAccuracy(x, y *mat.Dense) float64 {
+	if y == nil {
+		return math.NaN()
+	}
 	nx, d := x.Dims()
 	ny, _ := y.Dims()
 	hx, hy := nx/2, ny/2
