@@ -60,6 +60,10 @@ func (o GLOWOptions) validate(s ImageShape) error {
 		return fmt.Errorf("model: GLOW levels=%d steps=%d hidden=%d must be positive", o.Levels, o.Steps, o.Hidden)
 	case o.Levels > 8 || o.Steps > 64 || o.Hidden > 1<<14:
 		return fmt.Errorf("model: GLOW levels=%d steps=%d hidden=%d: too large (at most 8, 64, 16384)", o.Levels, o.Steps, o.Hidden)
+	case o.Scale.Kind == native.ScaleExp && !(o.Scale.Bound > 0):
+		return fmt.Errorf("model: GLOW exp scale needs a positive bound, got %v", o.Scale.Bound)
+	case o.Scale.Kind != native.ScaleExp && o.Scale.Kind != native.ScaleSigmoid:
+		return fmt.Errorf("model: GLOW: unknown scale kind %d", o.Scale.Kind)
 	case s.H < 1 || s.W < 1 || s.C < 1:
 		return fmt.Errorf("model: GLOW: image shape %d×%d×%d must be positive", s.H, s.W, s.C)
 	case s.H%(1<<o.Levels) != 0 || s.W%(1<<o.Levels) != 0:

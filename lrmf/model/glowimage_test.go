@@ -64,6 +64,8 @@ func TestGLOWRejectsBadShapes(t *testing.T) {
 	require.ErrorContains(t, err, "divisible by 8")
 	_, err = model.NewGLOW(be, model.ImageShape{H: 8, W: 8, C: 1}, model.GLOWOptions{Levels: -1}, rng)
 	require.ErrorContains(t, err, "must be positive")
+	_, err = model.NewGLOW(be, model.ImageShape{H: 8, W: 8, C: 1}, model.GLOWOptions{Scale: native.Scale{Kind: native.ScaleExp}}, rng)
+	require.ErrorContains(t, err, "positive bound")
 	_, err = model.GLOWFlow(model.ImageShape{H: 8, W: 8, C: 1}, model.GLOWOptions{})(be, 63, rng)
 	require.ErrorContains(t, err, "dimension 64")
 	f, err := model.NewGLOW(be, model.ImageShape{H: 4, W: 4, C: 1}, model.GLOWOptions{Levels: 2}, rng)
