@@ -347,14 +347,21 @@ func (f *luLinear) inverse(x, y *native.Tensor) {
 //	∂L/∂L = strictly lower part of Gm·Uᵀ,  ∂L/∂U = strictly upper part of Lᵀ·Gm,
 //	∂L/∂logs_k = (Lᵀ·Gm)_kk·U_kk + Σ_i dlogdet_i.
 func (f *luLinear) backward(dx, dy, dlogdet *native.Tensor) {
+	sw := 0.0
+	if dlogdet != nil {
+		sw = f.be.Sum(dlogdet)
+	}
+	f.backwardSum(dx, dy, sw)
+}
+
+// backwardSum is backward with sw = Σ_i dlogdet_i given: the image GLOW
+// applies W to every pixel row of an image and owes each image one log-det
+// of H·W·Σ_k logs_k, so its sw is H·W·Σ_images dlogdet.
+func (f *luLinear) backwardSum(dx, dy *native.Tensor, sw float64) {
 	be, d := f.be, f.d
 	be.Gemm(false, false, 1, dy, f.w, 0, dx)
 	be.Gemm(true, false, 1, dy, f.x, 0, f.dw)
 	be.Download(f.gw, f.dw)
-	sw := 0.0
-	if dlogdet != nil {
-		sw = be.Sum(dlogdet)
-	}
 	for k := 0; k < d; k++ {
 		copy(f.gm[k*d:(k+1)*d], f.gw[int(f.perm[k])*d:int(f.perm[k]+1)*d])
 	}

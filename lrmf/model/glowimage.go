@@ -17,12 +17,19 @@ type GLOWOptions struct {
 	Levels int // L (default 3; paper: 3)
 	Steps  int // K per level (default 4; paper: 8)
 	Hidden int // F, filters of the coupling networks (default 32; paper: 512)
+	// Scale is the couplings' scale function (default ScaleSigmoid,
+	// s = sigmoid(h + 2), the paper's). With it a zero-initialised
+	// coupling starts at s = sigmoid(2) ≈ 0.88, not the identity; an
+	// exp scale (DefaultScale) starts at s = 1, so a GLOW that skips
+	// InitFromData (ActNorm at the identity, W a rotation) is then an
+	// orthogonal map and its density exactly N(0, I).
+	Scale native.Scale
 }
 
 // PaperGLOW is the network of the LRMF paper's GLOW experiment.
-var PaperGLOW = GLOWOptions{Levels: 3, Steps: 8, Hidden: 512}
+var PaperGLOW = GLOWOptions{Levels: 3, Steps: 8, Hidden: 512, Scale: native.Scale{Kind: native.ScaleSigmoid}}
 
-var imageGlowDefaults = GLOWOptions{Levels: 3, Steps: 4, Hidden: 32}
+var imageGlowDefaults = GLOWOptions{Levels: 3, Steps: 4, Hidden: 32, Scale: native.Scale{Kind: native.ScaleSigmoid}}
 
 func (o GLOWOptions) withDefaults() GLOWOptions {
 	if o.Levels == 0 {
@@ -33,6 +40,9 @@ func (o GLOWOptions) withDefaults() GLOWOptions {
 	}
 	if o.Hidden == 0 {
 		o.Hidden = imageGlowDefaults.Hidden
+	}
+	if o.Scale.Kind == 0 {
+		o.Scale = native.Scale{Kind: native.ScaleSigmoid}
 	}
 	return o
 }
@@ -50,6 +60,10 @@ func (o GLOWOptions) validate(s ImageShape) error {
 		return fmt.Errorf("model: GLOW levels=%d steps=%d hidden=%d must be positive", o.Levels, o.Steps, o.Hidden)
 	case o.Levels > 8 || o.Steps > 64 || o.Hidden > 1<<14:
 		return fmt.Errorf("model: GLOW levels=%d steps=%d hidden=%d: too large (at most 8, 64, 16384)", o.Levels, o.Steps, o.Hidden)
+	case o.Scale.Kind == native.ScaleExp && !(o.Scale.Bound > 0):
+		return fmt.Errorf("model: GLOW exp scale needs a positive bound, got %v", o.Scale.Bound)
+	case o.Scale.Kind != native.ScaleExp && o.Scale.Kind != native.ScaleSigmoid:
+		return fmt.Errorf("model: GLOW: unknown scale kind %d", o.Scale.Kind)
 	case s.H < 1 || s.W < 1 || s.C < 1:
 		return fmt.Errorf("model: GLOW: image shape %d×%d×%d must be positive", s.H, s.W, s.C)
 	case s.H%(1<<o.Levels) != 0 || s.W%(1<<o.Levels) != 0:
@@ -128,9 +142,9 @@ func NewGLOW(be native.Backend, s ImageShape, o GLOWOptions, rng *rand.Rand) (*G
 		lev := &glowLevel{g: imgGeom{h, w, c}, last: l == o.Levels-1, off: off}
 		for k := 0; k < o.Steps; k++ {
 			name := fmt.Sprintf("l%d.s%d", l, k)
-			an := newPixAffine(be, name+".actnorm", lev.g, false, rng)
-			inv := newPixAffine(be, name+".inv1x1", lev.g, true, rng)
-			cp := newGLOWCoupling(be, ib, name, lev.g, o.Hidden, rng)
+			an := newPixActNorm(be, name+".actnorm", lev.g)
+			inv := newPixLU(be, name+".inv1x1", lev.g, l*o.Steps+k)
+			cp := newGLOWCoupling(be, ib, name, lev.g, o.Hidden, o.Scale, rng)
 			lev.steps = append(lev.steps, an, inv, cp)
 			f.ps = append(f.ps, an.params()...)
 			f.ps = append(f.ps, inv.params()...)
@@ -353,7 +367,7 @@ func (f *GLOW) InitFromData(x *native.Tensor) error {
 		t := lev.in
 		for k, s := range lev.steps {
 			switch s := s.(type) {
-			case *pixAffine:
+			case *pixActNorm:
 				s.initFromData(t)
 			case *glowCoupling:
 				s.initFromData(t)

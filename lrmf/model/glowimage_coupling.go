@@ -11,8 +11,9 @@ import (
 // glowCoupling is GLOW's affine coupling on a per-pixel tensor of c
 // channels: the first ca = c/2 channels pass through and condition a
 // convolutional network whose output h = [μ | r] (c − ca channels each)
-// transforms the others, y_b = x_b ⊙ sigmoid(r + 2) + μ (native's
-// ScaleSigmoid); per image ln|det| = Σ_pixels Σ_j ln sigmoid(r_j + 2).
+// transforms the others, y_b = x_b ⊙ s(r) + μ with s = sigmoid(r + 2)
+// (native's ScaleSigmoid, GLOW's) or GLOWOptions.Scale; per image
+// ln|det| = Σ_pixels Σ_j ln s(r_j).
 //
 // The network (OpenAI Glow's f): edge-padded 3×3 conv (ca+1 → F) + bias →
 // ReLU → 1×1 conv (F → F) + bias → ReLU → edge-padded 3×3 conv (F+1 →
@@ -47,10 +48,10 @@ type glowCoupling struct {
 	dldpImg *native.Tensor // dldp as n×hw
 }
 
-func newGLOWCoupling(be native.Backend, ib native.ImageBackend, name string, g imgGeom, f int, rng *rand.Rand) *glowCoupling {
+func newGLOWCoupling(be native.Backend, ib native.ImageBackend, name string, g imgGeom, f int, sc native.Scale, rng *rand.Rand) *glowCoupling {
 	ca := g.c / 2
 	cb := g.c - ca
-	c := &glowCoupling{be: be, ib: ib, g: g, ca: ca, cb: cb, f: f, scale: native.Scale{Kind: native.ScaleSigmoid}}
+	c := &glowCoupling{be: be, ib: ib, g: g, ca: ca, cb: cb, f: f, scale: sc}
 	c.w1, c.b1 = newParam(be, name+".conv1.W", 9*(ca+1), f), newParam(be, name+".conv1.b", 1, f)
 	c.w2, c.b2 = newParam(be, name+".conv2.W", f, f), newParam(be, name+".conv2.b", 1, f)
 	c.w3, c.b3 = newParam(be, name+".conv3.W", 9*(f+1), 2*cb), newParam(be, name+".conv3.b", 1, 2*cb)

@@ -3,11 +3,15 @@ package paper
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/lrmf-go/lrmf/internal/testseed"
 	"github.com/lrmf-go/lrmf/lrmf/data"
 )
 
@@ -51,4 +55,22 @@ func TestGLOWDigitsRejectsBadConfig(t *testing.T) {
 	require.ErrorContains(t, err, "exceeds")
 	_, err = GLOWDigits(context.Background(), GLOWDigitsConfig{N: 10, Batch: 20})
 	require.ErrorContains(t, err, "batch 20 exceeds")
+}
+
+// The domain classifier tells two shifted Gaussian clouds apart and is at
+// chance on two draws of one distribution.
+func TestDomainAccuracy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 5))
+	draw := func(shift float64) *mat.Dense {
+		m := mat.NewDense(400, 64, nil)
+		for i := 0; i < 400; i++ {
+			for j := 0; j < 64; j++ {
+				m.Set(i, j, rng.NormFloat64()+shift)
+			}
+		}
+		return m
+	}
+	x := draw(0)
+	assert.Greater(t, domainAccuracy(x, draw(0.5)), 0.9)
+	assert.InDelta(t, 0.5, domainAccuracy(x, draw(0)), 0.08)
 }
