@@ -228,8 +228,13 @@ type alignReport struct {
 	FitSteps   int             `json:"fit_steps"`
 	Seconds    float64         `json:"seconds"`
 	MsStep     float64         `json:"ms_per_step"`
-	Agreement  *float64        `json:"agreement"`
-	GapClosed  *float64        `json:"gap_closed"`
+	// FitA, FitB and Joint say how each phase ended: steps, stop reason,
+	// the step kept (best validation value) and that value.
+	FitA      lrmf.PhaseReport `json:"fit_a"`
+	FitB      lrmf.PhaseReport `json:"fit_b"`
+	Joint     lrmf.PhaseReport `json:"joint"`
+	Agreement *float64         `json:"agreement"`
+	GapClosed *float64         `json:"gap_closed"`
 }
 
 type mapReport struct {
@@ -343,7 +348,8 @@ func newDigitsReport(res *paper.DigitsResult, be native.Backend) digitsReport {
 		a := al.Result
 		ar := alignReport{Map: al.Map, Flow: a.Config.Flow, Density: a.Config.Density, Status: a.Status,
 			LRMF: finitePtr(a.LRMF), LRMFSE: finitePtr(a.LRMFSE), UpperBound: finitePtr(a.UpperBound), TrainLRMF: finitePtr(a.Train.LRMF),
-			Verdict: a.Verdict(), Steps: a.Steps, FitSteps: max(a.FitStepsA, a.FitStepsB), Seconds: a.TotalSeconds, MsStep: a.MsPerStep}
+			Verdict: a.Verdict(), Steps: a.Steps, FitSteps: max(a.FitStepsA, a.FitStepsB), Seconds: a.TotalSeconds, MsStep: a.MsPerStep,
+			FitA: a.FitA, FitB: a.FitB, Joint: a.Joint}
 		if m := res.Map(al.Map); m != nil {
 			ar.Agreement, ar.GapClosed = finitePtr(m.Agreement), finitePtr(res.GapClosed(al.Map))
 		}
@@ -389,6 +395,9 @@ func printDigits(w io.Writer, res *paper.DigitsResult, rep digitsReport, be nati
 		fmt.Fprintf(w, "  %s\n", a.Verdict())
 		fmt.Fprintf(w, "  training data: LRMF = %.4g nats, c_AB = %.4g; %.1f s (fits %.1f s, joint %.1f s, %.3f ms/step)\n",
 			a.Train.LRMF, a.CAB, a.TotalSeconds, a.FitSeconds, a.JointSeconds, a.MsPerStep)
+		if j := a.Joint; j.Evaluations > 0 {
+			fmt.Fprintf(w, "  joint phase: stopped by %s after %d steps; kept step %d (validation LRMF %.4g)\n", j.StoppedBy, j.Steps, j.BestStep, j.BestValue)
+		}
 		if al.Err != nil {
 			fmt.Fprintf(w, "  %v\n", al.Err)
 		}

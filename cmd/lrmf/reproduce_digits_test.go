@@ -179,6 +179,12 @@ func TestReproduceDigitsGlowBesideRealNVP(t *testing.T) {
 			Verdict   string   `json:"verdict"`
 			Steps     int      `json:"steps"`
 			Agreement *float64 `json:"agreement"`
+			Joint     struct {
+				Steps int `json:"steps"`
+			} `json:"joint"`
+			FitA struct {
+				Steps int `json:"steps"`
+			} `json:"fit_a"`
 		} `json:"alignments"`
 	}
 	require.NoError(t, json.Unmarshal(raw, &rep))
@@ -196,6 +202,8 @@ func TestReproduceDigitsGlowBesideRealNVP(t *testing.T) {
 		assert.Equal(t, 2, a.Flow.Blocks)
 		assert.Equal(t, kind, a.Density.Kind)
 		assert.Equal(t, 60, a.Steps)
+		assert.Equal(t, 60, a.Joint.Steps)
+		assert.Equal(t, 60, a.FitA.Steps)
 		assert.Contains(t, []string{"converged", "not-converged", "undershot", "inconclusive", "distinguishable"}, a.Status)
 		assert.True(t, strings.HasPrefix(a.Verdict, a.Status+": LRMF = "), a.Verdict)
 		require.NotNil(t, a.LRMF, kind)
