@@ -30,6 +30,7 @@ type digitsExpOpts struct {
 	dim                   int
 	embed                 string
 	flow, density         string
+	flows, densities      []string // flow and density split at commas, by validate
 	blocks, hidden, depth int
 	batch                 int
 	lr                    float64
@@ -51,8 +52,8 @@ const digitsImagesPerDigit = 8
 func registerDigitsFlags(fs *flag.FlagSet, o *digitsExpOpts) {
 	fs.IntVar(&o.dim, "dim", paper.DigitsDefaultDim, "digits: D, the dimension of the shared embedding (2 to 256)")
 	fs.StringVar(&o.embed, "embed", paper.EmbedPCA, "digits: shared embedding: pca (standardised scores) or ae (autoencoder, whitened codes)")
-	fs.StringVar(&o.flow, "flow", lrmf.DefaultConfig().Flow.Kind, "digits: flow T: "+strings.Join(model.FlowKinds, ", "))
-	fs.StringVar(&o.density, "density", "", "digits: density family: "+strings.Join(model.DensityKinds, ", ")+" (default: the flow's kind when it is also a density, else gaussian)")
+	fs.StringVar(&o.flow, "flow", lrmf.DefaultConfig().Flow.Kind, "digits: flow T: "+strings.Join(model.FlowKinds, ", ")+"; a comma-separated list aligns with each (e.g. affine,realnvp,glow)")
+	fs.StringVar(&o.density, "density", "", "digits: density family: "+strings.Join(model.DensityKinds, ", ")+", one per --flow, comma-separated (default: the flow's kind when it is also a density, else gaussian)")
 	fs.IntVar(&o.blocks, "blocks", 0, "digits: coupling blocks (or stacked transforms) of the flow and density (0: the model's default)")
 	fs.IntVar(&o.hidden, "hidden", 0, "digits: hidden units per layer of the flow's and density's networks (0: the model's default)")
 	fs.IntVar(&o.depth, "depth", 0, "digits: hidden layers of those networks (0: the model's default)")
@@ -72,11 +73,13 @@ n USPS-style digits (MNIST test digits cropped to their ink and scaled to
 fill 16×16; a stand-in, the real USPS set cannot be obtained here), B = the
 first n MNIST training digits resized to 16×16. One embedding of both
 (--embed pca, or ae: an autoencoder trained with lrmf's kernels) at --dim D;
-A is aligned to B with lrmf align's defaults and --flow/--density. Prints
-LRMF with the verdict and the class agreement of each map T: the accuracy
-of a k-NN classifier (--k) fitted on B's embedding, applied to T(A) with
-A's labels as truth, for the identity, the Gaussian OT map (closed form of
-affine + Gaussian LRMF), CORAL and the LRMF flow; the within-domain
+A is aligned to B with lrmf align's defaults and --flow/--density (a
+list, e.g. --flow affine,realnvp,glow, aligns once with each). Prints
+each alignment's held-out verdict and LRMF, and the class agreement of
+each map T: the accuracy of a k-NN classifier (--k) fitted on B's
+embedding, applied to T(A) with A's labels as truth, for the identity,
+the Gaussian OT map (closed form of affine + Gaussian LRMF), CORAL and
+each LRMF flow; the within-domain
 (leave-one-out) k-NN accuracy of A and of B; and the share of the gap
 between the identity and B's within-domain accuracy that each map closes.
 Writes DIR/digits.json, DIR/digits-projection.png/.svg (A, T(A), B on the
@@ -90,13 +93,33 @@ func (o *digitsExpOpts) spec(kind string) model.ModelSpec {
 	return model.ModelSpec{Kind: kind, Blocks: o.blocks, Hidden: o.hidden, Depth: o.depth}.Normalized()
 }
 
-// validate checks the digits flags for sets of n digits each.
+// validate checks the digits flags for sets of n digits each and fills
+// in flows and densities (the density of each flow defaulted).
 func (o *digitsExpOpts) validate(n int) error {
 	p := data.USPSSide * data.USPSSide
+	o.flows = strings.Split(o.flow, ",")
 	if o.density == "" {
-		o.density = "gaussian"
-		if slices.Contains(model.DensityKinds, o.flow) {
-			o.density = o.flow
+		o.densities = nil
+		for _, f := range o.flows {
+			d := "gaussian"
+			if slices.Contains(model.DensityKinds, f) {
+				d = f
+			}
+			o.densities = append(o.densities, d)
+		}
+		o.density = strings.Join(o.densities, ",")
+	} else {
+		o.densities = strings.Split(o.density, ",")
+	}
+	if len(o.densities) != len(o.flows) {
+		return usagef("--density %q: want one density per --flow (%d)", o.density, len(o.flows))
+	}
+	for i, f := range o.flows {
+		if !slices.Contains(model.FlowKinds, f) {
+			return usagef("--flow %q: want one of %s", f, strings.Join(model.FlowKinds, ", "))
+		}
+		if !slices.Contains(model.DensityKinds, o.densities[i]) {
+			return usagef("--density %q: want one of %s", o.densities[i], strings.Join(model.DensityKinds, ", "))
 		}
 	}
 	switch {
@@ -108,10 +131,6 @@ func (o *digitsExpOpts) validate(n int) error {
 		return usagef("--dim = %d exceeds 2·n − 1 = %d, the dimensions %d + %d points span after centring", o.dim, 2*n-1, n, n)
 	case o.embed != paper.EmbedPCA && o.embed != paper.EmbedAE:
 		return usagef("--embed %q: want %s or %s", o.embed, paper.EmbedPCA, paper.EmbedAE)
-	case !slices.Contains(model.FlowKinds, o.flow):
-		return usagef("--flow %q: want one of %s", o.flow, strings.Join(model.FlowKinds, ", "))
-	case !slices.Contains(model.DensityKinds, o.density):
-		return usagef("--density %q: want one of %s", o.density, strings.Join(model.DensityKinds, ", "))
 	case o.blocks < 0 || o.hidden < 0 || o.depth < 0:
 		return usagef("--blocks, --hidden, --depth: want 0 (default) or a positive integer")
 	case o.batch < 0 || o.batch > n:
@@ -125,11 +144,13 @@ func (o *digitsExpOpts) validate(n int) error {
 	case o.k < 1 || o.k > n-1:
 		return usagef("--k = %d: want 1 to n − 1 = %d", o.k, n-1)
 	}
-	if _, err := o.spec(o.flow).FlowMaker(); err != nil {
-		return usagef("--flow %s: %v", o.flow, err)
-	}
-	if _, err := o.spec(o.density).DensityMaker(); err != nil {
-		return usagef("--density %s: %v", o.density, err)
+	for i, f := range o.flows {
+		if _, err := o.spec(f).FlowMaker(); err != nil {
+			return usagef("--flow %s: %v", f, err)
+		}
+		if _, err := o.spec(o.densities[i]).DensityMaker(); err != nil {
+			return usagef("--density %s: %v", o.densities[i], err)
+		}
 	}
 	return nil
 }
@@ -158,8 +179,11 @@ type digitsReport struct {
 	WithinA  float64         `json:"within_a"`
 	WithinB  float64         `json:"within_b"`
 	Maps     []mapReport     `json:"maps"`
-	Goal     bool            `json:"goal_met"`
-	Seconds  float64         `json:"seconds"`
+	// Alignments has one entry per --flow; the fields above from Status
+	// to MsStep repeat the first's.
+	Alignments []alignReport `json:"alignments"`
+	Goal       bool          `json:"goal_met"` // some alignment converged and closed ≥ ½ of the gap
+	Seconds    float64       `json:"seconds"`
 }
 
 // embedReport is paper.EmbeddingStats in digits.json.
@@ -187,6 +211,32 @@ type aeReport struct {
 	Seconds  float64 `json:"seconds"`
 }
 
+// alignReport is one alignment in digits.json: its verdict (Status, the
+// held-out LRMF ± its standard error and upper bound, Verdict's sentence)
+// and its map's score.
+type alignReport struct {
+	Map        string          `json:"map"`
+	Flow       model.ModelSpec `json:"flow"`
+	Density    model.ModelSpec `json:"density"`
+	Status     lrmf.Status     `json:"status"`
+	LRMF       *float64        `json:"lrmf"`
+	LRMFSE     *float64        `json:"lrmf_se"`
+	UpperBound *float64        `json:"upper_bound"`
+	TrainLRMF  *float64        `json:"train_lrmf"`
+	Verdict    string          `json:"verdict"`
+	Steps      int             `json:"steps"`
+	FitSteps   int             `json:"fit_steps"`
+	Seconds    float64         `json:"seconds"`
+	MsStep     float64         `json:"ms_per_step"`
+	// FitA, FitB and Joint say how each phase ended: steps, stop reason,
+	// the step kept (best validation value) and that value.
+	FitA      lrmf.PhaseReport `json:"fit_a"`
+	FitB      lrmf.PhaseReport `json:"fit_b"`
+	Joint     lrmf.PhaseReport `json:"joint"`
+	Agreement *float64         `json:"agreement"`
+	GapClosed *float64         `json:"gap_closed"`
+}
+
 type mapReport struct {
 	Name      string   `json:"name"`
 	Agreement *float64 `json:"agreement"` // null when the map failed
@@ -212,11 +262,18 @@ func reproduceDigits(ctx context.Context, o *reproduceOpts, stdout, stderr io.Wr
 	cfg := paper.DigitsConfig{
 		NA: o.n, NB: o.n, Dim: d.dim, Embed: d.embed, K: d.k, MNISTDir: d.mnistDir,
 		AE: embed.AutoencoderConfig{Steps: d.aeSteps, Hidden: d.aeHidden},
-		Align: lrmf.Config{
-			Backend: be, Flow: d.spec(d.flow), Density: d.spec(d.density),
+	}
+	for i, f := range d.flows {
+		ac := lrmf.Config{
+			Backend: be, Flow: d.spec(f), Density: d.spec(d.densities[i]),
 			Steps: o.steps, LR: d.lr, Seed: o.seed,
 			FitOptions: lrmf.FitOptions{FitSteps: o.fitSteps, Batch: d.batch},
-		},
+		}
+		if i == 0 {
+			cfg.Align = ac
+		} else {
+			cfg.More = append(cfg.More, ac)
+		}
 	}
 	prog := newProgress(stderr, d.quiet)
 	cfg.Align.Progress = prog.update
@@ -234,7 +291,7 @@ func reproduceDigits(ctx context.Context, o *reproduceOpts, stdout, stderr io.Wr
 		return err
 	}
 	defer res.Close()
-	written, err := writeDigitsFigures(o.out, res, d.flow)
+	written, err := writeDigitsFigures(o.out, res, d.flows[0])
 	if err != nil {
 		return err
 	}
@@ -248,7 +305,7 @@ func reproduceDigits(ctx context.Context, o *reproduceOpts, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	printDigits(stdout, res, rep, d.flow, be)
+	printDigits(stdout, res, rep, be)
 	fmt.Fprintf(stdout, "wrote %s, %s\n", path, strings.Join(written, ", "))
 	return nil
 }
@@ -287,12 +344,25 @@ func newDigitsReport(res *paper.DigitsResult, be native.Backend) digitsReport {
 	for _, m := range res.Maps {
 		rep.Maps = append(rep.Maps, mapReport{Name: m.Name, Agreement: finitePtr(m.Agreement), GapClosed: finitePtr(res.GapClosed(m.Name)), Seconds: m.Seconds})
 	}
-	rep.Goal = res.Align != nil && res.Align.Converged && res.GapClosed(paper.MapLRMF) >= 0.5
+	for _, al := range res.Alignments {
+		a := al.Result
+		ar := alignReport{Map: al.Map, Flow: a.Config.Flow, Density: a.Config.Density, Status: a.Status,
+			LRMF: finitePtr(a.LRMF), LRMFSE: finitePtr(a.LRMFSE), UpperBound: finitePtr(a.UpperBound), TrainLRMF: finitePtr(a.Train.LRMF),
+			Verdict: a.Verdict(), Steps: a.Steps, FitSteps: max(a.FitStepsA, a.FitStepsB), Seconds: a.TotalSeconds, MsStep: a.MsPerStep,
+			FitA: a.FitA, FitB: a.FitB, Joint: a.Joint}
+		if m := res.Map(al.Map); m != nil {
+			ar.Agreement, ar.GapClosed = finitePtr(m.Agreement), finitePtr(res.GapClosed(al.Map))
+		}
+		rep.Alignments = append(rep.Alignments, ar)
+		if a.Converged && res.GapClosed(al.Map) >= 0.5 {
+			rep.Goal = true
+		}
+	}
 	return rep
 }
 
 // printDigits prints the experiment's numbers.
-func printDigits(w io.Writer, res *paper.DigitsResult, rep digitsReport, flow string, be native.Backend) {
+func printDigits(w io.Writer, res *paper.DigitsResult, rep digitsReport, be native.Backend) {
 	c := res.Config
 	fmt.Fprintf(w, "digits: A = USPS-style (first %d MNIST test digits), B = first %d MNIST training digits, 16×16; seed %d, %s/%s\n",
 		c.NA, c.NB, c.Align.Seed, be.Name(), be.DType())
@@ -309,7 +379,12 @@ func printDigits(w io.Writer, res *paper.DigitsResult, rep digitsReport, flow st
 	if res.PCA != nil {
 		stats("pca (same D)", *res.PCA)
 	}
-	if a := res.Align; a != nil {
+	// Each alignment: its configuration, the held-out verdict, the
+	// training data's LRMF and the time.
+	alignOf := map[string]*lrmf.Result{}
+	for _, al := range res.Alignments {
+		a := al.Result
+		alignOf[al.Map] = a
 		cfg := a.Config
 		fit := fmt.Sprintf("%d fit steps", cfg.FitSteps)
 		if a.FitStepsA == 0 && a.FitStepsB == 0 {
@@ -317,18 +392,23 @@ func printDigits(w io.Writer, res *paper.DigitsResult, rep digitsReport, flow st
 		}
 		fmt.Fprintf(w, "alignment: flow %s, density %s; %s, %d joint steps, batch %d, lr %g %s\n",
 			cfg.Flow.Kind, cfg.Density.Kind, fit, a.Steps, cfg.Batch, cfg.LR, cfg.Schedule)
-		fmt.Fprintf(w, "  %s: LRMF = %.4g nats (threshold %g), c_AB = %.4g, %.1f s (%.3f ms/step)\n",
-			a.Status, a.LRMF, cfg.Threshold, a.CAB, a.TotalSeconds, a.MsPerStep)
-	}
-	if res.AlignErr != nil {
-		fmt.Fprintf(w, "  %v\n", res.AlignErr)
+		fmt.Fprintf(w, "  %s\n", a.Verdict())
+		fmt.Fprintf(w, "  training data: LRMF = %.4g nats, c_AB = %.4g; %.1f s (fits %.1f s, joint %.1f s, %.3f ms/step)\n",
+			a.Train.LRMF, a.CAB, a.TotalSeconds, a.FitSeconds, a.JointSeconds, a.MsPerStep)
+		if j := a.Joint; j.Evaluations > 0 {
+			fmt.Fprintf(w, "  joint phase: stopped by %s after %d steps; kept step %d (validation LRMF %.4g)\n", j.StoppedBy, j.Steps, j.BestStep, j.BestValue)
+		}
+		if al.Err != nil {
+			fmt.Fprintf(w, "  %v\n", al.Err)
+		}
 	}
 	fmt.Fprintf(w, "class agreement: %d-NN classifier fitted on B's embedding, applied to T(A), A's labels as truth\n", c.K)
-	fmt.Fprintf(w, "  %-18s %9s %11s %8s\n", "map", "agreement", "gap closed", "time")
+	fmt.Fprintf(w, "  %-18s %9s %11s %8s %18s  %s\n", "map", "agreement", "gap closed", "time", "LRMF (held-out)", "verdict")
 	for _, m := range res.Maps {
-		name := m.Name
-		if name == paper.MapLRMF {
-			name = "lrmf (" + flow + ")"
+		name, lr, verdict := m.Name, "-", "-"
+		if a := alignOf[m.Name]; a != nil {
+			name = "lrmf (" + a.Config.Flow.Kind + ")"
+			lr, verdict = fmt.Sprintf("%.3g ± %.2g", a.LRMF, a.LRMFSE), string(a.Status)
 		}
 		ag, gap := "failed", "-"
 		if !math.IsNaN(m.Agreement) {
@@ -337,7 +417,7 @@ func printDigits(w io.Writer, res *paper.DigitsResult, rep digitsReport, flow st
 				gap = fmt.Sprintf("%.3f", g)
 			}
 		}
-		fmt.Fprintf(w, "  %-18s %9s %11s %7.1fs\n", name, ag, gap, m.Seconds)
+		fmt.Fprintf(w, "  %-18s %9s %11s %7.1fs %18s  %s\n", name, ag, gap, m.Seconds, lr, verdict)
 	}
 	fmt.Fprintf(w, "  %-18s %9.4f %11s\n", "within B (LOO)", res.Embedding.WithinB, "1")
 	fmt.Fprintf(w, "  (gap closed = (agreement − identity's) / (within B − identity's); the goal of issue #12 is converged and ≥ 0.5)\n")
@@ -345,7 +425,11 @@ func printDigits(w io.Writer, res *paper.DigitsResult, rep digitsReport, flow st
 	if rep.Goal {
 		verdict = "met"
 	}
-	fmt.Fprintf(w, "goal: %s (%s, gap closed %s); %.1f s in all\n", verdict, rep.Status, fmtMaybe(res.GapClosed(paper.MapLRMF)), res.Seconds)
+	var per []string
+	for _, al := range res.Alignments {
+		per = append(per, fmt.Sprintf("%s %s, gap closed %s", al.Result.Config.Flow.Kind, al.Result.Status, fmtMaybe(res.GapClosed(al.Map))))
+	}
+	fmt.Fprintf(w, "goal: %s (%s); %.1f s in all\n", verdict, strings.Join(per, "; "), res.Seconds)
 }
 
 func fmtMaybe(v float64) string {

@@ -5,6 +5,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -129,6 +130,9 @@ func TestReproduceDigitsUsage(t *testing.T) {
 		{[]string{"--ae-steps", "10"}, "--ae-steps and --ae-hidden apply to --embed ae only"},
 		{[]string{"--batch", "3000"}, "--batch = 3000"},
 		{[]string{"--blocks", "-1"}, "--blocks, --hidden, --depth"},
+		{[]string{"--flow", "realnvp,glow", "--density", "glow"}, `--density "glow": want one density per --flow (2)`},
+		{[]string{"--flow", "realnvp,glo"}, `--flow "glo": want one of`},
+		{[]string{"--flow", "glow,affine", "--density", "glow,affine"}, `--density "affine": want one of`},
 	} {
 		code, _, stderr := lrmfRun(append([]string{"reproduce", "digits", "--out", t.TempDir()}, tc.args...)...)
 		assert.Equal(t, exitUsage, code, "%v", tc.args)
@@ -143,4 +147,70 @@ func TestReproduceDigitsUsage(t *testing.T) {
 	code, _, stderr = lrmfRun("reproduce", "digits", "--n", "50", "--mnist-dir", dir, "--out", t.TempDir(), "--quiet")
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, stderr, dir)
+}
+
+// A list of flows aligns once with each: one LRMF row per flow, each with
+// its held-out LRMF and verdict, in the table and in digits.json.
+func TestReproduceDigitsGlowBesideRealNVP(t *testing.T) {
+	dir := t.TempDir()
+	code, stdout, stderr := lrmfRun("reproduce", "digits", "--n", "200", "--dim", "4", "--steps", "60", "--fit-steps", "60",
+		"--flow", "realnvp,glow", "--blocks", "2", "--hidden", "8", "--quiet", "--out", dir)
+	require.Equal(t, exitOK, code, "stderr: %s", stderr)
+	for _, s := range []string{"alignment: flow realnvp, density realnvp", "alignment: flow glow, density glow", "held-out",
+		"lrmf (realnvp)", "lrmf (glow)", "LRMF (held-out)", "verdict", "goal: not met (realnvp "} {
+		assert.Contains(t, stdout, s)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "digits.json"))
+	require.NoError(t, err)
+	var rep struct {
+		digitsJSON
+		Alignments []struct {
+			Map  string `json:"map"`
+			Flow struct {
+				Kind   string `json:"kind"`
+				Blocks int    `json:"blocks"`
+			} `json:"flow"`
+			Density struct {
+				Kind string `json:"kind"`
+			} `json:"density"`
+			Status    string   `json:"status"`
+			LRMF      *float64 `json:"lrmf"`
+			LRMFSE    *float64 `json:"lrmf_se"`
+			Verdict   string   `json:"verdict"`
+			Steps     int      `json:"steps"`
+			Agreement *float64 `json:"agreement"`
+			Joint     struct {
+				Steps int `json:"steps"`
+			} `json:"joint"`
+			FitA struct {
+				Steps int `json:"steps"`
+			} `json:"fit_a"`
+		} `json:"alignments"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &rep))
+	var names []string
+	for _, m := range rep.Maps {
+		names = append(names, m.Name)
+	}
+	assert.Equal(t, []string{"identity", "gaussian-ot", "coral", "lrmf", "lrmf-glow"}, names)
+	require.Len(t, rep.Alignments, 2)
+	assert.Equal(t, "realnvp", rep.Flow.Kind, "the top-level fields are the first alignment's")
+	for i, kind := range []string{"realnvp", "glow"} {
+		a := rep.Alignments[i]
+		assert.Equal(t, names[3+i], a.Map)
+		assert.Equal(t, kind, a.Flow.Kind)
+		assert.Equal(t, 2, a.Flow.Blocks)
+		assert.Equal(t, kind, a.Density.Kind)
+		assert.Equal(t, 60, a.Steps)
+		assert.Equal(t, 60, a.Joint.Steps)
+		assert.Equal(t, 60, a.FitA.Steps)
+		assert.Contains(t, []string{"converged", "not-converged", "undershot", "inconclusive", "distinguishable"}, a.Status)
+		assert.True(t, strings.HasPrefix(a.Verdict, a.Status+": LRMF = "), a.Verdict)
+		require.NotNil(t, a.LRMF, kind)
+		require.NotNil(t, a.LRMFSE, kind)
+		assert.Positive(t, *a.LRMFSE, "a held-out LRMF has a standard error")
+		require.NotNil(t, a.Agreement, kind)
+		assert.Equal(t, *rep.Maps[3+i].Agreement, *a.Agreement)
+		assert.Contains(t, stdout, a.Verdict)
+	}
 }

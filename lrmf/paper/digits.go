@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"gonum.org/v1/gonum/mat"
@@ -43,6 +44,20 @@ const (
 	MapLRMF       = "lrmf"        // lrmf.Align with DigitsConfig.Align's flow and density
 )
 
+// MapLRMFOf returns the name of the map of DigitsResult.Alignments[i]
+// with flow kind: MapLRMF for i = 0 (DigitsConfig.Align), else
+// MapLRMF + "-" + kind (DigitsConfig.More[i−1]), e.g. "lrmf-glow"; taken
+// names (the same kind twice) get "-" + (i+1) instead of the kind.
+func MapLRMFOf(i int, kind string, taken func(string) bool) string {
+	if i == 0 {
+		return MapLRMF
+	}
+	if n := MapLRMF + "-" + kind; !taken(n) {
+		return n
+	}
+	return fmt.Sprintf("%s-%d", MapLRMF, i+1)
+}
+
 // Sizes of the digit sets: MNIST's splits.
 const (
 	DigitsMaxA = 10000 // MNIST test images, the source of the USPS-style domain
@@ -68,6 +83,10 @@ type DigitsConfig struct {
 	// native.DefaultBackend() in float32 (float64 on ref) for the
 	// autoencoder and the alignment, released by DigitsResult.Close.
 	Align lrmf.Config
+	// More are further alignments of the same embedding, run after Align
+	// and scored the same way (e.g. a glow flow and density beside Align's
+	// Real NVP); a nil Backend or zero Seed takes Align's.
+	More []lrmf.Config
 	// K is the k of the k-NN classifiers (default 5).
 	K int
 	// HeldOut is the number of further images per domain (the next ones of
@@ -177,16 +196,30 @@ type DigitsResult struct {
 	Embedding EmbeddingStats
 	PCA       *EmbeddingStats
 	// Align is lrmf.Align's result (with Status diverged when training
-	// diverged; AlignErr then holds the error).
+	// diverged; AlignErr then holds the error): Alignments[0]'s.
 	Align    *lrmf.Result
 	AlignErr error
-	// Maps are identity, Gaussian OT, CORAL and LRMF, in that order.
+	// Alignments are the alignments of Config.Align and Config.More, in
+	// that order, each with the name of its map.
+	Alignments []DigitsAlignment
+	// Maps are identity, Gaussian OT, CORAL and one LRMF map per
+	// alignment (MapLRMF, then MapLRMFOf's names), in that order.
 	Maps []DigitsMap
 	// Seconds is the wall time of the whole experiment.
 	Seconds float64
 
 	be    native.Backend
 	ownBE bool
+}
+
+// DigitsAlignment is one lrmf.Align run of the experiment.
+type DigitsAlignment struct {
+	// Map is the name of its map in DigitsResult.Maps.
+	Map string
+	// Result is lrmf.Align's result (Status diverged when training
+	// diverged; Err then holds the error).
+	Result *lrmf.Result
+	Err    error
 }
 
 // Map returns the map called name, or nil.
@@ -265,8 +298,8 @@ func rows(im *data.Images, lo, hi int) *data.Images {
 
 // Digits runs the digit experiment (see the constants above): it loads the
 // domains, embeds them (cfg.Embed at cfg.Dim), measures the embedding,
-// aligns A to B with lrmf.Align, computes the baselines and scores every
-// map by class agreement.
+// aligns A to B with lrmf.Align (cfg.Align, then each of cfg.More),
+// computes the baselines and scores every map by class agreement.
 //
 // It is an error if cfg is invalid (sizes outside the splits, D outside
 // [1, 256] or above NA + NB − 1, K outside [1, min(NA, NB) − 1], an unknown
@@ -275,8 +308,8 @@ func rows(im *data.Images, lo, hi int) *data.Images {
 // alignment is reported in the result: Align.Status, AlignErr, and an LRMF
 // map with NaN agreement). The caller must Close the result.
 //
-// Cost: the alignment dominates (lrmf.Align's defaults: 2 × 20000 fit steps
-// and 20000 joint steps); the PCA takes ~0.5 s, the autoencoder ~0.2 GFLOP
+// Cost: the alignments dominate (lrmf.Align's defaults: 2 × 20000 fit
+// steps and 20000 joint steps each); the PCA takes ~0.5 s, the autoencoder ~0.2 GFLOP
 // per step, the k-NN scores O(nA·nB·D).
 func Digits(ctx context.Context, cfg DigitsConfig) (*DigitsResult, error) {
 	start := time.Now()
@@ -360,21 +393,38 @@ func (r *DigitsResult) run(ctx context.Context, la, lb []int, ha, hb *mat.Dense,
 
 	stage("align")
 	za, zb := r.Pair.A.X, r.Pair.B.X
-	acfg := c.Align
-	acfg.Backend = r.be
-	res, err := lrmf.Align(ctx, za, zb, acfg)
-	lrmfMap := DigitsMap{Name: MapLRMF, Agreement: math.NaN()}
-	switch {
-	case err == nil:
-		lrmfMap.TA = res.Transformed
-		lrmfMap.Seconds = res.TotalSeconds
-	case errors.Is(err, lrmf.ErrDiverged) && res != nil:
-		r.AlignErr = err
-		lrmfMap.Seconds = res.TotalSeconds
-	default:
-		return err
+	var lrmfMaps []DigitsMap
+	taken := func(name string) bool {
+		return slices.ContainsFunc(lrmfMaps, func(m DigitsMap) bool { return m.Name == name })
 	}
-	r.Align = res
+	for i, acfg := range append([]lrmf.Config{c.Align}, c.More...) {
+		if acfg.Backend == nil {
+			acfg.Backend = r.be
+		}
+		if acfg.Seed == 0 {
+			acfg.Seed = c.Align.Seed
+		}
+		kind := acfg.Flow.Kind
+		if kind == "" {
+			kind = lrmf.DefaultConfig().Flow.Kind
+		}
+		res, err := lrmf.Align(ctx, za, zb, acfg)
+		m := DigitsMap{Name: MapLRMFOf(i, kind, taken), Agreement: math.NaN()}
+		al := DigitsAlignment{Map: m.Name, Result: res}
+		switch {
+		case err == nil:
+			m.TA = res.Transformed
+			m.Seconds = res.TotalSeconds
+		case errors.Is(err, lrmf.ErrDiverged) && res != nil:
+			al.Err = err
+			m.Seconds = res.TotalSeconds
+		default:
+			return err
+		}
+		lrmfMaps = append(lrmfMaps, m)
+		r.Alignments = append(r.Alignments, al)
+	}
+	r.Align, r.AlignErr = r.Alignments[0].Result, r.Alignments[0].Err
 
 	stage("maps")
 	knn, err := NewKNN(zb, lb, c.K)
@@ -396,7 +446,7 @@ func (r *DigitsResult) run(ctx context.Context, la, lb []int, ha, hb *mat.Dense,
 		}
 		r.Maps = append(r.Maps, DigitsMap{Name: m.name, TA: ta, Seconds: time.Since(t0).Seconds()})
 	}
-	r.Maps = append(r.Maps, lrmfMap)
+	r.Maps = append(r.Maps, lrmfMaps...)
 	for i := range r.Maps {
 		m := &r.Maps[i]
 		if m.TA == nil {

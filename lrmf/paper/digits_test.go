@@ -218,3 +218,44 @@ func TestDigitsSmall(t *testing.T) {
 	_, _, _, err = res.Projection("nope")
 	assert.ErrorContains(t, err, `no T(A) for map "nope"`)
 }
+
+func TestMapLRMFOf(t *testing.T) {
+	none := func(string) bool { return false }
+	assert.Equal(t, MapLRMF, MapLRMFOf(0, "glow", none))
+	assert.Equal(t, "lrmf-glow", MapLRMFOf(1, "glow", none))
+	taken := func(s string) bool { return s == "lrmf-glow" }
+	assert.Equal(t, "lrmf-3", MapLRMFOf(2, "glow", taken))
+}
+
+// Further alignments (DigitsConfig.More) add one LRMF map each after the
+// first, named by their flow, each with its own result, flow and T(A).
+func TestDigitsMoreAlignments(t *testing.T) {
+	short := lrmf.Config{Steps: 40, FitOptions: lrmf.FitOptions{FitSteps: 40}}
+	glow := short
+	glow.Flow, glow.Density = model.ModelSpec{Kind: "glow", Blocks: 2, Hidden: 8}, model.ModelSpec{Kind: "glow", Blocks: 2, Hidden: 8}
+	first := short
+	first.Flow, first.Density = model.ModelSpec{Kind: "affine"}, model.ModelSpec{Kind: "gaussian"}
+	res, err := Digits(context.Background(), DigitsConfig{
+		NA: 150, NB: 150, Dim: 4, HeldOut: -1, Align: first, More: []lrmf.Config{glow, glow},
+	})
+	require.NoError(t, err)
+	defer res.Close()
+	var names []string
+	for _, m := range res.Maps {
+		names = append(names, m.Name)
+		assert.True(t, m.Agreement >= 0 && m.Agreement <= 1, "%s: %v", m.Name, m.Agreement)
+	}
+	assert.Equal(t, []string{MapIdentity, MapGaussianOT, MapCORAL, MapLRMF, "lrmf-glow", "lrmf-3"}, names)
+	require.Len(t, res.Alignments, 3)
+	assert.Same(t, res.Align, res.Alignments[0].Result)
+	for i, kind := range []string{"affine", "glow", "glow"} {
+		a := res.Alignments[i]
+		require.NotNil(t, a.Result, kind)
+		assert.Equal(t, kind, a.Result.Config.Flow.Kind)
+		assert.Equal(t, names[3+i], a.Map)
+		assert.Same(t, a.Result.Transformed, res.Map(a.Map).TA)
+		assert.Equal(t, res.Config.Align.Seed, a.Result.Config.Seed)
+		assert.NotEmpty(t, a.Result.Verdict())
+	}
+	assert.Equal(t, 40, res.Alignments[1].Result.Steps)
+}
