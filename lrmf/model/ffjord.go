@@ -197,13 +197,9 @@ func FFJORDFlow(o FFJORDOptions) FlowMaker {
 // FFJORDDensity returns a DensityMaker for the density of an FFJORD flow x
 // → z with a standard-normal base (a FlowDensity).
 func FFJORDDensity(o FFJORDOptions) DensityMaker {
-	return func(be native.Backend, dim int, rng *rand.Rand) (Density, error) {
-		f, err := NewFFJORD(be, dim, o, rng)
-		if err != nil {
-			return nil, err
-		}
-		return NewFlowDensity(be, f), nil
-	}
+	return densityOf(func(be native.Backend, dim int, rng *rand.Rand) (*FFJORD, error) {
+		return NewFFJORD(be, dim, o, rng)
+	})
 }
 
 // Dim returns D.

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/lrmf-go/lrmf/lrmf/internal/linalg"
 	"github.com/lrmf-go/lrmf/native"
@@ -69,3 +70,15 @@ func (p *FlowDensity) Backward(dx, dlogp *native.Tensor) error {
 }
 
 func (p *FlowDensity) setInference(on bool) { setInference(p.f, on) }
+
+// densityOf returns the DensityMaker whose densities are NewFlowDensity of
+// the flows newFlow builds (x → z, standard-normal base).
+func densityOf[F Flow](newFlow func(be native.Backend, dim int, rng *rand.Rand) (F, error)) DensityMaker {
+	return func(be native.Backend, dim int, rng *rand.Rand) (Density, error) {
+		f, err := newFlow(be, dim, rng)
+		if err != nil {
+			return nil, err
+		}
+		return NewFlowDensity(be, f), nil
+	}
+}

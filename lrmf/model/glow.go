@@ -456,13 +456,9 @@ func GlowFlow(o GlowOptions) FlowMaker {
 // GlowDensity returns a DensityMaker for a Glow density (standard-normal
 // base) with Glow's initialisation unless o.Identity.
 func GlowDensity(o GlowOptions) DensityMaker {
-	return func(be native.Backend, dim int, rng *rand.Rand) (Density, error) {
-		f, err := NewGlow(be, dim, o, rng)
-		if err != nil {
-			return nil, err
-		}
-		return NewFlowDensity(be, f), nil
-	}
+	return densityOf(func(be native.Backend, dim int, rng *rand.Rand) (*Glow, error) {
+		return NewGlow(be, dim, o, rng)
+	})
 }
 
 // Dim returns D.

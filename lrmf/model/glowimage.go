@@ -177,13 +177,7 @@ func GLOWFlow(s ImageShape, o GLOWOptions) FlowMaker {
 // GLOWDensity returns a DensityMaker for the GLOW density (standard-normal
 // base) on images of shape s.
 func GLOWDensity(s ImageShape, o GLOWOptions) DensityMaker {
-	return func(be native.Backend, dim int, rng *rand.Rand) (Density, error) {
-		f, err := GLOWFlow(s, o)(be, dim, rng)
-		if err != nil {
-			return nil, err
-		}
-		return NewFlowDensity(be, f), nil
-	}
+	return densityOf(GLOWFlow(s, o))
 }
 
 // Dim returns H·W·C.

@@ -198,13 +198,9 @@ func RealNVPFlow(o RealNVPOptions) FlowMaker {
 
 // RealNVPDensity returns a DensityMaker for a Real NVP density.
 func RealNVPDensity(o RealNVPOptions) DensityMaker {
-	return func(be native.Backend, dim int, rng *rand.Rand) (Density, error) {
-		f, err := NewRealNVP(be, dim, o, rng)
-		if err != nil {
-			return nil, err
-		}
-		return NewFlowDensity(be, f), nil
-	}
+	return densityOf(func(be native.Backend, dim int, rng *rand.Rand) (*RealNVP, error) {
+		return NewRealNVP(be, dim, o, rng)
+	})
 }
 
 // Dim returns D.
