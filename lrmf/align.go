@@ -236,6 +236,11 @@ func (r *run) single(ctx context.Context, res *Result) (*restartRun, error) {
 	start := time.Now()
 	rr := &restartRun{seed: r.cfg.Seed, flow: res.Flow, dens: res.Density}
 	defer func() { rr.seconds = time.Since(start).Seconds() }()
+	if r.cfg.Resume == nil {
+		if err := r.initFlow(rr.flow); err != nil {
+			return rr, err
+		}
+	}
 	if r.cfg.Resume == nil && r.cfg.IdentityPrefit > 0 {
 		var err error
 		if rr.prefitSteps, rr.prefitMSE, err = r.prefit(ctx, rr.flow, 0); err != nil {
