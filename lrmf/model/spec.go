@@ -166,7 +166,7 @@ func (s ModelSpec) CheckImage(dim int) error {
 			s.Kind, o.Levels, o.Levels, im, o.Levels, d)
 	}
 	if err := o.validate(im); err != nil {
-		return fmt.Errorf("model: %s: %w", s.Kind, err)
+		return fmt.Errorf("model: %s: %s", s.Kind, strings.TrimPrefix(err.Error(), "model: "))
 	}
 	return nil
 }
