@@ -376,7 +376,7 @@ func (o *alignOpts) checkImageFlags(set map[string]bool) error {
 	if len(kinds) == 0 {
 		for _, f := range []string{"image", "levels"} {
 			if set[f] {
-				return usagef("--%s applies to the image models only (--density %s)", f, strings.Join(model.ImageKinds, ", "))
+				return usagef("--%s applies to the image models only (%s)", f, strings.Join(model.ImageKinds, ", "))
 			}
 		}
 		return nil
@@ -396,7 +396,10 @@ func (o *alignOpts) checkImageFlags(set map[string]bool) error {
 // against the data's dim columns and the levels.
 func (o *alignOpts) checkImage(dim int) error {
 	for _, k := range o.imageKinds() {
-		sh, s := o.imageShape, o.spec(k)
+		sh, s, which := o.imageShape, o.spec(k), "density"
+		if k == o.flow {
+			which = "flow"
+		}
 		if sh.Dim() != dim {
 			return usagef("--image %v has H·W·C = %d values per image, the data have %d columns", sh, sh.Dim(), dim)
 		}
@@ -404,7 +407,7 @@ func (o *alignOpts) checkImage(dim int) error {
 			return usagef("--image %v with --levels %d: each level halves H and W, so both must be divisible by 2^%d = %d", sh, s.Levels, s.Levels, d)
 		}
 		if err := s.CheckImage(dim); err != nil {
-			return usagef("--density %s (--image, --levels, --blocks, --hidden, --scale): %v", k, err)
+			return usagef("--%s %s (--image, --levels, --blocks, --hidden, --scale): %v", which, k, err)
 		}
 	}
 	return nil

@@ -63,7 +63,7 @@ func TestAlignGLOWImageFlagErrors(t *testing.T) {
 		{append(glow, "--image", "8x8x1", "--levels", "4"), "--image 8x8x1 with --levels 4: each level halves H and W, so both must be divisible by 2^4 = 16"},
 		{append(glow, "--image", "8x8x1", "--levels", "9"), "--levels = 9: want an integer in [1, 8]"},
 		{append(glow, "--image", "8x8x1", "--levels", "2", "--blocks", "65"), "--density glow-image (--image, --levels, --blocks, --hidden, --scale)"},
-		{[]string{"--levels", "2"}, "--levels applies to the image models only (--density glow-image)"},
+		{[]string{"--levels", "2"}, "--levels applies to the image models only (glow-image)"},
 		{[]string{"--image", "8x8x1"}, "--image applies to the image models only"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
