@@ -22,10 +22,13 @@ import (
 //     (Config.Validation) and a held-out part (Config.Holdout);
 //  1. fit θA* to A's training part and θB* to B's (closed form when the
 //     density has one, else Adam, early-stopped on the validation parts
-//     and capped at FitSteps); c_AB = ℓ(A; θA*) + ℓ(B; θB*);
+//     and capped at FitSteps, after the density's data-dependent
+//     initialisation on its first batch when it has one,
+//     model.DataInitializer); c_AB = ℓ(A; θA*) + ℓ(B; θB*);
 //  2. Config.Restarts times: start θS from θA* and T from its own
-//     initialisation (pre-fitted to the identity when IdentityPrefit says
-//     so), take Adam steps on the mini-batch LRMF over the training parts
+//     initialisation (with Restarts = 1 initialised from a batch of A when
+//     it is a model.DataInitializer; pre-fitted to the identity when
+//     IdentityPrefit says so), take Adam steps on the mini-batch LRMF over the training parts
 //     until ‖g_T‖ + ‖g_S‖ < Tol, patience on the validation LRMF, or
 //     Steps, and restore the best validated (φ, θS); keep the restart with
 //     the lowest validation LRMF;
@@ -236,6 +239,11 @@ func (r *run) single(ctx context.Context, res *Result) (*restartRun, error) {
 	start := time.Now()
 	rr := &restartRun{seed: r.cfg.Seed, flow: res.Flow, dens: res.Density}
 	defer func() { rr.seconds = time.Since(start).Seconds() }()
+	if r.cfg.Resume == nil {
+		if err := r.initFlow(rr.flow); err != nil {
+			return rr, err
+		}
+	}
 	if r.cfg.Resume == nil && r.cfg.IdentityPrefit > 0 {
 		var err error
 		if rr.prefitSteps, rr.prefitMSE, err = r.prefit(ctx, rr.flow, 0); err != nil {

@@ -154,7 +154,10 @@ type Config struct {
 	// of 2 × 32 ReLU). A spec with an empty Kind takes the default kind;
 	// its zero sizes take the model's defaults (model.ModelSpec.Normalized).
 	Flow model.ModelSpec `json:"flow"`
-	// Density names the density family M (default Real NVP, as Flow).
+	// Density names the density family M (default Real NVP, as Flow). An
+	// image kind (model.ImageKinds, e.g. "glow-image") needs the rows'
+	// image shape in its Image, with H·W·C = D and H, W divisible by
+	// 2^Levels (checked before anything is built).
 	Density model.ModelSpec `json:"density"`
 	// NewFlow and NewDensity, when not nil, build custom models instead of
 	// Flow and Density.
@@ -327,6 +330,16 @@ func (c Config) validate(na, nb, dim int) error {
 		return fmt.Errorf("lrmf: Config.CheckpointEvery = %d with Restarts = %d: periodic checkpoints need a single restart", c.CheckpointEvery, c.Restarts)
 	case c.Restarts > 1 && c.Resume != nil:
 		return fmt.Errorf("lrmf: Config.Resume with Restarts = %d: only runs of a single restart can be resumed", c.Restarts)
+	}
+	if c.NewFlow == nil {
+		if err := c.Flow.CheckImage(dim); err != nil {
+			return fmt.Errorf("lrmf: Config.Flow: %w", err)
+		}
+	}
+	if c.NewDensity == nil {
+		if err := c.Density.CheckImage(dim); err != nil {
+			return fmt.Errorf("lrmf: Config.Density: %w", err)
+		}
 	}
 	for _, s := range []struct {
 		name string

@@ -75,7 +75,9 @@ const fitCheckEvery = 100
 // below Tol, or, when xv (the validation rows; nil: none) is given, when
 // the validation mean log-likelihood, evaluated every EvalEvery steps, has
 // not improved for Patience steps. The parameters with the best validation
-// value are restored at the end.
+// value are restored at the end. d must be fresh (as built, or reset to
+// its initial parameters): a model.DataInitializer is initialised on the
+// first mini-batch, from the training rows x only, before the first step.
 func (f *fitter) fit(ctx context.Context, phase string, d model.Density, x, xv *native.Tensor) (PhaseReport, error) {
 	o := f.opt
 	if m, ok := d.(model.MLEFitter); ok && !o.GradientFit {
@@ -100,12 +102,20 @@ func (f *fitter) fit(ctx context.Context, phase string, d model.Density, x, xv *
 		val = newFitValidation(be, d, xv, xb, logp, o.Patience, o.Trim)
 	}
 	rep := PhaseReport{StoppedBy: "budget", Steps: steps}
+	// A density with a data-dependent initialisation gets it on the first
+	// training batch (fit is only given fresh densities).
+	init, _ := model.DataInitializerOf(d)
 	loss := 0.0
 	for step := 1; step <= steps; step++ {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
 		be.GatherRows(xb, x, s.next())
+		if step == 1 && init != nil {
+			if err := init.InitFromData(xb); err != nil {
+				return rep, fmt.Errorf("lrmf: initialising the density for %s from data: %w", phase[len(phase)-1:], err)
+			}
+		}
 		if err := d.LogProb(logp, xb); err != nil {
 			return rep, err
 		}

@@ -50,3 +50,23 @@ func (r *run) prefit(ctx context.Context, t model.Flow, restart int) (int, float
 	r.progress(Progress{Phase: phase, Restart: restart, Step: steps, Steps: steps, Loss: loss, Done: true})
 	return steps, loss, nil
 }
+
+// initFlow gives a fresh flow t with a data-dependent initialisation
+// (model.DataInitializer) that initialisation on one mini-batch of b rows
+// of A's training part, drawn from the run's random stream; other flows are
+// left as they are. It runs before the identity pre-fit and the joint
+// phase of a fresh restart, never on a resumed one (the checkpoint holds
+// the parameters).
+func (r *run) initFlow(t model.Flow) error {
+	di, ok := model.DataInitializerOf(t)
+	if !ok {
+		return nil
+	}
+	be, bsz := r.be, min(r.cfg.Batch, r.a.Rows())
+	x := be.New(bsz, r.dim)
+	be.GatherRows(x, r.a, newSampler(r.a.Rows(), bsz, r.rng).next())
+	if err := di.InitFromData(x); err != nil {
+		return fmt.Errorf("lrmf: initialising the flow %s from data: %w", r.cfg.Flow.Kind, err)
+	}
+	return nil
+}

@@ -2,6 +2,8 @@ package lrmf
 
 import (
 	"fmt"
+	"reflect"
+	"strings"
 
 	"github.com/lrmf-go/lrmf/lrmf/model"
 )
@@ -74,8 +76,8 @@ func (r *run) restoreModels(ck *Checkpoint, res *Result) error {
 	case m.DataHash != r.hash:
 		return fmt.Errorf("lrmf: the checkpoint was saved for other data (same shape, different values)")
 	case m.Config.Flow.Normalized() != cfg.Flow || m.Config.Density.Normalized() != cfg.Density:
-		return fmt.Errorf("lrmf: the checkpoint holds flow %+v and density %+v, the run asks for %+v and %+v",
-			m.Config.Flow, m.Config.Density, cfg.Flow, cfg.Density)
+		return fmt.Errorf("lrmf: the checkpoint holds another model than the run asks for (%s)",
+			strings.Join(append(specDiff("flow", m.Config.Flow.Normalized(), cfg.Flow), specDiff("density", m.Config.Density.Normalized(), cfg.Density)...), "; "))
 	case m.Config.Batch != cfg.Batch:
 		return fmt.Errorf("lrmf: the checkpoint was saved with Batch = %d, the run asks for %d", m.Config.Batch, cfg.Batch)
 	case m.Config.Holdout != cfg.Holdout || m.Config.Validation != cfg.Validation || m.Config.Seed != cfg.Seed:
@@ -150,4 +152,19 @@ func (r *run) restoreJoint(ck *Checkpoint, j *jointState, val *jointValidation, 
 	rr.history = append(rr.history, meta.History...)
 	rr.phase.Steps = meta.Step
 	return nil
+}
+
+// specDiff lists the fields in which the saved spec differs from the asked
+// one, as "which field: saved (checkpoint) vs asked (run)", fields named as
+// in JSON.
+func specDiff(which string, saved, asked model.ModelSpec) []string {
+	var out []string
+	sv, av, t := reflect.ValueOf(saved), reflect.ValueOf(asked), reflect.TypeOf(saved)
+	for i := range t.NumField() {
+		if sf, af := sv.Field(i).Interface(), av.Field(i).Interface(); sf != af {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			out = append(out, fmt.Sprintf("%s %s: %v (checkpoint) vs %v (run)", which, name, sf, af))
+		}
+	}
+	return out
 }

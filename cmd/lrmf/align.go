@@ -31,7 +31,11 @@ type alignOpts struct {
 	flow, density   string
 	blocks, hidden  int
 	depth           int
+	image           string           // --image HxWxC, for the image kinds
+	imageShape      model.ImageShape // parsed by validate
+	levels          int
 	scale           string
+	scaleSet        bool // --scale given (the image kinds default to sigmoid)
 	bound           float64
 	solver, trace   string
 	odeSteps        int
@@ -78,9 +82,10 @@ type runTag struct {
 // zero flag selects (model.ModelSpec.Normalized's defaults), for the flag
 // defaults and their help text.
 var (
-	realNVPDefaults  = model.ModelSpec{Kind: "realnvp"}.Normalized()
-	ffjordDefaults   = model.ModelSpec{Kind: "ffjord"}.Normalized()
-	hutchinsonProbes = model.ModelSpec{Kind: "ffjord", Trace: "hutchinson"}.Normalized().Probes
+	realNVPDefaults   = model.ModelSpec{Kind: "realnvp"}.Normalized()
+	ffjordDefaults    = model.ModelSpec{Kind: "ffjord"}.Normalized()
+	glowImageDefaults = model.ModelSpec{Kind: "glow-image"}.Normalized()
+	hutchinsonProbes  = model.ModelSpec{Kind: "ffjord", Trace: "hutchinson"}.Normalized().Probes
 )
 
 // alignFlags registers the flags of lrmf align on o. Every default comes
@@ -98,10 +103,13 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet("align", flag.ContinueOnError)
 	o.sourceFlags.register(fs)
 	fs.StringVar(&o.flow, "flow", d.Flow.Kind, "flow T, one of "+strings.Join(model.FlowKinds, ", ")+": realnvp (affine couplings), glow (ActNorm, LU linear, coupling), ffjord (continuous flow), affine (T(x) = AᵀA·x + b)")
-	fs.StringVar(&o.density, "density", d.Density.Kind, "density family, one of "+strings.Join(model.DensityKinds, ", ")+": realnvp, glow or ffjord (flows with a standard-normal base) or gaussian (full covariance)")
-	fs.IntVar(&o.blocks, "blocks", 0, fmt.Sprintf("Real NVP or Glow coupling blocks, or stacked FFJORD transforms (0: realnvp and glow %d, ffjord %d, as in the paper)", rn.Blocks, fj.Blocks))
-	fs.IntVar(&o.hidden, "hidden", 0, fmt.Sprintf("hidden units per layer of the Real NVP coupling networks or FFJORD dynamics (0: realnvp %d, ffjord %d; paper: %d, %d)",
-		rn.Hidden, fj.Hidden, model.PaperRealNVP.Hidden, model.PaperFFJORD.Hidden))
+	fs.StringVar(&o.density, "density", d.Density.Kind, "density family, one of "+strings.Join(model.DensityKinds, ", ")+": realnvp, glow or ffjord (flows with a standard-normal base), gaussian (full covariance) or glow-image (multi-scale GLOW on H×W×C images, needs --image)")
+	fs.IntVar(&o.blocks, "blocks", 0, fmt.Sprintf("Real NVP or Glow coupling blocks, stacked FFJORD transforms, or glow-image steps K per level (0: realnvp and glow %d, ffjord %d, as in the paper; glow-image %d, paper %d)",
+		rn.Blocks, fj.Blocks, glowImageDefaults.Blocks, model.PaperGLOW.Steps))
+	fs.IntVar(&o.hidden, "hidden", 0, fmt.Sprintf("hidden units per layer of the Real NVP coupling networks or FFJORD dynamics, or glow-image filters F (0: realnvp %d, ffjord %d, glow-image %d; paper: %d, %d, %d)",
+		rn.Hidden, fj.Hidden, glowImageDefaults.Hidden, model.PaperRealNVP.Hidden, model.PaperFFJORD.Hidden, model.PaperGLOW.Hidden))
+	fs.StringVar(&o.image, "image", "", "glow-image: the shape `HxWxC` of the images, each data row holding its H·W·C values channels-last (e.g. 32x32x1); required with --density glow-image")
+	fs.IntVar(&o.levels, "levels", 0, fmt.Sprintf("glow-image: levels L, each a squeeze, K steps and a split, so H and W must be divisible by 2^L (0: %d, as in the paper)", glowImageDefaults.Levels))
 	fs.IntVar(&o.depth, "depth", 0, fmt.Sprintf("hidden layers of the Real NVP coupling networks or FFJORD dynamics (0: realnvp %d, ffjord %d, as in the paper)", rn.Depth, fj.Depth))
 	fs.StringVar(&o.solver, "solver", fj.Solver, "FFJORD ODE solver: dopri5 (adaptive Dormand–Prince 5(4)) or rk4 (fixed steps)")
 	fs.IntVar(&o.odeSteps, "ode-steps", fj.ODESteps, "FFJORD RK4 steps over t ∈ [0, 1]")
@@ -111,7 +119,7 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs.StringVar(&o.trace, "trace", fj.Trace, "FFJORD divergence: exact (D tangent passes) or hutchinson (Rademacher probes, unbiased)")
 	fs.IntVar(&o.probes, "probes", hutchinsonProbes, "Hutchinson probes per row (with --trace hutchinson)")
 	fs.IntVar(&o.prefit, "prefit", d.IdentityPrefit, fmt.Sprintf("Adam steps pre-fitting the flow to the identity (0: %d for an ffjord flow, none otherwise; negative: none)", lrmf.DefaultFFJORDPrefit))
-	fs.StringVar(&o.scale, "scale", rn.Scale, "Real NVP scale function: exp (ln s soft-bounded by --scale-bound) or sigmoid (s = sigmoid(h + 2), GLOW)")
+	fs.StringVar(&o.scale, "scale", rn.Scale, "Real NVP scale function: exp (ln s soft-bounded by --scale-bound) or sigmoid (s = sigmoid(h + 2), GLOW; glow-image's default)")
 	fs.Float64Var(&o.bound, "scale-bound", rn.Bound, "bound B of the exp scale: ln s = B·tanh(h/B)")
 	fs.IntVar(&o.steps, "steps", 0, family("cap on the steps of each restart's joint phase", d.Steps, ff.Steps))
 	fs.IntVar(&o.fitSteps, "fit-steps", 0, family("cap on the steps of each gradient fit of θA*, θB* (each step draws 2×batch rows)", d.FitSteps, ff.FitSteps))
@@ -314,6 +322,9 @@ func (o *alignOpts) validate(set map[string]bool) error {
 	if set["probes"] && o.trace != "hutchinson" {
 		return usagef("--probes needs --trace hutchinson")
 	}
+	if err := o.checkImageFlags(set); err != nil {
+		return err
+	}
 	return firstBad([]flagCheck{
 		{o.n < 1, "n", o.n, "a positive integer"},
 		{o.blocks < 0, "blocks", o.blocks, "a positive integer (0: the model's default)"},
@@ -344,6 +355,62 @@ func (o *alignOpts) validate(set map[string]bool) error {
 		{o.threads < 1, "threads", o.threads, "a positive integer"},
 		{o.out == "", "out", o.out, "a directory"},
 	})
+}
+
+// imageKinds returns the image kinds (model.ImageKinds) among the flow and
+// the density.
+func (o *alignOpts) imageKinds() []string {
+	var ks []string
+	for _, k := range []string{o.flow, o.density} {
+		if model.IsImageKind(k) && !slices.Contains(ks, k) {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+// checkImageFlags checks --image and --levels against the model kinds and
+// parses --image (the data's columns are checked by checkImage).
+func (o *alignOpts) checkImageFlags(set map[string]bool) error {
+	kinds := o.imageKinds()
+	if len(kinds) == 0 {
+		for _, f := range []string{"image", "levels"} {
+			if set[f] {
+				return usagef("--%s applies to the image models only (%s)", f, strings.Join(model.ImageKinds, ", "))
+			}
+		}
+		return nil
+	}
+	if !set["image"] { // checkSourceAndDensity has caught it for the density
+		return usagef("--flow %s needs --image HxWxC, the shape of the images the data rows hold", o.flow)
+	}
+	sh, err := model.ParseImageShape(o.image)
+	if err != nil {
+		return usagef("--image = %q: want HxWxC, three positive integers such as 32x32x1", o.image)
+	}
+	o.imageShape = sh
+	return firstBad([]flagCheck{{o.levels < 0 || o.levels > 8, "levels", o.levels, "an integer in [1, 8] (0: the default, 3)"}})
+}
+
+// checkImage checks, before any file is written, the image models' shape
+// against the data's dim columns and the levels.
+func (o *alignOpts) checkImage(dim int) error {
+	for _, k := range o.imageKinds() {
+		sh, s, which := o.imageShape, o.spec(k), "density"
+		if k == o.flow {
+			which = "flow"
+		}
+		if sh.Dim() != dim {
+			return usagef("--image %v has H·W·C = %d values per image, the data have %d columns", sh, sh.Dim(), dim)
+		}
+		if d := 1 << s.Levels; sh.H%d != 0 || sh.W%d != 0 {
+			return usagef("--image %v with --levels %d: each level halves H and W, so both must be divisible by 2^%d = %d", sh, s.Levels, s.Levels, d)
+		}
+		if err := s.CheckImage(dim); err != nil {
+			return usagef("--%s %s (--image, --levels, --blocks, --hidden, --scale): %v", which, k, err)
+		}
+	}
+	return nil
 }
 
 // checkSplit checks, before any file is written, that --holdout leaves
@@ -410,6 +477,12 @@ func (o *alignOpts) fromCheckpoint(set map[string]bool) (*lrmf.Checkpoint, error
 	}
 	o.seed = tag.Seed
 	o.flow, o.density = cfg.Flow.Kind, cfg.Density.Kind
+	for _, s := range []model.ModelSpec{cfg.Flow, cfg.Density} {
+		if model.IsImageKind(s.Kind) { // the saved shape, for validate
+			o.image, o.levels = s.Image.String(), s.Levels
+			set["image"] = true
+		}
+	}
 	if name, dtype := ck.Backend(); !set["backend"] && !set["dtype"] && name != "" {
 		o.backend, o.dtype = name, dtype
 	}
@@ -436,6 +509,15 @@ func (o *alignOpts) spec(kind string) model.ModelSpec {
 		s = model.ModelSpec{Kind: kind, Blocks: o.blocks, Hidden: o.hidden, Depth: o.depth, Scale: o.scale}
 		if o.scale == "exp" {
 			s.Bound = o.bound
+		}
+	}
+	if model.IsImageKind(kind) {
+		s = model.ModelSpec{Kind: kind, Blocks: o.blocks, Hidden: o.hidden, Image: o.imageShape, Levels: o.levels}
+		if o.scaleSet {
+			s.Scale = o.scale
+			if o.scale == "exp" {
+				s.Bound = o.bound
+			}
 		}
 	}
 	return s.Normalized()
@@ -494,6 +576,7 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	if err != nil {
 		return 0, err
 	}
+	o.scaleSet = set["scale"]
 	var ck *lrmf.Checkpoint
 	if o.resume != "" {
 		if ck, err = o.fromCheckpoint(set); err != nil {
@@ -516,6 +599,9 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		return 0, usagef("--batch = %d exceeds the rows of the data (A: %d, B: %d)", o.batch, na, nb)
 	}
 	if ck == nil {
+		if err := o.checkImage(dim); err != nil {
+			return 0, err
+		}
 		if err := o.checkSplit(na, nb, dim); err != nil {
 			return 0, err
 		}

@@ -46,8 +46,8 @@ func firstBad(checks []flagCheck) error {
 }
 
 // checkSourceAndDensity validates the flags align and shift-test share: the
-// data source (--a/--b or --data), the density family, Real NVP's scale and
-// the element type.
+// data source (--a/--b or --data), the density family (an image kind needs
+// --image, which only align has), Real NVP's scale and the element type.
 func checkSourceAndDensity(a, b string, set map[string]bool, density, scale, dtype string) error {
 	if (a == "") != (b == "") {
 		return usagef("--a and --b must be given together")
@@ -57,6 +57,9 @@ func checkSourceAndDensity(a, b string, set map[string]bool, density, scale, dty
 	}
 	if !slices.Contains(model.DensityKinds, density) {
 		return usagef("unknown --density %q (available: %s)", density, strings.Join(model.DensityKinds, ", "))
+	}
+	if model.IsImageKind(density) && !set["image"] {
+		return usagef("--density %s needs --image HxWxC, the shape of the images the data rows hold (lrmf align)", density)
 	}
 	if scale != "exp" && scale != "sigmoid" {
 		return usagef("unknown --scale %q (available: exp, sigmoid)", scale)

@@ -60,3 +60,27 @@ type FlowMaker func(be native.Backend, dim int, rng *rand.Rand) (Flow, error)
 // DensityMaker builds a density on be for D-dimensional data; rng
 // initialises random parameters.
 type DensityMaker func(be native.Backend, dim int, rng *rand.Rand) (Density, error)
+
+// DataInitializer is implemented by models with a data-dependent
+// initialisation (GLOW's ActNorms and coupling normalisation, GMM's means
+// and covariances): InitFromData sets the parameters from the n×D batch x.
+// It overwrites fitted values, so callers run it on fresh models only (lrmf
+// does before a density's first gradient-fit step and before a fresh
+// flow's pre-fit or joint phase, never on parameters loaded from a
+// checkpoint).
+type DataInitializer interface {
+	InitFromData(x *native.Tensor) error
+}
+
+// DataInitializerOf returns m's DataInitializer: m itself, or the flow of a
+// FlowDensity when that flow has one.
+func DataInitializerOf(m any) (DataInitializer, bool) {
+	if di, ok := m.(DataInitializer); ok {
+		return di, true
+	}
+	if p, ok := m.(*FlowDensity); ok {
+		di, ok := p.Flow().(DataInitializer)
+		return di, ok
+	}
+	return nil, false
+}
