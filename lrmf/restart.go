@@ -257,6 +257,11 @@ func (r *run) restart(ctx context.Context, be native.Backend, sh *restartShared,
 		}
 		return rr, err
 	}
+	// A fresh flow with a data-dependent initialisation (an image flow's
+	// ActNorms) gets it from this restart's own batch of A.
+	if err := sub.initFlow(rr.flow); err != nil {
+		return fail(err)
+	}
 	if cfg.IdentityPrefit > 0 {
 		if rr.prefitSteps, rr.prefitMSE, err = sub.prefit(ctx, rr.flow, k); err != nil {
 			return fail(err)
