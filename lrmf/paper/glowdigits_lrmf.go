@@ -34,7 +34,10 @@ import (
 //     the gap between the domains under θA*, and has to be brought down.
 //
 // A domain classifier on pixels (A vs T(B), held out) judges the
-// alignment either way.
+// alignment either way. The joint phase draws B from the training images
+// whose T(b) is finite at the start and, back to back, where the start's
+// identity ln pS(T(b)) + ln|det ∇T(b)| = ln pB*(b) holds to 1 nat (see
+// startRows); c_AB is taken on those.
 
 // GLOW LRMF runs (GLOWDigitsConfig.LRMFRuns).
 const (
@@ -60,9 +63,17 @@ type GLOWLRMF struct {
 	// to can overflow (each sigmoid coupling's inverse divides by s < 1).
 	// The classifier leaves them out; the grids show their pixels white.
 	NonFinite, NonFinite0 int
-	HeldOut               int        // held-out images per domain
-	A, B, TB              *mat.Dense // the first held-out images of A, B and T(B), for grids
-	Options               lrmf.JointOptions
+	// TrainB is the number of training images of B the joint phase draws
+	// from. NonFiniteB were left out because T(b) had a non-finite pixel
+	// at the start (one such image makes a batch's LRMF and gradients NaN);
+	// InconsistentB (back to back) because ln pS(T(b)) + ln|det ∇T(b)|
+	// differed from ln pB*(b) by more than 1 nat at the start, where the
+	// identity that makes the start's LRMF 0 holds in exact arithmetic:
+	// float32 loses it when G_A⁻¹ makes T(b) huge (see startRows).
+	TrainB, NonFiniteB, InconsistentB int
+	HeldOut                           int        // held-out images per domain
+	A, B, TB                          *mat.Dense // the first held-out images of A, B and T(B), for grids
+	Options                           lrmf.JointOptions
 }
 
 // BlockStats returns the mean and SD of the trajectory's LRMF over
@@ -125,7 +136,6 @@ func glowLRMF(ctx context.Context, be native.Backend, c GLOWDigitsConfig, r *GLO
 	if err != nil {
 		return nil, err
 	}
-	cab := la + lb
 	accAB := domainAccuracy(g.ma, g.mb)
 	var out []*GLOWLRMF
 	for _, kind := range c.LRMFRuns {
@@ -159,11 +169,28 @@ func glowLRMF(ctx context.Context, be native.Backend, c GLOWDigitsConfig, r *GLO
 		default:
 			return nil, fmt.Errorf("paper: GLOW digits: unknown LRMF run %q (want %q or %q)", kind, GLOWRunBackToBack, GLOWRunScratch)
 		}
-		l, err := glowLRMFRun(ctx, be, c, g, t, dens, cab)
+		// The B images T maps to finite images at the start (and, back to
+		// back, where the start's identity holds to 1 nat), c_AB on them.
+		var pS, pB model.Density
+		if kind == GLOWRunBackToBack {
+			pS, pB = dens, r.B.Density
+		}
+		bt, nonFinite, inconsistent, err := startRows(be, t, pS, pB, g.b, bs, 1)
 		if err != nil {
 			return nil, err
 		}
-		l.Kind, l.AccAB = kind, accAB
+		cab := la + lb
+		if bt != g.b && bt.Rows() >= bs {
+			if lb, err = meanLogProb(be, r.B.Density, bt, bs); err != nil {
+				return nil, err
+			}
+			cab = la + lb
+		}
+		l, err := glowLRMFRun(ctx, be, c, g, bt, t, dens, cab)
+		if err != nil {
+			return nil, err
+		}
+		l.Kind, l.AccAB, l.TrainB, l.NonFiniteB, l.InconsistentB = kind, accAB, bt.Rows(), nonFinite, inconsistent
 		out = append(out, l)
 	}
 	return out, nil
@@ -189,9 +216,74 @@ func meanLogProb(be native.Backend, p model.Density, x *native.Tensor, bs int) (
 	return total / float64(n), nil
 }
 
-// glowLRMFRun runs one joint phase of T and θS from their starts and
-// measures T(B) on the held-out B before and after it.
-func glowLRMFRun(ctx context.Context, be native.Backend, c GLOWDigitsConfig, g *glowData, t model.Flow, dens model.Density, cab float64) (*GLOWLRMF, error) {
+// startRows returns the rows b of x (n×D) whose T(b) is finite and, when
+// pS and pB are not nil, for which ln pS(T(b)) + ln|det ∇T(b)| is within
+// tol nats of ln pB(b) (the back-to-back start makes them equal; in
+// float32 they part where G_A⁻¹ has made T(b) huge and G_A cannot undo
+// it), as a new tensor (x itself when it keeps all), and how many rows
+// each test left out; T runs in chunks of bs rows.
+func startRows(be native.Backend, t model.Flow, pS, pB model.Density, x *native.Tensor, bs int, tol float64) (kept *native.Tensor, nonFinite, inconsistent int, err error) {
+	n, d := x.Rows(), x.Cols()
+	y, ld, ls, lb := be.New(bs, d), be.New(bs, 1), be.New(bs, 1), be.New(bs, 1)
+	yh, ldh, lsh, lbh := make([]float64, bs*d), make([]float64, bs), make([]float64, bs), make([]float64, bs)
+	state := make([]int, n) // 0 kept, 1 non-finite, 2 inconsistent
+	for lo := 0; lo < n; lo += bs {
+		start := min(lo, n-bs)
+		xb := be.View(x, start, start+bs)
+		be.Fill(ld, 0)
+		if err := t.Forward(y, ld, xb); err != nil {
+			return nil, 0, 0, err
+		}
+		be.Download(yh, y)
+		if pS != nil {
+			if err := pS.LogProb(ls, y); err != nil {
+				return nil, 0, 0, err
+			}
+			if err := pB.LogProb(lb, xb); err != nil {
+				return nil, 0, 0, err
+			}
+			be.Download(ldh, ld)
+			be.Download(lsh, ls)
+			be.Download(lbh, lb)
+		}
+		for k := 0; k < bs; k++ {
+			state[start+k] = 0
+			for _, v := range yh[k*d : (k+1)*d] {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					state[start+k] = 1
+					break
+				}
+			}
+			if state[start+k] == 0 && pS != nil && !(math.Abs(lsh[k]+ldh[k]-lbh[k]) <= tol) {
+				state[start+k] = 2
+			}
+		}
+	}
+	var idx []int32
+	for i, st := range state {
+		switch st {
+		case 0:
+			idx = append(idx, int32(i))
+		case 1:
+			nonFinite++
+		default:
+			inconsistent++
+		}
+	}
+	if len(idx) == n {
+		return x, 0, 0, nil
+	}
+	kept = be.New(max(len(idx), 1), d)
+	if len(idx) > 0 {
+		be.GatherRows(kept, x, idx)
+	}
+	return kept, nonFinite, inconsistent, nil
+}
+
+// glowLRMFRun runs one joint phase of T and θS from their starts on A and
+// the training images b of B, and measures T(B) on the held-out B before
+// and after it.
+func glowLRMFRun(ctx context.Context, be native.Backend, c GLOWDigitsConfig, g *glowData, b *native.Tensor, t model.Flow, dens model.Density, cab float64) (*GLOWLRMF, error) {
 	d, bs := t.Dim(), c.Batch
 	out := &GLOWLRMF{CAB: cab}
 	o := lrmf.JointOptions{Steps: c.LRMFSteps, Batch: bs, LR: c.LRMFLR, Seed: c.Seed, FlowName: "GLOW G2⁻¹∘G1", DensityName: "GLOW θS"}
@@ -218,16 +310,21 @@ func glowLRMFRun(ctx context.Context, be native.Backend, c GLOWDigitsConfig, g *
 	var fin *mat.Dense
 	fin, out.NonFinite0 = finiteRows(m0)
 	out.AccATB0 = domainAccuracy(g.ma, fin)
-	t0 := time.Now()
-	pts, err := lrmf.JointPhase(ctx, be, g.b, g.a, t, dens, cab, o)
-	out.Seconds = time.Since(t0).Seconds()
-	out.Trajectory = pts
-	switch {
-	case errors.Is(err, lrmf.ErrDiverged):
-		out.Err = err.Error()
-	case err != nil:
-		return nil, err
+	if b.Rows() < bs {
+		out.Err = fmt.Sprintf("T(b) is finite on %d training images of B, fewer than a batch of %d: no joint phase", b.Rows(), bs)
+	} else {
+		t0 := time.Now()
+		pts, err := lrmf.JointPhase(ctx, be, b, g.a, t, dens, cab, o)
+		out.Seconds = time.Since(t0).Seconds()
+		out.Trajectory = pts
+		switch {
+		case errors.Is(err, lrmf.ErrDiverged):
+			out.Err = err.Error()
+		case err != nil:
+			return nil, err
+		}
 	}
+	pts := out.Trajectory
 	for _, p := range pts {
 		out.Mean += p.Loss / float64(len(pts))
 	}

@@ -129,3 +129,65 @@ func TestDomainAccuracy(t *testing.T) {
 	assert.Greater(t, domainAccuracy(x, draw(0.5)), 0.9)
 	assert.InDelta(t, 0.5, domainAccuracy(x, draw(0)), 0.08)
 }
+
+// nanFlow maps rows whose first value is negative to NaN and the others
+// to themselves.
+type nanFlow struct {
+	be native.Backend
+	d  int
+}
+
+func (f nanFlow) Dim() int               { return f.d }
+func (f nanFlow) Params() []*model.Param { return nil }
+func (f nanFlow) Forward(y, ld, x *native.Tensor) error {
+	v := make([]float64, x.Len())
+	f.be.Download(v, x)
+	for i := 0; i < x.Rows(); i++ {
+		if v[i*f.d] < 0 {
+			v[i*f.d+1] = math.NaN()
+		}
+	}
+	f.be.Upload(y, v)
+	return nil
+}
+func (f nanFlow) Inverse(x, y *native.Tensor) error         { return nil }
+func (f nanFlow) Backward(dx, dy, dld *native.Tensor) error { return nil }
+
+// startRows keeps the rows T maps to finite values, over chunks whose
+// last one overlaps the one before.
+func TestStartRowsFinite(t *testing.T) {
+	be := native.NewRef()
+	x := be.New(5, 3)
+	be.Upload(x, []float64{1, 1, 1, -1, 2, 2, 3, 3, 3, 4, 4, 4, -5, 5, 5})
+	got, left, bad, err := startRows(be, nanFlow{be, 3}, nil, nil, x, 2, 1)
+	require.NoError(t, err)
+	assert.Equal(t, 2, left)
+	assert.Zero(t, bad)
+	v := make([]float64, got.Len())
+	be.Download(v, got)
+	assert.Equal(t, []float64{1, 1, 1, 3, 3, 3, 4, 4, 4}, v)
+	be.Upload(x, []float64{1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5})
+	got, left, bad, err = startRows(be, nanFlow{be, 3}, nil, nil, x, 2, 1)
+	require.NoError(t, err)
+	assert.Zero(t, left+bad)
+	assert.Same(t, x, got)
+}
+
+// With densities, startRows also leaves out the rows where
+// ln pS(T(b)) + ln|det ∇T(b)| is off ln pB(b) by more than tol: here T is
+// the identity on the finite rows, pB = N(0, I) and pS = N((3, 0, 0), I),
+// so the gap is 3·b₀ − 4.5, within 1 only for b₀ = 1.5.
+func TestStartRowsConsistent(t *testing.T) {
+	be := native.NewRef()
+	x := be.New(5, 3)
+	be.Upload(x, []float64{1, 1, 1, -1, 2, 2, 3, 3, 3, 1.5, 4, 4, -5, 5, 5})
+	pB, pS := model.NewGaussian(be, 3), model.NewGaussian(be, 3)
+	be.Upload(pS.Params()[0].Value, []float64{3, 0, 0})
+	got, nonFinite, bad, err := startRows(be, nanFlow{be, 3}, pS, pB, x, 2, 1)
+	require.NoError(t, err)
+	assert.Equal(t, 2, nonFinite)
+	assert.Equal(t, 2, bad)
+	v := make([]float64, got.Len())
+	be.Download(v, got)
+	assert.Equal(t, []float64{1.5, 4, 4}, v)
+}
