@@ -27,11 +27,12 @@ type glowExpOpts struct {
 	lrmfSteps             int
 	lrmfLR                float64
 	lrmfRuns              string
+	lrmfFloat64           bool
 }
 
 // glowFlagNames lists them, for the check that other experiments are not
 // given them.
-var glowFlagNames = []string{"glow-levels", "glow-steps", "glow-hidden", "glow-paper", "glow-lrmf-steps", "glow-lrmf-lr", "glow-lrmf-runs"}
+var glowFlagNames = []string{"glow-levels", "glow-steps", "glow-hidden", "glow-paper", "glow-lrmf-steps", "glow-lrmf-lr", "glow-lrmf-runs", "glow-lrmf-float64"}
 
 // registerGLOWFlags adds the glow-digits experiment's flags to fs.
 func registerGLOWFlags(fs *flag.FlagSet, o *glowExpOpts) {
@@ -43,6 +44,7 @@ func registerGLOWFlags(fs *flag.FlagSet, o *glowExpOpts) {
 	fs.Float64Var(&o.lrmfLR, "glow-lrmf-lr", 0, "glow-digits: Adam's rate of the LRMF joint phase (0: 1e-5, the supplement's)")
 	fs.StringVar(&o.lrmfRuns, "glow-lrmf-runs", paper.GLOWRunBackToBack+","+paper.GLOWRunScratch,
 		"glow-digits: the LRMF runs, comma-separated: back-to-back (T = G_A⁻¹∘G_B from the fitted models), scratch (a fresh back-to-back T = id)")
+	fs.BoolVar(&o.lrmfFloat64, "glow-lrmf-float64", false, "glow-digits: run the LRMF alignments in float64 (the fits stay float32)")
 }
 
 const helpGLOW = `
@@ -88,12 +90,21 @@ func reproduceGLOWDigits(ctx context.Context, o *reproduceOpts, stdout, stderr i
 	}
 	defer be.Close()
 	var runs []string
+	var lrmfBE native.Backend
 	for _, r := range strings.Split(g.lrmfRuns, ",") {
 		if r = strings.TrimSpace(r); r != "" {
 			runs = append(runs, r)
 		}
 	}
-	cfg := paper.GLOWDigitsConfig{N: o.n, Model: mo, Steps: o.steps, Seed: o.seed, Backend: be, LRMFSteps: g.lrmfSteps, LRMFLR: g.lrmfLR, LRMFRuns: runs,
+	if g.lrmfFloat64 && be.DType() != native.Float64 {
+		lbe, err := native.Open(native.DefaultBackend(), native.Float64, o.threads)
+		if err != nil {
+			return err
+		}
+		defer lbe.Close()
+		lrmfBE = lbe
+	}
+	cfg := paper.GLOWDigitsConfig{LRMFBackend: lrmfBE, N: o.n, Model: mo, Steps: o.steps, Seed: o.seed, Backend: be, LRMFSteps: g.lrmfSteps, LRMFLR: g.lrmfLR, LRMFRuns: runs,
 		Stage: func(s string) { fmt.Fprintf(stderr, "glow-digits: %s\n", s) }}
 	res, err := paper.GLOWDigits(ctx, cfg)
 	if err != nil {
@@ -202,10 +213,10 @@ func reportGLOWLRMF(runs []*paper.GLOWLRMF, dir string, stdout io.Writer) error 
 // reportGLOWRun prints one alignment.
 func reportGLOWRun(l *paper.GLOWLRMF, stdout io.Writer) {
 	o, pts := l.Options, l.Trajectory
-	fmt.Fprintf(stdout, "LRMF B → A, %s, θS from θA*, both trained: %d of %d Adam steps at %g, batch %d, %.0f s\n",
-		glowRunTitle(l.Kind), len(pts), o.Steps, o.LR, o.Batch, l.Seconds)
+	fmt.Fprintf(stdout, "LRMF B → A, %s, θS from θA*, both trained: %d of %d Adam steps at %g, batch %d, %s, %.0f s\n",
+		glowRunTitle(l.Kind), len(pts), o.Steps, o.LR, o.Batch, l.Backend, l.Seconds)
 	if l.NonFiniteB+l.InconsistentB > 0 {
-		fmt.Fprintf(stdout, "  of %d training images of B, T(b) at the start is non-finite on %d and (back to back) off ln pB*(b) by > 1 nat on %d (float32 G_A⁻¹ of latents G_A was not fitted to); the joint phase draws from the other %d, c_AB on them\n",
+		fmt.Fprintf(stdout, "  of %d training images of B, T(b) at the start is non-finite on %d and (back to back) off ln pB*(b) by > 1 nat on %d (G_A⁻¹ of latents G_A was not fitted to); the joint phase draws from the other %d, c_AB on them\n",
 			l.NonFiniteB+l.InconsistentB+l.TrainB, l.NonFiniteB, l.InconsistentB, l.TrainB)
 	}
 	if l.Err != "" {
@@ -225,7 +236,9 @@ func reportGLOWRun(l *paper.GLOWLRMF, stdout io.Writer) {
 		if math.Abs(l.Mean) < 2*l.SD/math.Sqrt(float64(len(pts))) || math.Abs(l.Mean) < 1 {
 			verdict = "≈ 0 (within its batch noise)"
 		}
-		if nb := len(mean); l.Kind == paper.GLOWRunScratch {
+		if nb := len(mean); l.Err != "" {
+			verdict = fmt.Sprintf("diverged after %d steps (from %.1f at step 1)", len(pts), pts[0].Loss)
+		} else if l.Kind == paper.GLOWRunScratch {
 			verdict = fmt.Sprintf("from %.1f to %.1f ± %.1f in the last block: it does not reach 0", mean[0], mean[nb-1], sd[nb-1])
 			if math.Abs(mean[nb-1]) < 2*sd[nb-1] {
 				verdict = fmt.Sprintf("from %.1f to %.1f ± %.1f in the last block: ≈ 0", mean[0], mean[nb-1], sd[nb-1])

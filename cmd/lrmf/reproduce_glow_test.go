@@ -55,13 +55,15 @@ func TestReproduceGLOWDigitsFlags(t *testing.T) {
 	assert.Contains(t, stderr, `unknown LRMF run "latent"`)
 }
 
-// --glow-lrmf-runs picks the runs: here only the fresh back-to-back T.
+// --glow-lrmf-runs picks the runs: here only the fresh back-to-back T, in
+// float64 (--glow-lrmf-float64).
 func TestReproduceGLOWDigitsOneRun(t *testing.T) {
 	dir := t.TempDir()
 	code, stdout, stderr := lrmfRun("reproduce", "glow-digits", "--n", "64", "--steps", "2", "--glow-levels", "2",
-		"--glow-steps", "1", "--glow-hidden", "2", "--glow-lrmf-steps", "2", "--glow-lrmf-runs", "scratch", "--threads", "2", "--out", dir)
+		"--glow-steps", "1", "--glow-hidden", "2", "--glow-lrmf-steps", "2", "--glow-lrmf-runs", "scratch", "--glow-lrmf-float64", "--threads", "2", "--out", dir)
 	require.Equal(t, 0, code, stderr)
 	assert.Contains(t, stdout, "from scratch")
+	assert.Contains(t, stdout, "/float64, ")
 	assert.NotContains(t, stdout, "back to back")
 	raw, err := os.ReadFile(filepath.Join(dir, "glow-digits-lrmf.csv"))
 	require.NoError(t, err)

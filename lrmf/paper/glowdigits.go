@@ -58,7 +58,11 @@ type GLOWDigitsConfig struct {
 	// (T = G_A⁻¹∘G_B from the fitted models) and GLOWRunScratch (a fresh
 	// back-to-back T = id); default both.
 	LRMFRuns []string
-	Seed     uint64 // default 1
+	// LRMFBackend runs the LRMF alignments (default Backend): a float64
+	// backend keeps G_A⁻¹ finite on more of B than float32 (the fitted
+	// models are copied onto it).
+	LRMFBackend native.Backend
+	Seed        uint64 // default 1
 	// Backend runs the fits (default: native.DefaultBackend() in float32;
 	// it must be a native.ImageBackend).
 	Backend  native.Backend

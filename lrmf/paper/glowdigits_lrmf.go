@@ -48,6 +48,7 @@ const (
 // GLOWLRMF is the outcome of one LRMF alignment of the GLOW digits.
 type GLOWLRMF struct {
 	Kind       string       // GLOWRunBackToBack or GLOWRunScratch
+	Backend    string       // the backend and element type of the joint phase, e.g. "cpu/float64"
 	Trajectory []lrmf.Point // every step's mini-batch LRMF (nats per image)
 	Mean, SD   float64      // of the per-step LRMF (the paper: ≈ 0 ± 32–41)
 	CAB        float64      // c_AB on the training images
@@ -105,10 +106,25 @@ type glowData struct {
 // glowLRMF runs the alignments in c.LRMFRuns after the fits; a (training)
 // and ha, b, hb (held-out) are the n×1024 images in [0, 1]. The fitted
 // models are copied, so r.A and r.B are left as fitted.
-func glowLRMF(ctx context.Context, be native.Backend, c GLOWDigitsConfig, r *GLOWDigitsResult, a, ha, b, hb *mat.Dense, stage func(string)) ([]*GLOWLRMF, error) {
+func glowLRMF(ctx context.Context, fitBE native.Backend, c GLOWDigitsConfig, r *GLOWDigitsResult, a, ha, b, hb *mat.Dense, stage func(string)) ([]*GLOWLRMF, error) {
 	rng := rand.New(rand.NewPCG(c.Seed, 0x1a5f))
 	s := model.ImageShape{H: GLOWDigitsSide, W: GLOWDigitsSide, C: 1}
 	d, bs := s.Dim(), c.Batch
+	be := fitBE
+	if c.LRMFBackend != nil {
+		be = c.LRMFBackend
+	}
+	// θA* and θB* on the LRMF's backend.
+	densA, densB := r.A.Density, r.B.Density
+	if be != fitBE {
+		var err error
+		if densA, err = copyDensity(fitBE, be, s, c.Model, densA, rng); err != nil {
+			return nil, err
+		}
+		if densB, err = copyDensity(fitBE, be, s, c.Model, densB, rng); err != nil {
+			return nil, err
+		}
+	}
 	upload := func(m *mat.Dense) *native.Tensor { // with one dequantisation draw
 		n, _ := m.Dims()
 		h := make([]float64, n*d)
@@ -128,11 +144,11 @@ func glowLRMF(ctx context.Context, be native.Backend, c GLOWDigitsConfig, r *GLO
 	}
 	g := &glowData{a: upload(a), b: upload(b), ha: upload(ha), hb: upload(hb)}
 	g.ma, g.mb = host(g.ha), host(g.hb)
-	la, err := meanLogProb(be, r.A.Density, g.a, bs)
+	la, err := meanLogProb(be, densA, g.a, bs)
 	if err != nil {
 		return nil, err
 	}
-	lb, err := meanLogProb(be, r.B.Density, g.b, bs)
+	lb, err := meanLogProb(be, densB, g.b, bs)
 	if err != nil {
 		return nil, err
 	}
@@ -145,12 +161,12 @@ func glowLRMF(ctx context.Context, be native.Backend, c GLOWDigitsConfig, r *GLO
 		if err != nil {
 			return nil, err
 		}
-		model.CopyParams(be, dens.Params(), r.A.Density.Params())
+		model.CopyParams(be, dens.Params(), densA.Params())
 		var t *model.GLOWBackToBack
 		switch kind {
 		case GLOWRunBackToBack:
 			var gs [2]*model.GLOW
-			for i, src := range []model.Density{r.B.Density, r.A.Density} {
+			for i, src := range []model.Density{densB, densA} {
 				if gs[i], err = model.NewGLOW(be, s, c.Model, rng); err != nil {
 					return nil, err
 				}
@@ -173,7 +189,7 @@ func glowLRMF(ctx context.Context, be native.Backend, c GLOWDigitsConfig, r *GLO
 		// back, where the start's identity holds to 1 nat), c_AB on them.
 		var pS, pB model.Density
 		if kind == GLOWRunBackToBack {
-			pS, pB = dens, r.B.Density
+			pS, pB = dens, densB
 		}
 		bt, nonFinite, inconsistent, err := startRows(be, t, pS, pB, g.b, bs, 1)
 		if err != nil {
@@ -181,7 +197,7 @@ func glowLRMF(ctx context.Context, be native.Backend, c GLOWDigitsConfig, r *GLO
 		}
 		cab := la + lb
 		if bt != g.b && bt.Rows() >= bs {
-			if lb, err = meanLogProb(be, r.B.Density, bt, bs); err != nil {
+			if lb, err = meanLogProb(be, densB, bt, bs); err != nil {
 				return nil, err
 			}
 			cab = la + lb
@@ -190,10 +206,26 @@ func glowLRMF(ctx context.Context, be native.Backend, c GLOWDigitsConfig, r *GLO
 		if err != nil {
 			return nil, err
 		}
+		l.Backend = fmt.Sprintf("%s/%v", be.Name(), be.DType())
 		l.Kind, l.AccAB, l.TrainB, l.NonFiniteB, l.InconsistentB = kind, accAB, bt.Rows(), nonFinite, inconsistent
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// copyDensity returns a GLOW density on be with the parameters of src,
+// a GLOW density of the same shape and options on from.
+func copyDensity(from, be native.Backend, s model.ImageShape, o model.GLOWOptions, src model.Density, rng *rand.Rand) (model.Density, error) {
+	dst, err := model.GLOWDensity(s, o)(be, s.Dim(), rng)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range src.Params() {
+		h := make([]float64, p.Value.Len())
+		from.Download(h, p.Value)
+		be.Upload(dst.Params()[i].Value, h)
+	}
+	return dst, nil
 }
 
 // meanLogProb returns the mean of ln p(x_i) over the rows of x, in chunks
