@@ -75,9 +75,18 @@ func (o GLOWOptions) validate(s ImageShape) error {
 
 // imageStep is one layer of a level, on per-pixel tensors.
 type imageStep interface {
+	// forward sets y = step(x) and adds its per-image log-det to ld.
 	forward(y, ld, x *native.Tensor)
-	inverse(x, y *native.Tensor)
+	// inverse sets x = step⁻¹(y) and, when ld is not nil, adds the
+	// inverse's per-image log-det ln|det ∂step⁻¹/∂y| = −(forward's at x).
+	inverse(x, ld, y *native.Tensor)
+	// backward is the vector-Jacobian product of the last forward.
 	backward(dx, dy, dld *native.Tensor)
+	// invBackward is the vector-Jacobian product of the last inverse,
+	// x = step⁻¹(y): given dx = ∂L/∂x and dld = ∂L/∂(its log-det) per
+	// image, it sets the parameters' Grad and dy = ∂L/∂y; tmp is a
+	// scratch of y's shape (glowimage_inverse.go).
+	invBackward(dy, dx, dld, x, y, tmp *native.Tensor)
 	params() []*Param
 }
 
@@ -98,6 +107,7 @@ type glowLevel struct {
 	z    *native.Tensor // (n·hw)×(c − c/2 or c)
 	zImg *native.Tensor // z as n×nz
 	din  *native.Tensor // gradient of the squeezed input
+	tmp  *native.Tensor // (n·hw)×c scratch of the inverse's backward
 }
 
 // GLOW is a multi-scale GLOW flow on images of a fixed ImageShape, a Flow
@@ -117,13 +127,29 @@ type GLOW struct {
 	ps     []*Param
 	d      int
 
-	n      int
-	xPix   *native.Tensor // the last x, and its per-pixel view
-	xLast  *native.Tensor
-	dxPix  *native.Tensor
-	dxLast *native.Tensor
-	back   *native.Tensor // Inverse: the per-pixel image being built
+	n       int
+	xPix    *native.Tensor // the last x, and its per-pixel view
+	xLast   *native.Tensor
+	dxPix   *native.Tensor
+	dxLast  *native.Tensor
+	back    *native.Tensor // Inverse: the per-pixel image being built
+	gxLast  *native.Tensor // InverseBackward: the last dx, and its per-pixel view
+	gxPix   *native.Tensor
+	invLast *native.Tensor // Inverse: the last x, and its per-pixel view
+	invPix  *native.Tensor
+	pass    glowPass // the last pass, which Backward or InverseBackward differentiates
 }
+
+// glowPass names the pass whose intermediate values a GLOW holds: the
+// steps keep one set of activations, so Backward needs Forward to have run
+// last and InverseBackward needs Inverse.
+type glowPass int
+
+const (
+	passNone glowPass = iota
+	passForward
+	passInverse
+)
 
 // NewGLOW returns a GLOW flow on images of shape s.
 func NewGLOW(be native.Backend, s ImageShape, o GLOWOptions, rng *rand.Rand) (*GLOW, error) {
@@ -200,7 +226,7 @@ func (f *GLOW) resize(n int) {
 	be := f.be
 	for _, lev := range f.levels {
 		np, c := n*lev.g.hw(), lev.g.c
-		lev.in, lev.din = be.New(np, c), be.New(np, c)
+		lev.in, lev.din, lev.tmp = be.New(np, c), be.New(np, c), be.New(np, c)
 		lev.outs = lev.outs[:0]
 		for range lev.steps {
 			lev.outs = append(lev.outs, be.New(np, c))
@@ -240,6 +266,7 @@ func (f *GLOW) Forward(y, logdet, x *native.Tensor) error {
 	}
 	n := x.Rows()
 	f.resize(n)
+	f.pass = passForward
 	be := f.be
 	cur := f.pix(x, &f.xLast, &f.xPix)
 	h, w := f.shape.H, f.shape.W
@@ -266,12 +293,22 @@ func (f *GLOW) Forward(y, logdet, x *native.Tensor) error {
 }
 
 // Inverse sets x = T⁻¹(y).
-func (f *GLOW) Inverse(x, y *native.Tensor) error {
-	if err := f.check("Inverse", y); err != nil {
+func (f *GLOW) Inverse(x, y *native.Tensor) error { return f.inverse("Inverse", x, nil, y) }
+
+// InverseLogDet sets x = T⁻¹(y) (n×D) and adds ln|det ∂T⁻¹/∂y| =
+// −ln|det ∂T/∂x (x)| to logdet (a vector of n); InverseBackward then
+// differentiates this pass.
+func (f *GLOW) InverseLogDet(x, logdet, y *native.Tensor) error {
+	return f.inverse("InverseLogDet", x, logdet, y)
+}
+
+func (f *GLOW) inverse(op string, x, ld, y *native.Tensor) error {
+	if err := f.check(op, y); err != nil {
 		return err
 	}
 	n := y.Rows()
 	f.resize(n)
+	f.pass = passInverse
 	be := f.be
 	var next *native.Tensor // the inverse of the level above: its unsqueezed input
 	for l := len(f.levels) - 1; l >= 0; l-- {
@@ -290,7 +327,7 @@ func (f *GLOW) Inverse(x, y *native.Tensor) error {
 			if k > 0 {
 				out = lev.outs[k-1]
 			}
-			lev.steps[k].inverse(out, t)
+			lev.steps[k].inverse(out, ld, t)
 			t = out
 		}
 		// Unsqueeze into the level below's kept channels (or the image).
@@ -301,14 +338,14 @@ func (f *GLOW) Inverse(x, y *native.Tensor) error {
 		}
 		f.ib.Unsqueeze(next, lev.in, n, 2*lev.g.h, 2*lev.g.w)
 	}
-	be.Copy(reshape(x, f.back.Rows(), f.back.Cols()), f.back)
+	be.Copy(f.pix(x, &f.invLast, &f.invPix), f.back)
 	return nil
 }
 
 // Backward propagates dy and dlogdet through the levels in reverse.
 func (f *GLOW) Backward(dx, dy, dlogdet *native.Tensor) error {
-	if f.n == 0 || f.xLast == nil {
-		return fmt.Errorf("model: GLOW.Backward called before Forward")
+	if f.n == 0 || f.xLast == nil || f.pass != passForward {
+		return fmt.Errorf("model: GLOW.Backward called before Forward (or after an Inverse, which replaced Forward's activations)")
 	}
 	n, be := f.n, f.be
 	var dnext *native.Tensor // gradient of the level above's unsqueezed input
@@ -374,6 +411,6 @@ func (f *GLOW) InitFromData(x *native.Tensor) error {
 			cur = lev.kept
 		}
 	}
-	f.xLast = nil
+	f.xLast, f.pass = nil, passNone
 	return nil
 }

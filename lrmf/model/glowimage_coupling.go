@@ -46,6 +46,8 @@ type glowCoupling struct {
 	scale   native.Scale
 	ldpImg  *native.Tensor // ldp as n×hw
 	dldpImg *native.Tensor // dldp as n×hw
+	tb      *native.Tensor // (n·hw)×cb scratch of the inverse's log-det and backward
+	hz      *native.Tensor // (n·hw)×2cb, [0 | r], for the inverse's backward
 }
 
 func newGLOWCoupling(be native.Backend, ib native.ImageBackend, name string, g imgGeom, f int, sc native.Scale, rng *rand.Rand) *glowCoupling {
@@ -83,7 +85,8 @@ func (c *glowCoupling) resize(n int) {
 	c.geom = native.ConvGeom{N: n, H: c.g.h, W: c.g.w, K: 3, Edge: true}
 	c.xa, c.dxa = be.New(np, c.ca), be.New(np, c.ca)
 	c.a1, c.a2, c.d1, c.d2 = be.New(np, c.f), be.New(np, c.f), be.New(np, c.f), be.New(np, c.f)
-	c.h, c.dh = be.New(np, 2*c.cb), be.New(np, 2*c.cb)
+	c.h, c.dh, c.hz = be.New(np, 2*c.cb), be.New(np, 2*c.cb), be.New(np, 2*c.cb)
+	c.tb = be.New(np, c.cb)
 	c.ldp, c.dldp = be.New(np, 1), be.New(np, 1)
 	c.ldpImg, c.dldpImg = reshape(c.ldp, n, hw), reshape(c.dldp, n, hw)
 	c.onesHW = be.New(1, hw)
@@ -110,19 +113,37 @@ func (c *glowCoupling) forward(y, ld, x *native.Tensor) {
 	c.be.LogDetAcc(ld, c.ldpImg)
 }
 
-func (c *glowCoupling) inverse(x, y *native.Tensor) {
+// inverse: x_b = (y_b − μ)/s(r) with [μ | r] = net(y_a). Its log-det,
+// −Σ_pixels Σ_j ln s(r_j) per image, comes from CouplingForward on a
+// zeroed scratch (only its logdet output is used), summed per image by a
+// GEMM with −1.
+func (c *glowCoupling) inverse(x, ld, y *native.Tensor) {
 	c.resize(y.Rows() / c.g.hw())
 	c.be.CopyCols(c.xa, y, 0)
 	c.net()
 	c.be.CouplingInverse(x, y, c.h, c.ca, c.scale)
+	if ld != nil {
+		c.be.Fill(c.tb, 0)
+		c.be.Fill(c.ldp, 0)
+		c.be.CouplingForward(c.tb, c.ldp, c.tb, c.h, 0, c.scale)
+		c.be.Gemm(false, true, -1, c.ldpImg, c.onesHW, 1, ld)
+	}
 }
 
 // backward: dlogdet per image is broadcast to the pixels (a rank-1 GEMM),
 // then the coupling's and the network's vector-Jacobian products.
 func (c *glowCoupling) backward(dx, dy, dld *native.Tensor) {
-	be, ib := c.be, c.ib
+	be := c.be
 	be.Gemm(false, false, 1, dld, c.onesHW, 0, c.dldpImg)
 	be.CouplingBackward(dx, c.dh, c.x, c.h, dy, c.dldp, c.ca, c.scale)
+	c.netBackward(dx)
+}
+
+// netBackward takes c.dh = ∂L/∂h for the network's last evaluation (on
+// c.xa), sets the network's parameter gradients and, when dx is not nil,
+// adds ∂L/∂x_a to dx's first ca columns.
+func (c *glowCoupling) netBackward(dx *native.Tensor) {
+	be, ib := c.be, c.ib
 	ib.Conv2DBackwardFilter(c.w3.Grad, c.a2, c.dh, c.geom)
 	be.BiasGrad(c.b3.Grad, c.dh)
 	ib.Conv2DBackwardData(c.d2, c.dh, c.w3.Value, c.geom)

@@ -39,10 +39,11 @@ type pixActNorm struct {
 	an   *actNorm
 	g    imgGeom
 	ones *native.Tensor // n×c of ones
+	zero *native.Tensor // 1×c of zeros (a zero shift for ActNormInverse)
 }
 
 func newPixActNorm(be native.Backend, name string, g imgGeom) *pixActNorm {
-	return &pixActNorm{an: newActNorm(be, name, g.c, native.ActNormExp, true), g: g}
+	return &pixActNorm{an: newActNorm(be, name, g.c, native.ActNormExp, true), g: g, zero: be.New(1, g.c)}
 }
 
 // resize keeps ones at n×c for n images.
@@ -63,9 +64,15 @@ func (a *pixActNorm) forward(y, ld, x *native.Tensor) {
 	an.be.Gemm(false, true, float64(a.g.hw()), a.ones, an.r.Value, 1, ld)
 }
 
-func (a *pixActNorm) inverse(x, y *native.Tensor) {
+// inverse: x = y·e^(−r) − b; its log-det, −h·w·Σ_j r_j per image, is
+// added by the forward's rank-one GEMM with the opposite sign.
+func (a *pixActNorm) inverse(x, ld, y *native.Tensor) {
 	an := a.an
 	an.be.ActNormInverse(x, y, an.r.Value, an.b.Value, an.kind)
+	if ld != nil {
+		a.resize(ld.Rows())
+		an.be.Gemm(false, true, -float64(a.g.hw()), a.ones, an.r.Value, 1, ld)
+	}
 }
 
 func (a *pixActNorm) backward(dx, dy, dld *native.Tensor) {
@@ -89,30 +96,52 @@ func (a *pixActNorm) initFromData(x *native.Tensor) { a.an.initFrom(x) }
 // parameters, are the same in every build of the flow (a checkpoint
 // restores L, U and logs over them).
 type pixLU struct {
-	lu   *luLinear
-	g    imgGeom
-	ones *native.Tensor // n×1 of ones
+	lu    *luLinear
+	g     imgGeom
+	ones  *native.Tensor // n×1 of ones
+	eye   *native.Tensor // c×c identity
+	winvT *native.Tensor // (W⁻¹)ᵀ, c×c, for the inverse's backward
 }
 
 func newPixLU(be native.Backend, name string, g imgGeom, k int) *pixLU {
-	return &pixLU{lu: newLULinear(be, name, g.c, false, fixedRand(2, g.c, k)), g: g}
+	l := &pixLU{lu: newLULinear(be, name, g.c, false, fixedRand(2, g.c, k)), g: g,
+		eye: be.New(g.c, g.c), winvT: be.New(g.c, g.c)}
+	e := make([]float64, g.c*g.c)
+	for i := 0; i < g.c; i++ {
+		e[i*g.c+i] = 1
+	}
+	be.Upload(l.eye, e)
+	return l
+}
+
+// resize keeps ones at n×1 for n images.
+func (l *pixLU) resize(n int) {
+	if l.ones == nil || l.ones.Rows() != n {
+		l.ones = l.lu.be.New(n, 1)
+		l.lu.be.Fill(l.ones, 1)
+	}
 }
 
 func (l *pixLU) params() []*Param { return []*Param{l.lu.l, l.lu.u, l.lu.logs} }
 
 func (l *pixLU) forward(y, ld, x *native.Tensor) {
 	f := l.lu
-	if l.ones == nil || l.ones.Rows() != ld.Rows() {
-		l.ones = f.be.New(ld.Rows(), 1)
-		f.be.Fill(l.ones, 1)
-	}
+	l.resize(ld.Rows())
 	f.assemble()
 	f.x = x
 	f.be.AffineForward(y, nil, x, f.w, f.zero, 0)
 	f.be.Axpy(float64(l.g.hw())*f.ld, l.ones, ld)
 }
 
-func (l *pixLU) inverse(x, y *native.Tensor) { l.lu.inverse(x, y) }
+// inverse: x_p = W⁻¹y_p (two triangular solves); its log-det is
+// −h·w·Σ_k logs_k per image.
+func (l *pixLU) inverse(x, ld, y *native.Tensor) {
+	l.lu.inverse(x, y)
+	if ld != nil {
+		l.resize(ld.Rows())
+		l.lu.be.Axpy(-float64(l.g.hw())*l.lu.ld, l.ones, ld)
+	}
+}
 
 func (l *pixLU) backward(dx, dy, dld *native.Tensor) {
 	l.lu.backwardSum(dx, dy, float64(l.g.hw())*l.lu.be.Sum(dld))

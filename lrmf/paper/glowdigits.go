@@ -54,7 +54,15 @@ type GLOWDigitsConfig struct {
 	// 1e-6), batch Batch (see glowLRMF).
 	LRMFSteps int
 	LRMFLR    float64
-	Seed      uint64 // default 1
+	// LRMFRuns names the alignments to run, in order: GLOWRunBackToBack
+	// (T = G_A⁻¹∘G_B from the fitted models) and GLOWRunScratch (a fresh
+	// back-to-back T = id); default both.
+	LRMFRuns []string
+	// LRMFBackend runs the LRMF alignments (default Backend): a float64
+	// backend keeps G_A⁻¹ finite on more of B than float32 (the fitted
+	// models are copied onto it).
+	LRMFBackend native.Backend
+	Seed        uint64 // default 1
 	// Backend runs the fits (default: native.DefaultBackend() in float32;
 	// it must be a native.ImageBackend).
 	Backend  native.Backend
@@ -88,6 +96,9 @@ func (c GLOWDigitsConfig) withDefaults() GLOWDigitsConfig {
 	if c.LRMFLR == 0 {
 		c.LRMFLR = 1e-5
 	}
+	if len(c.LRMFRuns) == 0 {
+		c.LRMFRuns = []string{GLOWRunBackToBack, GLOWRunScratch}
+	}
 	return c
 }
 
@@ -101,6 +112,11 @@ func (c GLOWDigitsConfig) validate() error {
 		return fmt.Errorf("paper: GLOW digits: batch %d exceeds n = %d", c.Batch, c.N)
 	case !(c.LR > 0) || !(c.Noise >= 0) || !(c.LRMFLR > 0):
 		return fmt.Errorf("paper: GLOW digits: lr %g and LRMF lr %g must be positive and noise %g non-negative", c.LR, c.LRMFLR, c.Noise)
+	}
+	for _, r := range c.LRMFRuns {
+		if r != GLOWRunBackToBack && r != GLOWRunScratch {
+			return fmt.Errorf("paper: GLOW digits: unknown LRMF run %q (want %q or %q)", r, GLOWRunBackToBack, GLOWRunScratch)
+		}
 	}
 	return nil
 }
@@ -125,10 +141,10 @@ func BitsPerDim(nll float64) float64 {
 type GLOWDigitsResult struct {
 	Config GLOWDigitsConfig
 	A, B   GLOWFit // MNIST (θA*) and USPS-style (θB*)
-	// LRMF is the alignment of B to A after the fits (nil when
-	// Config.LRMFSteps < 0). The fitted θB*'s flow is trained in it, so
-	// B.Density has moved on by then (B.NLL was measured before).
-	LRMF    *GLOWLRMF
+	// LRMF holds the alignments of B to A after the fits, one per
+	// Config.LRMFRuns (none when Config.LRMFSteps < 0). They train copies
+	// of the fitted models, so A and B stay as fitted.
+	LRMF    []*GLOWLRMF
 	Backend string
 	Seconds float64
 }
@@ -230,8 +246,7 @@ func GLOWDigits(ctx context.Context, cfg GLOWDigitsConfig) (*GLOWDigitsResult, e
 		*d.out = *fit
 	}
 	if c.LRMFSteps > 0 {
-		stage(fmt.Sprintf("LRMF B → A, T = G_A⁻¹∘G_B (%d steps)", c.LRMFSteps))
-		if r.LRMF, err = glowLRMF(ctx, be, c, r, a, ha, b, hb); err != nil {
+		if r.LRMF, err = glowLRMF(ctx, be, c, r, a, ha, b, hb, stage); err != nil {
 			return nil, err
 		}
 	}

@@ -2,6 +2,7 @@ package paper
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -15,55 +16,115 @@ import (
 )
 
 // LRMF on the GLOW digits (supp. §8.3): align the USPS-style images B to
-// MNIST A with the back-to-back flow T(b) = G_A⁻¹(G_B(b)) built from the
-// fitted θA*, θB*, θS starting at θA*, trained on the LRMF objective.
+// MNIST A with a back-to-back flow T = G2⁻¹∘G1 of two image GLOWs
+// (model.GLOWBackToBack), θS a GLOW density starting at θA*, trained
+// jointly on the LRMF objective by lrmf.JointPhase (a = B is moved by T,
+// θS sees [T(B); A]) with
 //
-// The paper trains G_A⁻¹ inside T too, which needs the vector-Jacobian
-// product of GLOW's inverse; lrmf's flows have that of the forward map
-// only. Here G_A is frozen and shared by T and θS, and θS is written as
-// θA* followed by a latent GLOW density q: pS(x) = q(G_A(x))·|det ∇G_A(x)|,
-// q a GLOW of the same size starting at N(0, I) (ActNorms at the
-// identity, W rotations, zero-initialised couplings with the exp scale,
-// s = 1: an orthogonal map), so θS starts at θA* exactly. Then, with zA = G_A(A),
+//	c_AB = ℓ(B; θB*) + ℓ(A; θA*)  (mean log-likelihoods, training images),
 //
-//	ln pS(T(b)) + ln|det ∇T(b)| = ln q(G_B(b)) + ln|det ∇G_B(b)|,
-//	ln pS(a) = ln q(zA) + ln|det ∇G_A(a)|,
+// so LRMF = 0 when pS(T(b))·|det ∇T(b)| = pB*(b) and pS = pA*. Two runs:
 //
-// so the paper's LRMF equals the LRMF of the flow G_B (starting at θB*)
-// and the density q between B and zA, with c'_AB = ℓ(B; θB*) + mean ln N(zA):
-// lrmf.JointPhase runs it unchanged. At the start q = N(0, I) and
-// G_B = θB*, so LRMF = c_AB − ℓ(B; θB*) − ℓ(A; θA*) = 0 up to batch noise
-// by construction, whether or not T(B) looks like A.
+//   - "back-to-back": G1 = θB*'s GLOW, G2 = θA*'s (copies), both trained,
+//     so T(b) = G_A⁻¹(G_B(b)) (the paper's). At the start
+//     ln pS(T(b)) + ln|det ∇T(b)| = ln pB*(b), so LRMF = 0 up to batch
+//     noise by construction, whether or not T(B) looks like A.
+//   - "from scratch": a fresh back-to-back pair initialised on B
+//     (G2 = G1, so T = id): LRMF starts at c_AB − ℓ(B; θA*) − ℓ(A; θA*),
+//     the gap between the domains under θA*, and has to be brought down.
+//
+// A domain classifier on pixels (A vs T(B), held out) judges the
+// alignment either way. The joint phase draws B from the training images
+// whose T(b) is finite at the start and, back to back, where the start's
+// identity ln pS(T(b)) + ln|det ∇T(b)| = ln pB*(b) holds to 1 nat (see
+// startRows); c_AB is taken on those.
 
-// GLOWLRMF is the outcome of the LRMF alignment of the GLOW digits.
+// GLOW LRMF runs (GLOWDigitsConfig.LRMFRuns).
+const (
+	GLOWRunBackToBack = "back-to-back"
+	GLOWRunScratch    = "scratch"
+)
+
+// GLOWLRMF is the outcome of one LRMF alignment of the GLOW digits.
 type GLOWLRMF struct {
-	Kind       string       // "back-to-back"
+	Kind       string       // GLOWRunBackToBack or GLOWRunScratch
+	Backend    string       // the backend and element type of the joint phase, e.g. "cpu/float64"
 	Trajectory []lrmf.Point // every step's mini-batch LRMF (nats per image)
 	Mean, SD   float64      // of the per-step LRMF (the paper: ≈ 0 ± 32–41)
-	CAB        float64      // c'_AB on the training images
+	CAB        float64      // c_AB on the training images
 	Seconds    float64      // the joint phase's time
-	AccAB      float64      // held-out accuracy of a domain classifier A vs B
-	AccATB     float64      // ... A vs T(B) after the joint phase, retrained (0.5: indistinguishable; paper 0.59–0.66)
-	AccATB0    float64      // ... A vs T(B) before it (T = G_A⁻¹∘G_B of θA*, θB*)
+	// Err is the joint phase's error when it stopped early (a non-finite
+	// LRMF or gradient: lrmf.ErrDiverged), "" when it ran every step.
+	Err     string
+	AccAB   float64 // held-out accuracy of a domain classifier A vs B
+	AccATB  float64 // ... A vs T(B) after the joint phase, retrained (0.5: indistinguishable; paper 0.59–0.66)
+	AccATB0 float64 // ... A vs T(B) before it
 	// NonFinite and NonFinite0 count the held-out T(B) images (after,
 	// before) with a non-finite pixel: G_A⁻¹ of latents G_A was not fitted
 	// to can overflow (each sigmoid coupling's inverse divides by s < 1).
 	// The classifier leaves them out; the grids show their pixels white.
 	NonFinite, NonFinite0 int
-	HeldOut               int        // held-out images per domain
-	A, B, TB              *mat.Dense // the first held-out images of A, B and T(B), for grids
-	Options               lrmf.JointOptions
+	// TrainB is the number of training images of B the joint phase draws
+	// from. NonFiniteB were left out because T(b) had a non-finite pixel
+	// at the start (one such image makes a batch's LRMF and gradients NaN);
+	// InconsistentB (back to back) because ln pS(T(b)) + ln|det ∇T(b)|
+	// differed from ln pB*(b) by more than 1 nat at the start, where the
+	// identity that makes the start's LRMF 0 holds in exact arithmetic:
+	// float32 loses it when G_A⁻¹ makes T(b) huge (see startRows).
+	TrainB, NonFiniteB, InconsistentB int
+	HeldOut                           int        // held-out images per domain
+	A, B, TB                          *mat.Dense // the first held-out images of A, B and T(B), for grids
+	Options                           lrmf.JointOptions
 }
 
-// glowLRMF runs the alignment after the fits; a (training) and ha, b, hb
-// (held-out) are the n×1024 images in [0, 1].
-func glowLRMF(ctx context.Context, be native.Backend, c GLOWDigitsConfig, r *GLOWDigitsResult, a, ha, b, hb *mat.Dense) (*GLOWLRMF, error) {
+// BlockStats returns the mean and SD of the trajectory's LRMF over
+// consecutive blocks of k steps (the last block may be shorter).
+func (g *GLOWLRMF) BlockStats(k int) (first []int, mean, sd []float64) {
+	pts := g.Trajectory
+	for lo := 0; lo < len(pts); lo += max(k, 1) {
+		hi := min(lo+max(k, 1), len(pts))
+		m, v := 0.0, 0.0
+		for _, p := range pts[lo:hi] {
+			m += p.Loss / float64(hi-lo)
+		}
+		for _, p := range pts[lo:hi] {
+			v += (p.Loss - m) * (p.Loss - m) / float64(max(hi-lo-1, 1))
+		}
+		first, mean, sd = append(first, pts[lo].Step), append(mean, m), append(sd, math.Sqrt(v))
+	}
+	return first, mean, sd
+}
+
+// glowData holds the images of the LRMF runs on the backend: training
+// a, b and held-out ha, hb (one dequantisation draw each), and the
+// held-out images on the host.
+type glowData struct {
+	a, b, ha, hb *native.Tensor
+	ma, mb       *mat.Dense
+}
+
+// glowLRMF runs the alignments in c.LRMFRuns after the fits; a (training)
+// and ha, b, hb (held-out) are the n×1024 images in [0, 1]. The fitted
+// models are copied, so r.A and r.B are left as fitted.
+func glowLRMF(ctx context.Context, fitBE native.Backend, c GLOWDigitsConfig, r *GLOWDigitsResult, a, ha, b, hb *mat.Dense, stage func(string)) ([]*GLOWLRMF, error) {
 	rng := rand.New(rand.NewPCG(c.Seed, 0x1a5f))
 	s := model.ImageShape{H: GLOWDigitsSide, W: GLOWDigitsSide, C: 1}
 	d, bs := s.Dim(), c.Batch
-	ga := r.A.Density.(*model.FlowDensity).Flow().(*model.GLOW)
-	gb := r.B.Density.(*model.FlowDensity).Flow().(*model.GLOW)
-	dens := r.B.Density
+	be := fitBE
+	if c.LRMFBackend != nil {
+		be = c.LRMFBackend
+	}
+	// θA* and θB* on the LRMF's backend.
+	densA, densB := r.A.Density, r.B.Density
+	if be != fitBE {
+		var err error
+		if densA, err = copyDensity(fitBE, be, s, c.Model, densA, rng); err != nil {
+			return nil, err
+		}
+		if densB, err = copyDensity(fitBE, be, s, c.Model, densB, rng); err != nil {
+			return nil, err
+		}
+	}
 	upload := func(m *mat.Dense) *native.Tensor { // with one dequantisation draw
 		n, _ := m.Dims()
 		h := make([]float64, n*d)
@@ -76,92 +137,226 @@ func glowLRMF(ctx context.Context, be native.Backend, c GLOWDigitsConfig, r *GLO
 		be.Upload(t, h)
 		return t
 	}
-	ta, tb, tha, thb := upload(a), upload(b), upload(ha), upload(hb)
-	// chunks runs f on the rows [lo, lo+bs) of n rows, the last chunk
-	// ending at n (the models' buffers are sized for bs rows).
-	chunks := func(n int, f func(lo int) error) error {
-		for lo := 0; lo < n; lo += bs {
-			if err := f(min(lo, n-bs)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	// zA = G_A(A) and c'_AB = ℓ(B; θB*) + mean ln N(zA).
-	na, nb := ta.Rows(), tb.Rows()
-	za := be.New(na, d)
-	ld, lp := be.New(bs, 1), be.New(bs, 1)
-	zh := make([]float64, na*d)
-	if err := chunks(na, func(lo int) error {
-		be.Fill(ld, 0)
-		return ga.Forward(be.View(za, lo, lo+bs), ld, be.View(ta, lo, lo+bs))
-	}); err != nil {
-		return nil, err
-	}
-	be.Download(zh, za)
-	lnN := 0.0
-	for _, v := range zh {
-		lnN -= 0.5 * v * v
-	}
-	lnN = lnN/float64(na) - 0.5*float64(d)*math.Log(2*math.Pi)
-	lpb, seen := 0.0, make([]bool, nb)
-	lph := make([]float64, bs)
-	if err := chunks(nb, func(lo int) error {
-		if err := dens.LogProb(lp, be.View(tb, lo, lo+bs)); err != nil {
-			return err
-		}
-		be.Download(lph, lp)
-		for k, v := range lph {
-			if !seen[lo+k] {
-				seen[lo+k], lpb = true, lpb+v
-			}
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	out := &GLOWLRMF{Kind: "back-to-back", CAB: lpb/float64(nb) + lnN}
-	qo := c.Model
-	qo.Scale = model.DefaultScale // s = 1 at the start (see GLOWOptions.Scale)
-	q, err := model.GLOWDensity(s, qo)(be, d, rng)
-	if err != nil {
-		return nil, err
-	}
-	o := lrmf.JointOptions{Steps: c.LRMFSteps, Batch: bs, LR: c.LRMFLR, Seed: c.Seed, FlowName: "GLOW G_B", DensityName: "GLOW q∘G_A"}
-	out.Options = o
-	// T(B) on the held-out B: G_A⁻¹(G_B(b)).
-	nh := thb.Rows()
-	ttb, z := be.New(nh, d), be.New(bs, d)
-	tOfB := func() error {
-		return chunks(nh, func(lo int) error {
-			be.Fill(ld, 0)
-			if err := gb.Forward(z, ld, be.View(thb, lo, lo+bs)); err != nil {
-				return err
-			}
-			return ga.Inverse(be.View(ttb, lo, lo+bs), z)
-		})
-	}
 	host := func(t *native.Tensor) *mat.Dense {
 		m := mat.NewDense(t.Rows(), d, nil)
 		be.Download(m.RawMatrix().Data, t)
 		return m
 	}
-	ma, mb := host(tha), host(thb)
+	g := &glowData{a: upload(a), b: upload(b), ha: upload(ha), hb: upload(hb)}
+	g.ma, g.mb = host(g.ha), host(g.hb)
+	la, err := meanLogProb(be, densA, g.a, bs)
+	if err != nil {
+		return nil, err
+	}
+	lb, err := meanLogProb(be, densB, g.b, bs)
+	if err != nil {
+		return nil, err
+	}
+	accAB := domainAccuracy(g.ma, g.mb)
+	var out []*GLOWLRMF
+	for _, kind := range c.LRMFRuns {
+		stage(fmt.Sprintf("LRMF B → A, %s T = G2⁻¹∘G1 (%d steps)", kind, c.LRMFSteps))
+		// θS from θA*, a copy.
+		dens, err := model.GLOWDensity(s, c.Model)(be, d, rng)
+		if err != nil {
+			return nil, err
+		}
+		model.CopyParams(be, dens.Params(), densA.Params())
+		var t *model.GLOWBackToBack
+		switch kind {
+		case GLOWRunBackToBack:
+			var gs [2]*model.GLOW
+			for i, src := range []model.Density{densB, densA} {
+				if gs[i], err = model.NewGLOW(be, s, c.Model, rng); err != nil {
+					return nil, err
+				}
+				model.CopyParams(be, gs[i].Params(), src.Params())
+			}
+			if t, err = model.NewGLOWBackToBack(gs[0], gs[1]); err != nil {
+				return nil, err
+			}
+		case GLOWRunScratch:
+			if t, err = model.NewFreshGLOWBackToBack(be, s, c.Model, rng); err != nil {
+				return nil, err
+			}
+			if err := t.InitFromData(be.View(g.b, 0, min(g.b.Rows(), 4*bs))); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("paper: GLOW digits: unknown LRMF run %q (want %q or %q)", kind, GLOWRunBackToBack, GLOWRunScratch)
+		}
+		// The B images T maps to finite images at the start (and, back to
+		// back, where the start's identity holds to 1 nat), c_AB on them.
+		var pS, pB model.Density
+		if kind == GLOWRunBackToBack {
+			pS, pB = dens, densB
+		}
+		bt, nonFinite, inconsistent, err := startRows(be, t, pS, pB, g.b, bs, 1)
+		if err != nil {
+			return nil, err
+		}
+		cab := la + lb
+		if bt != g.b && bt.Rows() >= bs {
+			if lb, err = meanLogProb(be, densB, bt, bs); err != nil {
+				return nil, err
+			}
+			cab = la + lb
+		}
+		l, err := glowLRMFRun(ctx, be, c, g, bt, t, dens, cab)
+		if err != nil {
+			return nil, err
+		}
+		l.Backend = fmt.Sprintf("%s/%v", be.Name(), be.DType())
+		l.Kind, l.AccAB, l.TrainB, l.NonFiniteB, l.InconsistentB = kind, accAB, bt.Rows(), nonFinite, inconsistent
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// copyDensity returns a GLOW density on be with the parameters of src,
+// a GLOW density of the same shape and options on from.
+func copyDensity(from, be native.Backend, s model.ImageShape, o model.GLOWOptions, src model.Density, rng *rand.Rand) (model.Density, error) {
+	dst, err := model.GLOWDensity(s, o)(be, s.Dim(), rng)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range src.Params() {
+		h := make([]float64, p.Value.Len())
+		from.Download(h, p.Value)
+		be.Upload(dst.Params()[i].Value, h)
+	}
+	return dst, nil
+}
+
+// meanLogProb returns the mean of ln p(x_i) over the rows of x, in chunks
+// of bs rows (the last chunk ends at the last row; rows are counted once).
+func meanLogProb(be native.Backend, p model.Density, x *native.Tensor, bs int) (float64, error) {
+	n := x.Rows()
+	lp := be.New(bs, 1)
+	lph := make([]float64, bs)
+	total := 0.0
+	for lo := 0; lo < n; lo += bs {
+		start := min(lo, n-bs)
+		if err := p.LogProb(lp, be.View(x, start, start+bs)); err != nil {
+			return 0, err
+		}
+		be.Download(lph, lp)
+		for k := lo - start; k < bs; k++ {
+			total += lph[k]
+		}
+	}
+	return total / float64(n), nil
+}
+
+// startRows returns the rows b of x (n×D) whose T(b) is finite and, when
+// pS and pB are not nil, for which ln pS(T(b)) + ln|det ∇T(b)| is within
+// tol nats of ln pB(b) (the back-to-back start makes them equal; in
+// float32 they part where G_A⁻¹ has made T(b) huge and G_A cannot undo
+// it), as a new tensor (x itself when it keeps all), and how many rows
+// each test left out; T runs in chunks of bs rows.
+func startRows(be native.Backend, t model.Flow, pS, pB model.Density, x *native.Tensor, bs int, tol float64) (kept *native.Tensor, nonFinite, inconsistent int, err error) {
+	n, d := x.Rows(), x.Cols()
+	y, ld, ls, lb := be.New(bs, d), be.New(bs, 1), be.New(bs, 1), be.New(bs, 1)
+	yh, ldh, lsh, lbh := make([]float64, bs*d), make([]float64, bs), make([]float64, bs), make([]float64, bs)
+	state := make([]int, n) // 0 kept, 1 non-finite, 2 inconsistent
+	for lo := 0; lo < n; lo += bs {
+		start := min(lo, n-bs)
+		xb := be.View(x, start, start+bs)
+		be.Fill(ld, 0)
+		if err := t.Forward(y, ld, xb); err != nil {
+			return nil, 0, 0, err
+		}
+		be.Download(yh, y)
+		if pS != nil {
+			if err := pS.LogProb(ls, y); err != nil {
+				return nil, 0, 0, err
+			}
+			if err := pB.LogProb(lb, xb); err != nil {
+				return nil, 0, 0, err
+			}
+			be.Download(ldh, ld)
+			be.Download(lsh, ls)
+			be.Download(lbh, lb)
+		}
+		for k := 0; k < bs; k++ {
+			state[start+k] = 0
+			for _, v := range yh[k*d : (k+1)*d] {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					state[start+k] = 1
+					break
+				}
+			}
+			if state[start+k] == 0 && pS != nil && !(math.Abs(lsh[k]+ldh[k]-lbh[k]) <= tol) {
+				state[start+k] = 2
+			}
+		}
+	}
+	var idx []int32
+	for i, st := range state {
+		switch st {
+		case 0:
+			idx = append(idx, int32(i))
+		case 1:
+			nonFinite++
+		default:
+			inconsistent++
+		}
+	}
+	if len(idx) == n {
+		return x, 0, 0, nil
+	}
+	kept = be.New(max(len(idx), 1), d)
+	if len(idx) > 0 {
+		be.GatherRows(kept, x, idx)
+	}
+	return kept, nonFinite, inconsistent, nil
+}
+
+// glowLRMFRun runs one joint phase of T and θS from their starts on A and
+// the training images b of B, and measures T(B) on the held-out B before
+// and after it.
+func glowLRMFRun(ctx context.Context, be native.Backend, c GLOWDigitsConfig, g *glowData, b *native.Tensor, t model.Flow, dens model.Density, cab float64) (*GLOWLRMF, error) {
+	d, bs := t.Dim(), c.Batch
+	out := &GLOWLRMF{CAB: cab}
+	o := lrmf.JointOptions{Steps: c.LRMFSteps, Batch: bs, LR: c.LRMFLR, Seed: c.Seed, FlowName: "GLOW G2⁻¹∘G1", DensityName: "GLOW θS"}
+	out.Options = o
+	nh := g.hb.Rows()
+	ttb, ld := be.New(nh, d), be.New(bs, 1)
+	tOfB := func() (*mat.Dense, error) {
+		for lo := 0; lo < nh; lo += bs {
+			start := min(lo, nh-bs)
+			be.Fill(ld, 0)
+			if err := t.Forward(be.View(ttb, start, start+bs), ld, be.View(g.hb, start, start+bs)); err != nil {
+				return nil, err
+			}
+		}
+		m := mat.NewDense(nh, d, nil)
+		be.Download(m.RawMatrix().Data, ttb)
+		return m, nil
+	}
 	out.HeldOut = nh
-	out.AccAB = domainAccuracy(ma, mb)
-	if err := tOfB(); err != nil {
+	m0, err := tOfB()
+	if err != nil {
 		return nil, err
 	}
 	var fin *mat.Dense
-	fin, out.NonFinite0 = finiteRows(host(ttb))
-	out.AccATB0 = domainAccuracy(ma, fin)
-	t0 := time.Now()
-	pts, err := lrmf.JointPhase(ctx, be, tb, za, gb, q, out.CAB, o)
-	out.Seconds = time.Now().Sub(t0).Seconds()
-	out.Trajectory = pts
-	if err != nil {
-		return out, err
+	fin, out.NonFinite0 = finiteRows(m0)
+	out.AccATB0 = domainAccuracy(g.ma, fin)
+	if b.Rows() < bs {
+		out.Err = fmt.Sprintf("T(b) is finite on %d training images of B, fewer than a batch of %d: no joint phase", b.Rows(), bs)
+	} else {
+		t0 := time.Now()
+		pts, err := lrmf.JointPhase(ctx, be, b, g.a, t, dens, cab, o)
+		out.Seconds = time.Since(t0).Seconds()
+		out.Trajectory = pts
+		switch {
+		case errors.Is(err, lrmf.ErrDiverged):
+			out.Err = err.Error()
+		case err != nil:
+			return nil, err
+		}
 	}
+	pts := out.Trajectory
 	for _, p := range pts {
 		out.Mean += p.Loss / float64(len(pts))
 	}
@@ -169,19 +364,19 @@ func glowLRMF(ctx context.Context, be native.Backend, c GLOWDigitsConfig, r *GLO
 		out.SD += (p.Loss - out.Mean) * (p.Loss - out.Mean) / float64(max(len(pts)-1, 1))
 	}
 	out.SD = math.Sqrt(out.SD)
-	if err := tOfB(); err != nil {
+	mtb, err := tOfB()
+	if err != nil {
 		return nil, err
 	}
-	mtb := host(ttb)
 	fin, out.NonFinite = finiteRows(mtb)
-	out.AccATB = domainAccuracy(ma, fin)
+	out.AccATB = domainAccuracy(g.ma, fin)
 	for i, v := range mtb.RawMatrix().Data {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			mtb.RawMatrix().Data[i] = 1
 		}
 	}
 	k := min(nh, 40)
-	out.A, out.B, out.TB = mat.DenseCopyOf(ma.Slice(0, k, 0, d)), mat.DenseCopyOf(mb.Slice(0, k, 0, d)), mat.DenseCopyOf(mtb.Slice(0, k, 0, d))
+	out.A, out.B, out.TB = mat.DenseCopyOf(g.ma.Slice(0, k, 0, d)), mat.DenseCopyOf(g.mb.Slice(0, k, 0, d)), mat.DenseCopyOf(mtb.Slice(0, k, 0, d))
 	return out, nil
 }
 
