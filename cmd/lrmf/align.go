@@ -102,14 +102,14 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	}
 	fs := flag.NewFlagSet("align", flag.ContinueOnError)
 	o.sourceFlags.register(fs)
-	fs.StringVar(&o.flow, "flow", d.Flow.Kind, "flow T, one of "+strings.Join(model.FlowKinds, ", ")+": realnvp (affine couplings), glow (ActNorm, LU linear, coupling), ffjord (continuous flow), affine (T(x) = AᵀA·x + b)")
+	fs.StringVar(&o.flow, "flow", d.Flow.Kind, "flow T, one of "+strings.Join(model.FlowKinds, ", ")+": realnvp (affine couplings), glow (ActNorm, LU linear, coupling), ffjord (continuous flow), affine (T(x) = AᵀA·x + b), glow-b2b (T = G2⁻¹∘G1 of two GLOWs on H×W×C images, the identity at the start, needs --image)")
 	fs.StringVar(&o.density, "density", d.Density.Kind, "density family, one of "+strings.Join(model.DensityKinds, ", ")+": realnvp, glow or ffjord (flows with a standard-normal base), gaussian (full covariance) or glow-image (multi-scale GLOW on H×W×C images, needs --image)")
 	fs.IntVar(&o.blocks, "blocks", 0, fmt.Sprintf("Real NVP or Glow coupling blocks, stacked FFJORD transforms, or glow-image steps K per level (0: realnvp and glow %d, ffjord %d, as in the paper; glow-image %d, paper %d)",
 		rn.Blocks, fj.Blocks, glowImageDefaults.Blocks, model.PaperGLOW.Steps))
 	fs.IntVar(&o.hidden, "hidden", 0, fmt.Sprintf("hidden units per layer of the Real NVP coupling networks or FFJORD dynamics, or glow-image filters F (0: realnvp %d, ffjord %d, glow-image %d; paper: %d, %d, %d)",
 		rn.Hidden, fj.Hidden, glowImageDefaults.Hidden, model.PaperRealNVP.Hidden, model.PaperFFJORD.Hidden, model.PaperGLOW.Hidden))
-	fs.StringVar(&o.image, "image", "", "glow-image: the shape `HxWxC` of the images, each data row holding its H·W·C values channels-last (e.g. 32x32x1); required with --density glow-image")
-	fs.IntVar(&o.levels, "levels", 0, fmt.Sprintf("glow-image: levels L, each a squeeze, K steps and a split, so H and W must be divisible by 2^L (0: %d, as in the paper)", glowImageDefaults.Levels))
+	fs.StringVar(&o.image, "image", "", "glow-image and glow-b2b: the shape `HxWxC` of the images, each data row holding its H·W·C values channels-last (e.g. 32x32x1); required with either")
+	fs.IntVar(&o.levels, "levels", 0, fmt.Sprintf("glow-image and glow-b2b: levels L, each a squeeze, K steps and a split, so H and W must be divisible by 2^L (0: %d, as in the paper)", glowImageDefaults.Levels))
 	fs.IntVar(&o.depth, "depth", 0, fmt.Sprintf("hidden layers of the Real NVP coupling networks or FFJORD dynamics (0: realnvp %d, ffjord %d, as in the paper)", rn.Depth, fj.Depth))
 	fs.StringVar(&o.solver, "solver", fj.Solver, "FFJORD ODE solver: dopri5 (adaptive Dormand–Prince 5(4)) or rk4 (fixed steps)")
 	fs.IntVar(&o.odeSteps, "ode-steps", fj.ODESteps, "FFJORD RK4 steps over t ∈ [0, 1]")

@@ -63,7 +63,9 @@ func TestAlignGLOWImageFlagErrors(t *testing.T) {
 		{append(glow, "--image", "8x8x1", "--levels", "4"), "--image 8x8x1 with --levels 4: each level halves H and W, so both must be divisible by 2^4 = 16"},
 		{append(glow, "--image", "8x8x1", "--levels", "9"), "--levels = 9: want an integer in [1, 8]"},
 		{append(glow, "--image", "8x8x1", "--levels", "2", "--blocks", "65"), "--density glow-image (--image, --levels, --blocks, --hidden, --scale)"},
-		{[]string{"--levels", "2"}, "--levels applies to the image models only (glow-image)"},
+		{[]string{"--levels", "2"}, "--levels applies to the image models only (glow-image, glow-b2b)"},
+		{[]string{"--flow", "glow-b2b"}, "--flow glow-b2b needs --image HxWxC"},
+		{[]string{"--flow", "glow-b2b", "--image", "8x8x2"}, "--image 8x8x2 has H·W·C = 128 values per image, the data have 64 columns"},
 		{[]string{"--image", "8x8x1"}, "--image applies to the image models only"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -148,4 +150,46 @@ func TestAlignGLOWImageApplyResume(t *testing.T) {
 	r1, _ := os.ReadFile(filepath.Join(full, "transformed.csv"))
 	r2, _ := os.ReadFile(filepath.Join(part, "transformed.csv"))
 	assert.Equal(t, string(r1), string(r2), "resumed run differs from the uninterrupted one")
+}
+
+// --flow glow-b2b (T = G2⁻¹∘G1, two GLOWs) runs end to end with an image
+// density: lrmf apply maps A exactly as the run did, and apply --inverse
+// maps T(A) back to A.
+func TestAlignGLOWBackToBackApply(t *testing.T) {
+	dir := t.TempDir()
+	a, b := writeTinyImages(t, dir, 400)
+	out := filepath.Join(dir, "out")
+	code, _, stderr := lrmfRun("align", "--quiet", "--a", a, "--b", b, "--dtype", "float64", "--plots=false",
+		"--flow", "glow-b2b", "--density", "glow-image", "--image", "8x8x1", "--levels", "2", "--blocks", "1", "--hidden", "4",
+		"--batch", "32", "--fit-steps", "10", "--steps", "20", "--restarts", "1", "--out", out)
+	require.Contains(t, []int{exitOK, exitNotConverged}, code, stderr)
+	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
+	require.NoError(t, err)
+	var rep struct {
+		Config struct {
+			Flow map[string]any `json:"flow"`
+		} `json:"config"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &rep))
+	assert.Equal(t, "glow-b2b", rep.Config.Flow["kind"])
+	assert.Equal(t, "8x8x1", rep.Config.Flow["image"])
+
+	ck := filepath.Join(out, "checkpoint.lrmf")
+	ta, back := filepath.Join(dir, "ta.npy"), filepath.Join(dir, "back.npy")
+	code, _, stderr = lrmfRun("apply", "--model", ck, "--in", a, "--out", ta)
+	require.Equal(t, exitOK, code, stderr)
+	got, err := data.ReadFile(ta)
+	require.NoError(t, err)
+	want, err := data.ReadFile(filepath.Join(out, "transformed.csv"))
+	require.NoError(t, err)
+	assert.InDeltaSlice(t, want.RawMatrix().Data, got.RawMatrix().Data, 1e-12)
+	// The run moved T away from the identity it starts at.
+	x, err := data.ReadFile(a)
+	require.NoError(t, err)
+	assert.False(t, mat.EqualApprox(x, got, 1e-6), "T(A) = A: the joint phase did not move T")
+	code, _, stderr = lrmfRun("apply", "--model", ck, "--in", ta, "--out", back, "--inverse")
+	require.Equal(t, exitOK, code, stderr)
+	x2, err := data.ReadFile(back)
+	require.NoError(t, err)
+	assert.InDeltaSlice(t, x.RawMatrix().Data, x2.RawMatrix().Data, 1e-9)
 }

@@ -12,8 +12,10 @@ import (
 // ModelSpec names a built-in flow or density and its size, in a form that
 // survives JSON (report.json, checkpoints) and rebuilds the same model.
 type ModelSpec struct {
-	// Kind is "affine" (flows), "gaussian" or "glow-image" (densities),
-	// "realnvp", "glow" or "ffjord" (both).
+	// Kind is "affine" or "glow-b2b" (flows), "gaussian" or "glow-image"
+	// (densities), "realnvp", "glow" or "ffjord" (both). "glow-b2b" is
+	// the back-to-back image flow T = G2⁻¹∘G1 of two GLOWs
+	// (GLOWBackToBack), the identity at a fresh start.
 	Kind string `json:"kind"`
 	// Real NVP, Glow and FFJORD (zero values take RealNVPOptions',
 	// GlowOptions' or FFJORDOptions' defaults). The image kinds
@@ -45,9 +47,9 @@ type ModelSpec struct {
 // FlowKinds and DensityKinds list the built-in model kinds; ImageKinds
 // those among them that model H×W×C images and need ModelSpec.Image.
 var (
-	FlowKinds    = []string{"affine", "realnvp", "glow", "ffjord"}
+	FlowKinds    = []string{"affine", "realnvp", "glow", "ffjord", "glow-b2b"}
 	DensityKinds = []string{"gaussian", "realnvp", "glow", "ffjord", "glow-image"}
-	ImageKinds   = []string{"glow-image"}
+	ImageKinds   = []string{"glow-image", "glow-b2b"}
 )
 
 // IsImageKind reports whether kind is one of ImageKinds.
@@ -237,6 +239,8 @@ func (s ModelSpec) FlowMaker() (FlowMaker, error) {
 		return GlowFlow(o), nil
 	case "ffjord":
 		return FFJORDFlow(s.FFJORD()), nil
+	case "glow-b2b":
+		return imageModel(s, GLOWBackToBackFlow)
 	}
 	return nil, fmt.Errorf("model: unknown flow %q (available: %s)", s.Kind, strings.Join(FlowKinds, ", "))
 }

@@ -57,6 +57,22 @@ func TestGLOWImageSpec(t *testing.T) {
 
 	_, err = model.ModelSpec{Kind: "glow-image"}.FlowMaker()
 	assert.ErrorContains(t, err, "unknown flow", "glow-image is a density only")
+
+	// glow-b2b is the flow kind: two GLOWs back to back, same sizes.
+	b2b := n
+	b2b.Kind = "glow-b2b"
+	fm, err := b2b.FlowMaker()
+	require.NoError(t, err)
+	f, err := fm(be, 64, newRNG(t))
+	require.NoError(t, err)
+	_, ok = f.(*model.GLOWBackToBack)
+	require.True(t, ok, "a %T", f)
+	_, ok = model.DataInitializerOf(f)
+	assert.True(t, ok, "the back-to-back flow has a data-dependent initialisation")
+	_, err = fm(be, 63, newRNG(t))
+	assert.ErrorContains(t, err, "dimension 64, the data have 63")
+	_, err = b2b.DensityMaker()
+	assert.ErrorContains(t, err, "unknown density", "glow-b2b is a flow only")
 }
 
 // Bad image specs fail with the field named.
