@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/lrmf-go/lrmf/internal/sanitize"
 	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/lrmf/model/modeltest"
 	"github.com/lrmf-go/lrmf/native"
@@ -208,5 +209,36 @@ func TestGlowResetReinitialises(t *testing.T) {
 			m += ys[i*d+j] / n
 		}
 		require.InDelta(t, 0, m, 1e-9, "column %d", j)
+	}
+}
+
+// A Glow density training step (LogProb and Backward) allocates nothing
+// once its buffers exist, in float32 and float64 on the cpu backend: the
+// LU layer assembles W and its gradients on the backend, with its n×1 ones
+// kept. (One batch size: Glow.resize reallocates its buffers when the
+// batch size changes.)
+func TestGlowDensityStepAllocatesNothing(t *testing.T) {
+	sanitize.SkipAllocationCounts(t)
+	for _, dt := range []native.DType{native.Float32, native.Float64} {
+		be, err := native.NewCPU(dt, 2)
+		if err != nil {
+			t.Skip(err)
+		}
+		rng := newRNG(t)
+		p, err := model.GlowDensity(model.GlowOptions{Blocks: 2, Hidden: 8})(be, 5, rng)
+		require.NoError(t, err)
+		x, logp, w := modeltest.Rand(be, rng, 4, 5, 1), be.New(4, 1), be.New(4, 1)
+		be.Fill(w, -0.25)
+		step := func() {
+			if err := p.LogProb(logp, x); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Backward(nil, w); err != nil {
+				t.Fatal(err)
+			}
+		}
+		step()
+		require.Zero(t, testing.AllocsPerRun(20, step), "%v", dt)
+		be.Close()
 	}
 }
