@@ -538,6 +538,26 @@ func Axpy[T Float](alpha T, x, y []T) error {
 	return status(op, C.lrmf_axpy_f64(i64(n), C.double(alpha), pd(x), pd(y)))
 }
 
+// Mul sets out[i] = a[i]·b[i] (the elementwise product); a, b and out
+// have one length, and out may be a or b.
+func Mul[T Float](a, b, out []T) error {
+	const op = "Mul"
+	if err := checkSame(op, "b", len(b), "a", len(a)); err != nil {
+		return err
+	}
+	if err := checkSame(op, "out", len(out), "a", len(a)); err != nil {
+		return err
+	}
+	n := len(a)
+	if n == 0 {
+		return nil
+	}
+	if is32[T]() {
+		return status(op, C.lrmf_mul_f32(i64(n), pf(a), pf(b), pf(out)))
+	}
+	return status(op, C.lrmf_mul_f64(i64(n), pd(a), pd(b), pd(out)))
+}
+
 // Fill sets every element of x to value.
 func Fill[T Float](value T, x []T) error {
 	const op = "Fill"

@@ -326,6 +326,12 @@ func testVector[T bindings.Float](t *testing.T) {
 	require.NoError(t, bindings.Axpy(2, conv[T](1, -1, 0.5), y))
 	near(t, []float64{3, 0, 4}, y)
 
+	m := conv[T](9, 9, 9)
+	require.NoError(t, bindings.Mul(conv[T](1, -2, 0.5), y, m))
+	near(t, []float64{3, 0, 2}, m)
+	require.NoError(t, bindings.Mul(m, m, m)) // out = a = b
+	near(t, []float64{9, 0, 4}, m)
+
 	require.NoError(t, bindings.Fill(T(2.5), y))
 	near(t, []float64{2.5, 2.5, 2.5}, y)
 
@@ -592,6 +598,12 @@ func testValidation[T bindings.Float](t *testing.T) {
 		{"axpy mismatch", "Axpy", "len(y) = 4 != len(x) = 6", func(o []T) error {
 			return bindings.Axpy(1, a6, o)
 		}},
+		{"mul mismatch b", "Mul", "len(b) = 4 != len(a) = 6", func(o []T) error {
+			return bindings.Mul(a6, o, b6)
+		}},
+		{"mul mismatch out", "Mul", "len(out) = 4 != len(a) = 6", func(o []T) error {
+			return bindings.Mul(a6, b6, o)
+		}},
 		{"gather negative d", "GatherRows", "negative size d = -2", func(o []T) error {
 			return bindings.GatherRows(2, -2, a6, []int32{0, 1}, o)
 		}},
@@ -702,6 +714,7 @@ func testValidation[T bindings.Float](t *testing.T) {
 		assert.NoError(t, bindings.AffineInverse[T](0, 0, nil, nil, nil, nil))
 		assert.NoError(t, bindings.Adam[T](nil, nil, nil, nil, 0, 0, 0, 0, 0, 0))
 		assert.NoError(t, bindings.Axpy[T](1, nil, nil))
+		assert.NoError(t, bindings.Mul[T](nil, nil, nil))
 		assert.NoError(t, bindings.Fill[T](1, nil))
 		assert.NoError(t, bindings.GatherRows[T](0, 2, nil, nil, nil))
 		assert.NoError(t, bindings.BiasReLU[T](0, 2, a6, nil))

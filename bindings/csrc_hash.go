@@ -4,4 +4,4 @@ package bindings
 
 // csrcHash fingerprints the C sources compiled into this package (see
 // internal/csrchash). Regenerate with: go generate ./bindings
-const csrcHash = "a0c45ab5d069514b05146dce7694f2c58934c8c4b4b2dc668bccdab3a57085b7"
+const csrcHash = "571f6371c545cc7de14030e52469c0e8ee45478f8806c85af9a0ecd6c2be7209"

@@ -77,6 +77,10 @@ package bindings
 #cgo nocallback lrmf_axpy_f32
 #cgo noescape lrmf_axpy_f64
 #cgo nocallback lrmf_axpy_f64
+#cgo noescape lrmf_mul_f32
+#cgo nocallback lrmf_mul_f32
+#cgo noescape lrmf_mul_f64
+#cgo nocallback lrmf_mul_f64
 #cgo noescape lrmf_fill_f32
 #cgo nocallback lrmf_fill_f32
 #cgo noescape lrmf_fill_f64

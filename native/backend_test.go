@@ -185,6 +185,7 @@ func TestCPUOpsAllocateNothing(t *testing.T) {
 			"Tanh":             func() { b.Tanh(y, x) },
 			"TanhBackward":     func() { b.TanhBackward(dx, y, x) },
 			"Axpy":             func() { b.Axpy(0.5, x, y) },
+			"Mul":              func() { b.Mul(y, x, y) },
 			"Dot":              func() { b.Dot(x, y) },
 			"Sum":              func() { b.Sum(x) },
 			"Adam": func() {

@@ -51,6 +51,14 @@ func CheckAxpy(x, y *Tensor) (n int) {
 	return x.Len()
 }
 
+// CheckMul checks Backend.Mul (out = a⊙b): b and out have a's shape r×w.
+// It returns a.Len() = r·w.
+func CheckMul(out, a, b *Tensor) (n int) {
+	mustShape("Mul", "b", b, a.rows, a.cols)
+	mustShape("Mul", "out", out, a.rows, a.cols)
+	return a.Len()
+}
+
 // CheckDot checks Backend.Dot (Σ x_i y_i): y has x's Len n, which it
 // returns.
 func CheckDot(x, y *Tensor) (n int) {

@@ -103,6 +103,8 @@ func TestRealNVPShapeMismatchPanics(t *testing.T) {
 			{"native: CopyCols: columns [3, 6) outside a 5-column tensor", func() { b.CopyCols(b.New(3, 3), x, 3) }},
 			{"native: AddCols: columns [-1, 1) outside a 5-column tensor", func() { b.AddCols(x, b.New(3, 2), -1) }},
 			{"native: AddCols: 2 rows and 3 rows", func() { b.AddCols(x, b.New(2, 2), 0) }},
+			{"native: Mul: b is 3×4, want 3×5", func() { b.Mul(y, x, b.New(3, 4)) }},
+			{"native: Mul: out is 5×3, want 3×5", func() { b.Mul(b.New(5, 3), x, y) }},
 			{"native: BiasReLUBackward: dz is 3×4, want 3×5", func() { b.BiasReLUBackward(b.New(3, 4), b.New(1, 5), x, y) }},
 			{"native: CouplingForward: h has 3 columns, want an even number [μ | r]", func() { b.CouplingForward(y, nil, x, b.New(3, 3), 0, exp) }},
 			{"native: CouplingForward: h is 2×4, want 3×4", func() { b.CouplingForward(y, nil, x, b.New(2, 4), 0, exp) }},

@@ -62,6 +62,7 @@ type blockJob[T bindings.Float] interface {
 // cpuJobs holds the argument struct of every operation family.
 type cpuJobs[T bindings.Float] struct {
 	axpy        axpyJob[T]
+	mul         mulJob[T]
 	dot         dotJob[T]
 	sum         sumJob[T]
 	gemm        gemmJob[T]
@@ -247,6 +248,21 @@ func (c *cpu[T]) Axpy(alpha float64, x, y *Tensor) {
 	n := CheckAxpy(x, y)
 	j := &c.jobs.axpy
 	*j = axpyJob[T]{alpha: T(alpha), x: c.s(x), y: c.s(y)}
+	c.elementwise(j, n, 2)
+}
+
+// mulJob: out = a⊙b, by elements (out may be a or b: each element is read
+// before it is written, in one block).
+type mulJob[T bindings.Float] struct{ a, b, out []T }
+
+func (j *mulJob[T]) block(_ *cpu[T], _, lo, hi int) error {
+	return bindings.Mul(j.a[lo:hi], j.b[lo:hi], j.out[lo:hi])
+}
+
+func (c *cpu[T]) Mul(out, a, b *Tensor) {
+	n := CheckMul(out, a, b)
+	j := &c.jobs.mul
+	*j = mulJob[T]{a: c.s(a), b: c.s(b), out: c.s(out)}
 	c.elementwise(j, n, 2)
 }
 

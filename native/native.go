@@ -204,6 +204,10 @@ type Backend interface {
 	Fill(t *Tensor, v float64)
 	// Axpy sets y += alpha·x (same Len).
 	Axpy(alpha float64, x, y *Tensor)
+	// Mul sets out = a⊙b, the elementwise (Hadamard) product
+	// out_ij = a_ij·b_ij rounded once; a, b and out are all r×w, and out
+	// may be a or b (in place).
+	Mul(out, a, b *Tensor)
 	// Dot returns Σ x_i y_i (same Len).
 	Dot(x, y *Tensor) float64
 	// Sum returns Σ x_i.

@@ -8,10 +8,10 @@ import (
 // BatchedODE is the FFJORD operations of ODEBackend (see ode.go for the
 // maths) computed with the dynamics' layers as GEMMs over all rows of a
 // stage, written once over the generic operations of its Backend (Gemm,
-// GemmEx, Tanh, TanhBackward, Axpy, Copy, CopyCols, Fill and, for the
-// elementwise product, CouplingBackward): any D and any width, on any
-// backend. native/cuda runs it for networks beyond its kernels' per-thread
-// frame; on the cpu backend it is the "batched" path.
+// GemmEx, Tanh, TanhBackward, Axpy, Mul, Copy, CopyCols and Fill): any D
+// and any width, on any backend. native/cuda runs it for networks beyond
+// its kernels' per-thread frame; on the cpu backend it is the "batched"
+// path.
 //
 // A stage evaluates, for the n rows at once,
 //
@@ -59,7 +59,6 @@ type BatchedODE struct {
 	shapes    [4]*batchShape
 	shapeNext int
 
-	had     map[[2]int]*hadScratch
 	cols    [8]colEntry
 	colNext int
 }
@@ -108,9 +107,6 @@ type batchShape struct {
 // colEntry caches an n×1 view of a caller's vector.
 type colEntry struct{ t, col *Tensor }
 
-// hadScratch is the scratch of one elementwise product shape.
-type hadScratch struct{ zh, dh, zl *Tensor }
-
 // rk4Scratch holds the RK4 solver's states.
 type rk4Scratch struct {
 	y, yt, l *Tensor
@@ -138,7 +134,7 @@ type batchTape struct {
 
 // NewBatchedODE returns the batched FFJORD path over b's operations.
 func NewBatchedODE(b Backend) *BatchedODE {
-	return &BatchedODE{Backend: b, had: map[[2]int]*hadScratch{}}
+	return &BatchedODE{Backend: b}
 }
 
 var _ ODEBackend = (*BatchedODE)(nil)
@@ -304,21 +300,6 @@ func (o *BatchedODE) asCol(t *Tensor) *Tensor {
 	return col
 }
 
-// hadamard sets out = a⊙b (all r×w; out may be a or b). Backend has no
-// elementwise product, but CouplingBackward with r = 0 under ScaleExp
-// (s = 1, ∂ln s/∂r = 1) and dlogdet = 0 computes dh[:, w:] = dy⊙x·1·1 + 0,
-// the product rounded once, which is copied out.
-func (o *BatchedODE) hadamard(out, a, b *Tensor) {
-	key := [2]int{a.rows, a.cols}
-	s := o.had[key]
-	if s == nil {
-		s = &hadScratch{zh: o.New(a.rows, 2*a.cols), dh: o.New(a.rows, 2*a.cols), zl: o.New(a.rows, 1)}
-		o.had[key] = s
-	}
-	o.CouplingBackward(nil, s.dh, a, s.zh, b, s.zl, 0, Scale{Kind: ScaleExp, Bound: 1})
-	o.CopyCols(out, s.dh, a.cols)
-}
-
 // probes loads eps's k probes into V's blocks (Hutchinson).
 func (o *BatchedODE) probes(eps *Tensor) {
 	if o.k == 0 {
@@ -373,7 +354,7 @@ func (o *BatchedODE) eval(z *Tensor, t float64, tv, f, tr *Tensor) {
 				o.GemmEx(false, false, 1, tin, 0, o.layerW(l), 0, o.p, 0, Epilogue{Mask: o.v})
 			} else {
 				o.Gemm(false, false, 1, tin, o.layerW(l), 0, o.ad[L])
-				o.hadamard(o.p, o.v, o.ad[L])
+				o.Mul(o.p, o.v, o.ad[L])
 			}
 			break
 		}
@@ -397,7 +378,7 @@ func (o *BatchedODE) vjp(z *Tensor, t float64, tv, az, atr, gz *Tensor) {
 		o.GemmEx(false, false, 1, o.onesMcol, 0, o.ndflat, 0, o.adbarLm, 0, Epilogue{Mask: o.vm})
 	} else {
 		o.Gemm(false, false, 1, o.onesMcol, o.ndflat, 0, o.adbarLm)
-		o.hadamard(o.adbarL, o.adbarL, o.v)
+		o.Mul(o.adbarL, o.adbarL, o.v)
 	}
 	abar, adbar := az, o.adbarL
 	for l := L; l >= 0; l-- {
@@ -426,9 +407,9 @@ func (o *BatchedODE) vjp(z *Tensor, t float64, tv, az, atr, gz *Tensor) {
 		o.Gemm(false, true, 1, abar, w, 0, inb)
 		o.Gemm(false, true, 1, adbar, w, 0, indb)
 		// ā = (1−h²)⊙(inbar − 2h⊙Σ_p indbar_p⊙ȧ_p), ǡ_p = (1−h²)⊙indbar_p.
-		o.hadamard(o.qx[l-1], indb, o.ad[l-1])
+		o.Mul(o.qx[l-1], indb, o.ad[l-1])
 		o.Gemm(false, false, 1, o.onesMrow, o.qxm[l-1], 0, o.crossf[l-1])
-		o.hadamard(o.cross[l-1], o.cross[l-1], o.h[l-1])
+		o.Mul(o.cross[l-1], o.cross[l-1], o.h[l-1])
 		o.Axpy(-2, o.cross[l-1], inb)
 		o.TanhBackward(o.abar[l-1], o.h[l-1], inb)
 		o.TanhBackward(o.adbar[l-1], o.hrep[l-1], indb)

@@ -170,14 +170,14 @@ func (o *BatchedODE) dopri5(op string, tape *ODETape, n, d, k int, z1, logdet, z
 		o.Upload(s.hh, s.hhh)
 		o.Upload(s.tv0, s.ht)
 		o.rowScale(s)
-		o.hadamard(s.hkz[0], s.hrep, s.kz[0])
-		o.hadamard(s.hkt[0], s.hh, s.kt[0])
+		o.Mul(s.hkz[0], s.hrep, s.kz[0])
+		o.Mul(s.hkt[0], s.hh, s.kt[0])
 		for stg := 1; stg < 7; stg++ {
 			o.stageInput(s, s.y, stg)
 			o.stageTimes(s, dpC[stg])
 			o.eval(s.yt, 0, s.tv, s.kz[stg], s.kt[stg])
-			o.hadamard(s.hkz[stg], s.hrep, s.kz[stg])
-			o.hadamard(s.hkt[stg], s.hh, s.kt[stg])
+			o.Mul(s.hkz[stg], s.hrep, s.kz[stg])
+			o.Mul(s.hkt[stg], s.hh, s.kt[stg])
 		}
 		st.NFE += 6 * active
 		// yt is now the 5th-order z; the log-density and the error estimates.
@@ -339,12 +339,12 @@ func (o *BatchedODE) ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *Te
 			if stg < 5 {
 				o.stageTimes(s, dpC[stg])
 				o.eval(s.ys[stg], 0, s.tv, s.kz[stg], s.kt[stg])
-				o.hadamard(s.hkz[stg], s.hrep, s.kz[stg])
+				o.Mul(s.hkz[stg], s.hrep, s.kz[stg])
 			}
 		}
 		// Kb_q = hh·b_q·[yb, ald].
-		o.hadamard(s.ybh, s.hrep, s.yb)
-		o.hadamard(s.aldh, s.hh, aldc)
+		o.Mul(s.ybh, s.hrep, s.yb)
+		o.Mul(s.aldh, s.hh, aldc)
 		for q := 0; q < 6; q++ {
 			o.Fill(s.kbz[q], 0)
 			o.Axpy(dpB[q], s.ybh, s.kbz[q])
@@ -357,7 +357,7 @@ func (o *BatchedODE) ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *Te
 			o.vjp(s.ys[stg], 0, s.tv, s.kbz[stg], s.kbt[stg], s.ybs)
 			o.Axpy(1, s.ybs, s.yb)
 			if stg > 0 {
-				o.hadamard(s.ybs, s.hrep, s.ybs)
+				o.Mul(s.ybs, s.hrep, s.ybs)
 				for q := 0; q < stg; q++ {
 					if a := dpA[stg][q]; a != 0 {
 						o.Axpy(a, s.ybs, s.kbz[q])

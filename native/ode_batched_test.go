@@ -205,23 +205,8 @@ func TestBatchedODEFiniteDifferences(t *testing.T) {
 					}
 					return f.r.Dot(a1, z1) + f.r.Dot(ald, ld)
 				}
-				for _, c := range []struct {
-					name string
-					v, g []float64
-				}{{"z0", z0, f.down(gz)}, {"θ", theta, f.down(gth)}} {
-					for i := range c.v {
-						v0 := c.v[i]
-						c.v[i] = v0 + step
-						lp := loss(z0, theta)
-						c.v[i] = v0 - step
-						lm := loss(z0, theta)
-						c.v[i] = v0
-						want := (lp - lm) / (2 * step)
-						if diff := math.Abs(c.g[i] - want); !(diff <= tol*math.Max(1, math.Abs(want))) {
-							t.Errorf("∂L/∂%s[%d]: backward %.12g, finite differences %.12g (|diff| %.3g)", c.name, i, c.g[i], want, diff)
-						}
-					}
-				}
+				checkCentralFD(t, func() float64 { return loss(z0, theta) }, step, tol, "∂L", "backward",
+					fdCase{"z0", z0, f.down(gz)}, fdCase{"θ", theta, f.down(gth)})
 			})
 		}
 	}

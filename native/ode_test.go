@@ -76,24 +76,38 @@ func TestRefODEFuncVJPFiniteDifferences(t *testing.T) {
 				}
 				gz, gth := f.r.New(n, d), f.r.New(1, np)
 				f.r.ODEFuncVJP(gz, gth, f.up(n, d, z), f.up(1, np, theta), eps, az, atr, dims, tm)
-				for _, c := range []struct {
-					name string
-					v, g []float64
-				}{{"z", z, f.down(gz)}, {"θ", theta, f.down(gth)}} {
-					for i := range c.v {
-						v0 := c.v[i]
-						c.v[i] = v0 + step
-						lp := loss(z, theta)
-						c.v[i] = v0 - step
-						lm := loss(z, theta)
-						c.v[i] = v0
-						want := (lp - lm) / (2 * step)
-						if diff := math.Abs(c.g[i] - want); !(diff <= tol*math.Max(1, math.Abs(want))) {
-							t.Errorf("∂Λ/∂%s[%d]: VJP %.12g, finite differences %.12g (|diff| %.3g)", c.name, i, c.g[i], want, diff)
-						}
-					}
-				}
+				checkCentralFD(t, func() float64 { return loss(z, theta) }, step, tol, "∂Λ", "VJP",
+					fdCase{"z", z, f.down(gz)}, fdCase{"θ", theta, f.down(gth)})
 			})
+		}
+	}
+}
+
+// fdCase is one input of a finite-difference check: its values v (each
+// perturbed in place, then restored) and the gradient g claimed for them.
+type fdCase struct {
+	name string
+	v, g []float64
+}
+
+// checkCentralFD checks every g[i] of every case against the central
+// difference (loss(v + step·e_i) − loss(v − step·e_i))/(2·step), to
+// tol·max(1, |difference|); lossName and gradName ("∂L", "backward") name
+// the loss and the gradient's source in the messages.
+func checkCentralFD(t *testing.T, loss func() float64, step, tol float64, lossName, gradName string, cases ...fdCase) {
+	t.Helper()
+	for _, c := range cases {
+		for i := range c.v {
+			v0 := c.v[i]
+			c.v[i] = v0 + step
+			lp := loss()
+			c.v[i] = v0 - step
+			lm := loss()
+			c.v[i] = v0
+			want := (lp - lm) / (2 * step)
+			if diff := math.Abs(c.g[i] - want); !(diff <= tol*math.Max(1, math.Abs(want))) {
+				t.Errorf("%s/∂%s[%d]: %s %.12g, finite differences %.12g (|diff| %.3g)", lossName, c.name, i, gradName, c.g[i], want, diff)
+			}
 		}
 	}
 }
@@ -440,23 +454,8 @@ func TestRefODESolveBackwardFiniteDifferences(t *testing.T) {
 						}
 						return f.r.Dot(a1, z1) + f.r.Dot(ald, ld)
 					}
-					for _, c := range []struct {
-						name string
-						v, g []float64
-					}{{"z0", z0, f.down(gz)}, {"θ", theta, f.down(gth)}} {
-						for i := range c.v {
-							v0 := c.v[i]
-							c.v[i] = v0 + sv.step
-							lp := loss(z0, theta)
-							c.v[i] = v0 - sv.step
-							lm := loss(z0, theta)
-							c.v[i] = v0
-							want := (lp - lm) / (2 * sv.step)
-							if diff := math.Abs(c.g[i] - want); !(diff <= tol*math.Max(1, math.Abs(want))) {
-								t.Errorf("∂L/∂%s[%d]: backward %.12g, finite differences %.12g (|diff| %.3g)", c.name, i, c.g[i], want, diff)
-							}
-						}
-					}
+					checkCentralFD(t, func() float64 { return loss(z0, theta) }, sv.step, tol, "∂L", "backward",
+						fdCase{"z0", z0, f.down(gz)}, fdCase{"θ", theta, f.down(gth)})
 				})
 			}
 		}

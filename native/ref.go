@@ -55,6 +55,14 @@ func (ref) Axpy(alpha float64, x, y *Tensor) {
 	}
 }
 
+func (ref) Mul(out, a, b *Tensor) {
+	CheckMul(out, a, b)
+	as, bs, os := f64(a), f64(b), f64(out)
+	for i := range as {
+		os[i] = as[i] * bs[i]
+	}
+}
+
 func (ref) Dot(x, y *Tensor) float64 {
 	CheckDot(x, y)
 	xs, ys := f64(x), f64(y)

@@ -86,6 +86,12 @@ LRMF_K LRMF_K_R void lrmf_k_axpy(int64_t n, double alpha, const float *x,
   LRMF_K_FOR(i, n) y[i] += a * x[i];
 }
 
+/* out may be a or b: each thread reads its element before writing it. */
+LRMF_K LRMF_K_R void lrmf_k_mul(int64_t n, const float *a, const float *b,
+                                float *out) {
+  LRMF_K_FOR(i, n) out[i] = a[i] * b[i];
+}
+
 /* S rule: a single block, so the order of the sum is fixed by n alone. */
 LRMF_K LRMF_K_S void lrmf_k_dot(int64_t n, const float *x, const float *y,
                                 double *out) {

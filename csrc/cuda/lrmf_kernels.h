@@ -64,6 +64,7 @@
  * ------------------------- ---------------------------------------- ---------
  * lrmf_k_fill               n, double v, f* x                        R(n)
  * lrmf_k_axpy               n, double alpha, cf* x, f* y             R(n)
+ * lrmf_k_mul                n, cf* a, cf* b, f* out (may be a or b)  R(n)
  * lrmf_k_dot                n, cf* x, cf* y, d* out                  S
  * lrmf_k_sum                n, cf* x, d* out                         S
  * lrmf_k_bias_add           n, d, cf* bias, f* y                     R(n*d)
@@ -243,6 +244,7 @@
 
 LRMF_K void lrmf_k_fill(int64_t n, double v, float *x);
 LRMF_K void lrmf_k_axpy(int64_t n, double alpha, const float *x, float *y);
+LRMF_K void lrmf_k_mul(int64_t n, const float *a, const float *b, float *out);
 LRMF_K void lrmf_k_dot(int64_t n, const float *x, const float *y, double *out);
 LRMF_K void lrmf_k_sum(int64_t n, const float *x, double *out);
 LRMF_K void lrmf_k_bias_add(int64_t n, int64_t d, const float *bias, float *y);

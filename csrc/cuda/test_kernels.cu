@@ -311,6 +311,19 @@ static void t_fill_axpy() {
     cmp("y", dy.get(), want);
     finish("axpy");
   }
+  {
+    const int64_t n = 100003;
+    VF a = rnd(n), b = rnd(n);
+    BF da(a), db(b), dout(VF(n, 7.0f));
+    launchR("lrmf_k_mul", n, {I(n), P(da.p), P(db.p), P(dout.p)});
+    VD want(n);
+    for (int64_t i = 0; i < n; i++)
+      want[i] = (double)(a[i] * b[i]);
+    cmp("out", dout.get(), want);
+    launchR("lrmf_k_mul", n, {I(n), P(da.p), P(db.p), P(db.p)}); /* out = b */
+    cmp("out = b", db.get(), want);
+    finish("mul");
+  }
   if (!g_emulated) {
     /* More units than 65535 blocks of 256 cover: the grid-stride path. */
     const int64_t n = (int64_t)LRMF_K_GRID_MAX * LRMF_K_BLOCK + 1001;

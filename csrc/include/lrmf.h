@@ -178,6 +178,10 @@ extern "C" {
   /* y += alpha·x over n elements. */                                          \
   int lrmf_axpy_##S(int64_t n, T alpha, const T *x, T *y);                     \
                                                                                \
+  /* out[i] = a[i]·b[i] over n elements (the elementwise product, rounded      \
+   * once); out may be a or b. */                                              \
+  int lrmf_mul_##S(int64_t n, const T *a, const T *b, T *out);                 \
+                                                                               \
   /* x[i] = value over n elements. */                                          \
   int lrmf_fill_##S(int64_t n, T value, T *x);                                 \
                                                                                \

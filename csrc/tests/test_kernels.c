@@ -117,7 +117,8 @@ int main(void) {
       ENTRY(relu_fwd),   ENTRY(relu_bwd),    ENTRY(tanh_fwd),
       ENTRY(tanh_bwd),   ENTRY(gauss_logp),  ENTRY(gauss_bwd),
       ENTRY(logdet_acc), ENTRY(affine_fwd),  ENTRY(affine_inv),
-      ENTRY(adam),       ENTRY(axpy),        ENTRY(fill),
+      ENTRY(adam),       ENTRY(axpy),        ENTRY(mul),
+      ENTRY(fill),
       ENTRY(dot),        ENTRY(sum),         ENTRY(gather_rows),
       ENTRY(bias_relu_fwd), ENTRY(bias_relu_bwd), ENTRY(copy_cols),
       ENTRY(add_cols),   ENTRY(coupling_fwd), ENTRY(coupling_inv),
@@ -844,6 +845,39 @@ static int TEST(axpy)(void) {
   free(x);
   free(y);
   free(y0);
+  free(s);
+  return errs;
+}
+
+/* out = a⊙b, also in place (out = a, out = b): each element read before it
+ * is written. */
+static int TEST(mul)(void) {
+  int errs = 0;
+  uint64_t seed = tk_seed(25);
+  const int64_t n = 1001;
+  T *a = RAND(n), *b = RAND(n), *out = CONST(n, TK_SENTINEL);
+  CHECK(K(mul)(n, a, b, out) == LRMF_OK);
+  for (int64_t i = 0; i < n; i++)
+    CHECK(out[i] == (T)(a[i] * b[i]));
+  CHECK(K(mul)(n, a, out, out) == LRMF_OK); /* out = b */
+  for (int64_t i = 0; i < n; i++)
+    CHECK(out[i] == (T)(a[i] * (T)(a[i] * b[i])));
+  T *a0 = xmalloc((size_t)n * sizeof(T));
+  memcpy(a0, a, (size_t)n * sizeof(T));
+  CHECK(K(mul)(n, a, b, a) == LRMF_OK); /* out = a */
+  for (int64_t i = 0; i < n; i++)
+    CHECK(a[i] == (T)(a0[i] * b[i]));
+  free(a0);
+  T *s = CONST(n, TK_SENTINEL);
+  CHECK(K(mul)(-1, a, b, s) == LRMF_EINVAL);
+  CHECK(K(mul)(n, NULL, b, s) == LRMF_EINVAL);
+  CHECK(K(mul)(n, a, NULL, s) == LRMF_EINVAL);
+  CHECK(K(mul)(n, a, b, NULL) == LRMF_EINVAL);
+  CHECK(UNTOUCHED(s, n));
+  CHECK(K(mul)(0, NULL, NULL, NULL) == LRMF_OK);
+  free(a);
+  free(b);
+  free(out);
   free(s);
   return errs;
 }

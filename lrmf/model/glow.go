@@ -169,46 +169,85 @@ func (a *actNorm) backward(dx, dy, dlogdet *native.Tensor) {
 // (parameter logs, fixed signs), so ln|det W| = Σ_k logs_k = Σ_k ln|U_kk|.
 // The parts of L and U outside their triangles are unused and get zero
 // gradients. The inverse is two triangular solves (Backend.LUSolve).
+//
+// W, the packed lu and Σ logs are assembled on the backend from the
+// parameters with Backend ops (masks, GEMMs, Mul; see build), and the
+// backward is GEMMs and masks too: a forward and a backward move nothing
+// between host and device. The masks, P and the signs are constants
+// uploaded once.
 type luLinear struct {
-	be          native.Backend
-	d           int
-	l, u, logs  *Param
-	perm        []int32   // P[perm[k], k] = 1
-	sign        []float64 // signs of U's diagonal
-	w, lu, zero *native.Tensor
-	dw          *native.Tensor
-	ld          float64
-	x           *native.Tensor // last forward input
-	// host scratch
-	lh, uh, sh, wh, luh, gw, gm, gl, gu, gs []float64
+	be         native.Backend
+	d          int
+	l, u, logs *Param
+	perm       []int32   // P[perm[k], k] = 1
+	sign       []float64 // signs of U's diagonal
+	// assembled by build: W = P·L·U, P·L (L unit lower), U, diag(U),
+	// Σ logs; by inverse: the packed lu (L strictly below the diagonal, U on
+	// and above it)
+	w, pl, um, ud, ldT, lu *native.Tensor
+	zero                   *native.Tensor // 1×d zeros (bias of AffineForward)
+	ld                     float64        // Σ logs on the host: assemble only (the image GLOW's pixLU)
+	x                      *native.Tensor // last forward input
+	// constants: strictly lower / strictly upper masks, I, P (d×d), the
+	// signs and ones as 1×d rows, ones as a d×1 column
+	maskL, maskU, eye, p, signs, onesRow, onesCol *native.Tensor
+	// scratch: L's strict lower part, G = ∂L/∂W, Gm = PᵀG, a product,
+	// s = sign⊙e^logs (1×d), the backward's 1×1 Σ dlogdet
+	tmp, dw, gm, prod, s, s11 *native.Tensor
+	ones                      [2]*native.Tensor // n×1 ones of the last two batch sizes
+	onesNext                  int
+	cols                      [4][2]*native.Tensor // n×1 views of the callers' vectors
+	colNext                   int
+	sh                        []float64 // host scratch: assemble's Σ logs, construction
 }
 
 // newLULinear returns W = I (identity), or else Glow's start: W a random
 // rotation Q (Haar, from rng) factorised with partial pivoting as P·L·U.
 func newLULinear(be native.Backend, name string, d int, identity bool, rng *rand.Rand) *luLinear {
-	sq := func() []float64 { return make([]float64, d*d) }
+	sq := func() *native.Tensor { return be.New(d, d) }
 	f := &luLinear{be: be, d: d, l: newParam(be, name+".L", d, d), u: newParam(be, name+".U", d, d),
 		logs: newParam(be, name+".logs", 1, d), perm: make([]int32, d), sign: make([]float64, d),
-		w: be.New(d, d), lu: be.New(d, d), zero: be.New(1, d), dw: be.New(d, d),
-		lh: sq(), uh: sq(), sh: make([]float64, d), wh: sq(), luh: sq(), gw: sq(), gm: sq(), gl: sq(), gu: sq(),
-		gs: make([]float64, d)}
+		w: sq(), lu: sq(), um: sq(), ud: sq(), ldT: be.New(1, 1), zero: be.New(1, d),
+		maskL: sq(), maskU: sq(), eye: sq(), p: sq(), signs: be.New(1, d), onesRow: be.New(1, d),
+		onesCol: be.New(d, 1), tmp: sq(), pl: sq(), dw: sq(), gm: sq(), prod: sq(), s: be.New(1, d), s11: be.New(1, 1),
+		sh: make([]float64, d)}
 	for k := range f.perm {
 		f.perm[k], f.sign[k] = int32(k), 1
 	}
-	if identity {
-		return f
+	if !identity {
+		q := randomRotation(d, rng)
+		lower, upper, perm := pivotedLU(q, d)
+		for k := 0; k < d; k++ {
+			f.perm[k] = int32(perm[k])
+			u := upper[k*d+k]
+			f.sign[k], f.sh[k] = math.Copysign(1, u), math.Log(math.Abs(u))
+			upper[k*d+k], lower[k*d+k] = 0, 0
+		}
+		be.Upload(f.l.Value, lower)
+		be.Upload(f.u.Value, upper)
+		be.Upload(f.logs.Value, f.sh)
 	}
-	q := randomRotation(d, rng)
-	lower, upper, perm := pivotedLU(q, d)
-	for k := 0; k < d; k++ {
-		f.perm[k] = int32(perm[k])
-		u := upper[k*d+k]
-		f.sign[k], f.sh[k] = math.Copysign(1, u), math.Log(math.Abs(u))
-		upper[k*d+k], lower[k*d+k] = 0, 0
+	ml, mu, eye, p := make([]float64, d*d), make([]float64, d*d), make([]float64, d*d), make([]float64, d*d)
+	for r := 0; r < d; r++ {
+		for c := 0; c < d; c++ {
+			switch {
+			case c < r:
+				ml[r*d+c] = 1
+			case c > r:
+				mu[r*d+c] = 1
+			default:
+				eye[r*d+c] = 1
+			}
+		}
+		p[int(f.perm[r])*d+r] = 1
 	}
-	be.Upload(f.l.Value, lower)
-	be.Upload(f.u.Value, upper)
-	be.Upload(f.logs.Value, f.sh)
+	be.Upload(f.maskL, ml)
+	be.Upload(f.maskU, mu)
+	be.Upload(f.eye, eye)
+	be.Upload(f.p, p)
+	be.Upload(f.signs, f.sign)
+	be.Fill(f.onesRow, 1)
+	be.Fill(f.onesCol, 1)
 	return f
 }
 
@@ -291,53 +330,86 @@ func pivotedLU(a []float64, d int) (lower, upper []float64, perm []int) {
 	return lower, m, perm
 }
 
-// assemble reads the parameters and uploads W = P·L·U and the packed lu
-// (L strictly below the diagonal, U on and above it); ld = Σ_k logs_k.
+// build assembles, on the backend, P·L = P + P·(L_param⊙maskL) (L unit
+// lower; P only moves entries, so both terms are exact and do not
+// overlap), diag(U) = I⊙(1·s) with s = sign⊙e^logs, U = U_param⊙maskU +
+// diag(U), W = (P·L)·U and ldT = Σ_k logs_k (1×1). No host transfer.
+func (f *luLinear) build() {
+	be := f.be
+	be.Mul(f.tmp, f.l.Value, f.maskL) // strict lower part of L
+	be.Copy(f.pl, f.p)
+	be.Gemm(false, false, 1, f.p, f.tmp, 1, f.pl)
+	// s = (sign + 0)·e^logs, and Σ logs into ldT
+	be.Fill(f.ldT, 0)
+	be.ActNormForward(f.s, f.ldT, f.signs, f.logs.Value, f.zero, native.ActNormExp)
+	be.Gemm(false, false, 1, f.onesCol, f.s, 0, f.ud) // every row is s
+	be.Mul(f.ud, f.ud, f.eye)
+	be.Mul(f.um, f.u.Value, f.maskU)
+	be.Axpy(1, f.ud, f.um)
+	be.Gemm(false, false, 1, f.pl, f.um, 0, f.w)
+}
+
+// assemble is build plus ld = Σ logs read back to the host (one scalar):
+// for callers that add the log-determinant from the host (the image
+// GLOW's pixLU); the vector Glow uses build and addLogDet.
 func (f *luLinear) assemble() {
-	d := f.d
-	f.be.Download(f.lh, f.l.Value)
-	f.be.Download(f.uh, f.u.Value)
-	f.be.Download(f.sh, f.logs.Value)
-	f.ld = 0
-	for k := 0; k < d; k++ {
-		f.ld += f.sh[k]
-		for j := 0; j < d; j++ {
-			switch {
-			case j < k:
-				f.luh[k*d+j] = f.lh[k*d+j]
-			case j == k:
-				f.luh[k*d+j] = f.sign[k] * math.Exp(f.sh[k])
-			default:
-				f.luh[k*d+j] = f.uh[k*d+j]
-			}
+	f.build()
+	f.be.Download(f.sh[:1], f.ldT)
+	f.ld = f.sh[0]
+}
+
+// onesN returns an n×1 column of ones (the last two batch sizes are kept,
+// so alternating two sizes allocates nothing).
+func (f *luLinear) onesN(n int) *native.Tensor {
+	for _, t := range f.ones {
+		if t != nil && t.Rows() == n {
+			return t
 		}
 	}
-	for k := 0; k < d; k++ { // row k of L·U is row perm[k] of W
-		row := f.wh[int(f.perm[k])*d : int(f.perm[k]+1)*d]
-		for j := 0; j < d; j++ {
-			v := 0.0
-			for m := 0; m <= min(k, j); m++ {
-				l := f.luh[k*d+m]
-				if m == k {
-					l = 1
-				}
-				v += l * f.luh[m*d+j]
-			}
-			row[j] = v
+	t := f.be.New(n, 1)
+	f.be.Fill(t, 1)
+	f.ones[f.onesNext] = t
+	f.onesNext = (f.onesNext + 1) % len(f.ones)
+	return t
+}
+
+// col returns the vector t as an n×1 Tensor (itself, or a cached view).
+func (f *luLinear) col(t *native.Tensor) *native.Tensor {
+	if t.Cols() == 1 {
+		return t
+	}
+	for _, e := range f.cols {
+		if e[0] == t {
+			return e[1]
 		}
 	}
-	f.be.Upload(f.w, f.wh)
-	f.be.Upload(f.lu, f.luh)
+	c := native.Reshape(t, t.Len(), 1)
+	f.cols[f.colNext] = [2]*native.Tensor{t, c}
+	f.colNext = (f.colNext + 1) % len(f.cols)
+	return c
+}
+
+// addLogDet sets logdet[i] += scale·Σ_k logs_k (logdet a vector of n) from
+// the ldT of the last build, on the backend.
+func (f *luLinear) addLogDet(logdet *native.Tensor, scale float64) {
+	f.be.Gemm(false, false, scale, f.onesN(logdet.Len()), f.ldT, 1, f.col(logdet))
 }
 
 func (f *luLinear) forward(y, logdet, x *native.Tensor) {
-	f.assemble()
+	f.build()
 	f.x = x
-	f.be.AffineForward(y, logdet, x, f.w, f.zero, f.ld)
+	f.be.AffineForward(y, nil, x, f.w, f.zero, 0)
+	if logdet != nil {
+		f.addLogDet(logdet, 1)
+	}
 }
 
+// inverse solves with the packed lu = L_param⊙maskL + U (L strictly below
+// the diagonal, U on and above it), built on the backend.
 func (f *luLinear) inverse(x, y *native.Tensor) {
-	f.assemble()
+	f.build()
+	f.be.Copy(f.lu, f.tmp)
+	f.be.Axpy(1, f.um, f.lu)
 	f.be.LUSolve(x, y, f.lu, f.perm)
 }
 
@@ -347,46 +419,38 @@ func (f *luLinear) inverse(x, y *native.Tensor) {
 //	∂L/∂L = strictly lower part of Gm·Uᵀ,  ∂L/∂U = strictly upper part of Lᵀ·Gm,
 //	∂L/∂logs_k = (Lᵀ·Gm)_kk·U_kk + Σ_i dlogdet_i.
 func (f *luLinear) backward(dx, dy, dlogdet *native.Tensor) {
-	sw := 0.0
-	if dlogdet != nil {
-		sw = f.be.Sum(dlogdet)
-	}
-	f.backwardSum(dx, dy, sw)
+	f.backwardScaled(dx, dy, dlogdet, 1)
 }
 
-// backwardSum is backward with sw = Σ_i dlogdet_i given: the image GLOW
-// applies W to every pixel row of an image and owes each image one log-det
-// of H·W·Σ_k logs_k, so its sw is H·W·Σ_images dlogdet.
-func (f *luLinear) backwardSum(dx, dy *native.Tensor, sw float64) {
-	be, d := f.be, f.d
+// backwardScaled is backward with the log-det term scale·Σ_i dlogdet_i on
+// every ∂/∂logs_k (dlogdet nil: none), all on the backend: the image GLOW
+// applies W to every pixel row and owes each image h·w·Σ_k logs_k, so its
+// scale is h·w.
+func (f *luLinear) backwardScaled(dx, dy, dlogdet *native.Tensor, scale float64) {
+	be := f.be
 	be.Gemm(false, false, 1, dy, f.w, 0, dx)
 	be.Gemm(true, false, 1, dy, f.x, 0, f.dw)
-	be.Download(f.gw, f.dw)
-	for k := 0; k < d; k++ {
-		copy(f.gm[k*d:(k+1)*d], f.gw[int(f.perm[k])*d:int(f.perm[k]+1)*d])
+	be.Gemm(true, false, 1, f.p, f.dw, 0, f.gm) // Gm = PᵀG: exact row permutation
+	be.Gemm(false, true, 1, f.gm, f.um, 0, f.prod)
+	be.Mul(f.l.Grad, f.prod, f.maskL)
+	be.Gemm(true, false, 1, f.pl, f.dw, 0, f.prod) // Lᵀ·Gm = (P·L)ᵀ·G, as PᵀP = I
+	be.Mul(f.u.Grad, f.prod, f.maskU)
+	be.Mul(f.prod, f.prod, f.ud) // (Lᵀ·Gm)_kk·U_kk on the diagonal, 0 elsewhere
+	be.Gemm(false, false, 1, f.onesRow, f.prod, 0, f.logs.Grad)
+	if dlogdet != nil && scale != 0 {
+		be.Gemm(true, false, scale, f.col(dlogdet), f.onesN(dlogdet.Len()), 0, f.s11)
+		be.Gemm(false, false, 1, f.s11, f.onesRow, 1, f.logs.Grad)
 	}
-	lu := f.luh // from the forward's assemble
-	for r := 0; r < d; r++ {
-		for c := 0; c < d; c++ {
-			gl, gu := 0.0, 0.0
-			if c < r { // (Gm·Uᵀ)[r,c] = Σ_j Gm[r,j] U[c,j], U[c,j] ≠ 0 for j ≥ c
-				for j := c; j < d; j++ {
-					gl += f.gm[r*d+j] * lu[c*d+j]
-				}
-			} else { // (Lᵀ·Gm)[r,c] = Σ_m L[m,r] Gm[m,c], L[m,r] ≠ 0 for m ≥ r
-				gu = f.gm[r*d+c]
-				for m := r + 1; m < d; m++ {
-					gu += lu[m*d+r] * f.gm[m*d+c]
-				}
-			}
-			f.gl[r*d+c], f.gu[r*d+c] = gl, gu
-		}
-		f.gs[r] = f.gu[r*d+r]*lu[r*d+r] + sw
-		f.gu[r*d+r] = 0
+}
+
+// backwardSum is backward with sw = Σ_i dlogdet_i given from the host (the
+// image GLOW's pixLU, which computes h·w·Σ_images dlogdet); backwardScaled
+// keeps that sum on the backend.
+func (f *luLinear) backwardSum(dx, dy *native.Tensor, sw float64) {
+	f.backwardScaled(dx, dy, nil, 0)
+	if sw != 0 {
+		f.be.Axpy(sw, f.onesRow, f.logs.Grad)
 	}
-	be.Upload(f.l.Grad, f.gl)
-	be.Upload(f.u.Grad, f.gu)
-	be.Upload(f.logs.Grad, f.gs)
 }
 
 // ---- the Glow flow ----------------------------------------------------------

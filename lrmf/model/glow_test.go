@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/lrmf-go/lrmf/internal/sanitize"
 	"github.com/lrmf-go/lrmf/lrmf/model"
 	"github.com/lrmf-go/lrmf/lrmf/model/modeltest"
 	"github.com/lrmf-go/lrmf/native"
@@ -209,4 +210,43 @@ func TestGlowResetReinitialises(t *testing.T) {
 		}
 		require.InDelta(t, 0, m, 1e-9, "column %d", j)
 	}
+}
+
+// A Glow density training step (LogProb and Backward) allocates nothing
+// once its buffers exist, in float32 and float64 on the cpu backend: the
+// LU layer assembles W and its gradients on the backend, with its n×1 ones
+// kept. (One batch size: Glow.resize reallocates its buffers when the
+// batch size changes.)
+func TestGlowDensityStepAllocatesNothing(t *testing.T) {
+	sanitize.SkipAllocationCounts(t)
+	for _, dt := range []native.DType{native.Float32, native.Float64} {
+		be, err := native.NewCPU(dt, 2)
+		if err != nil {
+			t.Skip(err)
+		}
+		rng := newRNG(t)
+		p, err := model.GlowDensity(model.GlowOptions{Blocks: 2, Hidden: 8})(be, 5, rng)
+		require.NoError(t, err)
+		require.Zero(t, densityStepAllocs(t, be, p, modeltest.Rand(be, rng, 4, 5, 1)), "%v", dt)
+		be.Close()
+	}
+}
+
+// densityStepAllocs returns the allocations per density training step
+// (LogProb, then Backward with dlogp = −0.25 on every row) of p on the rows
+// of x, after one step that lets its buffers grow.
+func densityStepAllocs(t *testing.T, be native.Backend, p model.Density, x *native.Tensor) float64 {
+	t.Helper()
+	logp, w := be.New(x.Rows(), 1), be.New(x.Rows(), 1)
+	be.Fill(w, -0.25)
+	step := func() {
+		if err := p.LogProb(logp, x); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Backward(nil, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step()
+	return testing.AllocsPerRun(20, step)
 }

@@ -69,10 +69,30 @@ func BenchmarkLaunch(b *testing.B) {
 //     backward pass, with the forward's f evaluations and accepted steps
 //     per row (nfe/row, steps/row).
 func BenchmarkODE(b *testing.B) {
-	dims := odePaperDims
+	benchODESolves(b, odePaperDims, []int{2000, 65536}, 1, 100)
+}
+
+// BenchmarkODEBatched times FFJORD beyond the row kernels' frame, on the
+// batched path (native.BatchedODE: cuBLAS GEMMs over all rows and
+// directions of a stage): dynamics [33, 64, 64, 64, 32] (D = 32, the
+// digit embeddings' size) at batch 256 and 2000, exact trace (32
+// directions) and one Hutchinson probe, a recorded RK4(10) solve and its
+// backward (ms per solve + backward), and a recorded Dormand–Prince solve
+// (atol = rtol = 1e-5) and its backward.
+func BenchmarkODEBatched(b *testing.B) {
+	// θ at the scale of a Glorot initialisation of these widths.
+	benchODESolves(b, []int{33, 64, 64, 64, 32}, []int{256, 2000}, 0.2, 200)
+}
+
+// benchODESolves runs BenchmarkODE's and BenchmarkODEBatched's cases:
+// dynamics dims at each batch size, exact trace and one Hutchinson probe,
+// a recorded RK4(10) solve and its backward, and a recorded Dormand–Prince
+// solve (atol = rtol = 1e-5, at most maxSteps steps) and its backward,
+// with θ from newODEInputs times thetaScale (1: as drawn).
+func benchODESolves(b *testing.B, dims, batches []int, thetaScale float64, maxSteps int) {
 	d, np := dims[len(dims)-1], native.ODENumParams(dims)
 	for _, solver := range []string{"rk4", "dopri5"} {
-		for _, n := range []int{2000, 65536} {
+		for _, n := range batches {
 			for _, k := range []int{0, 1} {
 				trace := "exact"
 				if k > 0 {
@@ -81,8 +101,16 @@ func BenchmarkODE(b *testing.B) {
 				b.Run(fmt.Sprintf("%s/batch=%d/%s", solver, n, trace), func(b *testing.B) {
 					be := newTestBackend(b)
 					in := newODEInputs(be, dims, n, k, 3)
+					if thetaScale != 1 {
+						x := make([]float64, np)
+						be.Download(x, in.theta)
+						for i := range x {
+							x[i] *= thetaScale
+						}
+						be.Upload(in.theta, x)
+					}
 					z1, ld, gz, gth := be.New(n, d), be.New(n, 1), be.New(n, d), be.New(1, np)
-					opt := native.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.05, MaxSteps: 100}
+					opt := native.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.05, MaxSteps: maxSteps}
 					var tape native.ODETape
 					var fwd native.ODEStats
 					step := func() {
@@ -98,66 +126,6 @@ func BenchmarkODE(b *testing.B) {
 						be.ODESolveDopri5Backward(gz, gth, in.a1, in.ald, in.theta, in.eps, dims, &tape)
 					}
 					step() // warm-up: buffers grow, the module's kernels load
-					be.Synchronize()
-					b.ResetTimer()
-					for i := 0; i < b.N; i++ {
-						step()
-					}
-					be.Synchronize()
-					b.StopTimer()
-					b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/solve+bwd")
-					b.ReportMetric(float64(fwd.NFE)/float64(n), "nfe/row")
-					b.ReportMetric(float64(fwd.Accepted)/float64(n), "steps/row")
-				})
-			}
-		}
-	}
-}
-
-// BenchmarkODEBatched times FFJORD beyond the row kernels' frame, on the
-// batched path (native.BatchedODE: cuBLAS GEMMs over all rows and
-// directions of a stage): dynamics [33, 64, 64, 64, 32] (D = 32, the
-// digit embeddings' size) at batch 256 and 2000, exact trace (32
-// directions) and one Hutchinson probe, a recorded RK4(10) solve and its
-// backward (ms per solve + backward), and a recorded Dormand–Prince solve
-// (atol = rtol = 1e-5) and its backward.
-func BenchmarkODEBatched(b *testing.B) {
-	dims := []int{33, 64, 64, 64, 32}
-	d, np := dims[len(dims)-1], native.ODENumParams(dims)
-	for _, solver := range []string{"rk4", "dopri5"} {
-		for _, n := range []int{256, 2000} {
-			for _, k := range []int{0, 1} {
-				trace := "exact"
-				if k > 0 {
-					trace = "hutchinson"
-				}
-				b.Run(fmt.Sprintf("%s/batch=%d/%s", solver, n, trace), func(b *testing.B) {
-					be := newTestBackend(b)
-					in := newODEInputs(be, dims, n, k, 3)
-					// θ at the scale of a Glorot initialisation of these widths.
-					x := make([]float64, np)
-					be.Download(x, in.theta)
-					for i := range x {
-						x[i] *= 0.2
-					}
-					be.Upload(in.theta, x)
-					z1, ld, gz, gth := be.New(n, d), be.New(n, 1), be.New(n, d), be.New(1, np)
-					opt := native.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.05, MaxSteps: 200}
-					var tape native.ODETape
-					var fwd native.ODEStats
-					step := func() {
-						if solver == "rk4" {
-							fwd = be.ODESolveRK4Record(&tape, z1, ld, in.z0, in.theta, in.eps, dims, 0, 1, 10)
-							be.ODESolveRK4Backward(gz, gth, in.a1, in.ald, in.theta, in.eps, dims, &tape)
-							return
-						}
-						var err error
-						if fwd, err = be.ODESolveDopri5Record(&tape, z1, ld, in.z0, in.theta, in.eps, dims, 0, 1, opt); err != nil {
-							b.Fatal(err)
-						}
-						be.ODESolveDopri5Backward(gz, gth, in.a1, in.ald, in.theta, in.eps, dims, &tape)
-					}
-					step() // warm-up: buffers grow
 					be.Synchronize()
 					b.ResetTimer()
 					for i := 0; i < b.N; i++ {

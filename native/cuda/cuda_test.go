@@ -72,6 +72,7 @@ func TestShapePanicsMatchCPU(t *testing.T) {
 	defer cpu.Close()
 	calls := map[string]func(be native.Backend){
 		"Axpy": func(be native.Backend) { be.Axpy(1, be.New(3, 1), be.New(4, 1)) },
+		"Mul":  func(be native.Backend) { be.Mul(be.New(3, 2), be.New(3, 2), be.New(2, 3)) },
 		"Gemm": func(be native.Backend) { be.Gemm(false, false, 1, be.New(2, 3), be.New(4, 2), 0, be.New(2, 2)) },
 		"View": func(be native.Backend) { be.View(be.New(3, 2), 2, 5) },
 		"Gauss": func(be native.Backend) {

@@ -9,6 +9,7 @@ package cuda
 const (
 	kFill             kernel = iota // R(P(0)) ufu
 	kAxpy                           // R(P(0)) ufuu
+	kMul                            // R(P(0)) uuuu
 	kDot                            // S(0) uuuu
 	kSum                            // S(0) uuu
 	kBiasAdd                        // R(P(0) * P(1)) uuuu
@@ -59,6 +60,7 @@ const (
 var kernelNames = [numKernels]string{
 	kFill:             "lrmf_k_fill",
 	kAxpy:             "lrmf_k_axpy",
+	kMul:              "lrmf_k_mul",
 	kDot:              "lrmf_k_dot",
 	kSum:              "lrmf_k_sum",
 	kBiasAdd:          "lrmf_k_bias_add",

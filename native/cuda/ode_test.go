@@ -49,6 +49,57 @@ func newODEInputs(be native.Backend, dims []int, n, k int, seed uint64) odeInput
 	return in
 }
 
+// copyTo uploads in's values (held by src) into c's tensors on dst, so that
+// both backends solve from the same float32-rounded inputs.
+func (in odeInputs) copyTo(src, dst native.Backend, c odeInputs) {
+	for _, p := range [][2]*native.Tensor{{in.theta, c.theta}, {in.z0, c.z0}, {in.eps, c.eps}, {in.a1, c.a1}, {in.ald, c.ald}} {
+		if p[0] == nil {
+			continue
+		}
+		x := make([]float64, p[0].Len())
+		src.Download(x, p[0])
+		dst.Upload(p[1], x)
+	}
+}
+
+// bothSolves is what solveBoth returns: the outputs z1, logdet, gz0, gθ of
+// the GPU (og) and the cpu (oc), the forward and backward stats, the tapes.
+type bothSolves struct {
+	og, oc [4]*native.Tensor
+	sg, sc [2]native.ODEStats
+	tg, tc native.ODETape
+}
+
+// solveBoth runs a recorded solve (solver "rk4" with rk4Steps steps, or
+// "dopri5" with opt) and its backward from g on gpu and from c on cpuB.
+func solveBoth(t *testing.T, name string, gpu, cpuB native.Backend, g, c odeInputs, dims []int, n int,
+	solver string, rk4Steps int, opt native.Dopri5Options) *bothSolves {
+	t.Helper()
+	d, np := dims[len(dims)-1], native.ODENumParams(dims)
+	gob, cob := gpu.(native.ODEBackend), cpuB.(native.ODEBackend)
+	out := func(be native.Backend) [4]*native.Tensor {
+		return [4]*native.Tensor{be.New(n, d), be.New(n, 1), be.New(n, d), be.New(1, np)}
+	}
+	r := &bothSolves{og: out(gpu), oc: out(cpuB)}
+	og, oc := r.og, r.oc
+	if solver == "rk4" {
+		r.sg[0] = gob.ODESolveRK4Record(&r.tg, og[0], og[1], g.z0, g.theta, g.eps, dims, 0, 1, rk4Steps)
+		r.sc[0] = cob.ODESolveRK4Record(&r.tc, oc[0], oc[1], c.z0, c.theta, c.eps, dims, 0, 1, rk4Steps)
+		r.sg[1] = gob.ODESolveRK4Backward(og[2], og[3], g.a1, g.ald, g.theta, g.eps, dims, &r.tg)
+		r.sc[1] = cob.ODESolveRK4Backward(oc[2], oc[3], c.a1, c.ald, c.theta, c.eps, dims, &r.tc)
+		return r
+	}
+	var eg, ec error
+	r.sg[0], eg = gob.ODESolveDopri5Record(&r.tg, og[0], og[1], g.z0, g.theta, g.eps, dims, 0, 1, opt)
+	r.sc[0], ec = cob.ODESolveDopri5Record(&r.tc, oc[0], oc[1], c.z0, c.theta, c.eps, dims, 0, 1, opt)
+	if eg != nil || ec != nil {
+		t.Fatalf("%s: errors %v (cpu %v)", name, eg, ec)
+	}
+	r.sg[1] = gob.ODESolveDopri5Backward(og[2], og[3], g.a1, g.ald, g.theta, g.eps, dims, &r.tg)
+	r.sc[1] = cob.ODESolveDopri5Backward(oc[2], oc[3], c.a1, c.ald, c.theta, c.eps, dims, &r.tc)
+	return r
+}
+
 // TestODEMatchesCPU runs recorded RK4(10) and Dormand–Prince solves and
 // their backward passes on the paper's network at batch 2000 on the cuda
 // backend and on the float64 cpu backend, with the same float32-rounded
@@ -61,47 +112,19 @@ func TestODEMatchesCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cpuB.Close()
-	cpu := cpuB.(native.ODEBackend)
 	const n = 2000
 	dims := odePaperDims
-	d, np := dims[len(dims)-1], native.ODENumParams(dims)
 	seed := testseed.Seed(t)
 	for _, k := range []int{0, 1} {
 		g := newODEInputs(gpu, dims, n, k, seed)
 		c := newODEInputs(cpuB, dims, n, k, seed)
 		// The cpu gets the float32 values the GPU holds.
-		for _, p := range [][2]*native.Tensor{{g.theta, c.theta}, {g.z0, c.z0}, {g.eps, c.eps}, {g.a1, c.a1}, {g.ald, c.ald}} {
-			if p[0] == nil {
-				continue
-			}
-			x := make([]float64, p[0].Len())
-			gpu.Download(x, p[0])
-			cpuB.Upload(p[1], x)
-		}
+		g.copyTo(gpu, cpuB, c)
 		opt := native.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.05, MaxSteps: 100}
 		for _, solver := range []string{"rk4", "dopri5"} {
 			name := fmt.Sprintf("%s/k=%d", solver, k)
-			var tg, tc native.ODETape
-			out := func(be native.Backend) [4]*native.Tensor {
-				return [4]*native.Tensor{be.New(n, d), be.New(n, 1), be.New(n, d), be.New(1, np)}
-			}
-			og, oc := out(gpu), out(cpuB)
-			var sg, sc [2]native.ODEStats
-			if solver == "rk4" {
-				sg[0] = gpu.ODESolveRK4Record(&tg, og[0], og[1], g.z0, g.theta, g.eps, dims, 0, 1, 10)
-				sc[0] = cpu.ODESolveRK4Record(&tc, oc[0], oc[1], c.z0, c.theta, c.eps, dims, 0, 1, 10)
-				sg[1] = gpu.ODESolveRK4Backward(og[2], og[3], g.a1, g.ald, g.theta, g.eps, dims, &tg)
-				sc[1] = cpu.ODESolveRK4Backward(oc[2], oc[3], c.a1, c.ald, c.theta, c.eps, dims, &tc)
-			} else {
-				var eg, ec error
-				sg[0], eg = gpu.ODESolveDopri5Record(&tg, og[0], og[1], g.z0, g.theta, g.eps, dims, 0, 1, opt)
-				sc[0], ec = cpu.ODESolveDopri5Record(&tc, oc[0], oc[1], c.z0, c.theta, c.eps, dims, 0, 1, opt)
-				if eg != nil || ec != nil {
-					t.Fatalf("%s: errors %v (cpu %v)", name, eg, ec)
-				}
-				sg[1] = gpu.ODESolveDopri5Backward(og[2], og[3], g.a1, g.ald, g.theta, g.eps, dims, &tg)
-				sc[1] = cpu.ODESolveDopri5Backward(oc[2], oc[3], c.a1, c.ald, c.theta, c.eps, dims, &tc)
-			}
+			r := solveBoth(t, name, gpu, cpuB, g, c, dims, n, solver, 10, opt)
+			og, oc, sg, sc, tg, tc := r.og, r.oc, r.sg, r.sc, &r.tg, &r.tc
 			if sg != sc {
 				t.Errorf("%s: stats %+v, cpu %+v", name, sg, sc)
 			}
@@ -232,13 +255,12 @@ func TestODEBatchedMatchesCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cpuB.Close()
-	cpu := cpuB.(native.ODEBackend)
 	const n = 64
 	dims := []int{33, 48, 64, 32}
 	if gpu.ODERowKernels(dims, 0) {
 		t.Fatal("D = 32 fits the row kernels' frame?")
 	}
-	d, np := dims[len(dims)-1], native.ODENumParams(dims)
+	np := native.ODENumParams(dims)
 	seed := testseed.Seed(t)
 	for _, k := range []int{0, 1} {
 		g := newODEInputs(gpu, dims, n, k, seed)
@@ -250,42 +272,19 @@ func TestODEBatchedMatchesCPU(t *testing.T) {
 			x[i] = float64(float32(x[i] * 0.3))
 		}
 		gpu.Upload(g.theta, x)
-		for _, p := range [][2]*native.Tensor{{g.theta, c.theta}, {g.z0, c.z0}, {g.eps, c.eps}, {g.a1, c.a1}, {g.ald, c.ald}} {
-			if p[0] == nil {
-				continue
-			}
-			x := make([]float64, p[0].Len())
-			gpu.Download(x, p[0])
-			cpuB.Upload(p[1], x)
-		}
+		g.copyTo(gpu, cpuB, c)
 		opt := native.Dopri5Options{Atol: 1e-5, Rtol: 1e-5, H0: 0.05, MaxSteps: 200}
 		for _, solver := range []string{"rk4", "dopri5"} {
 			name := fmt.Sprintf("%s/k=%d", solver, k)
-			var tg, tc native.ODETape
-			out := func(be native.Backend) [4]*native.Tensor {
-				return [4]*native.Tensor{be.New(n, d), be.New(n, 1), be.New(n, d), be.New(1, np)}
-			}
-			og, oc := out(gpu), out(cpuB)
-			var sg, sc [2]native.ODEStats
+			r := solveBoth(t, name, gpu, cpuB, g, c, dims, n, solver, 8, opt)
+			og, oc, sg, sc := r.og, r.oc, r.sg, r.sc
 			tol := 1e-5
 			if solver == "rk4" {
-				sg[0] = gpu.ODESolveRK4Record(&tg, og[0], og[1], g.z0, g.theta, g.eps, dims, 0, 1, 8)
-				sc[0] = cpu.ODESolveRK4Record(&tc, oc[0], oc[1], c.z0, c.theta, c.eps, dims, 0, 1, 8)
-				sg[1] = gpu.ODESolveRK4Backward(og[2], og[3], g.a1, g.ald, g.theta, g.eps, dims, &tg)
-				sc[1] = cpu.ODESolveRK4Backward(oc[2], oc[3], c.a1, c.ald, c.theta, c.eps, dims, &tc)
 				if sg != sc {
 					t.Errorf("%s: stats %+v, cpu %+v", name, sg, sc)
 				}
 			} else {
 				tol = 1e-3
-				var eg, ec error
-				sg[0], eg = gpu.ODESolveDopri5Record(&tg, og[0], og[1], g.z0, g.theta, g.eps, dims, 0, 1, opt)
-				sc[0], ec = cpu.ODESolveDopri5Record(&tc, oc[0], oc[1], c.z0, c.theta, c.eps, dims, 0, 1, opt)
-				if eg != nil || ec != nil {
-					t.Fatalf("%s: errors %v (cpu %v)", name, eg, ec)
-				}
-				sg[1] = gpu.ODESolveDopri5Backward(og[2], og[3], g.a1, g.ald, g.theta, g.eps, dims, &tg)
-				sc[1] = cpu.ODESolveDopri5Backward(oc[2], oc[3], c.a1, c.ald, c.theta, c.eps, dims, &tc)
 				t.Logf("%s: stats %+v, cpu %+v", name, sg, sc)
 			}
 			for o, what := range []string{"z1", "logdet", "gz0", "gtheta"} {

@@ -121,6 +121,12 @@ func (b *Backend) Axpy(alpha float64, x, y *native.Tensor) {
 	b.runR(kAxpy, n, i64(n), f64(alpha), addr(x), addr(y))
 }
 
+// Mul sets out = a⊙b (out may be a or b).
+func (b *Backend) Mul(out, x, y *native.Tensor) {
+	n := native.CheckMul(out, x, y)
+	b.runR(kMul, n, i64(n), addr(x), addr(y), addr(out))
+}
+
 // Dot returns Σ x_i y_i, accumulated in double on the device.
 func (b *Backend) Dot(x, y *native.Tensor) float64 {
 	n := native.CheckDot(x, y)

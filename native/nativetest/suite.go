@@ -161,6 +161,7 @@ func Run(t *testing.T, b native.Backend) {
 	sub("Affine", testAffine)
 	sub("Adam", testAdam)
 	sub("Blas1", testBlas1)
+	sub("Mul", testMul)
 	sub("Gather", testGather)
 	sub("BiasReLU", testBiasReLU)
 	sub("Columns", testColumns)
@@ -475,6 +476,29 @@ func testAdam(h *harness) {
 		h.check("Adam.p", p)
 		h.check("Adam.m", m)
 		h.check("Adam.v", v)
+	}
+}
+
+// testMul checks out = a⊙b into a fresh output and in place (out = a,
+// out = b, out = a = b), over shapes that split into several blocks.
+func testMul(h *harness) {
+	for _, sh := range [][2]int{{1, 1}, {7, 3}, {1000, 300}} {
+		r, w := sh[0], sh[1]
+		name := fmt.Sprintf(" %d×%d", r, w)
+		a, b := h.rand(r, w, 1), h.rand(r, w, 1)
+		o := h.out(r, w)
+		h.b.Mul(o.b, a.b, b.b)
+		h.ref.Mul(o.r, a.r, b.r)
+		h.check("Mul"+name, o)
+		h.b.Mul(a.b, a.b, b.b)
+		h.ref.Mul(a.r, a.r, b.r)
+		h.check("Mul(out = a)"+name, a)
+		h.b.Mul(b.b, a.b, b.b)
+		h.ref.Mul(b.r, a.r, b.r)
+		h.check("Mul(out = b)"+name, b)
+		h.b.Mul(a.b, a.b, a.b)
+		h.ref.Mul(a.r, a.r, a.r)
+		h.check("Mul(out = a = b)"+name, a)
 	}
 }
 

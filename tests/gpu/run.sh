@@ -191,6 +191,9 @@ ctest_line=$(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -1)
 	# lrmf_k_sum_squares (one read-back per arena) against the reference.
 	echo "| fused kernel parity (TestConformance GemmEx, SumSquares subtests) | $(grep -cE -- '--- PASS: TestConformance/.*(GemmEx|SumSquares)' "$OUT/tests.log") passed, $(grep -cE -- '--- FAIL: TestConformance/.*(GemmEx|SumSquares)' "$OUT/tests.log") failed |"
 	echo "| FFJORD kernel parity (TestConformance/ODE subtests) | $(grep -cE -- '--- PASS: TestConformance/(GemmKernel/)?ODE ' "$OUT/tests.log") passed, $(grep -cE -- '--- FAIL: TestConformance/(GemmKernel/)?ODE ' "$OUT/tests.log") failed |"
+	# lrmf_k_mul: the batched FFJORD path's elementwise products (fresh
+	# output and in place) against the reference.
+	echo "| elementwise product parity (TestConformance/Mul subtests) | $(grep -cE -- '--- PASS: TestConformance/(GemmKernel/)?Mul ' "$OUT/tests.log") passed, $(grep -cE -- '--- FAIL: TestConformance/(GemmKernel/)?Mul ' "$OUT/tests.log") failed |"
 	echo "| image kernel parity, GLOW (TestConformance/Image subtests) | $(grep -cE -- '--- PASS: TestConformance/(GemmKernel/)?Image ' "$OUT/tests.log") passed, $(grep -cE -- '--- FAIL: TestConformance/(GemmKernel/)?Image ' "$OUT/tests.log") failed |"
 	for c in TestODEMatchesCPU TestODETapeOwnership TestODELimits TestODEBatchedMatchesCPU TestFFJORDDensityD32; do
 		echo "| $c | $(grep -m1 -E -- "--- (PASS|FAIL): $c " "$OUT/tests.log" | awk '{sub(":", "", $2); print $2}') |"

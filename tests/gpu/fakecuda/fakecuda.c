@@ -450,6 +450,11 @@ static int run_axpy(const char *k, void **a) {
 	return lrmf_axpy_f32(I(a, 0), (float)D(a, 1), F(a, 2), F(a, 3));
 }
 
+static int run_mul(const char *k, void **a) {
+	PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0); PTR(3, I(a, 0), 0);
+	return lrmf_mul_f32(I(a, 0), F(a, 1), F(a, 2), F(a, 3));
+}
+
 static int run_dot(const char *k, void **a) {
 	PTR(1, I(a, 0), 0); PTR(2, I(a, 0), 0); PTR(3, 2, 0);
 	return lrmf_dot_f32(I(a, 0), F(a, 1), F(a, 2), (double *)F(a, 3));
