@@ -186,7 +186,6 @@ type luLinear struct {
 	// and above it)
 	w, pl, um, ud, ldT, lu *native.Tensor
 	zero                   *native.Tensor // 1×d zeros (bias of AffineForward)
-	ld                     float64        // Σ logs on the host: assemble only (the image GLOW's pixLU)
 	x                      *native.Tensor // last forward input
 	// constants: strictly lower / strictly upper masks, I, P (d×d), the
 	// signs and ones as 1×d rows, ones as a d×1 column
@@ -198,7 +197,7 @@ type luLinear struct {
 	onesNext                  int
 	cols                      [4][2]*native.Tensor // n×1 views of the callers' vectors
 	colNext                   int
-	sh                        []float64 // host scratch: assemble's Σ logs, construction
+	sh                        []float64 // host scratch for construction
 }
 
 // newLULinear returns W = I (identity), or else Glow's start: W a random
@@ -349,15 +348,6 @@ func (f *luLinear) build() {
 	be.Gemm(false, false, 1, f.pl, f.um, 0, f.w)
 }
 
-// assemble is build plus ld = Σ logs read back to the host (one scalar):
-// for callers that add the log-determinant from the host (the image
-// GLOW's pixLU); the vector Glow uses build and addLogDet.
-func (f *luLinear) assemble() {
-	f.build()
-	f.be.Download(f.sh[:1], f.ldT)
-	f.ld = f.sh[0]
-}
-
 // onesN returns an n×1 column of ones (the last two batch sizes are kept,
 // so alternating two sizes allocates nothing).
 func (f *luLinear) onesN(n int) *native.Tensor {
@@ -440,16 +430,6 @@ func (f *luLinear) backwardScaled(dx, dy, dlogdet *native.Tensor, scale float64)
 	if dlogdet != nil && scale != 0 {
 		be.Gemm(true, false, scale, f.col(dlogdet), f.onesN(dlogdet.Len()), 0, f.s11)
 		be.Gemm(false, false, 1, f.s11, f.onesRow, 1, f.logs.Grad)
-	}
-}
-
-// backwardSum is backward with sw = Σ_i dlogdet_i given from the host (the
-// image GLOW's pixLU, which computes h·w·Σ_images dlogdet); backwardScaled
-// keeps that sum on the backend.
-func (f *luLinear) backwardSum(dx, dy *native.Tensor, sw float64) {
-	f.backwardScaled(dx, dy, nil, 0)
-	if sw != 0 {
-		f.be.Axpy(sw, f.onesRow, f.logs.Grad)
 	}
 }
 

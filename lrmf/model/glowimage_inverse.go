@@ -39,16 +39,16 @@ func (a *pixActNorm) invBackward(dy, dx, dld, x, y, tmp *native.Tensor) {
 // invBackward of x_p = W⁻¹y_p with W = P·L·U, inverse log-det
 // −h·w·Σ_k logs_k per image: dy = W⁻ᵀdx per row (dy = dx·W⁻¹, with
 // (W⁻¹)ᵀ from LUSolve on the identity), and since dx = −W⁻¹·dW·x,
-// ∂L/∂W = −Σ_p (W⁻ᵀdx_p) x_pᵀ: the forward's backwardSum with its dy
-// taken as −W⁻ᵀdx and x the inverse's output, its log-det sum
-// −h·w·Σ_i dld_i. backwardSum also writes its input gradient, which is
+// ∂L/∂W = −Σ_p (W⁻ᵀdx_p) x_pᵀ: the forward's backwardScaled with its dy
+// taken as −W⁻ᵀdx and x the inverse's output, its log-det scale
+// −h·w. backwardScaled also writes its input gradient, which is
 // not wanted here, into dy before dy is set.
 func (l *pixLU) invBackward(dy, dx, dld, x, y, tmp *native.Tensor) {
 	f, be := l.lu, l.lu.be
 	be.LUSolve(l.winvT, l.eye, f.lu, f.perm) // row i = W⁻¹e_i: (W⁻¹)ᵀ
 	be.Gemm(false, true, -1, dx, l.winvT, 0, tmp)
 	f.x = x
-	f.backwardSum(dy, tmp, -float64(l.g.hw())*be.Sum(dld))
+	f.backwardScaled(dy, tmp, dld, -float64(l.g.hw()))
 	be.Gemm(false, true, 1, dx, l.winvT, 0, dy)
 }
 

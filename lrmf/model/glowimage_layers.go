@@ -89,16 +89,15 @@ func (a *pixActNorm) initFromData(x *native.Tensor) { a.an.initFrom(x) }
 // pixLU is the invertible 1×1 convolution: the vector LU-parameterised
 // linear layer (luLinear, W = P·L·U, inverse by Backend.LUSolve) on the
 // pixel rows, y_p = W x_p for every pixel p. Per image
-// ln|det| = h·w·Σ_k logs_k, the host-side Σ logs that assembling W yields
-// anyway, added to the n images by one Axpy; the backward's log-det term
-// is h·w·Σ_i dlogdet_i on every ∂/∂logs_k. W starts as a random rotation
+// ln|det| = h·w·Σ_k logs_k, the Σ logs that assembling W on the backend
+// yields anyway, added to the n images by a rank-one GEMM (no read-back);
+// the backward's log-det term is h·w·Σ_i dlogdet_i on every ∂/∂logs_k. W starts as a random rotation
 // drawn from fixedRand, so P and the signs of U's diagonal, which are not
 // parameters, are the same in every build of the flow (a checkpoint
 // restores L, U and logs over them).
 type pixLU struct {
 	lu    *luLinear
 	g     imgGeom
-	ones  *native.Tensor // n×1 of ones
 	eye   *native.Tensor // c×c identity
 	winvT *native.Tensor // (W⁻¹)ᵀ, c×c, for the inverse's backward
 }
@@ -114,23 +113,14 @@ func newPixLU(be native.Backend, name string, g imgGeom, k int) *pixLU {
 	return l
 }
 
-// resize keeps ones at n×1 for n images.
-func (l *pixLU) resize(n int) {
-	if l.ones == nil || l.ones.Rows() != n {
-		l.ones = l.lu.be.New(n, 1)
-		l.lu.be.Fill(l.ones, 1)
-	}
-}
-
 func (l *pixLU) params() []*Param { return []*Param{l.lu.l, l.lu.u, l.lu.logs} }
 
 func (l *pixLU) forward(y, ld, x *native.Tensor) {
 	f := l.lu
-	l.resize(ld.Rows())
-	f.assemble()
+	f.build()
 	f.x = x
 	f.be.AffineForward(y, nil, x, f.w, f.zero, 0)
-	f.be.Axpy(float64(l.g.hw())*f.ld, l.ones, ld)
+	f.addLogDet(ld, float64(l.g.hw()))
 }
 
 // inverse: x_p = W⁻¹y_p (two triangular solves); its log-det is
@@ -138,13 +128,12 @@ func (l *pixLU) forward(y, ld, x *native.Tensor) {
 func (l *pixLU) inverse(x, ld, y *native.Tensor) {
 	l.lu.inverse(x, y)
 	if ld != nil {
-		l.resize(ld.Rows())
-		l.lu.be.Axpy(-float64(l.g.hw())*l.lu.ld, l.ones, ld)
+		l.lu.addLogDet(ld, -float64(l.g.hw()))
 	}
 }
 
 func (l *pixLU) backward(dx, dy, dld *native.Tensor) {
-	l.lu.backwardSum(dx, dy, float64(l.g.hw())*l.lu.be.Sum(dld))
+	l.lu.backwardScaled(dx, dy, dld, float64(l.g.hw()))
 }
 
 // colStats returns the mean and standard deviation (floored at 1e-6) of

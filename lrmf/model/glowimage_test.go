@@ -142,18 +142,7 @@ func TestGLOWDensityStepAllocatesNothing(t *testing.T) {
 		require.NoError(t, err)
 		x := modeltest.Rand(be, rng, 4, s.Dim(), 1)
 		require.NoError(t, p.(*model.FlowDensity).Flow().(*model.GLOW).InitFromData(x))
-		logp, w := be.New(4, 1), be.New(4, 1)
-		be.Fill(w, -0.25)
-		step := func() {
-			if err := p.LogProb(logp, x); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Backward(nil, w); err != nil {
-				t.Fatal(err)
-			}
-		}
-		step()
-		require.Zero(t, testing.AllocsPerRun(20, step), "%v", dt)
+		require.Zero(t, densityStepAllocs(t, be, p, x), "%v", dt)
 		be.Close()
 	}
 }
