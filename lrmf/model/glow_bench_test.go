@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -46,38 +47,42 @@ func BenchmarkRealNVPDensityStep(b *testing.B) {
 
 // One GLOW density training step (LogProb + Backward) on a batch of 64
 // 32×32×1 images, the CPU default network (L = 3 × K = 4 × F = 32), float32
-// on 2 cpu threads.
+// on 1 and 2 cpu threads; tests/gpu/torch_glow.py is its PyTorch eager twin.
 func BenchmarkGLOWImageDensityStep(b *testing.B) {
-	be, err := native.NewCPU(native.Float32, 2)
-	if err != nil {
-		b.Skip(err)
-	}
-	defer be.Close()
-	rng := rand.New(rand.NewPCG(1, 2))
-	s := model.ImageShape{H: 32, W: 32, C: 1}
-	p, err := model.GLOWDensity(s, model.GLOWOptions{})(be, s.Dim(), rng)
-	if err != nil {
-		b.Fatal(err)
-	}
-	const n = 64
-	x := modeltest.Rand(be, rng, n, s.Dim(), 1)
-	if err := p.(*model.FlowDensity).Flow().(*model.GLOW).InitFromData(x); err != nil {
-		b.Fatal(err)
-	}
-	logp, w := be.New(n, 1), be.New(n, 1)
-	be.Fill(w, -1.0/n)
-	step := func() {
-		if err := p.LogProb(logp, x); err != nil {
-			b.Fatal(err)
-		}
-		if err := p.Backward(nil, w); err != nil {
-			b.Fatal(err)
-		}
-	}
-	step() // the kernels' scratch grows on the first step
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		step()
+	for _, threads := range []int{1, 2} {
+		b.Run(fmt.Sprintf("threads=%d", threads), func(b *testing.B) {
+			be, err := native.NewCPU(native.Float32, threads)
+			if err != nil {
+				b.Skip(err)
+			}
+			defer be.Close()
+			rng := rand.New(rand.NewPCG(1, 2))
+			s := model.ImageShape{H: 32, W: 32, C: 1}
+			p, err := model.GLOWDensity(s, model.GLOWOptions{})(be, s.Dim(), rng)
+			if err != nil {
+				b.Fatal(err)
+			}
+			const n = 64
+			x := modeltest.Rand(be, rng, n, s.Dim(), 1)
+			if err := p.(*model.FlowDensity).Flow().(*model.GLOW).InitFromData(x); err != nil {
+				b.Fatal(err)
+			}
+			logp, w := be.New(n, 1), be.New(n, 1)
+			be.Fill(w, -1.0/n)
+			step := func() {
+				if err := p.LogProb(logp, x); err != nil {
+					b.Fatal(err)
+				}
+				if err := p.Backward(nil, w); err != nil {
+					b.Fatal(err)
+				}
+			}
+			step() // the kernels' scratch grows on the first step
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				step()
+			}
+		})
 	}
 }

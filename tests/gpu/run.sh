@@ -10,8 +10,9 @@
 #   2. conformance suite + lrmf.Align smoke runs + unit tests -> tests.log
 #   3. benchmarks: GEMM, launch cost, Real NVP LRMF step,
 #      FFJORD solves (RK4(10) + backward, Dormand–Prince), and
-#      FFJORD at D = 32 on the batched path                  -> bench.log
-#   4. PyTorch eager baseline (tests/gpu/torch_step.py)       -> torch.log
+#      FFJORD at D = 32 on the batched path, GLOW density step -> bench.log
+#   4. PyTorch eager baselines (tests/gpu/torch_step.py,
+#      tests/gpu/torch_glow.py)                     -> torch.log, torch_glow.log
 #   5. optional: CMake -DLRMF_CUDA=ON build + ctest (nvcc 13) -> ctest.log
 #   6. summary table                                          -> summary.md
 # Logs go to $OUT (default build/gpu-out). Exit status: 0 when the tests
@@ -139,6 +140,15 @@ if ((t > 10)); then
 	log "FFJORD batched: exit $?"
 fi
 
+t=$(left 60)
+if ((t > 10)); then
+	# Issue 13: one GLOW density step (LogProb + Backward) on 64 images of
+	# 32×32×1, the CPU default (3 × 4 × 32) and the paper's (3 × 8 × 512).
+	log "benchmarks: GLOW density step (timeout ${t}s)"
+	timeout "$t" "$BIN" -test.run '^$' -test.bench '^BenchmarkGLOWImageStepCUDA$' -test.benchtime 1x >>"$OUT/bench.log" 2>&1
+	log "GLOW step: exit $?"
+fi
+
 # ---- 4. PyTorch baseline -------------------------------------------------
 t=$(left 100)
 if ((t > 10)) && python3 -c 'import torch' 2>/dev/null; then
@@ -147,6 +157,14 @@ if ((t > 10)) && python3 -c 'import torch' 2>/dev/null; then
 	log "torch: exit $?"
 else
 	echo "skipped (no time left or no torch)" >"$OUT/torch.log"
+fi
+t=$(left 60)
+if ((t > 10)) && python3 -c 'import torch' 2>/dev/null; then
+	log "PyTorch GLOW baseline (timeout ${t}s)"
+	timeout "$t" python3 tests/gpu/torch_glow.py --device cuda --sizes default,paper >"$OUT/torch_glow.log" 2>&1
+	log "torch GLOW: exit $?"
+else
+	echo "skipped (no time left or no torch)" >"$OUT/torch_glow.log"
 fi
 
 # ---- 5. CMake CUDA build + ctest (optional) ------------------------------
@@ -240,9 +258,17 @@ ctest_line=$(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -1)
 		done
 	done
 	echo
+	echo "| GLOW density step, 64 images of 32×32×1 | ours ms/step | PyTorch eager ms/step | ours launches/step | ours copies/step | ours syncs/step |"
+	echo "|---|---|---|---|---|---|"
+	for sz in default paper; do
+		key="GLOWImageStepCUDA/size=$sz/batch=64"
+		tms=$(grep -F "\"size\": \"$sz\"" "$OUT/torch_glow.log" 2>/dev/null | sed -n 's/.*"ms_per_step": \([0-9.]*\).*/\1/p' | head -1)
+		echo "| $sz ($([[ $sz == paper ]] && echo '3 × 8 × 512' || echo '3 × 4 × 32')) | $(bench "$key" ms/step) | $tms | $(bench "$key" launches/step) | $(bench "$key" copies/step) | $(bench "$key" syncs/step) |"
+	done
+	echo
 	echo "host cost per call: Axpy launch $(bench 'Launch/Axpy' ns/op) ns, Dot with read-back $(bench 'Launch/Dot' ns/op) ns"
 	echo
-	echo "elapsed ${SECONDS}s; logs: env.txt tests.log bench.log torch.log ctest.log"
+	echo "elapsed ${SECONDS}s; logs: env.txt tests.log bench.log torch.log torch_glow.log ctest.log"
 } >"$OUT/summary.md"
 cat "$OUT/summary.md"
 if ((status != 0)); then
