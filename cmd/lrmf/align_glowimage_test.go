@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
@@ -126,30 +124,7 @@ func TestAlignGLOWImageApplyResume(t *testing.T) {
 	assert.Contains(t, stderr, "--image cannot be changed when resuming")
 
 	// Interrupt after the first periodic checkpoint, then resume.
-	part := filepath.Join(dir, "part")
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb bytes.Buffer
-	go func() {
-		for {
-			if _, err := os.Stat(filepath.Join(part, "checkpoint.lrmf")); err == nil {
-				cancel()
-				return
-			}
-			if ctx.Err() != nil {
-				return
-			}
-		}
-	}()
-	code = run(ctx, append(common, "--out", part, "--checkpoint-every", "15"), &out, &errb)
-	cancel()
-	if code == 1 {
-		assert.Contains(t, errb.String(), "--resume")
-	}
-	code, _, stderr = lrmfRun("align", "--quiet", "--resume", filepath.Join(part, "checkpoint.lrmf"), "--out", part, "--threads", "2")
-	require.Contains(t, []int{exitOK, exitNotConverged}, code, stderr)
-	r1, _ := os.ReadFile(filepath.Join(full, "transformed.csv"))
-	r2, _ := os.ReadFile(filepath.Join(part, "transformed.csv"))
-	assert.Equal(t, string(r1), string(r2), "resumed run differs from the uninterrupted one")
+	interruptAndResume(t, common, full, filepath.Join(dir, "part"))
 }
 
 // --flow glow-b2b (T = G2⁻¹∘G1, two GLOWs) runs end to end with an image

@@ -56,27 +56,7 @@ func BenchmarkGLOWImageDensityStep(b *testing.B) {
 				b.Skip(err)
 			}
 			defer be.Close()
-			rng := rand.New(rand.NewPCG(1, 2))
-			s := model.ImageShape{H: 32, W: 32, C: 1}
-			p, err := model.GLOWDensity(s, model.GLOWOptions{})(be, s.Dim(), rng)
-			if err != nil {
-				b.Fatal(err)
-			}
-			const n = 64
-			x := modeltest.Rand(be, rng, n, s.Dim(), 1)
-			if err := p.(*model.FlowDensity).Flow().(*model.GLOW).InitFromData(x); err != nil {
-				b.Fatal(err)
-			}
-			logp, w := be.New(n, 1), be.New(n, 1)
-			be.Fill(w, -1.0/n)
-			step := func() {
-				if err := p.LogProb(logp, x); err != nil {
-					b.Fatal(err)
-				}
-				if err := p.Backward(nil, w); err != nil {
-					b.Fatal(err)
-				}
-			}
+			step := modeltest.GLOWDensityStep(b, be, model.GLOWOptions{}, 64)
 			step() // the kernels' scratch grows on the first step
 			b.ReportAllocs()
 			b.ResetTimer()

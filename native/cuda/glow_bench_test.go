@@ -4,7 +4,6 @@ package cuda
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 // iteration is warm-up steps, a synchronize, then timed steps and a
 // second synchronize; the metrics are per step.
 func BenchmarkGLOWImageStepCUDA(b *testing.B) {
-	s := model.ImageShape{H: 32, W: 32, C: 1}
 	for _, c := range []struct {
 		name        string
 		o           model.GLOWOptions
@@ -32,26 +30,7 @@ func BenchmarkGLOWImageStepCUDA(b *testing.B) {
 	} {
 		b.Run(fmt.Sprintf("size=%s/batch=64", c.name), func(b *testing.B) {
 			be := newTestBackend(b)
-			rng := rand.New(rand.NewPCG(1, 2))
-			p, err := model.GLOWDensity(s, c.o)(be, s.Dim(), rng)
-			if err != nil {
-				b.Fatal(err)
-			}
-			const n = 64
-			x := modeltest.Rand(be, rng, n, s.Dim(), 1)
-			if err := p.(*model.FlowDensity).Flow().(*model.GLOW).InitFromData(x); err != nil {
-				b.Fatal(err)
-			}
-			logp, w := be.New(n, 1), be.New(n, 1)
-			be.Fill(w, -1.0/n)
-			step := func() {
-				if err := p.LogProb(logp, x); err != nil {
-					b.Fatal(err)
-				}
-				if err := p.Backward(nil, w); err != nil {
-					b.Fatal(err)
-				}
-			}
+			step := modeltest.GLOWDensityStep(b, be, c.o, 64)
 			var ms float64
 			var per Stats
 			for i := 0; i < b.N; i++ {

@@ -206,3 +206,37 @@ func FlowLogDet(t *testing.T, be native.Backend, f model.Flow, x *native.Tensor,
 		}
 	}
 }
+
+// GLOWDensityStep builds, on be, the GLOW density on 32×32×1 images with
+// options o, initialises it from data on an n×1024 batch of U(−1, 1)
+// pixels, and returns one training step on that batch: LogProb, then
+// Backward with weights −1/n (the gradient of −mean ln p). The step the
+// CPU and GPU GLOW benchmarks time (tests/gpu/torch_glow.py is its PyTorch
+// twin); it fails tb on any error.
+func GLOWDensityStep(tb testing.TB, be native.Backend, o model.GLOWOptions, n int) func() {
+	tb.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := model.ImageShape{H: 32, W: 32, C: 1}
+	p, err := model.GLOWDensity(s, o)(be, s.Dim(), rng)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	x := Rand(be, rng, n, s.Dim(), 1)
+	di, ok := model.DataInitializerOf(p)
+	if !ok {
+		tb.Fatalf("modeltest: the GLOW density %T has no data-dependent initialisation", p)
+	}
+	if err := di.InitFromData(x); err != nil {
+		tb.Fatal(err)
+	}
+	logp, w := be.New(n, 1), be.New(n, 1)
+	be.Fill(w, -1/float64(n))
+	return func() {
+		if err := p.LogProb(logp, x); err != nil {
+			tb.Fatal(err)
+		}
+		if err := p.Backward(nil, w); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
