@@ -242,3 +242,18 @@ func TestResumeRefusesOtherGLOWImageShape(t *testing.T) {
 		assert.NotContains(t, err.Error(), "flow", "only the density differs")
 	}
 }
+
+// The image kinds take FFJORD-sized budgets with a batch of 64, and their
+// held-out part needs 100 rows, not D + 1 = 1025 for 32×32 images; low
+// dimensions keep D + 1 (at least 10).
+func TestImageKindDefaults(t *testing.T) {
+	for _, k := range [][2]string{{"glow-b2b", "glow-image"}, {"affine", "glow-image"}, {"glow-b2b", "gaussian"}} {
+		c := DefaultConfigFor(k[0], k[1])
+		assert.Equal(t, [6]int{1000, 1000, 64, 100, 500, 1}, [6]int{c.Steps, c.FitSteps, c.Batch, c.EvalEvery, c.Patience, c.Restarts}, "%v", k)
+	}
+	c := DefaultConfigFor("realnvp", "realnvp")
+	assert.Equal(t, [3]int{20000, 20000, 256}, [3]int{c.Steps, c.FitSteps, c.Batch})
+	for d, want := range map[int]int{1: 10, 2: 10, 9: 10, 10: 11, 50: 51, 99: 100, 100: 100, 1024: 100} {
+		assert.Equal(t, want, MinHeldOutRows(d), "D = %d", d)
+	}
+}

@@ -25,9 +25,12 @@ func SplitSizes(n int, holdout, validation float64) (train, val, held int) {
 }
 
 // MinHeldOutRows is the fewest held-out rows per set Align accepts for
-// D-dimensional data: max(D + 1, 10), so that the held-out means and their
-// standard errors rest on more points than a Gaussian has free directions.
-func MinHeldOutRows(dim int) int { return max(dim+1, 10) }
+// D-dimensional data: max(min(D + 1, 100), 10). Up to D = 99 the held-out
+// means and their standard errors rest on more points than a Gaussian has
+// free directions; beyond, 100 points are enough for the standard error
+// of a mean of per-sample log-likelihoods (the central limit theorem does
+// not need n > D), so 32×32 images need 100 held-out rows, not 1025.
+func MinHeldOutRows(dim int) int { return max(min(dim+1, 100), 10) }
 
 // split holds one set's row indices per part, each in increasing order.
 type split struct {

@@ -98,7 +98,7 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	d, rn, fj := lrmf.DefaultConfig(), realNVPDefaults, ffjordDefaults
 	ff := lrmf.DefaultConfigFor("ffjord", "ffjord")
 	family := func(what string, rv, fv any) string {
-		return fmt.Sprintf("%s (0: the family's default, %v; %v when the flow or density is ffjord)", what, rv, fv)
+		return fmt.Sprintf("%s (0: the family's default, %v; %v when the flow or density is ffjord or an image model)", what, rv, fv)
 	}
 	fs := flag.NewFlagSet("align", flag.ContinueOnError)
 	o.sourceFlags.register(fs)
@@ -123,7 +123,8 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs.Float64Var(&o.bound, "scale-bound", rn.Bound, "bound B of the exp scale: ln s = B·tanh(h/B)")
 	fs.IntVar(&o.steps, "steps", 0, family("cap on the steps of each restart's joint phase", d.Steps, ff.Steps))
 	fs.IntVar(&o.fitSteps, "fit-steps", 0, family("cap on the steps of each gradient fit of θA*, θB* (each step draws 2×batch rows)", d.FitSteps, ff.FitSteps))
-	fs.IntVar(&o.batch, "batch", 0, family("mini-batch size drawn from A and from B (at most the smaller training part)", d.Batch, ff.Batch))
+	fs.IntVar(&o.batch, "batch", 0, fmt.Sprintf("mini-batch size drawn from A and from B (at most the smaller training part) (0: the family's default, %v; %v when the flow or density is ffjord, %v for an image model)",
+		d.Batch, ff.Batch, lrmf.DefaultConfigFor("glow-b2b", "glow-image").Batch))
 	fs.IntVar(&o.evalEvery, "eval-every", 0, family("steps between evaluations of the validation objective (early stopping)", d.EvalEvery, ff.EvalEvery))
 	fs.IntVar(&o.patience, "patience", 0, family("steps without validation improvement that stop a phase; negative: no early stopping", d.Patience, ff.Patience))
 	fs.IntVar(&o.restarts, "restarts", 0, family("independent joint phases (concurrent when threads allow); the lowest validation LRMF is kept", d.Restarts, ff.Restarts))
