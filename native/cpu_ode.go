@@ -57,11 +57,11 @@ type cpuODE struct {
 	vjp        []int           // per block (backward passes)
 	isa        bindings.ODEISA // code path of the kernels (SetODEPath)
 	batched    bool            // the "batched" path (SetODEPath)
-	bat        odeMethods      // the batched path, made on first use
+	bat        ODEOps          // the batched path, made on first use
 }
 
 // batch returns the batched path when it is selected, else nil.
-func (c *cpu[T]) batch() odeMethods {
+func (c *cpu[T]) batch() ODEOps {
 	if !c.ode.batched {
 		return nil
 	}
@@ -72,7 +72,7 @@ func (c *cpu[T]) batch() odeMethods {
 // BatchedODE over this backend in float64; in float32, one over a float64
 // twin sharing this backend's threads, so that it computes in double like
 // the row kernels (wideODE).
-func (c *cpu[T]) batchODE() odeMethods {
+func (c *cpu[T]) batchODE() ODEOps {
 	if c.ode.bat == nil {
 		if c.dt == Float64 {
 			c.ode.bat = NewBatchedODE(c)
@@ -96,7 +96,7 @@ func newCPUOnPool[T bindings.Float](dt DType, p *pool) *cpu[T] {
 
 // batchTapeOf returns the batched path that recorded tape, or nil when
 // the row kernels did.
-func (c *cpu[T]) batchTapeOf(tape *ODETape) odeMethods {
+func (c *cpu[T]) batchTapeOf(tape *ODETape) ODEOps {
 	if tape != nil {
 		if _, ok := tape.Ext.(*batchTape); ok {
 			return c.batchODE()

@@ -156,6 +156,13 @@ func (tp *ODETape) prepare(method, n, d, k, steps int, t0, t1 float64) {
 // ODEBackend is a Backend with the FFJORD kernels.
 type ODEBackend interface {
 	Backend
+	ODEOps
+}
+
+// ODEOps are the FFJORD operations of an ODEBackend; a BatchedODE (and the
+// cpu backend's float32-on-float64 wrapper of one) provides them alone,
+// over a Backend's generic ops.
+type ODEOps interface {
 	// ODEFuncForward sets dz[i] = f(z[i], t; θ) and trace[i] = tr(∂f/∂z)
 	// at (z[i], t); z, dz are n×D, trace a vector of n, theta a vector of
 	// ODENumParams(dims), eps nil (exact) or n×(k·D).

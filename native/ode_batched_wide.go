@@ -1,17 +1,5 @@
 package native
 
-// odeMethods are the FFJORD methods of ODEBackend.
-type odeMethods interface {
-	ODEFuncForward(dz, trace, z, theta, eps *Tensor, dims []int, t float64)
-	ODEFuncVJP(gz, gtheta, z, theta, eps, az, atr *Tensor, dims []int, t float64)
-	ODESolveRK4(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats
-	ODESolveDopri5(z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error)
-	ODESolveRK4Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, steps int) ODEStats
-	ODESolveRK4Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) ODEStats
-	ODESolveDopri5Record(tape *ODETape, z1, logdet, z0, theta, eps *Tensor, dims []int, t0, t1 float64, opt Dopri5Options) (ODEStats, error)
-	ODESolveDopri5Backward(gz0, gtheta, a1, ald, theta, eps *Tensor, dims []int, tape *ODETape) ODEStats
-}
-
 // wideODE runs a BatchedODE on a wider backend (the cpu backend's float32
 // FFJORD operations on a float64 twin sharing its threads), copying the
 // inputs in and the outputs back, so that a float32 backend's batched path
