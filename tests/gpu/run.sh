@@ -105,49 +105,28 @@ log "tests: exit $rc"
 
 # ---- 3. benchmarks -------------------------------------------------------
 : >"$OUT/bench.log"
-t=$(left 90)
-if ((t > 10)); then
-	log "benchmarks: GEMM (timeout ${t}s)"
-	timeout "$t" "$BIN" -test.run '^$' -test.bench '^BenchmarkGemm$' -test.benchtime 10x >>"$OUT/bench.log" 2>&1
-	log "GEMM: exit $?"
-fi
-t=$(left 20)
-if ((t > 5)); then
-	timeout "$t" "$BIN" -test.run '^$' -test.bench '^BenchmarkLaunch$' -test.benchtime 20000x >>"$OUT/bench.log" 2>&1
-	log "launch: exit $?"
-fi
-t=$(left 120)
-if ((t > 10)); then
-	log "benchmarks: Real NVP step (timeout ${t}s)"
-	timeout "$t" "$BIN" -test.run '^$' -test.bench '^BenchmarkRealNVPStepCUDA$' -test.benchtime 1x >>"$OUT/bench.log" 2>&1
-	log "Real NVP step: exit $?"
-fi
-
-t=$(left 60)
-if ((t > 10)); then
-	# 8 cases (RK4 and Dormand–Prince, batch 2000 and 65536, exact and
-	# Hutchinson trace), each a warm-up and 5 timed solve + backward.
-	log "benchmarks: FFJORD solves (timeout ${t}s)"
-	timeout "$t" "$BIN" -test.run '^$' -test.bench '^BenchmarkODE$' -test.benchtime 5x >>"$OUT/bench.log" 2>&1
-	log "FFJORD: exit $?"
-fi
-t=$(left 60)
-if ((t > 10)); then
-	# Networks beyond the row kernels' frame: native.BatchedODE at D = 32,
-	# [64, 64, 64], batch 256 and 2000 (8 cases, a warm-up and 3 timed each).
-	log "benchmarks: FFJORD batched path, D = 32 (timeout ${t}s)"
-	timeout "$t" "$BIN" -test.run '^$' -test.bench '^BenchmarkODEBatched$' -test.benchtime 3x >>"$OUT/bench.log" 2>&1
-	log "FFJORD batched: exit $?"
-fi
-
-t=$(left 60)
-if ((t > 10)); then
-	# Issue 13: one GLOW density step (LogProb + Backward) on 64 images of
-	# 32×32×1, the CPU default (3 × 4 × 32) and the paper's (3 × 8 × 512).
-	log "benchmarks: GLOW density step (timeout ${t}s)"
-	timeout "$t" "$BIN" -test.run '^$' -test.bench '^BenchmarkGLOWImageStepCUDA$' -test.benchtime 1x >>"$OUT/bench.log" 2>&1
-	log "GLOW step: exit $?"
-fi
+# bench_run BUDGET MIN LABEL NAME BENCHTIME: runs Benchmark NAME into bench.log
+# under a timeout of at most BUDGET seconds, when at least MIN are left.
+bench_run() {
+	local t
+	t=$(left "$1")
+	((t > $2)) || return 0
+	log "benchmarks: $3 (timeout ${t}s)"
+	timeout "$t" "$BIN" -test.run '^$' -test.bench "^Benchmark$4\$" -test.benchtime "$5" >>"$OUT/bench.log" 2>&1
+	log "$3: exit $?"
+}
+bench_run 90 10 "GEMM" Gemm 10x
+bench_run 20 5 "launch cost" Launch 20000x
+bench_run 120 10 "Real NVP step" RealNVPStepCUDA 1x
+# 8 cases (RK4 and Dormand–Prince, batch 2000 and 65536, exact and
+# Hutchinson trace), each a warm-up and 5 timed solve + backward.
+bench_run 60 10 "FFJORD solves" ODE 5x
+# Networks beyond the row kernels' frame: native.BatchedODE at D = 32,
+# [64, 64, 64], batch 256 and 2000 (8 cases, a warm-up and 3 timed each).
+bench_run 60 10 "FFJORD batched path, D = 32" ODEBatched 3x
+# Issue 13: one GLOW density step (LogProb + Backward) on 64 images of
+# 32×32×1, the CPU default (3 × 4 × 32) and the paper's (3 × 8 × 512).
+bench_run 60 10 "GLOW density step" GLOWImageStepCUDA 1x
 
 # ---- 4. PyTorch baseline -------------------------------------------------
 t=$(left 100)
