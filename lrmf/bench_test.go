@@ -148,14 +148,7 @@ func BenchmarkFFJORDStep(b *testing.B) {
 					}
 					defer be.Close()
 					j := newModelJoint(b, be, batch, model.FFJORDFlow(o), model.FFJORDDensity(o))
-					stats := func() model.SolverStats {
-						f, _ := model.SolverStatsOf(j.flow)
-						d, _ := model.SolverStatsOf(j.dens)
-						return f.Add(d)
-					}
-					var s0 model.SolverStats
-					timeSteps(b, j, func() { s0 = stats() })
-					d := stats().Sub(s0)
+					d := timeSolverSteps(b, j)
 					b.ReportMetric(d.NFEPerRow(), "NFE/row")
 					b.ReportMetric(d.BackwardNFEPerRow(), "bwdNFE/row")
 				})
@@ -215,16 +208,21 @@ func benchFFJORDVsTorch(b *testing.B, name, path string, batch, threads int, o m
 			b.Skip(err)
 		}
 		j := newModelJoint(b, be, batch, model.FFJORDFlow(o), model.FFJORDDensity(o))
-		stats := func() model.SolverStats {
-			f, _ := model.SolverStatsOf(j.flow)
-			d, _ := model.SolverStatsOf(j.dens)
-			return f.Add(d)
-		}
-		var s0 model.SolverStats
-		timeSteps(b, j, func() { s0 = stats() })
-		d := stats().Sub(s0)
-		b.ReportMetric(d.NFEPerRow(), "NFE/row")
+		b.ReportMetric(timeSolverSteps(b, j).NFEPerRow(), "NFE/row")
 	})
+}
+
+// timeSolverSteps is timeSteps for models with ODE solvers: it returns
+// the flow's and the density's solver counts over the timed steps.
+func timeSolverSteps(b *testing.B, j *jointState) model.SolverStats {
+	stats := func() model.SolverStats {
+		f, _ := model.SolverStatsOf(j.flow)
+		d, _ := model.SolverStatsOf(j.dens)
+		return f.Add(d)
+	}
+	var s0 model.SolverStats
+	timeSteps(b, j, func() { s0 = stats() })
+	return stats().Sub(s0)
 }
 
 // timeSteps takes one untimed joint step (it allocates the batch buffers
