@@ -16,7 +16,7 @@ type FlowDensity struct {
 	f     Flow
 	d     int
 	onesD *native.Tensor // D×1 of ones: row sums by one GEMM
-	ones1 *native.Tensor // 1×D of ones: a vector of n spread over D columns
+	ones1 *native.Tensor // the same ones as 1×D: a vector of n spread over D columns
 	n     int
 	z, ld *native.Tensor
 	sq    *native.Tensor // z⊙z (LogProb), then −w_i for every column (Backward)
@@ -26,9 +26,9 @@ type FlowDensity struct {
 // NewFlowDensity returns the density of f with a standard-normal base.
 func NewFlowDensity(be native.Backend, f Flow) *FlowDensity {
 	d := f.Dim()
-	p := &FlowDensity{be: be, f: f, d: d, onesD: be.New(d, 1), ones1: be.New(1, d)}
+	p := &FlowDensity{be: be, f: f, d: d, onesD: be.New(d, 1)}
 	be.Fill(p.onesD, 1)
-	be.Fill(p.ones1, 1)
+	p.ones1 = native.Reshape(p.onesD, 1, d)
 	return p
 }
 
