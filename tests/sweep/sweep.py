@@ -21,10 +21,20 @@ here, independently of lrmf's own code:
     is applied with `lrmf apply`, so the test sees no training point.
 
 The verdict agrees when it says `converged` for an aligned run and anything
-else for a run that is not aligned. Usage:
+else for a run that is not aligned.
+
+That ground truth is one test on one sample. To measure its noise, T is
+also applied to --fresh − 1 further fresh draws (default 10 in all); q,
+the share of draws the test rejects, estimates how often the truth says
+"not aligned" for this map. The summary gives the agreement a verdict
+could reach if it knew each q (Σ min(q, 1 − q) disagreements), the
+agreement of a verdict whose test were an independent replicate of the
+truth's (Σ 2q(1 − q)), agreement against the median fresh p, and where
+lrmf's own p-value ranks among the fresh ones (0.5: no bias). Usage:
 
   go build -o build/lrmf ./cmd/lrmf
   /usr/bin/python3 tests/sweep/sweep.py [--lrmf BIN] [--out DIR] [--only SUBSTR] [--jobs N]
+                                        [--fresh K] [--extra "FLAGS"]
 
 It prints a markdown table and writes DIR/sweep.json. Runs are independent;
 --jobs runs several at once (each with --threads cores/jobs). Runs with
@@ -188,23 +198,48 @@ def run_one(run, args):
     # distributions, so it is judged both ways.
     res["label_acc_relabelled"] = max(label_accuracy(ta, la, b, np.array(perm)[lb])
                                       for perm in itertools.permutations(range(lb.max() + 1)))
-    # Fresh draws for the two-sample ground truth.
-    a2, _, b2, _ = draw(kind, 2000, deg, seed + 1000)
-    save(os.path.join(d, "A2.csv"), a2)
-    q = subprocess.run([args.lrmf, "apply", "--model", os.path.join(d, "out", "checkpoint.lrmf"),
-                        "--in", os.path.join(d, "A2.csv"), "--out", os.path.join(d, "TA2.csv"),
-                        "--threads", str(args.threads)], capture_output=True, text=True)
-    if q.returncode != 0:
-        res.update(truth="error", stderr=q.stderr[-2000:])
-        return res
-    ta2 = np.loadtxt(os.path.join(d, "TA2.csv"), delimiter=",", skiprows=1, ndmin=2)
-    res["mmd2"], res["mmd_p"] = mmd_test(ta2, b2, np.random.default_rng([seed, 3]))
+    # Fresh draws for the two-sample ground truth: the first (seed + 1000)
+    # is the ground truth; the others (seed + 2000, …) measure how noisy
+    # that single test is for this map.
+    ps = []
+    for k in range(args.fresh):
+        a2, _, b2, _ = draw(kind, 2000, deg, seed + 1000 * (k + 1))
+        save(os.path.join(d, "A2.csv"), a2)
+        q = subprocess.run([args.lrmf, "apply", "--model", os.path.join(d, "out", "checkpoint.lrmf"),
+                            "--in", os.path.join(d, "A2.csv"), "--out", os.path.join(d, "TA2.csv"),
+                            "--threads", str(args.threads)], capture_output=True, text=True)
+        if q.returncode != 0:
+            res.update(truth="error", stderr=q.stderr[-2000:])
+            return res
+        ta2 = np.loadtxt(os.path.join(d, "TA2.csv"), delimiter=",", skiprows=1, ndmin=2)
+        mmd2, p = mmd_test(ta2, b2, np.random.default_rng([seed, 3, k]) if k else np.random.default_rng([seed, 3]))
+        if k == 0:
+            res["mmd2"], res["mmd_p"] = mmd2, p
+        ps.append(p)
+    # q: the share of fresh draws on which the test rejects, an estimate of
+    # the probability that the single-draw ground truth says "not aligned"
+    # for this map; lrmf_p_rank: the share of fresh p-values below lrmf's
+    # own (uniform in [0, 1] if lrmf's test is as good as a fresh one).
+    res["fresh_ps"] = ps
+    res["reject_rate"] = sum(p <= 0.05 for p in ps) / len(ps)
+    if res.get("lrmf_mmd_p") is not None:
+        res["lrmf_p_rank"] = sum(p < res["lrmf_mmd_p"] for p in ps) / len(ps)
+    res["fresh_median_p"] = float(np.median(ps))
     aligned = res["label_acc"] >= 0.95 and res["mmd_p"] > 0.05
     res["truth"] = "aligned" if aligned else "not aligned"
     res["agree"] = (res["verdict"] == "converged") == aligned
     aligned = res["label_acc_relabelled"] >= 0.95 and res["mmd_p"] > 0.05
     res["truth_relabelled"] = "aligned" if aligned else "not aligned"
     res["agree_relabelled"] = (res["verdict"] == "converged") == aligned
+    # The same truth with the median p over all fresh draws in place of
+    # one draw's p: a property of the map rather than of one sample.
+    aligned = res["label_acc"] >= 0.95 and res["fresh_median_p"] > 0.05
+    res["truth_median"] = "aligned" if aligned else "not aligned"
+    res["agree_median"] = (res["verdict"] == "converged") == aligned
+    # The least disagreement any verdict could reach against the
+    # single-draw truth if it knew the map's rejection rate q exactly:
+    # min(q, 1 − q) (0 when the labels already say not aligned).
+    res["floor"] = min(res["reject_rate"], 1 - res["reject_rate"]) if res["label_acc"] >= 0.95 else 0.0
     return res
 
 
@@ -253,12 +288,17 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--fresh", type=int, default=10,
+                    help="fresh draws per run: the first is the ground truth, the rest measure its noise")
+    ap.add_argument("--extra", default="", help="flags appended to every run's lrmf align (experiments)")
     args = ap.parse_args()
     if args.threads == 0:
         args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
     with open(args.lrmf, "rb") as f:
         args.binary_hash = hashlib.sha256(f.read()).hexdigest()
     todo = [r for r in runs() if args.only in r["name"]]
+    for r in todo:
+        r["flags"] = r["flags"] + args.extra.split()
     os.makedirs(args.out, exist_ok=True)
     results = []
     if args.jobs > 1:
@@ -266,28 +306,41 @@ def main():
         with ThreadPoolExecutor(args.jobs) as ex:
             for r in ex.map(lambda r: run_safe(r, args), todo):
                 results.append(r)
-                print(json.dumps({k: r.get(k) for k in ("name", "verdict", "lrmf", "label_acc", "mmd_p", "agree")}), file=sys.stderr)
+                print(json.dumps({k: r.get(k) for k in ("name", "verdict", "lrmf", "label_acc", "mmd_p", "reject_rate", "agree")}), file=sys.stderr)
     else:
         for r in todo:
             r = run_safe(r, args)
             results.append(r)
-            print(json.dumps({k: r.get(k) for k in ("name", "verdict", "lrmf", "label_acc", "mmd_p", "agree")}), file=sys.stderr)
+            print(json.dumps({k: r.get(k) for k in ("name", "verdict", "lrmf", "label_acc", "mmd_p", "reject_rate", "agree")}), file=sys.stderr)
     json.dump(results, open(os.path.join(args.out, "sweep.json"), "w"), indent=1)
-    print("| run | flags | verdict | LRMF (held-out) ± SE | train LRMF | lrmf MMD p | label acc | up to relabelling | fresh MMD p | truth | agree | agree up to relabelling | s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| run | flags | verdict | LRMF (held-out) ± SE | train LRMF | lrmf MMD p | label acc | up to relabelling | fresh MMD p | fresh rejects (q) | median fresh p | truth | agree | agree up to relabelling | s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     fmt = lambda v, f: "–" if v is None else format(v, f)
     for r in results:
         print(f"| {r['name']} | {' '.join(r['flags']) or 'default'} | {r.get('verdict')} | "
               f"{fmt(r.get('lrmf'), '.3f')} ± {fmt(r.get('lrmf_se'), '.3f')} | {fmt(r.get('lrmf_train'), '.3f')} | "
               f"{fmt(r.get('lrmf_mmd_p'), '.3f')} | {fmt(r.get('label_acc'), '.3f')} | {fmt(r.get('label_acc_relabelled'), '.3f')} | "
-              f"{fmt(r.get('mmd_p'), '.3f')} | {r.get('truth')} | {'yes' if r.get('agree') else 'NO'} | "
+              f"{fmt(r.get('mmd_p'), '.3f')} | {fmt(r.get('reject_rate'), '.1f')} | {fmt(r.get('fresh_median_p'), '.3f')} | {r.get('truth')} | {'yes' if r.get('agree') else 'NO'} | "
               f"{'yes' if r.get('agree_relabelled') else 'NO'} | {r['seconds']} |")
     n = len(results)
     agree = sum(1 for r in results if r.get("agree"))
     agree_rl = sum(1 for r in results if r.get("agree_relabelled"))
     controls = [r for r in results if r["control"]]
     bad = sum(1 for r in controls if r.get("verdict") == "converged")
-    print(f"\n{agree} of {n} verdicts agree with the ground truth ({100 * agree / max(n, 1):.0f}%); "
+    floor = sum(r.get("floor", 0) for r in results)
+    # A verdict whose own test were an independent replicate of the truth's
+    # (as many points, the same test) disagrees with probability 2q(1 − q).
+    replicate = sum(2 * r["reject_rate"] * (1 - r["reject_rate"]) for r in results
+                    if r.get("reject_rate") is not None and r["label_acc"] >= 0.95)
+    agree_med = sum(1 for r in results if r.get("agree_median"))
+    ranks = [r["lrmf_p_rank"] for r in results if r.get("lrmf_p_rank") is not None and r.get("reject_rate", 1) < 1]
+    print(f"\nground-truth noise ({args.fresh} fresh draws per run): a verdict that knew each map's rejection rate q "
+          f"would still disagree with the single-draw truth in {floor:.1f} of {n} runs on average (ceiling "
+          f"{100 * (n - floor) / max(n, 1):.0f}%), one whose test were an independent replicate of the truth's in "
+          f"{replicate:.1f} ({100 * (n - replicate) / max(n, 1):.0f}%); {agree_med} of {n} verdicts ({100 * agree_med / max(n, 1):.0f}%) agree with "
+          f"the truth judged by the median fresh p; lrmf's p-value ranks at {np.mean(ranks) if ranks else float('nan'):.2f} "
+          f"on average among the fresh ones (0.5: as good as a fresh sample; {len(ranks)} runs where some fresh draw accepts)")
+    print(f"{agree} of {n} verdicts agree with the ground truth ({100 * agree / max(n, 1):.0f}%); "
           f"{agree_rl} of {n} ({100 * agree_rl / max(n, 1):.0f}%) with labels judged up to relabelling; "
           f"negative controls called converged: {bad} of {len(controls)}")
     for r in results:
