@@ -120,7 +120,7 @@ func alignFlags(o *alignOpts) *flag.FlagSet {
 	fs.IntVar(&o.probes, "probes", hutchinsonProbes, "Hutchinson probes per row (with --trace hutchinson)")
 	fs.IntVar(&o.prefit, "prefit", d.IdentityPrefit, fmt.Sprintf("Adam steps pre-fitting the flow to the identity (0: %d for an ffjord flow, none otherwise; negative: none)", lrmf.DefaultFFJORDPrefit))
 	fs.StringVar(&o.scale, "scale", rn.Scale, "Real NVP scale function: exp (ln s soft-bounded by --scale-bound) or sigmoid (s = sigmoid(h + 2), GLOW; glow-image's default)")
-	fs.Float64Var(&o.bound, "scale-bound", rn.Bound, "bound B of the exp scale: ln s = B·tanh(h/B)")
+	fs.Float64Var(&o.bound, "scale-bound", 0, "bound B of the exp scale: ln s = B·tanh(h/B) (0: 4 for up to 4 blocks, 16/blocks beyond, so deep flows keep the same total scale range)")
 	fs.IntVar(&o.steps, "steps", 0, family("cap on the steps of each restart's joint phase", d.Steps, ff.Steps))
 	fs.IntVar(&o.fitSteps, "fit-steps", 0, family("cap on the steps of each gradient fit of θA*, θB* (each step draws 2×batch rows)", d.FitSteps, ff.FitSteps))
 	fs.IntVar(&o.batch, "batch", 0, fmt.Sprintf("mini-batch size drawn from A and from B (at most the smaller training part) (0: the family's default, %v; %v when the flow or density is ffjord, %v for an image model)",
@@ -337,7 +337,7 @@ func (o *alignOpts) validate(set map[string]bool) error {
 		{o.atol+o.rtol == 0, "rtol", o.rtol, "positive when --atol is 0"},
 		{o.odeMaxSteps < 1, "ode-max-steps", o.odeMaxSteps, "a positive integer"},
 		{o.probes < 1, "probes", o.probes, "a positive integer"},
-		{!(o.bound > 0) || math.IsInf(o.bound, 0), "scale-bound", o.bound, "positive and finite"},
+		{!(o.bound >= 0) || math.IsInf(o.bound, 0), "scale-bound", o.bound, "0 (the default) or positive and finite"},
 		{o.steps < 0, "steps", o.steps, "a positive integer (0: the family's default)"},
 		{o.fitSteps < 0, "fit-steps", o.fitSteps, "a positive integer (0: the family's default)"},
 		{o.batch < 0, "batch", o.batch, "a positive integer (0: the family's default)"},

@@ -128,6 +128,8 @@ func TestAlignBadInput(t *testing.T) {
 		{"realnvp in 1-D", []string{"--data", "gauss1d"}, 1, "at least 2 dimensions"},
 		{"bad scale", []string{"--scale", "softplus"}, 2, `unknown --scale "softplus"`},
 		{"bad hidden", []string{"--hidden", "-1"}, 2, "--hidden = -1"},
+		{"bad scale bound", []string{"--scale-bound", "-1"}, 2, "--scale-bound = -1"},
+		{"infinite scale bound", []string{"--scale-bound", "Inf"}, 2, "--scale-bound = +Inf"},
 		{"bad solver", []string{"--flow", "ffjord", "--solver", "euler"}, 2, `unknown --solver "euler"`},
 		{"bad trace", []string{"--density", "ffjord", "--trace", "approx"}, 2, `unknown --trace "approx"`},
 		{"ode flag without ffjord", []string{"--atol", "1e-3"}, 2, "--atol applies to ffjord models only"},

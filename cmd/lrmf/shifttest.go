@@ -55,7 +55,7 @@ func shiftFlags(o *shiftOpts) *flag.FlagSet {
 	fs.IntVar(&o.hidden, "hidden", 0, fmt.Sprintf("hidden units per layer (0: realnvp %d, ffjord %d)", rn.Hidden, fj.Hidden))
 	fs.IntVar(&o.depth, "depth", 0, fmt.Sprintf("hidden layers per network (0: realnvp %d, ffjord %d)", rn.Depth, fj.Depth))
 	fs.StringVar(&o.scale, "scale", rn.Scale, "Real NVP scale function: exp or sigmoid")
-	fs.Float64Var(&o.bound, "scale-bound", rn.Bound, "bound B of the exp scale: ln s = B·tanh(h/B)")
+	fs.Float64Var(&o.bound, "scale-bound", 0, "bound B of the exp scale: ln s = B·tanh(h/B) (0: 4 for up to 4 blocks, 16/blocks beyond, so deep flows keep the same total scale range)")
 	fs.BoolVar(&o.gradientFit, "gradient-fit", d.GradientFit, "fit by gradient ascent even when a closed form exists")
 	fs.IntVar(&o.fitSteps, "fit-steps", d.FitSteps, "step budget of each gradient fit (θS once; θA and θB per relabelling)")
 	fs.IntVar(&o.batch, "batch", d.Batch, "gradient fits draw 2×batch rows per step (at most the smaller dataset's rows)")
@@ -153,7 +153,7 @@ func (o *shiftOpts) validate(set map[string]bool) error {
 		{o.blocks < 0, "blocks", o.blocks, "a positive integer (0: the model's default)"},
 		{o.hidden < 0, "hidden", o.hidden, "a positive integer (0: the model's default)"},
 		{o.depth < 0, "depth", o.depth, "a positive integer (0: the model's default)"},
-		{!(o.bound > 0) || math.IsInf(o.bound, 0), "scale-bound", o.bound, "positive and finite"},
+		{!(o.bound >= 0) || math.IsInf(o.bound, 0), "scale-bound", o.bound, "0 (the default) or positive and finite"},
 		{o.fitSteps < 1, "fit-steps", o.fitSteps, "a positive integer"},
 		{o.batch < 1, "batch", o.batch, "a positive integer"},
 		{!(o.lr > 0) || math.IsInf(o.lr, 0), "lr", o.lr, "positive and finite"},

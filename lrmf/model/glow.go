@@ -17,7 +17,7 @@ type GlowOptions struct {
 	Blocks  int                // steps (default 4)
 	Hidden  int                // units per hidden layer (default 32)
 	Depth   int                // hidden layers per coupling network (default 2)
-	Scale   native.Scale       // coupling scale (default DefaultScale)
+	Scale   native.Scale       // coupling scale (default: exp, bound DefaultBound(Blocks))
 	ActNorm native.ActNormKind // ActNorm's scale function (default ActNormExp, s = e^r)
 	// Identity makes the flow start as the identity map: ActNorm s = 1,
 	// b = 0 and W = I (P = L = U = I), with no data-dependent step. Without
@@ -42,7 +42,7 @@ func (o GlowOptions) withDefaults() GlowOptions {
 		o.Depth = d.Depth
 	}
 	if o.Scale.Kind == 0 {
-		o.Scale = d.Scale
+		o.Scale = native.Scale{Kind: native.ScaleExp, Bound: DefaultBound(o.Blocks)}
 	}
 	if o.ActNorm == 0 {
 		o.ActNorm = d.ActNorm

@@ -15,15 +15,32 @@ type RealNVPOptions struct {
 	Blocks int          // coupling layers (default 4; paper: 4)
 	Hidden int          // units per hidden layer (default 32; paper: 512)
 	Depth  int          // hidden layers per coupling network (default 2; paper: 2)
-	Scale  native.Scale // default: DefaultScale, exp with soft bound 4 (ln s ∈ (−4, 4))
+	Scale  native.Scale // default: exp with soft bound DefaultBound(Blocks) (4 up to 4 blocks)
 }
 
 // PaperRealNVP is the network of the LRMF paper: 4 blocks of 2 × 512 ReLU.
 var PaperRealNVP = RealNVPOptions{Blocks: 4, Hidden: 512, Depth: 2}
 
-// DefaultScale is the soft-bounded exponential scale used unless a
-// RealNVPOptions says otherwise.
+// DefaultScale is the soft-bounded exponential scale of a network of up
+// to 4 blocks (DefaultBound gives the bound for deeper ones).
 var DefaultScale = native.Scale{Kind: native.ScaleExp, Bound: 4}
+
+// DefaultBound is the exp scale's default soft bound B (ln s ∈ (−B, B))
+// for a network of the given number of coupling blocks: DefaultScale.Bound
+// = 4 up to 4 blocks, 16/blocks beyond, so that the total log-scale one
+// coordinate can receive (it is transformed in about half the blocks)
+// stays within ±8 nats whatever the depth. Why: a density fitted to A is
+// evaluated on B's points when θS starts from θA*; where B leaves A's
+// support, the couplings' scales can all sit at the bound, and with 8
+// blocks at bound 4 (e^16 per coordinate) the moons pair's first joint
+// losses were ~10⁸ nats and θS never recovered (held-out LRMF 10⁷–10¹⁰);
+// with bound 2 they were ~10⁵, as with 4 blocks, and the runs ended sane.
+func DefaultBound(blocks int) float64 {
+	if blocks <= 4 {
+		return DefaultScale.Bound
+	}
+	return DefaultScale.Bound * 4 / float64(blocks)
+}
 
 // realNVPDefaults is what the zero fields of a RealNVPOptions select: 4
 // blocks of 2 × 32 ReLU (wider networks are slower for no gain on 2-D
@@ -42,7 +59,7 @@ func (o RealNVPOptions) withDefaults() RealNVPOptions {
 		o.Depth = d.Depth
 	}
 	if o.Scale.Kind == 0 {
-		o.Scale = d.Scale
+		o.Scale = native.Scale{Kind: native.ScaleExp, Bound: DefaultBound(o.Blocks)}
 	}
 	return o
 }

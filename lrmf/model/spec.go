@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -27,7 +28,7 @@ type ModelSpec struct {
 	// Real NVP, Glow and the image kinds (their couplings; the image kinds
 	// default to "sigmoid", the GLOW paper's).
 	Scale string  `json:"scale,omitempty"` // "exp" (soft-bounded) or "sigmoid"
-	Bound float64 `json:"bound,omitempty"` // exp scale's bound on ln s
+	Bound float64 `json:"bound,omitempty"` // exp scale's bound on ln s (0: DefaultBound(Blocks); image kinds: DefaultScale.Bound)
 	// The image kinds only: the shape of one image, a data row being its
 	// H·W·C values in NHWC order (required), and the levels L of the
 	// multi-scale GLOW (0: GLOWOptions' default), each halving H and W, so
@@ -103,7 +104,7 @@ func (s ModelSpec) realNVP() (RealNVPOptions, error) {
 	case "", "exp":
 		o.Scale = native.Scale{Kind: native.ScaleExp, Bound: s.Bound}
 		if s.Bound == 0 {
-			o.Scale.Bound = DefaultScale.Bound
+			o.Scale.Bound = DefaultBound(cmp.Or(s.Blocks, realNVPDefaults.Blocks))
 		}
 	case "sigmoid":
 		o.Scale = native.Scale{Kind: native.ScaleSigmoid}
@@ -125,7 +126,7 @@ func (s ModelSpec) glow() (GlowOptions, error) {
 
 // glowImage returns the GLOW options an image kind's spec names (Levels;
 // Blocks as Steps; Hidden as filters; Scale "sigmoid" unless "exp", whose
-// Bound defaults as for Real NVP), defaults filled in.
+// Bound defaults to DefaultScale.Bound), defaults filled in.
 func (s ModelSpec) glowImage() (GLOWOptions, error) {
 	o := GLOWOptions{Levels: s.Levels, Steps: s.Blocks, Hidden: s.Hidden}
 	switch s.Scale {
