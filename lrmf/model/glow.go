@@ -28,7 +28,7 @@ type GlowOptions struct {
 	Identity bool
 }
 
-var glowDefaults = GlowOptions{Blocks: 4, Hidden: 32, Depth: 2, Scale: DefaultScale, ActNorm: native.ActNormExp}
+var glowDefaults = GlowOptions{Blocks: 4, Hidden: 32, Depth: 2, ActNorm: native.ActNormExp}
 
 func (o GlowOptions) withDefaults() GlowOptions {
 	d := glowDefaults
@@ -42,7 +42,7 @@ func (o GlowOptions) withDefaults() GlowOptions {
 		o.Depth = d.Depth
 	}
 	if o.Scale.Kind == 0 {
-		o.Scale = native.Scale{Kind: native.ScaleExp, Bound: DefaultBound(o.Blocks)}
+		o.Scale = defaultScale(o.Blocks)
 	}
 	if o.ActNorm == 0 {
 		o.ActNorm = d.ActNorm

@@ -42,10 +42,16 @@ func DefaultBound(blocks int) float64 {
 	return DefaultScale.Bound * 4 / float64(blocks)
 }
 
+// defaultScale is the scale a zero RealNVPOptions.Scale or
+// GlowOptions.Scale selects: exp with bound DefaultBound(blocks).
+func defaultScale(blocks int) native.Scale {
+	return native.Scale{Kind: native.ScaleExp, Bound: DefaultBound(blocks)}
+}
+
 // realNVPDefaults is what the zero fields of a RealNVPOptions select: 4
 // blocks of 2 × 32 ReLU (wider networks are slower for no gain on 2-D
 // data; the paper's 512 is PaperRealNVP).
-var realNVPDefaults = RealNVPOptions{Blocks: 4, Hidden: 32, Depth: 2, Scale: DefaultScale}
+var realNVPDefaults = RealNVPOptions{Blocks: 4, Hidden: 32, Depth: 2}
 
 func (o RealNVPOptions) withDefaults() RealNVPOptions {
 	d := realNVPDefaults
@@ -59,7 +65,7 @@ func (o RealNVPOptions) withDefaults() RealNVPOptions {
 		o.Depth = d.Depth
 	}
 	if o.Scale.Kind == 0 {
-		o.Scale = native.Scale{Kind: native.ScaleExp, Bound: DefaultBound(o.Blocks)}
+		o.Scale = defaultScale(o.Blocks)
 	}
 	return o
 }

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -102,9 +101,8 @@ func (s ModelSpec) realNVP() (RealNVPOptions, error) {
 	o := RealNVPOptions{Blocks: s.Blocks, Hidden: s.Hidden, Depth: s.Depth}
 	switch s.Scale {
 	case "", "exp":
-		o.Scale = native.Scale{Kind: native.ScaleExp, Bound: s.Bound}
-		if s.Bound == 0 {
-			o.Scale.Bound = DefaultBound(cmp.Or(s.Blocks, realNVPDefaults.Blocks))
+		if s.Bound != 0 { // else withDefaults' exp scale, bounded by depth
+			o.Scale = native.Scale{Kind: native.ScaleExp, Bound: s.Bound}
 		}
 	case "sigmoid":
 		o.Scale = native.Scale{Kind: native.ScaleSigmoid}

@@ -225,21 +225,24 @@ def run_one(run, args):
     if res.get("lrmf_mmd_p") is not None:
         res["lrmf_p_rank"] = sum(p < res["lrmf_mmd_p"] for p in ps) / len(ps)
     res["fresh_median_p"] = float(np.median(ps))
-    aligned = res["label_acc"] >= 0.95 and res["mmd_p"] > 0.05
-    res["truth"] = "aligned" if aligned else "not aligned"
-    res["agree"] = (res["verdict"] == "converged") == aligned
-    aligned = res["label_acc_relabelled"] >= 0.95 and res["mmd_p"] > 0.05
-    res["truth_relabelled"] = "aligned" if aligned else "not aligned"
-    res["agree_relabelled"] = (res["verdict"] == "converged") == aligned
+
+    def judge(suffix, acc, p):
+        aligned = acc >= 0.95 and p > 0.05
+        res["truth" + suffix] = "aligned" if aligned else "not aligned"
+        res["agree" + suffix] = (res["verdict"] == "converged") == aligned
+
+    judge("", res["label_acc"], res["mmd_p"])
+    judge("_relabelled", res["label_acc_relabelled"], res["mmd_p"])
     # The same truth with the median p over all fresh draws in place of
     # one draw's p: a property of the map rather than of one sample.
-    aligned = res["label_acc"] >= 0.95 and res["fresh_median_p"] > 0.05
-    res["truth_median"] = "aligned" if aligned else "not aligned"
-    res["agree_median"] = (res["verdict"] == "converged") == aligned
-    # The least disagreement any verdict could reach against the
-    # single-draw truth if it knew the map's rejection rate q exactly:
-    # min(q, 1 − q) (0 when the labels already say not aligned).
-    res["floor"] = min(res["reject_rate"], 1 - res["reject_rate"]) if res["label_acc"] >= 0.95 else 0.0
+    judge("_median", res["label_acc"], res["fresh_median_p"])
+    # Expected disagreements with the single-draw truth (none when the
+    # labels already say not aligned): "floor", min(q, 1 − q), for a verdict
+    # that knew the map's rejection rate q exactly; "replicate",
+    # 2q(1 − q), for one whose test were an independent replicate of the
+    # truth's (as many points, the same test).
+    q = res["reject_rate"] if res["label_acc"] >= 0.95 else 0.0
+    res["floor"], res["replicate"] = min(q, 1 - q), 2 * q * (1 - q)
     return res
 
 
@@ -281,6 +284,10 @@ def run_safe(run, args):
         return dict(run, verdict="error", stderr=repr(e), seconds=0)
 
 
+def progress(r):
+    print(json.dumps({k: r.get(k) for k in ("name", "verdict", "lrmf", "label_acc", "mmd_p", "reject_rate", "agree")}), file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lrmf", default="build/lrmf")
@@ -306,12 +313,12 @@ def main():
         with ThreadPoolExecutor(args.jobs) as ex:
             for r in ex.map(lambda r: run_safe(r, args), todo):
                 results.append(r)
-                print(json.dumps({k: r.get(k) for k in ("name", "verdict", "lrmf", "label_acc", "mmd_p", "reject_rate", "agree")}), file=sys.stderr)
+                progress(r)
     else:
         for r in todo:
             r = run_safe(r, args)
             results.append(r)
-            print(json.dumps({k: r.get(k) for k in ("name", "verdict", "lrmf", "label_acc", "mmd_p", "reject_rate", "agree")}), file=sys.stderr)
+            progress(r)
     json.dump(results, open(os.path.join(args.out, "sweep.json"), "w"), indent=1)
     print("| run | flags | verdict | LRMF (held-out) ± SE | train LRMF | lrmf MMD p | label acc | up to relabelling | fresh MMD p | fresh rejects (q) | median fresh p | truth | agree | agree up to relabelling | s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -328,10 +335,7 @@ def main():
     controls = [r for r in results if r["control"]]
     bad = sum(1 for r in controls if r.get("verdict") == "converged")
     floor = sum(r.get("floor", 0) for r in results)
-    # A verdict whose own test were an independent replicate of the truth's
-    # (as many points, the same test) disagrees with probability 2q(1 − q).
-    replicate = sum(2 * r["reject_rate"] * (1 - r["reject_rate"]) for r in results
-                    if r.get("reject_rate") is not None and r["label_acc"] >= 0.95)
+    replicate = sum(r.get("replicate", 0) for r in results)
     agree_med = sum(1 for r in results if r.get("agree_median"))
     ranks = [r["lrmf_p_rank"] for r in results if r.get("lrmf_p_rank") is not None and r.get("reject_rate", 1) < 1]
     print(f"\nground-truth noise ({args.fresh} fresh draws per run): a verdict that knew each map's rejection rate q "
